@@ -1,0 +1,1 @@
+//! aistor node agent.

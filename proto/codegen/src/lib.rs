@@ -1,0 +1,1 @@
+//! See `tests/drift.rs`: this crate only hosts the code-generation check.

@@ -1,0 +1,14 @@
+//! aistor's gRPC contracts. The `.proto` files under `aistor/v1/` are the source of
+//! truth; the Rust in `src/gen/` is generated from them by `tests/codegen.rs`, which
+//! fails when the checked-in code differs from what the protos produce.
+
+/// `aistor.v1`: agent stream, measurements and the cluster view.
+pub mod v1 {
+    #![allow(unreachable_pub, clippy::all, rust_2018_idioms)]
+    include!("gen/aistor.v1.rs");
+
+    /// Encoded `FileDescriptorSet` of every aistor proto, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/aistor_descriptor.bin");
+}
+
+mod json;
