@@ -1,0 +1,1 @@
+//! Parsers for kernel text files (pure).
