@@ -1,1 +1,10 @@
-//! aistor core.
+//! aistor's pure domain: the live cluster view built from agent reports, and (later)
+//! the decisions taken from it. Nothing here does I/O or reads a clock: time is a
+//! parameter, so every rule is tested with exact instants.
+
+pub mod sequence;
+pub mod view;
+
+pub use view::{
+    ClusterView, Ingested, NodeEntry, NodeSample, NodeState, Now, ReportKey, ViewConfig,
+};
