@@ -1,0 +1,428 @@
+//! Turns one reading of the node's files into a `NodeReport` (pure: no I/O, no clock).
+//! Rates come from the previous reading's counters over the *measured* monotonic
+//! elapsed time; the first reading and counter resets give no rate. Anything that
+//! could not be read or parsed is absent and listed in `missing` with the reason.
+
+use crate::parse::diskstats::{self, DiskStatLine};
+use crate::parse::meminfo::{self, Meminfo};
+use crate::parse::pressure::{self, PressureFile, Stall};
+use crate::parse::stat::{self, CpuTicks, ProcStat};
+use crate::rate;
+use crate::source::{DiskCatalog, ReadError};
+use aistor_proto::v1 as pb;
+use regex::Regex;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The raw text of the node's files at one instant, as read.
+#[derive(Debug, Clone)]
+pub struct NodeReading {
+    /// CLOCK_MONOTONIC when the files were read.
+    pub monotonic: Duration,
+    pub wall_unix_nanos: u64,
+    pub stat: Result<String, ReadError>,
+    pub meminfo: Result<String, ReadError>,
+    pub pressure_cpu: Result<String, ReadError>,
+    pub pressure_memory: Result<String, ReadError>,
+    pub pressure_io: Result<String, ReadError>,
+    pub diskstats: Result<String, ReadError>,
+}
+
+/// Facts about the node that do not change between ticks, read once at start.
+#[derive(Debug, Clone)]
+pub struct StaticIdentity {
+    pub name: String,
+    pub machine_id: Result<String, String>,
+    pub boot_id: Result<String, String>,
+    pub kernel_version: Result<String, String>,
+    pub os_image: Result<String, String>,
+    pub cgroup_mode: Result<pb::CgroupMode, String>,
+}
+
+impl Default for NodeReading {
+    fn default() -> Self {
+        let absent = || {
+            Err(ReadError {
+                path: String::new(),
+                message: "not read".into(),
+                not_found: true,
+            })
+        };
+        Self {
+            monotonic: Duration::ZERO,
+            wall_unix_nanos: 0,
+            stat: absent(),
+            meminfo: absent(),
+            pressure_cpu: absent(),
+            pressure_memory: absent(),
+            pressure_io: absent(),
+            diskstats: absent(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub agent_instance: String,
+    pub collect_interval: Duration,
+    /// Devices whose name matches are left out (loop, ram and zram by default).
+    pub disk_exclude: Regex,
+    /// USER_HZ, the unit of /proc/stat.
+    pub ticks_per_second: u64,
+}
+
+/// What the previous tick left for rate computation.
+#[derive(Debug, Default)]
+struct Previous {
+    monotonic: Option<Duration>,
+    cpu: Option<CpuTicks>,
+    pressure: [Option<PressureFile>; 3],
+    disks: HashMap<(u32, u32), DiskStatLine>,
+}
+
+/// Everything the agent exposes from a tick beyond the report (per-CPU times for
+/// node_exporter's `node_cpu_seconds_total`).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub per_cpu: Vec<(u32, CpuTicks)>,
+    pub meminfo: Option<Meminfo>,
+}
+
+/// Builds successive reports, keeping the previous counters.
+#[derive(Debug)]
+pub struct ReportBuilder {
+    config: ReportConfig,
+    identity: StaticIdentity,
+    seq: u64,
+    previous: Previous,
+}
+
+fn missing(field: &str, reason: impl ToString) -> pb::Missing {
+    pb::Missing {
+        field: field.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+impl ReportBuilder {
+    pub fn new(config: ReportConfig, identity: StaticIdentity) -> Self {
+        Self {
+            config,
+            identity,
+            seq: 0,
+            previous: Previous::default(),
+        }
+    }
+
+    /// Builds the next report; `seq` increases by one per call.
+    pub fn build(
+        &mut self,
+        reading: &NodeReading,
+        disks: &mut dyn DiskCatalog,
+    ) -> (pb::NodeReport, Extras) {
+        self.seq += 1;
+        let elapsed = self
+            .previous
+            .monotonic
+            .and_then(|p| reading.monotonic.checked_sub(p));
+        let mut usage = pb::NodeUsage::default();
+        let mut extras = Extras::default();
+
+        let stat = parse_or_missing(&reading.stat, stat::parse_stat, "cpu", &mut usage.missing);
+        if let Some(stat) = &stat {
+            usage.cpu = Some(self.cpu(stat, elapsed));
+            extras.per_cpu = stat.per_cpu.clone();
+        }
+        let mem = parse_or_missing(
+            &reading.meminfo,
+            meminfo::parse_meminfo,
+            "memory",
+            &mut usage.missing,
+        );
+        if let Some(m) = &mem {
+            usage.memory = Some(node_memory(m));
+        }
+        extras.meminfo = mem;
+        usage.pressure = self.pressure(reading, elapsed, &mut usage.missing);
+
+        let mut report_missing = Vec::new();
+        let disks = match &reading.diskstats {
+            Ok(text) => self.disks(text, elapsed, disks, &mut report_missing),
+            Err(e) => {
+                report_missing.push(missing("disks", e));
+                Vec::new()
+            }
+        };
+        report_missing.push(missing(
+            "pods",
+            "pod and container measurement is not enabled in this agent build",
+        ));
+
+        let logical_cpus = stat
+            .as_ref()
+            .map_or(0, |s| u32::try_from(s.per_cpu.len()).unwrap_or(u32::MAX));
+        let node = self.identity(logical_cpus, mem.as_ref());
+
+        self.previous.monotonic = Some(reading.monotonic);
+        let report = pb::NodeReport {
+            node: Some(node),
+            agent_instance: self.config.agent_instance.clone(),
+            seq: self.seq,
+            wall_time_unix_nanos: reading.wall_unix_nanos,
+            monotonic_nanos: duration_nanos(reading.monotonic),
+            interval_nanos: elapsed.map(duration_nanos),
+            collect_interval_nanos: duration_nanos(self.config.collect_interval),
+            usage: Some(usage),
+            disks,
+            pods: Vec::new(),
+            gpu: Some(pb::GpuSection {
+                source: pb::GpuSource::None as i32,
+                missing: vec![missing(
+                    "gpus",
+                    "GPU measurement is not enabled in this agent build",
+                )],
+                ..Default::default()
+            }),
+            missing: report_missing,
+        };
+        (report, extras)
+    }
+
+    fn identity(&self, logical_cpus: u32, mem: Option<&Meminfo>) -> pb::NodeIdentity {
+        let id = &self.identity;
+        let mut node = pb::NodeIdentity {
+            name: id.name.clone(),
+            architecture: std::env::consts::ARCH.to_owned(),
+            logical_cpus,
+            cpu_capacity_millicores: u64::from(logical_cpus) * 1000,
+            memory_total_bytes: mem.map_or(0, |m| m.total_bytes),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..Default::default()
+        };
+        let mut take = |field: &str, value: &Result<String, String>, slot: &mut String| match value
+        {
+            Ok(v) => *slot = v.clone(),
+            Err(e) => node.missing.push(missing(field, e)),
+        };
+        take("machine_id", &id.machine_id, &mut node.machine_id);
+        take("boot_id", &id.boot_id, &mut node.boot_id);
+        take(
+            "kernel_version",
+            &id.kernel_version,
+            &mut node.kernel_version,
+        );
+        take("os_image", &id.os_image, &mut node.os_image);
+        match &id.cgroup_mode {
+            Ok(mode) => node.cgroup_mode = *mode as i32,
+            Err(e) => node.missing.push(missing("cgroup_mode", e)),
+        }
+        if logical_cpus == 0 {
+            node.missing.push(missing(
+                "logical_cpus",
+                "no per-CPU lines read from /proc/stat",
+            ));
+        }
+        if mem.is_none() {
+            node.missing
+                .push(missing("memory_total_bytes", "/proc/meminfo was not read"));
+        }
+        node
+    }
+
+    fn cpu(&mut self, stat: &ProcStat, elapsed: Option<Duration>) -> pb::NodeCpu {
+        let tps = self.config.ticks_per_second;
+        let nanos = |t: u64| stat::ticks_to_nanos(t, tps).unwrap_or(0);
+        let opt = |t: Option<u64>| t.and_then(|t| stat::ticks_to_nanos(t, tps));
+        let t = &stat.total;
+        let cumulative = pb::CpuTimes {
+            user_nanos: nanos(t.user),
+            nice_nanos: nanos(t.nice),
+            system_nanos: nanos(t.system),
+            idle_nanos: nanos(t.idle),
+            iowait_nanos: opt(t.iowait),
+            irq_nanos: opt(t.irq),
+            softirq_nanos: opt(t.softirq),
+            steal_nanos: opt(t.steal),
+        };
+        let mut cpu = pb::NodeCpu {
+            cumulative: Some(cumulative),
+            ..Default::default()
+        };
+        if let (Some(prev), Some(elapsed)) = (self.previous.cpu, elapsed) {
+            let rate = |p: Option<u64>, c: Option<u64>| match (p, c) {
+                (Some(p), Some(c)) => rate::millicores(opt(Some(p))?, opt(Some(c))?, elapsed),
+                _ => None,
+            };
+            cpu.usage_millicores = rate(Some(prev.busy()), Some(t.busy()));
+            cpu.iowait_millicores = rate(prev.iowait, t.iowait);
+            cpu.steal_millicores = rate(prev.steal, t.steal);
+        }
+        self.previous.cpu = Some(stat.total);
+        cpu
+    }
+
+    fn pressure(
+        &mut self,
+        reading: &NodeReading,
+        elapsed: Option<Duration>,
+        missing_out: &mut Vec<pb::Missing>,
+    ) -> Option<pb::PressureSet> {
+        let sources = [
+            ("pressure.cpu", &reading.pressure_cpu),
+            ("pressure.memory", &reading.pressure_memory),
+            ("pressure.io", &reading.pressure_io),
+        ];
+        let mut out: [Option<pb::Pressure>; 3] = Default::default();
+        for (i, (field, text)) in sources.into_iter().enumerate() {
+            let Some(current) =
+                parse_or_missing(text, pressure::parse_pressure, field, missing_out)
+            else {
+                self.previous.pressure[i] = None;
+                continue;
+            };
+            let prev = self.previous.pressure[i];
+            let stall = |now: &Stall, before: Option<&Stall>| pb::PressureStall {
+                avg10_percent: now.avg10,
+                avg60_percent: now.avg60,
+                avg300_percent: now.avg300,
+                stalled_micros_total: now.total_micros,
+                stalled_percent: match (before, elapsed) {
+                    (Some(b), Some(e)) => rate::per_second(b.total_micros, now.total_micros, e)
+                        .map(|micros_per_second| micros_per_second / 10_000.0),
+                    _ => None,
+                },
+            };
+            out[i] = Some(pb::Pressure {
+                some: Some(stall(&current.some, prev.as_ref().map(|p| &p.some))),
+                full: current
+                    .full
+                    .map(|f| stall(&f, prev.as_ref().and_then(|p| p.full.as_ref()))),
+            });
+            self.previous.pressure[i] = Some(current);
+        }
+        let [cpu, memory, io] = out;
+        if cpu.is_none() && memory.is_none() && io.is_none() {
+            return None;
+        }
+        Some(pb::PressureSet { cpu, memory, io })
+    }
+
+    fn disks(
+        &mut self,
+        text: &str,
+        elapsed: Option<Duration>,
+        catalog: &mut dyn DiskCatalog,
+        missing_out: &mut Vec<pb::Missing>,
+    ) -> Vec<pb::Disk> {
+        let parsed = diskstats::parse_diskstats(text);
+        for err in &parsed.errors {
+            missing_out.push(missing("disks", err));
+        }
+        let mut previous = std::mem::take(&mut self.previous.disks);
+        let mut out = Vec::with_capacity(parsed.lines.len());
+        for line in parsed.lines {
+            if self.config.disk_exclude.is_match(&line.name) {
+                continue;
+            }
+            let info = catalog.describe(&line.name);
+            let key = (line.major, line.minor);
+            let rates = match (previous.remove(&key), elapsed) {
+                // A different name under the same numbers is a different device.
+                (Some(prev), Some(elapsed)) if prev.name == line.name => {
+                    diskstats::disk_rates(&prev, &line, elapsed).map(disk_rates)
+                }
+                _ => None,
+            };
+            out.push(pb::Disk {
+                name: line.name.clone(),
+                major: line.major,
+                minor: line.minor,
+                kind: info.kind as i32,
+                parent: info.parent,
+                rotational: info.rotational,
+                counters: Some(disk_counters(&line)),
+                rates,
+            });
+            self.previous.disks.insert(key, line);
+        }
+        out
+    }
+}
+
+fn parse_or_missing<T, E: std::fmt::Display>(
+    text: &Result<String, ReadError>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    field: &str,
+    missing_out: &mut Vec<pb::Missing>,
+) -> Option<T> {
+    match text {
+        Ok(text) => match parse(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                missing_out.push(missing(field, e));
+                None
+            }
+        },
+        Err(e) => {
+            missing_out.push(missing(field, e));
+            None
+        }
+    }
+}
+
+fn node_memory(m: &Meminfo) -> pb::NodeMemory {
+    pb::NodeMemory {
+        total_bytes: m.total_bytes,
+        free_bytes: m.free_bytes,
+        available_bytes: m.available_bytes,
+        buffers_bytes: m.buffers_bytes,
+        cached_bytes: m.cached_bytes,
+        inactive_file_bytes: m.inactive_file_bytes,
+        working_set_bytes: m.working_set_bytes(),
+        swap_total_bytes: m.swap_total_bytes,
+        swap_free_bytes: m.swap_free_bytes,
+    }
+}
+
+const SECTOR_BYTES: u64 = 512;
+
+fn disk_counters(l: &DiskStatLine) -> pb::DiskCounters {
+    pb::DiskCounters {
+        reads_completed: l.reads_completed,
+        reads_merged: l.reads_merged,
+        read_bytes: l.sectors_read.saturating_mul(SECTOR_BYTES),
+        read_time_millis: l.read_time_ms,
+        writes_completed: l.writes_completed,
+        writes_merged: l.writes_merged,
+        written_bytes: l.sectors_written.saturating_mul(SECTOR_BYTES),
+        write_time_millis: l.write_time_ms,
+        io_in_progress: l.io_in_progress,
+        io_time_millis: l.io_time_ms,
+        io_weighted_time_millis: l.io_weighted_time_ms,
+        discards_completed: l.discards_completed,
+        discards_merged: l.discards_merged,
+        discarded_bytes: l.sectors_discarded.map(|s| s.saturating_mul(SECTOR_BYTES)),
+        discard_time_millis: l.discard_time_ms,
+        flushes_completed: l.flushes_completed,
+        flush_time_millis: l.flush_time_ms,
+    }
+}
+
+fn disk_rates(r: diskstats::DiskRateValues) -> pb::DiskRates {
+    pb::DiskRates {
+        read_bytes_per_second: r.read_bytes_per_second,
+        write_bytes_per_second: r.write_bytes_per_second,
+        reads_per_second: r.reads_per_second,
+        writes_per_second: r.writes_per_second,
+        busy_percent: r.busy_percent,
+        read_await_millis: r.read_await_millis,
+        write_await_millis: r.write_await_millis,
+        queue_depth: r.queue_depth,
+        discards_per_second: r.discards_per_second,
+        flushes_per_second: r.flushes_per_second,
+    }
+}
+
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,352 @@
+//! The gRPC stream to the coordinator. Every report goes into a bounded replay
+//! buffer first and leaves it only when the coordinator acknowledges it, so a
+//! coordinator restart or a network cut loses nothing younger than the buffer's age:
+//! after reconnecting the agent replays the unacknowledged reports in order, then
+//! goes on live. The coordinator drops the replays it had already stored.
+
+use crate::shutdown::Shutdown;
+use aistor_proto::v1::{
+    Directive, NodeReport, agent_service_client::AgentServiceClient, directive,
+};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+/// Reports not yet acknowledged, oldest first, bounded by age.
+#[derive(Debug)]
+pub struct ReplayBuffer {
+    reports: VecDeque<(Duration, NodeReport)>,
+    max_age: Duration,
+    dropped_total: u64,
+}
+
+impl ReplayBuffer {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            reports: VecDeque::new(),
+            max_age,
+            dropped_total: 0,
+        }
+    }
+
+    /// Adds a report collected at `monotonic`; drops (and counts) reports older
+    /// than the buffer's age, which the coordinator will then never see.
+    pub fn push(&mut self, monotonic: Duration, report: NodeReport) {
+        self.reports.push_back((monotonic, report));
+        while self
+            .reports
+            .front()
+            .is_some_and(|(t, _)| monotonic.saturating_sub(*t) > self.max_age)
+        {
+            self.reports.pop_front();
+            self.dropped_total += 1;
+        }
+    }
+
+    /// The coordinator stored everything up to `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        while self.reports.front().is_some_and(|(_, r)| r.seq <= seq) {
+            self.reports.pop_front();
+        }
+    }
+
+    /// The oldest buffered report with `seq >= from`.
+    pub fn next_from(&self, from: u64) -> Option<&NodeReport> {
+        let at = self.reports.partition_point(|(_, r)| r.seq < from);
+        self.reports.get(at).map(|(_, r)| r)
+    }
+
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.reports.front().map(|(_, r)| r.seq)
+    }
+
+    pub fn len(&self) -> usize {
+        self.reports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+}
+
+/// The buffer shared by the collector (writer) and the uplink (reader).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    buffer: Arc<Mutex<ReplayBuffer>>,
+    added: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            buffer: Arc::new(Mutex::new(ReplayBuffer::new(max_age))),
+            added: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn push(&self, monotonic: Duration, report: NodeReport) {
+        self.lock().push(monotonic, report);
+        self.added.notify_one();
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ReplayBuffer> {
+        // A poisoned lock only means another thread panicked mid-update of a queue
+        // that is valid after every single operation; keep going.
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Exponential backoff with jitter, so a restarted coordinator is not hit by every
+/// agent at the same instant.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+    seed: RandomState,
+    attempt: u64,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            next: min,
+            min,
+            max,
+            seed: RandomState::new(),
+            attempt: 0,
+        }
+    }
+
+    /// The delay before the next attempt: the current step ±25 %.
+    pub fn delay(&mut self) -> Duration {
+        self.attempt += 1;
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // A per-process random hasher is a dependency-free source of jitter.
+        let spread = self.seed.hash_one(self.attempt) % 501; // 0..=500 → -25 %..+25 %
+        let factor = 0.75 + spread as f64 / 1000.0;
+        base.mul_f64(factor)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Counters the admin endpoint exposes about the stream.
+#[derive(Debug, Default)]
+pub struct UplinkStats {
+    pub connected: std::sync::atomic::AtomicBool,
+    pub reports_sent_total: std::sync::atomic::AtomicU64,
+    pub connects_total: std::sync::atomic::AtomicU64,
+}
+
+pub struct Uplink {
+    endpoint: Endpoint,
+    outbox: Outbox,
+    stats: Arc<UplinkStats>,
+    backoff: Backoff,
+}
+
+/// Why one connection ended.
+#[derive(Debug, thiserror::Error)]
+enum StreamEnd {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("coordinator refused the stream: {0}")]
+    Refused(tonic::Status),
+    #[error("stream failed: {0}")]
+    Failed(tonic::Status),
+    #[error("coordinator closed the stream")]
+    Closed,
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl Uplink {
+    pub fn new(endpoint: Endpoint, outbox: Outbox, stats: Arc<UplinkStats>) -> Self {
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(15));
+        Self {
+            endpoint,
+            outbox,
+            stats,
+            backoff,
+        }
+    }
+
+    /// Streams until shutdown, reconnecting with backoff. On shutdown it sends what
+    /// is still buffered for at most `grace`, then returns.
+    pub async fn run(mut self, mut shutdown: Shutdown, grace: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            self.stats.connects_total.fetch_add(1, Relaxed);
+            let result = self.session(&mut shutdown, grace).await;
+            self.stats.connected.store(false, Relaxed);
+            match result {
+                StreamEnd::Shutdown => return,
+                end => {
+                    let delay = self.backoff.delay();
+                    tracing::warn!(error = %end, retry_in = ?delay, "coordinator stream ended");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.wait() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(&mut self, shutdown: &mut Shutdown, grace: Duration) -> StreamEnd {
+        use std::sync::atomic::Ordering::Relaxed;
+        let channel = tokio::select! {
+            c = self.endpoint.connect() => match c {
+                Ok(c) => c,
+                Err(e) => return StreamEnd::Connect(e),
+            },
+            () = shutdown.wait() => return StreamEnd::Shutdown,
+        };
+        let (tx, rx) = mpsc::channel::<NodeReport>(16);
+        let mut client = AgentServiceClient::new(channel);
+        // Nothing is sent until the call is answered, so prime the first report
+        // before awaiting the response headers.
+        let mut next = self.outbox.lock().oldest_seq().unwrap_or(1);
+        let call = client.connect(ReceiverStream::new(rx));
+        tokio::pin!(call);
+        let mut inbound = loop {
+            let pending = self.outbox.lock().next_from(next).cloned();
+            if let Some(report) = pending {
+                let seq = report.seq;
+                tokio::select! {
+                    sent = tx.send(report) => if sent.is_err() { return StreamEnd::Closed },
+                    r = &mut call => match r {
+                        Ok(r) => break r.into_inner(),
+                        Err(s) => return StreamEnd::Refused(s),
+                    },
+                }
+                next = seq + 1;
+                continue;
+            }
+            tokio::select! {
+                r = &mut call => match r {
+                    Ok(r) => break r.into_inner(),
+                    Err(s) => return StreamEnd::Refused(s),
+                },
+                () = self.outbox.added.notified() => {}
+                () = shutdown.wait() => return StreamEnd::Shutdown,
+            }
+        };
+        self.stats.connected.store(true, Relaxed);
+        tracing::info!(endpoint = %self.endpoint.uri(), "streaming to coordinator");
+        let mut draining: Option<tokio::time::Instant> = None;
+        loop {
+            // Send everything buffered that this connection has not sent yet.
+            let pending = self.outbox.lock().next_from(next).cloned();
+            if let Some(report) = pending {
+                let seq = report.seq;
+                tokio::select! {
+                    sent = tx.send(report) => {
+                        if sent.is_err() {
+                            return StreamEnd::Closed;
+                        }
+                        self.stats.reports_sent_total.fetch_add(1, Relaxed);
+                        next = seq + 1;
+                    }
+                    msg = inbound.message() => if let Some(end) = self.handle(msg) { return end },
+                }
+                continue;
+            }
+            if draining.is_some() && self.outbox.lock().is_empty() {
+                return StreamEnd::Shutdown;
+            }
+            let deadline = draining
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+            tokio::select! {
+                msg = inbound.message() => if let Some(end) = self.handle(msg) { return end },
+                () = self.outbox.added.notified() => {}
+                () = shutdown.wait(), if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + grace);
+                }
+                () = tokio::time::sleep_until(deadline), if draining.is_some() => return StreamEnd::Shutdown,
+            }
+        }
+    }
+
+    /// Applies one inbound message; `Some` ends the session.
+    fn handle(&mut self, msg: Result<Option<Directive>, tonic::Status>) -> Option<StreamEnd> {
+        match msg {
+            Ok(Some(Directive {
+                kind: Some(directive::Kind::Ack(ack)),
+            })) => {
+                self.outbox.lock().ack(ack.seq);
+                self.backoff.reset();
+                None
+            }
+            Ok(Some(Directive { kind: None })) => {
+                tracing::debug!("ignoring a directive of a kind this agent does not know");
+                None
+            }
+            Ok(None) => Some(StreamEnd::Closed),
+            Err(status) => Some(StreamEnd::Failed(status)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(seq: u64) -> NodeReport {
+        NodeReport {
+            seq,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn acknowledged_reports_leave_the_buffer() {
+        let mut b = ReplayBuffer::new(Duration::from_secs(300));
+        for seq in 1..=5 {
+            b.push(Duration::from_secs(seq), report(seq));
+        }
+        b.ack(3);
+        assert_eq!(b.oldest_seq(), Some(4));
+        assert_eq!(b.next_from(1).map(|r| r.seq), Some(4));
+        assert_eq!(b.next_from(5).map(|r| r.seq), Some(5));
+        assert!(b.next_from(6).is_none());
+    }
+
+    #[test]
+    fn reports_older_than_the_buffer_age_are_dropped_and_counted() {
+        let mut b = ReplayBuffer::new(Duration::from_secs(10));
+        for seq in 1..=20 {
+            b.push(Duration::from_secs(seq), report(seq));
+        }
+        assert_eq!(b.oldest_seq(), Some(10));
+        assert_eq!(b.len(), 11);
+        assert_eq!(b.dropped_total(), 9);
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_bounded_jitter() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let delays: Vec<_> = (0..8).map(|_| b.delay()).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = Duration::from_millis(100 * (1 << i.min(4))).min(Duration::from_secs(1));
+            assert!(
+                *d >= base.mul_f64(0.75) && *d <= base.mul_f64(1.25),
+                "delay {i}: {d:?} vs {base:?}"
+            );
+        }
+        b.reset();
+        assert!(b.delay() <= Duration::from_millis(125));
+    }
+}
