@@ -70,10 +70,20 @@ fn family<L: EncodeLabelSet>(
     Ok(())
 }
 
-type NoLabels = [(&'static str, &'static str); 0];
-
-fn single(value: Option<f64>) -> Option<(NoLabels, f64)> {
-    value.map(|v| ([], v))
+/// Writes a metric without labels; nothing when the value is absent.
+fn single(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: Option<f64>,
+) -> fmt::Result {
+    let Some(value) = value else { return Ok(()) };
+    let metric = enc.encode_descriptor(name, help, None, kind)?;
+    match kind {
+        MetricType::Counter => ConstCounter::new(value).encode(metric),
+        _ => ConstGauge::new(value).encode(metric),
+    }
 }
 
 impl Collector for AgentCollector {
@@ -81,19 +91,19 @@ impl Collector for AgentCollector {
         let latest = self.latest.borrow().clone();
         if let Some(p) = latest {
             encode_node(&mut enc, &p)?;
-            family(
+            single(
                 &mut enc,
                 "aistor_agent_collect_duration_seconds",
                 "Time the latest collection took.",
                 MetricType::Gauge,
-                single(Some(p.collect_seconds)),
+                Some(p.collect_seconds),
             )?;
-            family(
+            single(
                 &mut enc,
                 "aistor_agent_collections",
                 "Collections since the agent started (the latest report's seq).",
                 MetricType::Counter,
-                single(Some(p.report.seq as f64)),
+                Some(p.report.seq as f64),
             )?;
         }
         let (buffered, dropped) = {
@@ -114,7 +124,7 @@ impl Collector for AgentCollector {
             ),
         ];
         for (name, help, v) in gauges {
-            family(&mut enc, name, help, MetricType::Gauge, single(Some(v)))?;
+            single(&mut enc, name, help, MetricType::Gauge, Some(v))?;
         }
         let counters = [
             (
@@ -134,7 +144,7 @@ impl Collector for AgentCollector {
             ),
         ];
         for (name, help, v) in counters {
-            family(&mut enc, name, help, MetricType::Counter, single(Some(v)))?;
+            single(&mut enc, name, help, MetricType::Counter, Some(v))?;
         }
         Ok(())
     }
@@ -221,13 +231,7 @@ fn encode_node(enc: &mut DescriptorEncoder<'_>, p: &Published) -> fmt::Result {
             ),
         ];
         for (name, help, v) in mem {
-            family(
-                enc,
-                name,
-                help,
-                MetricType::Gauge,
-                single(v.map(|v| v as f64)),
-            )?;
+            single(enc, name, help, MetricType::Gauge, v.map(|v| v as f64))?;
         }
     }
 
@@ -275,7 +279,7 @@ fn encode_node(enc: &mut DescriptorEncoder<'_>, p: &Published) -> fmt::Result {
             ),
         ];
         for (name, help, v) in psi {
-            family(enc, name, help, MetricType::Counter, single(v))?;
+            single(enc, name, help, MetricType::Counter, v)?;
         }
     }
 

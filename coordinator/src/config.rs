@@ -1,0 +1,125 @@
+//! The coordinator's configuration as plain values, and the flags that build it
+//! (every flag also an `AISTOR_COORDINATOR_*` environment variable).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub view: aistor_core::ViewConfig,
+    /// How often staleness is re-evaluated.
+    pub refresh_every: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aistor-coordinator",
+    version,
+    about = "aistor coordinator: the live cluster view and its APIs"
+)]
+pub struct Cli {
+    /// Log format: plain for people, json for log pipelines.
+    #[arg(long, env = "AISTOR_COORDINATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC and REST APIs until SIGTERM/SIGINT.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// gRPC address (agents, aistorctl, health, reflection).
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_GRPC_ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
+    pub grpc_addr: SocketAddr,
+    /// REST and /metrics address.
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_HTTP_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub http_addr: SocketAddr,
+    /// History kept per node for percentiles and stabilisation.
+    #[arg(long, env = "AISTOR_COORDINATOR_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Collection intervals without a report before a node is stale.
+    #[arg(long, env = "AISTOR_COORDINATOR_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stale_after_intervals: u32,
+    /// Longest drain after SIGTERM.
+    #[arg(long, env = "AISTOR_COORDINATOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 10s or 5m)"))
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> Config {
+        Config {
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+            view: aistor_core::ViewConfig {
+                window: self.window,
+                stale_after_intervals: self.stale_after_intervals,
+            },
+            refresh_every: Duration::from_millis(250),
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("aistor-coordinator").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let Command::Run(run) = parse(&["run"]).unwrap().command;
+        let c = run.into_config();
+        assert_eq!(c.grpc_addr, "0.0.0.0:50051".parse().unwrap());
+        assert_eq!(c.http_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.view.window, Duration::from_secs(300));
+        assert_eq!(c.view.stale_after_intervals, 3);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, flag) in [
+            (&["run", "--grpc-addr", "x"][..], "--grpc-addr"),
+            (&["run", "--http-addr", "1.2.3.4"][..], "--http-addr"),
+            (&["run", "--window", "soon"][..], "--window"),
+            (
+                &["run", "--stale-after-intervals", "0"][..],
+                "--stale-after-intervals",
+            ),
+            (&["run", "--log-format", "xml"][..], "--log-format"),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `ClusterService`: the live view for people and tools.
+
+use crate::convert;
+use crate::process::Drain;
+use crate::state::Shared;
+use aistor_proto::v1::{
+    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeEvent, NodeStatus, WatchNodesRequest,
+    cluster_service_server::ClusterService, node_event,
+};
+use std::pin::Pin;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct Cluster {
+    shared: Shared,
+    drain: Drain,
+}
+
+impl Cluster {
+    pub fn new(shared: Shared, drain: Drain) -> Self {
+        Self { shared, drain }
+    }
+
+    fn all(&self) -> Vec<NodeStatus> {
+        self.shared
+            .view()
+            .nodes()
+            .map(convert::node_status)
+            .collect()
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ClusterService for Cluster {
+    async fn list_nodes(
+        &self,
+        _: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        Ok(Response::new(ListNodesResponse { nodes: self.all() }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<GetNodeRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        let name = request.into_inner().name;
+        if name.is_empty() {
+            return Err(Status::invalid_argument("field `name` is required"));
+        }
+        let view = self.shared.view();
+        let node = view
+            .node(&name)
+            .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
+        Ok(Response::new(convert::node_status(node)))
+    }
+
+    type WatchNodesStream = EventStream;
+
+    async fn watch_nodes(
+        &self,
+        _: Request<WatchNodesRequest>,
+    ) -> Result<Response<Self::WatchNodesStream>, Status> {
+        // Subscribe before listing so no change between the two is missed.
+        let mut updates = self.shared.subscribe();
+        let existing = self.all();
+        let mut drain = self.drain.clone();
+        let stream = async_stream(move |tx| async move {
+            for node in existing {
+                let event = NodeEvent {
+                    kind: node_event::Kind::Existing as i32,
+                    node: Some(node),
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let received = tokio::select! {
+                    r = updates.recv() => r,
+                    () = drain.signaled() => return,
+                };
+                let item = match received {
+                    Ok(event) => Ok(event),
+                    Err(RecvError::Lagged(n)) => Err(Status::data_loss(format!(
+                        "watcher fell {n} updates behind; re-run WatchNodes to resynchronise"
+                    ))),
+                    Err(RecvError::Closed) => return,
+                };
+                let end = item.is_err();
+                if tx.send(item).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task; the task stops when the client goes away.
+fn async_stream<F, Fut>(body: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<NodeEvent, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,4 @@
+//! gRPC adapters. Domain errors become `tonic::Status` here and nowhere else.
+
+pub mod cluster;
+pub mod ingest;

@@ -1,0 +1,77 @@
+//! The coordinator's own Prometheus metrics (`aistor_coordinator_*`).
+
+use aistor_core::Ingested;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct State {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorMetrics {
+    reports: Family<Outcome, Counter>,
+    nodes: Family<State, Gauge>,
+    agent_streams: Gauge,
+}
+
+impl CoordinatorMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("aistor_coordinator");
+        sub.register(
+            "reports",
+            "Agent reports received, by outcome (applied, duplicate, invalid)",
+            self.reports.clone(),
+        );
+        sub.register(
+            "nodes",
+            "Nodes in the view, by state (ready, stale)",
+            self.nodes.clone(),
+        );
+        sub.register(
+            "agent_streams",
+            "Agent streams currently open",
+            self.agent_streams.clone(),
+        );
+    }
+
+    pub fn record_ingest(&self, outcome: Ingested) {
+        let outcome = match outcome {
+            Ingested::Applied { .. } => "applied",
+            Ingested::Duplicate => "duplicate",
+        };
+        self.reports.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn record_invalid(&self) {
+        self.reports
+            .get_or_create(&Outcome { outcome: "invalid" })
+            .inc();
+    }
+
+    pub fn set_node_counts(&self, counts: &HashMap<&'static str, usize>) {
+        for (state, n) in counts {
+            self.nodes
+                .get_or_create(&State { state })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn stream_opened(&self) {
+        self.agent_streams.inc();
+    }
+
+    pub fn stream_closed(&self) {
+        self.agent_streams.dec();
+    }
+}

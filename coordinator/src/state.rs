@@ -1,0 +1,150 @@
+//! The coordinator's shared state: the core's view behind a lock, the feed of node
+//! changes for watchers, and the coordinator's clocks.
+
+use crate::convert::{self, StoredReport};
+use crate::metrics::CoordinatorMetrics;
+use aistor_core::{ClusterView, Ingested, Now, ReportKey, ViewConfig};
+use aistor_proto::v1 as pb;
+use prost::Message;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidReport {
+    #[error("report has no node identity (field `node`)")]
+    NoNode,
+    #[error("report has an empty node name (field `node.name`)")]
+    NoName,
+    #[error("report has seq 0; seqs start at 1 (field `seq`)")]
+    ZeroSeq,
+    #[error("report has no agent instance (field `agent_instance`)")]
+    NoInstance,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shared {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    view: Mutex<ClusterView<StoredReport>>,
+    events: broadcast::Sender<pb::NodeEvent>,
+    started: Instant,
+    metrics: CoordinatorMetrics,
+}
+
+impl Shared {
+    pub fn new(config: ViewConfig, metrics: CoordinatorMetrics) -> Self {
+        // Watchers that fall this far behind are told to resynchronise.
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            inner: Arc::new(Inner {
+                view: Mutex::new(ClusterView::new(config)),
+                events,
+                started: Instant::now(),
+                metrics,
+            }),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            monotonic: self.inner.started.elapsed(),
+            wall_unix_nanos: wall_unix_nanos(),
+        }
+    }
+
+    pub fn view(&self) -> MutexGuard<'_, ClusterView<StoredReport>> {
+        // Every view operation leaves it consistent; a panic elsewhere must not
+        // take the coordinator's view down with it.
+        self.inner.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn metrics(&self) -> &CoordinatorMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<pb::NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Validates and applies one report; announces it to watchers when it became the
+    /// node's latest.
+    pub fn ingest(&self, report: &pb::NodeReport) -> Result<Ingested, InvalidReport> {
+        let node = report.node.as_ref().ok_or(InvalidReport::NoNode)?;
+        if node.name.is_empty() {
+            return Err(InvalidReport::NoName);
+        }
+        if report.seq == 0 {
+            return Err(InvalidReport::ZeroSeq);
+        }
+        if report.agent_instance.is_empty() {
+            return Err(InvalidReport::NoInstance);
+        }
+        let key = ReportKey {
+            node: &node.name,
+            boot_id: &node.boot_id,
+            agent_instance: &report.agent_instance,
+            seq: report.seq,
+        };
+        let sample = convert::node_sample(report);
+        let interval = Duration::from_nanos(report.collect_interval_nanos.max(1));
+        let stored = StoredReport::from(report.encode_to_vec());
+        let now = self.now();
+        let (outcome, status) = {
+            let mut view = self.view();
+            let outcome = view.ingest(key, interval, sample, stored, now);
+            // Decoding the full status is only worth it when someone is watching.
+            let watched = self.inner.events.receiver_count() > 0;
+            let status = match outcome {
+                Ingested::Applied { latest: true } if watched => {
+                    view.node(&node.name).map(convert::node_status)
+                }
+                _ => None,
+            };
+            (outcome, status)
+        };
+        self.inner.metrics.record_ingest(outcome);
+        if let Some(status) = status {
+            self.announce(status);
+        }
+        Ok(outcome)
+    }
+
+    /// Re-evaluates staleness and announces every node whose state changed.
+    pub fn refresh(&self) {
+        let now = self.now();
+        let changed: Vec<pb::NodeStatus> = {
+            let mut view = self.view();
+            let names = view.refresh(now.monotonic);
+            let counts = view.state_counts();
+            self.inner.metrics.set_node_counts(&counts);
+            names
+                .iter()
+                .filter_map(|n| view.node(n))
+                .map(convert::node_status)
+                .collect()
+        };
+        for status in changed {
+            tracing::info!(node = %status.name, state = ?pb::NodeState::try_from(status.state), "node state changed");
+            self.announce(status);
+        }
+    }
+
+    fn announce(&self, node: pb::NodeStatus) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.inner.events.send(pb::NodeEvent {
+            kind: pb::node_event::Kind::Updated as i32,
+            node: Some(node),
+        });
+    }
+}
+
+pub fn wall_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
