@@ -426,3 +426,184 @@ fn disk_rates(r: diskstats::DiskRateValues) -> pb::DiskRates {
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::DiskInfo;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+
+    fn fixture(name: &str) -> Result<String, ReadError> {
+        Ok(std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap())
+    }
+
+    fn absent(path: &str) -> Result<String, ReadError> {
+        Err(ReadError {
+            path: path.into(),
+            message: "No such file or directory (os error 2)".into(),
+            not_found: true,
+        })
+    }
+
+    fn reading(at: Duration, diskstats: &str) -> NodeReading {
+        NodeReading {
+            monotonic: at,
+            wall_unix_nanos: 1_795_393_676_000_000_000 + duration_nanos(at),
+            stat: fixture("stat"),
+            meminfo: fixture("meminfo"),
+            pressure_cpu: fixture("pressure-cpu"),
+            pressure_memory: fixture("pressure-memory"),
+            pressure_io: fixture("pressure-io"),
+            diskstats: fixture(diskstats),
+        }
+    }
+
+    fn builder() -> ReportBuilder {
+        ReportBuilder::new(
+            ReportConfig {
+                agent_instance: "7-1".into(),
+                collect_interval: Duration::from_secs(1),
+                disk_exclude: Regex::new(crate::config::DEFAULT_DISK_EXCLUDE).unwrap(),
+                ticks_per_second: 100,
+            },
+            StaticIdentity {
+                name: "n1".into(),
+                machine_id: Ok("m".into()),
+                boot_id: Ok("b".into()),
+                kernel_version: Ok("6.18".into()),
+                os_image: Err(
+                    "/host/etc/os-release: No such file or directory (os error 2)".into(),
+                ),
+                cgroup_mode: Ok(pb::CgroupMode::Hybrid),
+            },
+        )
+    }
+
+    fn catalog() -> HashMap<String, DiskInfo> {
+        HashMap::from([(
+            "vda".to_owned(),
+            DiskInfo {
+                kind: pb::DiskKind::Whole,
+                ..Default::default()
+            },
+        )])
+    }
+
+    #[test]
+    fn first_report_has_counters_but_no_rates() {
+        let (report, extras) = builder().build(
+            &reading(Duration::from_secs(10), "diskstats-io-before"),
+            &mut catalog(),
+        );
+        assert_eq!(report.seq, 1);
+        assert_eq!(report.interval_nanos, None);
+        let usage = report.usage.unwrap();
+        let cpu = usage.cpu.unwrap();
+        assert!(cpu.cumulative.unwrap().user_nanos > 0);
+        assert_eq!(
+            cpu.usage_millicores, None,
+            "no previous reading: no rate, not zero"
+        );
+        let vda = report.disks.iter().find(|d| d.name == "vda").unwrap();
+        assert_eq!(vda.counters.as_ref().unwrap().read_bytes, 2_768_482 * 512);
+        assert!(vda.rates.is_none());
+        assert!(
+            report
+                .disks
+                .iter()
+                .all(|d| !d.name.starts_with("loop") && !d.name.starts_with("zram"))
+        );
+        assert_eq!(
+            extras.per_cpu.len(),
+            report.node.as_ref().unwrap().logical_cpus as usize
+        );
+    }
+
+    #[test]
+    fn second_report_has_rates_over_measured_time() {
+        let mut b = builder();
+        let before = Duration::from_secs(10);
+        let after = before + Duration::from_nanos(2_035_430_412);
+        b.build(&reading(before, "diskstats-io-before"), &mut catalog());
+        let (report, _) = b.build(&reading(after, "diskstats-io-after"), &mut catalog());
+        assert_eq!(report.seq, 2);
+        assert_eq!(report.interval_nanos, Some(2_035_430_412));
+        let vda = report.disks.iter().find(|d| d.name == "vda").unwrap();
+        let rates = vda.rates.as_ref().expect("rates on the second reading");
+        let expected_write = (4_397_392.0 - 3_987_784.0) * 512.0 / 2.035430412;
+        assert!(
+            (rates.write_bytes_per_second - expected_write).abs() < 1.0,
+            "{}",
+            rates.write_bytes_per_second
+        );
+        assert_eq!(vda.kind, pb::DiskKind::Whole as i32);
+        // Same /proc/stat twice: no CPU was used in between, which is a real 0.
+        assert_eq!(
+            report.usage.unwrap().cpu.unwrap().usage_millicores,
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_missing_with_their_reason() {
+        let mut r = reading(Duration::from_secs(1), "diskstats-20");
+        r.pressure_cpu = absent("/host/proc/pressure/cpu");
+        r.pressure_memory = absent("/host/proc/pressure/memory");
+        r.pressure_io = absent("/host/proc/pressure/io");
+        r.stat = Ok("intr 1 2 3\n".into());
+        let (report, _) = builder().build(&r, &mut catalog());
+        let usage = report.usage.unwrap();
+        assert!(usage.cpu.is_none());
+        assert!(usage.pressure.is_none());
+        let reasons: HashMap<_, _> = usage
+            .missing
+            .iter()
+            .map(|m| (m.field.as_str(), m.reason.as_str()))
+            .collect();
+        assert!(
+            reasons["pressure.io"].contains("/host/proc/pressure/io"),
+            "{reasons:?}"
+        );
+        assert!(reasons["cpu"].contains("/proc/stat"), "{reasons:?}");
+        let node = report.node.unwrap();
+        assert_eq!(node.logical_cpus, 0);
+        assert!(node.missing.iter().any(|m| m.field == "logical_cpus"));
+        assert!(
+            node.missing
+                .iter()
+                .any(|m| m.field == "os_image" && m.reason.contains("os-release"))
+        );
+    }
+
+    #[test]
+    fn a_counter_reset_gives_no_rate() {
+        let mut b = builder();
+        b.build(
+            &reading(Duration::from_secs(1), "diskstats-io-after"),
+            &mut catalog(),
+        );
+        // The "before" file has smaller counters: the device was reset in between.
+        let (report, _) = b.build(
+            &reading(Duration::from_secs(2), "diskstats-io-before"),
+            &mut catalog(),
+        );
+        let vda = report.disks.iter().find(|d| d.name == "vda").unwrap();
+        assert!(vda.rates.is_none());
+    }
+
+    #[test]
+    fn pressure_stall_percent_is_the_share_of_the_interval() {
+        let mut b = builder();
+        let mut first = reading(Duration::from_secs(1), "diskstats-20");
+        first.pressure_io = Ok("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n".into());
+        let mut second = reading(Duration::from_secs(3), "diskstats-20");
+        second.pressure_io = Ok("some avg10=1.00 avg60=0.00 avg300=0.00 total=1500000\n".into());
+        b.build(&first, &mut catalog());
+        let (report, _) = b.build(&second, &mut catalog());
+        let io = report.usage.unwrap().pressure.unwrap().io.unwrap();
+        // 0.5 s stalled over 2 s measured.
+        assert_eq!(io.some.unwrap().stalled_percent, Some(25.0));
+        assert!(io.full.is_none());
+    }
+}

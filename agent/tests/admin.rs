@@ -1,0 +1,91 @@
+//! The admin endpoint of a running agent whose coordinator is down: it keeps
+//! measuring, buffers reports for replay, and says so in its metrics.
+
+use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, RunConfig};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    (
+        raw[9..12].parse().unwrap(),
+        raw.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measures_and_buffers_while_the_coordinator_is_down() {
+    // A port nothing listens on.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = RunConfig {
+        host: HostConfig {
+            host_root: "/".into(),
+            node_name: "admin-test".into(),
+            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
+        },
+        coordinator: format!("http://{nowhere}"),
+        interval: Duration::from_millis(100),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        replay_buffer: Duration::from_secs(60),
+        shutdown_grace: Duration::from_millis(200),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(aistor_agent::run(
+        config,
+        async { drop(stopped.await) },
+        Some(bound_tx),
+    ));
+    let addr = bound_rx.await.unwrap();
+
+    assert_eq!(get(addr, "/live").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(get(addr, "/ready").await.0, 200);
+    let (code, metrics) = get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("aistor_agent_uplink_connected"), 0.0);
+    let buffered = value("aistor_agent_replay_buffer_reports");
+    assert!(buffered >= 4.0, "reports kept for replay: {buffered}");
+    assert_eq!(
+        value("aistor_agent_replay_buffer_reports"),
+        value("aistor_agent_collections_total")
+    );
+    assert!(value("node_memory_MemTotal_bytes") > 0.0);
+    assert!(
+        metrics.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("node_disk_read_bytes_total{device="),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("{}"),
+        "empty label sets are not valid exposition"
+    );
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops promptly")
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, then formatting, lints and
+# every test. Exits non-zero on any failure. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+
+require_cargo
+require_kubectl
+pip_install kubernetes-validate kubernetes-validate
+
+# Tests that need an external tool fail (instead of skipping) when it is missing.
+export AISTOR_REQUIRE_TOOLS=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
