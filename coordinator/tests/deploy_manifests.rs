@@ -1,0 +1,839 @@
+//! Offline validation of the kustomize base in `deploy/base` (no cluster involved).
+//!
+//! 1. `kubectl kustomize deploy/base` renders the stream.
+//! 2. Every document is deserialised into its k8s-openapi type by `kind` (an unknown kind fails), and
+//!    serialising it back must give the same document: a field k8s-openapi does not know (a typo) would
+//!    otherwise be dropped silently.
+//! 3. The properties that matter for the agent and the coordinator are asserted on the typed objects.
+//! 4. `kubernetes-validate --strict` checks the stream against the OpenAPI schemas of the same
+//!    Kubernetes version as the k8s-openapi feature.
+//!
+//! A missing tool (kubectl, kubernetes-validate) skips its part with a note on stderr, unless
+//! `AISTOR_REQUIRE_TOOLS=1`, where it fails.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{ErrorKind, Write as _};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{
+    Container, Namespace, PodSecurityContext, PodSpec, Probe, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::{Metadata, NamespaceResourceScope, Resource};
+use serde::Deserialize as _;
+use serde_json::Value;
+
+const NAMESPACE: &str = "aistor-system";
+const AGENT: &str = "aistor-agent";
+const COORDINATOR: &str = "aistor-coordinator";
+/// The Kubernetes version the schemas are checked against; matches the k8s-openapi feature (`v1_37`).
+const KUBERNETES_VERSION: &str = "1.37.0";
+/// Capability-free, read-only verbs: the only ones the coordinator holds until actuation exists.
+const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering and typing
+// ---------------------------------------------------------------------------------------------------
+
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        /// Every kind the base may contain. A new kind is added here, and to the checks below.
+        enum Object {
+            $($kind($kind)),*
+        }
+
+        impl Object {
+            fn from_value(value: Value) -> Result<Self, String> {
+                let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+                match kind.as_str() {
+                    $(stringify!($kind) => serde_json::from_value::<$kind>(value)
+                        .map(Object::$kind)
+                        .map_err(|e| format!("{kind} does not deserialise into k8s-openapi: {e}")),)*
+                    other => Err(format!(
+                        "unknown kind {other:?}: add it to the test's `kinds!` list (and its checks) \
+                         or remove it from deploy/base"
+                    )),
+                }
+            }
+
+            fn kind(&self) -> &'static str {
+                match self {
+                    $(Object::$kind(_) => <$kind as Resource>::KIND,)*
+                }
+            }
+
+            fn metadata(&self) -> &ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => o.metadata(),)*
+                }
+            }
+
+            fn is_namespaced(&self) -> bool {
+                match self {
+                    $(Object::$kind(_) => TypeId::of::<<$kind as Resource>::Scope>()
+                        == TypeId::of::<NamespaceResourceScope>(),)*
+                }
+            }
+
+            fn to_value(&self) -> Value {
+                match self {
+                    $(Object::$kind(o) => serde_json::to_value(o).expect("k8s-openapi serialises"),)*
+                }
+            }
+        }
+    };
+}
+
+kinds!(
+    Namespace,
+    ServiceAccount,
+    ClusterRole,
+    ClusterRoleBinding,
+    DaemonSet,
+    Deployment,
+    Service
+);
+
+struct Document {
+    raw: Value,
+    object: Object,
+}
+
+impl Document {
+    fn id(&self) -> String {
+        format!(
+            "{}/{}",
+            self.object.kind(),
+            self.object
+                .metadata()
+                .name
+                .as_deref()
+                .unwrap_or("<unnamed>")
+        )
+    }
+}
+
+struct Rendered {
+    yaml: String,
+    documents: Vec<Document>,
+}
+
+fn base_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// A tool the test needs is not installed: fail under `AISTOR_REQUIRE_TOOLS=1`, otherwise say so on
+/// stderr (written directly, so the note shows even though the test harness captures `eprintln!`).
+fn tool_missing(tool: &str, what: &str) {
+    if std::env::var("AISTOR_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{tool} is required (AISTOR_REQUIRE_TOOLS=1) but was not found on PATH");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "deploy_manifests: skipped {what}: {tool} not found on PATH (set AISTOR_REQUIRE_TOOLS=1 to fail instead)"
+    );
+}
+
+/// Runs a tool; `None` when it is not installed (not on PATH, or a pyenv/asdf shim answering 127).
+fn run_tool(command: &mut Command) -> Option<Output> {
+    match command.output() {
+        Ok(output) if output.status.code() == Some(127) => None,
+        Ok(output) => Some(output),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => panic!("could not run {command:?}: {e}"),
+    }
+}
+
+fn render() -> Option<Rendered> {
+    let dir = base_dir();
+    let Some(output) = run_tool(Command::new("kubectl").arg("kustomize").arg(&dir)) else {
+        tool_missing("kubectl", "rendering deploy/base");
+        return None;
+    };
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {} failed ({}):\n{}",
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let yaml = String::from_utf8(output.stdout).expect("kustomize output is UTF-8");
+
+    let mut documents = Vec::new();
+    for (index, doc) in serde_yaml_ng::Deserializer::from_str(&yaml).enumerate() {
+        let raw = Value::deserialize(doc)
+            .unwrap_or_else(|e| panic!("document {index} of the rendered base is not YAML: {e}"));
+        if raw.is_null() {
+            continue; // an empty document between separators
+        }
+        let object = Object::from_value(raw.clone())
+            .unwrap_or_else(|e| panic!("document {index} of the rendered base: {e}"));
+        documents.push(Document { raw, object });
+    }
+    assert!(!documents.is_empty(), "kustomize rendered no objects");
+    Some(Rendered { yaml, documents })
+}
+
+/// Rendered once per test binary; `None` when kubectl is missing (and not required).
+fn rendered() -> Option<&'static Rendered> {
+    static RENDERED: OnceLock<Option<Rendered>> = OnceLock::new();
+    RENDERED.get_or_init(render).as_ref()
+}
+
+impl Rendered {
+    fn find<'a, T>(&'a self, name: &str, pick: impl Fn(&'a Object) -> Option<&'a T>) -> &'a T {
+        self.documents
+            .iter()
+            .filter(|d| d.object.metadata().name.as_deref() == Some(name))
+            .find_map(|d| pick(&d.object))
+            .unwrap_or_else(|| panic!("the rendered base has no object named {name} of that kind"))
+    }
+
+    fn daemon_set(&self, name: &str) -> &DaemonSet {
+        self.find(name, |o| match o {
+            Object::DaemonSet(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn deployment(&self, name: &str) -> &Deployment {
+        self.find(name, |o| match o {
+            Object::Deployment(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn service(&self, name: &str) -> &Service {
+        self.find(name, |o| match o {
+            Object::Service(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn service_account(&self, name: &str) -> &ServiceAccount {
+        self.find(name, |o| match o {
+            Object::ServiceAccount(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn cluster_roles(&self) -> impl Iterator<Item = &ClusterRole> {
+        self.documents.iter().filter_map(|d| match &d.object {
+            Object::ClusterRole(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn cluster_role_bindings(&self) -> impl Iterator<Item = &ClusterRoleBinding> {
+        self.documents.iter().filter_map(|d| match &d.object {
+            Object::ClusterRoleBinding(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// `(object id, pod spec, pod template labels)` of every workload.
+    fn pod_templates(&self) -> Vec<(String, &PodSpec, BTreeMap<String, String>)> {
+        let mut out = Vec::new();
+        for d in &self.documents {
+            let template = match &d.object {
+                Object::DaemonSet(x) => &x.spec.template,
+                Object::Deployment(x) => &x.spec.template,
+                _ => continue,
+            };
+            let spec = template
+                .spec
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has no pod spec", d.id()));
+            let labels = template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            out.push((d.id(), spec, labels));
+        }
+        out
+    }
+}
+
+fn pod_spec_of_daemon_set(ds: &DaemonSet) -> &PodSpec {
+    ds.spec
+        .template
+        .spec
+        .as_ref()
+        .expect("the DaemonSet has a pod spec")
+}
+
+fn pod_spec_of_deployment(deployment: &Deployment) -> &PodSpec {
+    deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .expect("the Deployment has a pod spec")
+}
+
+fn template_labels_of_deployment(deployment: &Deployment) -> BTreeMap<String, String> {
+    deployment
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+/// Init containers and containers: every check that holds for one must hold for all.
+fn all_containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------------
+
+/// Paths present in `original` that are missing or different in `round_trip`.
+fn differences(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, round_trip) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let here = format!("{path}.{key}");
+                match b.get(key) {
+                    Some(other) => differences(value, other, &here, out),
+                    None => out.push(format!("{here} (unknown to k8s-openapi)")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                differences(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path} ({a} became {b})")),
+    }
+}
+
+#[test]
+fn every_document_is_a_known_kind_and_has_no_unknown_fields() {
+    let Some(rendered) = rendered() else { return };
+    let kinds: BTreeSet<&str> = rendered.documents.iter().map(|d| d.object.kind()).collect();
+    for expected in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(kinds.contains(expected), "the base renders no {expected}");
+    }
+    for d in &rendered.documents {
+        let mut diff = Vec::new();
+        differences(&d.raw, &d.object.to_value(), "", &mut diff);
+        assert!(
+            diff.is_empty(),
+            "{} does not survive a k8s-openapi round trip (misspelt or misplaced fields?): {diff:#?}",
+            d.id()
+        );
+    }
+}
+
+#[test]
+fn namespaced_objects_live_in_aistor_system() {
+    let Some(rendered) = rendered() else { return };
+    for d in &rendered.documents {
+        let namespace = d.object.metadata().namespace.as_deref();
+        if d.object.is_namespaced() {
+            assert_eq!(
+                namespace,
+                Some(NAMESPACE),
+                "{} must be in namespace {NAMESPACE}",
+                d.id()
+            );
+        } else {
+            assert_eq!(
+                namespace,
+                None,
+                "{} is cluster-scoped and must not name a namespace",
+                d.id()
+            );
+        }
+        let labels = d.object.metadata().labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("app.kubernetes.io/part-of").map(String::as_str),
+            Some("aistor"),
+            "{} must carry app.kubernetes.io/part-of: aistor",
+            d.id()
+        );
+    }
+    assert!(
+        rendered
+            .documents
+            .iter()
+            .any(|d| matches!(&d.object, Object::Namespace(n)
+            if n.metadata.name.as_deref() == Some(NAMESPACE))),
+        "the base must create the {NAMESPACE} namespace"
+    );
+}
+
+fn assert_hardened(owner: &str, pod: &PodSpec, container: &Container) {
+    let who = format!("{owner} container {}", container.name);
+    let sc = container
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("{who} has no securityContext"));
+    assert_eq!(
+        sc.read_only_root_filesystem,
+        Some(true),
+        "{who}: readOnlyRootFilesystem must be true"
+    );
+    assert_eq!(
+        sc.allow_privilege_escalation,
+        Some(false),
+        "{who}: allowPrivilegeEscalation must be false"
+    );
+    assert_ne!(sc.privileged, Some(true), "{who} must not be privileged");
+    let caps = sc.capabilities.as_ref();
+    assert!(
+        caps.and_then(|c| c.drop.as_ref())
+            .is_some_and(|d| d.iter().any(|c| c == "ALL")),
+        "{who}: capabilities must drop ALL"
+    );
+    assert!(
+        caps.and_then(|c| c.add.as_ref())
+            .is_none_or(|a| a.is_empty()),
+        "{who}: no capability may be added back (if a read needs one, justify it in the manifest and here)"
+    );
+    let seccomp = sc
+        .seccomp_profile
+        .as_ref()
+        .or_else(|| pod.security_context.as_ref()?.seccomp_profile.as_ref());
+    assert_eq!(
+        seccomp.map(|p| p.type_.as_str()),
+        Some("RuntimeDefault"),
+        "{who}: seccompProfile must be RuntimeDefault (pod or container level)"
+    );
+}
+
+fn assert_probe(who: &str, container: &Container, probe: Option<&Probe>, path: &str) {
+    let get = probe
+        .and_then(|p| p.http_get.as_ref())
+        .unwrap_or_else(|| panic!("{who} needs an httpGet probe on {path}"));
+    assert_eq!(
+        get.path.as_deref(),
+        Some(path),
+        "{who}: the probe must GET {path}"
+    );
+    assert!(
+        port_declared(container, &get.port),
+        "{who}: the probe on {path} targets port {:?}, which the container does not declare",
+        get.port
+    );
+}
+
+fn port_declared(container: &Container, port: &IntOrString) -> bool {
+    container.ports.iter().flatten().any(|p| match port {
+        IntOrString::Int(n) => p.container_port == *n,
+        IntOrString::String(name) => p.name.as_deref() == Some(name.as_str()),
+    })
+}
+
+fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+#[test]
+fn agent_daemon_set_reads_the_host_safely() {
+    let Some(rendered) = rendered() else { return };
+    let ds = rendered.daemon_set(AGENT);
+    let pod = pod_spec_of_daemon_set(ds);
+    let who = format!("DaemonSet/{AGENT}");
+
+    assert_eq!(
+        pod.host_pid,
+        Some(true),
+        "{who}: hostPID must be true (GPU processes and /proc/<pid>/cgroup need host PIDs)"
+    );
+    assert!(
+        pod.tolerations
+            .iter()
+            .flatten()
+            .any(|t| t.operator.as_deref() == Some("Exists")
+                && t.key.is_none()
+                && t.effect.is_none()),
+        "{who} must tolerate every taint: a toleration with operator Exists and no key or effect"
+    );
+
+    // Every hostPath volume is mounted read-only wherever it is mounted.
+    let host_paths: BTreeMap<&str, &str> = pod
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((v.name.as_str(), v.host_path.as_ref()?.path.as_str())))
+        .collect();
+    assert!(!host_paths.is_empty(), "{who} mounts no hostPath volume");
+    for container in all_containers(pod) {
+        for mount in container.volume_mounts.iter().flatten() {
+            if let Some(host_path) = host_paths.get(mount.name.as_str()) {
+                assert_eq!(
+                    mount.read_only,
+                    Some(true),
+                    "{who} container {}: hostPath {host_path} mounted at {} must be readOnly",
+                    container.name,
+                    mount.mount_path
+                );
+            }
+        }
+    }
+
+    let agent = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "agent")
+        .unwrap_or_else(|| panic!("{who} has no container named agent"));
+
+    // /proc and /sys are mounted under the configured host root.
+    let host_root = env_value(agent, "AISTOR_AGENT_HOST_ROOT")
+        .unwrap_or_else(|| panic!("{who}: AISTOR_AGENT_HOST_ROOT is not set"));
+    for host in ["/proc", "/sys"] {
+        let want = format!("{host_root}{host}");
+        assert!(
+            agent
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == want && host_paths.get(m.name.as_str()) == Some(&host)),
+            "{who}: hostPath {host} must be mounted at {want} (AISTOR_AGENT_HOST_ROOT + {host})"
+        );
+    }
+
+    let node_name = agent
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "AISTOR_AGENT_NODE_NAME")
+        .and_then(|e| e.value_from.as_ref()?.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    assert_eq!(
+        node_name,
+        Some("spec.nodeName"),
+        "{who}: AISTOR_AGENT_NODE_NAME must come from fieldRef spec.nodeName"
+    );
+
+    assert_probe(&who, agent, agent.liveness_probe.as_ref(), "/live");
+    assert_probe(&who, agent, agent.readiness_probe.as_ref(), "/ready");
+
+    for container in all_containers(pod) {
+        assert_hardened(&who, pod, container);
+        let resources = container.resources.as_ref();
+        for (what, map) in [
+            ("requests", resources.and_then(|r| r.requests.as_ref())),
+            ("limits", resources.and_then(|r| r.limits.as_ref())),
+        ] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    map.is_some_and(|m| m.contains_key(resource)),
+                    "{who} container {} must set resources.{what}.{resource}",
+                    container.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn coordinator_runs_as_non_root() {
+    let Some(rendered) = rendered() else { return };
+    let deployment = rendered.deployment(COORDINATOR);
+    let pod = pod_spec_of_deployment(deployment);
+    let who = format!("Deployment/{COORDINATOR}");
+    let pod_sc: Option<&PodSecurityContext> = pod.security_context.as_ref();
+    for container in all_containers(pod) {
+        let sc = container.security_context.as_ref();
+        let non_root = sc
+            .and_then(|s| s.run_as_non_root)
+            .or_else(|| pod_sc?.run_as_non_root);
+        assert_eq!(
+            non_root,
+            Some(true),
+            "{who} container {}: runAsNonRoot must be true",
+            container.name
+        );
+        let user = sc
+            .and_then(|s| s.run_as_user)
+            .or_else(|| pod_sc?.run_as_user);
+        assert!(
+            user.is_some_and(|u| u != 0),
+            "{who} container {}: runAsUser must be set to a non-zero uid (got {user:?})",
+            container.name
+        );
+        assert_hardened(&who, pod, container);
+        assert!(
+            container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .is_some_and(|l| l.contains_key("memory")),
+            "{who} container {} must set a memory limit",
+            container.name
+        );
+    }
+}
+
+#[test]
+fn cluster_roles_are_read_only_without_wildcards() {
+    let Some(rendered) = rendered() else { return };
+    let mut seen = 0;
+    for role in rendered.cluster_roles() {
+        seen += 1;
+        let name = role.metadata.name.as_deref().unwrap_or_default();
+        assert!(
+            role.aggregation_rule.is_none(),
+            "ClusterRole/{name} must not aggregate other roles"
+        );
+        for rule in role.rules.iter().flatten() {
+            for verb in &rule.verbs {
+                assert!(
+                    READ_VERBS.contains(&verb.as_str()),
+                    "ClusterRole/{name} grants verb {verb:?}; only {READ_VERBS:?} are allowed until a feature needs more"
+                );
+            }
+            for (field, values) in [
+                ("apiGroups", rule.api_groups.as_ref()),
+                ("resources", rule.resources.as_ref()),
+                ("resourceNames", rule.resource_names.as_ref()),
+                ("nonResourceURLs", rule.non_resource_urls.as_ref()),
+            ] {
+                assert!(
+                    !values.into_iter().flatten().any(|v| v.contains('*')),
+                    "ClusterRole/{name}: wildcard in {field}"
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "the base renders no ClusterRole");
+}
+
+#[test]
+fn service_accounts_and_bindings_line_up() {
+    let Some(rendered) = rendered() else { return };
+
+    let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
+    assert_eq!(
+        agent_pod.service_account_name.as_deref(),
+        Some(AGENT),
+        "DaemonSet/{AGENT} must use the {AGENT} ServiceAccount"
+    );
+    assert_eq!(
+        rendered
+            .service_account(AGENT)
+            .automount_service_account_token,
+        Some(false),
+        "ServiceAccount/{AGENT}: automountServiceAccountToken must be false (the agent never calls the API server)"
+    );
+    assert_ne!(
+        agent_pod.automount_service_account_token,
+        Some(true),
+        "DaemonSet/{AGENT} must not mount a service account token"
+    );
+
+    let coordinator_pod = pod_spec_of_deployment(rendered.deployment(COORDINATOR));
+    assert_eq!(
+        coordinator_pod.service_account_name.as_deref(),
+        Some(COORDINATOR),
+        "Deployment/{COORDINATOR} must use the {COORDINATOR} ServiceAccount"
+    );
+    rendered.service_account(COORDINATOR);
+
+    let roles: BTreeSet<&str> = rendered
+        .cluster_roles()
+        .filter_map(|r| r.metadata.name.as_deref())
+        .collect();
+    let mut bound = false;
+    for binding in rendered.cluster_role_bindings() {
+        let name = binding.metadata.name.as_deref().unwrap_or_default();
+        assert!(
+            binding.role_ref.kind == "ClusterRole"
+                && roles.contains(binding.role_ref.name.as_str()),
+            "ClusterRoleBinding/{name} must reference a ClusterRole of the base, not {:?}",
+            binding.role_ref.name
+        );
+        for subject in binding.subjects.iter().flatten() {
+            assert_eq!(
+                (subject.kind.as_str(), subject.namespace.as_deref()),
+                ("ServiceAccount", Some(NAMESPACE)),
+                "ClusterRoleBinding/{name}: subjects must be ServiceAccounts in {NAMESPACE}"
+            );
+            assert_ne!(
+                subject.name, AGENT,
+                "ClusterRoleBinding/{name}: the agent must hold no RBAC"
+            );
+            bound |= subject.name == COORDINATOR;
+        }
+    }
+    assert!(
+        bound,
+        "no ClusterRoleBinding grants the {COORDINATOR} ServiceAccount its ClusterRole"
+    );
+}
+
+/// `repo[:port]/name:tag` or `...@sha256:...`; a tag of `latest` does not count.
+fn image_is_pinned(image: &str) -> bool {
+    if image.contains('@') {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    matches!(last.split_once(':'), Some((name, tag)) if !name.is_empty() && !tag.is_empty() && tag != "latest")
+}
+
+#[test]
+fn every_container_image_has_a_tag() {
+    let Some(rendered) = rendered() else { return };
+    let templates = rendered.pod_templates();
+    assert!(!templates.is_empty(), "the base renders no workloads");
+    for (owner, pod, _) in templates {
+        for container in all_containers(pod) {
+            let image = container.image.as_deref().unwrap_or_default();
+            assert!(
+                image_is_pinned(image),
+                "{owner} container {}: image {image:?} needs an explicit tag (not latest) or digest",
+                container.name
+            );
+        }
+    }
+}
+
+#[test]
+fn image_tag_rule() {
+    assert!(image_is_pinned("aistor/agent:0.1.0"));
+    assert!(image_is_pinned("registry.example:5000/aistor/agent:0.1.0"));
+    assert!(image_is_pinned("aistor/agent@sha256:0123"));
+    assert!(!image_is_pinned("aistor/agent"));
+    assert!(!image_is_pinned("registry.example:5000/aistor/agent"));
+    assert!(!image_is_pinned("aistor/agent:latest"));
+    assert!(!image_is_pinned(""));
+}
+
+#[test]
+fn service_selects_the_coordinator_pods() {
+    let Some(rendered) = rendered() else { return };
+    let service = rendered.service(COORDINATOR);
+    let spec = service.spec.as_ref().expect("the Service has a spec");
+    let selector = spec.selector.clone().unwrap_or_default();
+    assert!(
+        !selector.is_empty(),
+        "Service/{COORDINATOR} needs a selector"
+    );
+
+    let deployment = rendered.deployment(COORDINATOR);
+    let labels = template_labels_of_deployment(deployment);
+    for (key, value) in &selector {
+        assert_eq!(
+            labels.get(key),
+            Some(value),
+            "Service/{COORDINATOR} selects {key}={value}, which the coordinator pods do not carry"
+        );
+    }
+    for (owner, _, labels) in rendered.pod_templates() {
+        if owner != format!("Deployment/{COORDINATOR}") {
+            assert!(
+                !selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+                "Service/{COORDINATOR} also selects the pods of {owner}"
+            );
+        }
+    }
+
+    // Every Service port lands on a declared coordinator port.
+    let pod = pod_spec_of_deployment(deployment);
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    assert!(!ports.is_empty(), "Service/{COORDINATOR} exposes no port");
+    for port in ports {
+        let target = port
+            .target_port
+            .clone()
+            .unwrap_or(IntOrString::Int(port.port));
+        assert!(
+            pod.containers.iter().any(|c| port_declared(c, &target)),
+            "Service/{COORDINATOR} port {} targets {target:?}, which no coordinator container declares",
+            port.port
+        );
+    }
+    let grpc = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some("grpc"))
+        .unwrap_or_else(|| panic!("Service/{COORDINATOR} needs a port named grpc"));
+    assert_eq!(
+        grpc.app_protocol.as_deref(),
+        Some("grpc"),
+        "Service/{COORDINATOR}: the grpc port must declare appProtocol grpc"
+    );
+
+    // The agent dials exactly this Service.
+    let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
+    let url = agent_pod
+        .containers
+        .iter()
+        .find_map(|c| env_value(c, "AISTOR_AGENT_COORDINATOR"))
+        .expect("the agent sets AISTOR_AGENT_COORDINATOR");
+    let want_host = format!("{COORDINATOR}.{NAMESPACE}.svc");
+    let (host, port) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once(':'))
+        .unwrap_or_else(|| panic!("AISTOR_AGENT_COORDINATOR {url:?} is not http://host:port"));
+    assert_eq!(
+        host, want_host,
+        "AISTOR_AGENT_COORDINATOR must name the coordinator Service"
+    );
+    assert_eq!(
+        port.parse::<i32>().ok(),
+        Some(grpc.port),
+        "AISTOR_AGENT_COORDINATOR must use the Service's grpc port"
+    );
+}
+
+#[test]
+fn kubernetes_validate_strict_accepts_the_base() {
+    let Some(rendered) = rendered() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, &rendered.yaml).expect("write the rendered base");
+    let Some(output) = run_tool(
+        Command::new("kubernetes-validate")
+            .args([
+                "--strict",
+                "--quiet",
+                "--kubernetes-version",
+                KUBERNETES_VERSION,
+            ])
+            .arg(&file),
+    ) else {
+        tool_missing(
+            "kubernetes-validate",
+            "schema validation (pip install kubernetes-validate)",
+        );
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "kubernetes-validate --strict (Kubernetes {KUBERNETES_VERSION}) rejected the rendered base ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
