@@ -1,0 +1,4 @@
+//! Pods and containers on this node: which cgroups belong to which pod, and their
+//! measurements.
+
+pub mod layout;
