@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod grpc;
+pub mod measurements;
 pub mod metrics;
 pub mod process;
 pub mod rest;

@@ -4,13 +4,15 @@
 use crate::convert;
 use crate::state::Shared;
 use aistor_core::{NodeEntry, NodeState};
-use axum::extract::{Path, State};
+use aistor_proto::v1 as pb;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -25,6 +27,10 @@ pub fn router(shared: Shared, registry: Arc<Registry>) -> Router {
         .route("/health", get(health))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
+        .route("/api/v1/pods", get(list_pods))
+        .route("/api/v1/pods/{namespace}/{name}", get(get_pod))
+        .route("/api/v1/measurements", post(start_measurement))
+        .route("/api/v1/measurements/{id}", get(get_measurement))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
@@ -42,12 +48,32 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn not_found(error: &str, details: impl Into<String>) -> Self {
+    fn new(status: StatusCode, error: &str, details: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::NOT_FOUND,
+            status,
             error: error.into(),
             details: details.into(),
         }
+    }
+
+    pub fn not_found(error: &str, details: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, error, details)
+    }
+
+    pub fn bad_request(error: &str, details: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, details)
+    }
+}
+
+impl From<crate::measurements::RunError> for ApiError {
+    fn from(e: crate::measurements::RunError) -> Self {
+        use crate::measurements::RunError as E;
+        let status = match &e {
+            e if e.is_invalid_request() => StatusCode::BAD_REQUEST,
+            E::PodNotFound(_) | E::UnknownNode(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::CONFLICT,
+        };
+        Self::new(status, "measurement not started", e.to_string())
     }
 }
 
@@ -155,4 +181,216 @@ async fn metrics(State(s): State<RestState>) -> Response {
         )
             .into_response(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct PodFilter {
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    namespace: String,
+}
+
+/// One pod in the list: what people compare across pods. Absent figures are `null`.
+#[derive(Debug, Serialize)]
+struct PodSummary {
+    node: String,
+    node_state: &'static str,
+    namespace: String,
+    name: String,
+    uid: String,
+    qos_class: String,
+    discovered_by: String,
+    cpu_millicores: Option<f64>,
+    memory_working_set_bytes: Option<u64>,
+    memory_rss_bytes: Option<u64>,
+    io_read_bytes_per_second: Option<f64>,
+    io_write_bytes_per_second: Option<f64>,
+    io_reads_per_second: Option<f64>,
+    io_writes_per_second: Option<f64>,
+    containers: Vec<ContainerSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct ContainerSummary {
+    name: String,
+    id: String,
+    cpu_millicores: Option<f64>,
+    memory_working_set_bytes: Option<u64>,
+}
+
+fn node_state_name(state: i32) -> &'static str {
+    match pb::NodeState::try_from(state) {
+        Ok(pb::NodeState::Ready) => "ready",
+        Ok(pb::NodeState::Stale) => "stale",
+        _ => "unknown",
+    }
+}
+
+fn pod_summary(status: pb::PodStatus) -> PodSummary {
+    let pod = status.pod.unwrap_or_default();
+    let usage = pod.usage.unwrap_or_default();
+    let cpu = usage.cpu.as_ref().and_then(|c| c.usage_millicores);
+    let memory = usage.memory.unwrap_or_default();
+    let io = usage.io.and_then(|io| io.rates);
+    PodSummary {
+        node: status.node,
+        node_state: node_state_name(status.node_state),
+        namespace: pod.namespace,
+        name: pod.name,
+        uid: pod.uid,
+        qos_class: pod.qos_class,
+        discovered_by: pod.discovered_by,
+        cpu_millicores: cpu,
+        memory_working_set_bytes: memory.working_set_bytes,
+        memory_rss_bytes: memory.rss_bytes,
+        io_read_bytes_per_second: io.map(|r| r.read_bytes_per_second),
+        io_write_bytes_per_second: io.map(|r| r.write_bytes_per_second),
+        io_reads_per_second: io.map(|r| r.reads_per_second),
+        io_writes_per_second: io.map(|r| r.writes_per_second),
+        containers: pod
+            .containers
+            .into_iter()
+            .map(|c| {
+                let u = c.usage.unwrap_or_default();
+                ContainerSummary {
+                    name: c.name,
+                    id: c.id,
+                    cpu_millicores: u.cpu.and_then(|c| c.usage_millicores),
+                    memory_working_set_bytes: u.memory.and_then(|m| m.working_set_bytes),
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn list_pods(
+    State(s): State<RestState>,
+    Query(filter): Query<PodFilter>,
+) -> impl IntoResponse {
+    let pods: Vec<PodSummary> = s
+        .shared
+        .pods(&filter.node, &filter.namespace)
+        .into_iter()
+        .map(pod_summary)
+        .collect();
+    Json(serde_json::json!({ "count": pods.len(), "pods": pods }))
+}
+
+async fn get_pod(
+    State(s): State<RestState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<pb::PodStatus>, ApiError> {
+    s.shared
+        .pods("", &namespace)
+        .into_iter()
+        .find(|p| p.pod.as_ref().is_some_and(|pod| pod.name == name))
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "pod not found",
+                format!("no node reports pod {namespace}/{name}"),
+            )
+        })
+}
+
+/// `POST /api/v1/measurements`: one of `pod_namespace` + `pod_name`, `pod_uid`,
+/// `container_id` or `cgroup_path` (the last two with `node`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeasurementRequest {
+    pod_namespace: Option<String>,
+    pod_name: Option<String>,
+    pod_uid: Option<String>,
+    container_id: Option<String>,
+    cgroup_path: Option<String>,
+    #[serde(default)]
+    node: String,
+    #[serde(default = "default_samples")]
+    samples: u32,
+    /// A duration such as "1s" or "500ms".
+    #[serde(default = "default_interval")]
+    interval: String,
+    #[serde(default = "default_trim")]
+    trim: f64,
+}
+
+fn default_samples() -> u32 {
+    20
+}
+fn default_interval() -> String {
+    "1s".into()
+}
+fn default_trim() -> f64 {
+    0.1
+}
+
+impl MeasurementRequest {
+    fn into_proto(self) -> Result<pb::StartMeasurementRequest, ApiError> {
+        use pb::measure_target::Target;
+        let target = match (
+            self.pod_namespace,
+            self.pod_name,
+            self.pod_uid,
+            self.container_id,
+            self.cgroup_path,
+        ) {
+            (Some(namespace), Some(name), None, None, None) => {
+                Target::Pod(pb::PodName { namespace, name })
+            }
+            (None, None, Some(uid), None, None) => Target::PodUid(uid),
+            (None, None, None, Some(id), None) => Target::ContainerId(id),
+            (None, None, None, None, Some(path)) => Target::CgroupPath(path),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid target",
+                    "give exactly one of: pod_namespace with pod_name, pod_uid, container_id, cgroup_path",
+                ));
+            }
+        };
+        let interval = humantime::parse_duration(&self.interval).map_err(|e| {
+            ApiError::bad_request(
+                "invalid interval",
+                format!("field `interval`: {e} (e.g. \"1s\")"),
+            )
+        })?;
+        Ok(pb::StartMeasurementRequest {
+            target: Some(pb::MeasureTarget {
+                target: Some(target),
+            }),
+            node: self.node,
+            samples: self.samples,
+            interval_nanos: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+            trim: self.trim,
+        })
+    }
+}
+
+async fn start_measurement(
+    State(s): State<RestState>,
+    body: Result<Json<MeasurementRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request("invalid request body", e.body_text()))?;
+    let measurement = crate::measurements::start(&s.shared, body.into_proto()?)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "measurement_id": measurement.id,
+            "status": "running",
+            "node": measurement.node,
+        })),
+    ))
+}
+
+async fn get_measurement(
+    State(s): State<RestState>,
+    Path(id): Path<String>,
+) -> Result<Json<pb::Measurement>, ApiError> {
+    s.shared.measurements().get(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(
+            "measurement not found",
+            format!("no measurement with id {id:?}"),
+        )
+    })
 }

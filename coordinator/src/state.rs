@@ -2,13 +2,18 @@
 //! changes for watchers, and the coordinator's clocks.
 
 use crate::convert::{self, StoredReport};
+use crate::measurements;
 use crate::metrics::CoordinatorMetrics;
 use aistor_core::{ClusterView, Ingested, Now, ReportKey, ViewConfig};
 use aistor_proto::v1 as pb;
 use prost::Message;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+
+/// Where directives for one node's agent go: its open stream.
+pub type DirectiveSender = mpsc::Sender<Result<pb::Directive, tonic::Status>>;
 
 /// Why a report was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +39,8 @@ struct Inner {
     events: broadcast::Sender<pb::NodeEvent>,
     started: Instant,
     metrics: CoordinatorMetrics,
+    streams: Mutex<HashMap<String, DirectiveSender>>,
+    measurements: measurements::Store,
 }
 
 impl Shared {
@@ -46,6 +53,8 @@ impl Shared {
                 events,
                 started: Instant::now(),
                 metrics,
+                streams: Mutex::default(),
+                measurements: measurements::Store::default(),
             }),
         }
     }
@@ -108,6 +117,13 @@ impl Shared {
             (outcome, status)
         };
         self.inner.metrics.record_ingest(outcome);
+        if let Ingested::Applied { .. } = outcome {
+            for result in &report.measurements {
+                self.inner
+                    .measurements
+                    .complete(result.clone(), now.wall_unix_nanos);
+            }
+        }
         if let Some(status) = status {
             self.announce(status);
         }
@@ -132,6 +148,75 @@ impl Shared {
             tracing::info!(node = %status.name, state = ?pb::NodeState::try_from(status.state), "node state changed");
             self.announce(status);
         }
+    }
+
+    pub fn measurements(&self) -> &measurements::Store {
+        &self.inner.measurements
+    }
+
+    /// Registers the stream of `node`'s agent (the newest stream wins).
+    pub fn register_stream(&self, node: &str, tx: DirectiveSender) {
+        self.streams().insert(node.to_owned(), tx);
+    }
+
+    /// Forgets `node`'s stream if it is still `tx` (a newer one may have replaced it).
+    pub fn unregister_stream(&self, node: &str, tx: &DirectiveSender) {
+        let mut streams = self.streams();
+        if streams
+            .get(node)
+            .is_some_and(|current| current.same_channel(tx))
+        {
+            streams.remove(node);
+        }
+    }
+
+    /// Queues a directive for `node`'s agent; false when it has no open stream.
+    pub fn send_directive(&self, node: &str, directive: pb::Directive) -> bool {
+        let tx = self.streams().get(node).cloned();
+        tx.is_some_and(|tx| tx.try_send(Ok(directive)).is_ok())
+    }
+
+    fn streams(&self) -> MutexGuard<'_, HashMap<String, DirectiveSender>> {
+        self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn node_state(&self, node: &str) -> Option<aistor_core::NodeState> {
+        self.view().node(node).map(|n| n.state())
+    }
+
+    /// The node whose latest report has a pod matching `matches`.
+    pub fn find_pod_node(&self, matches: impl Fn(&pb::Pod) -> bool) -> Option<String> {
+        let view = self.view();
+        view.nodes().find_map(|entry| {
+            let report = pb::NodeReport::decode(entry.latest().clone()).ok()?;
+            report
+                .pods
+                .iter()
+                .any(&matches)
+                .then(|| entry.name().to_owned())
+        })
+    }
+
+    /// Pods of every node (filtered), from each node's latest report.
+    pub fn pods(&self, node: &str, namespace: &str) -> Vec<pb::PodStatus> {
+        let view = self.view();
+        let mut out = Vec::new();
+        for entry in view.nodes().filter(|e| node.is_empty() || e.name() == node) {
+            let Ok(report) = pb::NodeReport::decode(entry.latest().clone()) else {
+                continue;
+            };
+            for pod in report.pods {
+                if namespace.is_empty() || pod.namespace == namespace {
+                    out.push(pb::PodStatus {
+                        node: entry.name().to_owned(),
+                        node_state: convert::node_state(entry.state()) as i32,
+                        report_wall_time_unix_nanos: report.wall_time_unix_nanos,
+                        pod: Some(pod),
+                    });
+                }
+            }
+        }
+        out
     }
 
     fn announce(&self, node: pb::NodeStatus) {

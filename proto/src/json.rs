@@ -1,7 +1,9 @@
 //! Serialisers that write proto enum fields (stored by prost as `i32`) as their
 //! lower-case names, e.g. `"cgroup_mode": "hybrid"`, so JSON readers need no table.
 
-use crate::v1::{CgroupMode, ContainerState, DiskKind, GpuSource, NodeState, node_event};
+use crate::v1::{
+    CgroupMode, ContainerState, DiskKind, GpuSource, MeasurementState, NodeState, node_event,
+};
 use serde::Serializer;
 
 /// Writes the enum's proto name without its prefix, lower-cased; an unknown number
@@ -40,6 +42,7 @@ enum_serializer!(container_state, ContainerState, "CONTAINER_STATE_");
 enum_serializer!(gpu_source, GpuSource, "GPU_SOURCE_");
 enum_serializer!(node_state, NodeState, "NODE_STATE_");
 enum_serializer!(node_event_kind, node_event::Kind, "KIND_");
+enum_serializer!(measurement_state, MeasurementState, "MEASUREMENT_STATE_");
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,13 @@
 //! `ClusterService`: the live view for people and tools.
 
 use crate::convert;
+use crate::measurements;
 use crate::process::Drain;
 use crate::state::Shared;
 use aistor_proto::v1::{
-    GetNodeRequest, ListNodesRequest, ListNodesResponse, NodeEvent, NodeStatus, WatchNodesRequest,
-    cluster_service_server::ClusterService, node_event,
+    GetMeasurementRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, ListPodsRequest,
+    ListPodsResponse, Measurement, NodeEvent, NodeStatus, StartMeasurementRequest,
+    WatchNodesRequest, cluster_service_server::ClusterService, node_event,
 };
 use std::pin::Pin;
 use tokio::sync::broadcast::error::RecvError;
@@ -55,6 +57,44 @@ impl ClusterService for Cluster {
             .node(&name)
             .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
         Ok(Response::new(convert::node_status(node)))
+    }
+
+    async fn list_pods(
+        &self,
+        request: Request<ListPodsRequest>,
+    ) -> Result<Response<ListPodsResponse>, Status> {
+        let ListPodsRequest { node, namespace } = request.into_inner();
+        Ok(Response::new(ListPodsResponse {
+            pods: self.shared.pods(&node, &namespace),
+        }))
+    }
+
+    async fn start_measurement(
+        &self,
+        request: Request<StartMeasurementRequest>,
+    ) -> Result<Response<Measurement>, Status> {
+        measurements::start(&self.shared, request.into_inner())
+            .map(Response::new)
+            .map_err(|e| {
+                use measurements::RunError as E;
+                match e {
+                    e if e.is_invalid_request() => Status::invalid_argument(e.to_string()),
+                    e @ (E::PodNotFound(_) | E::UnknownNode(_)) => Status::not_found(e.to_string()),
+                    e => Status::failed_precondition(e.to_string()),
+                }
+            })
+    }
+
+    async fn get_measurement(
+        &self,
+        request: Request<GetMeasurementRequest>,
+    ) -> Result<Response<Measurement>, Status> {
+        let id = request.into_inner().id;
+        self.shared
+            .measurements()
+            .get(&id)
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("no measurement with id {id:?}")))
     }
 
     type WatchNodesStream = EventStream;

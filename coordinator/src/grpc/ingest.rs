@@ -86,6 +86,7 @@ impl AgentService for Ingest {
             }
             shared.metrics().stream_closed();
             if !node.is_empty() {
+                shared.unregister_stream(&node, &tx);
                 tracing::info!(node, "agent disconnected");
             }
         });

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 const PROTOS: &[&str] = &[
     "aistor/v1/measurements.proto",
+    "aistor/v1/measure.proto",
     "aistor/v1/agent.proto",
     "aistor/v1/cluster.proto",
 ];
@@ -50,6 +51,14 @@ fn generated_code_matches_protos() {
         )
         .field_attribute(
             ".aistor.v1.NodeStatus.state",
+            r#"#[serde(serialize_with = "crate::json::node_state")]"#,
+        )
+        .field_attribute(
+            ".aistor.v1.Measurement.state",
+            r#"#[serde(serialize_with = "crate::json::measurement_state")]"#,
+        )
+        .field_attribute(
+            ".aistor.v1.PodStatus.node_state",
             r#"#[serde(serialize_with = "crate::json::node_state")]"#,
         )
         .field_attribute(

@@ -742,6 +742,170 @@ impl GpuSource {
         }
     }
 }
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PodName {
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MeasureTarget {
+    #[prost(oneof = "measure_target::Target", tags = "1, 2, 3, 4")]
+    pub target: ::core::option::Option<measure_target::Target>,
+}
+/// Nested message and enum types in `MeasureTarget`.
+pub mod measure_target {
+    #[derive(serde::Serialize)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Target {
+        #[prost(message, tag = "1")]
+        Pod(super::PodName),
+        #[prost(string, tag = "2")]
+        PodUid(::prost::alloc::string::String),
+        #[prost(string, tag = "3")]
+        ContainerId(::prost::alloc::string::String),
+        /// Relative to the cgroup root, e.g. "system.slice/foo.service".
+        #[prost(string, tag = "4")]
+        CgroupPath(::prost::alloc::string::String),
+    }
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MeasureRun {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub target: ::core::option::Option<MeasureTarget>,
+    #[prost(uint32, tag = "3")]
+    pub samples: u32,
+    #[prost(uint64, tag = "4")]
+    pub interval_nanos: u64,
+    /// Fraction dropped at each end for the trimmed mean (0 \<= trim \< 0.5).
+    #[prost(double, tag = "5")]
+    pub trim: f64,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct MeasureSample {
+    #[prost(uint64, tag = "1")]
+    pub wall_time_unix_nanos: u64,
+    /// Measured monotonic time since the previous sample (the baseline reading for the first).
+    #[prost(uint64, tag = "2")]
+    pub elapsed_nanos: u64,
+    #[prost(double, optional, tag = "3")]
+    pub cpu_millicores: ::core::option::Option<f64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub memory_working_set_bytes: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "5")]
+    pub memory_rss_bytes: ::core::option::Option<u64>,
+    #[prost(double, optional, tag = "6")]
+    pub io_read_bytes_per_second: ::core::option::Option<f64>,
+    #[prost(double, optional, tag = "7")]
+    pub io_write_bytes_per_second: ::core::option::Option<f64>,
+    #[prost(double, optional, tag = "8")]
+    pub io_reads_per_second: ::core::option::Option<f64>,
+    #[prost(double, optional, tag = "9")]
+    pub io_writes_per_second: ::core::option::Option<f64>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct FigureSummary {
+    /// Samples in which this figure was measured.
+    #[prost(uint32, tag = "1")]
+    pub count: u32,
+    #[prost(double, tag = "2")]
+    pub trimmed_mean: f64,
+    #[prost(uint32, tag = "3")]
+    pub trimmed_each_end: u32,
+    #[prost(double, tag = "4")]
+    pub median: f64,
+    #[prost(double, tag = "5")]
+    pub min: f64,
+    #[prost(double, tag = "6")]
+    pub max: f64,
+    #[prost(double, tag = "7")]
+    pub stddev: f64,
+}
+/// One summary per figure; a figure measured in no sample is unset.
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+pub struct MeasureSummary {
+    #[prost(message, optional, tag = "1")]
+    pub cpu_millicores: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "2")]
+    pub memory_working_set_bytes: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "3")]
+    pub memory_rss_bytes: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "4")]
+    pub io_read_bytes_per_second: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "5")]
+    pub io_write_bytes_per_second: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "6")]
+    pub io_reads_per_second: ::core::option::Option<FigureSummary>,
+    #[prost(message, optional, tag = "7")]
+    pub io_writes_per_second: ::core::option::Option<FigureSummary>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SampleFailure {
+    /// 0-based sample index (the baseline reading is index 0).
+    #[prost(uint32, tag = "1")]
+    pub index: u32,
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+/// One measured cgroup: a pod (with its containers), a container, or a bare cgroup.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MeasuredCgroup {
+    /// "pod", "container" or "cgroup".
+    #[prost(string, tag = "1")]
+    pub kind: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub pod_uid: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub container_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub cgroup_path: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "7")]
+    pub samples: ::prost::alloc::vec::Vec<MeasureSample>,
+    #[prost(message, optional, tag = "8")]
+    pub summary: ::core::option::Option<MeasureSummary>,
+    #[prost(uint32, tag = "9")]
+    pub samples_taken: u32,
+    #[prost(uint32, tag = "10")]
+    pub samples_failed: u32,
+    #[prost(message, repeated, tag = "11")]
+    pub failures: ::prost::alloc::vec::Vec<SampleFailure>,
+    #[prost(message, repeated, tag = "12")]
+    pub containers: ::prost::alloc::vec::Vec<MeasuredCgroup>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MeasurementResult {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub run: ::core::option::Option<MeasureRun>,
+    #[prost(uint64, tag = "4")]
+    pub started_unix_nanos: u64,
+    #[prost(uint64, tag = "5")]
+    pub finished_unix_nanos: u64,
+    #[prost(message, repeated, tag = "6")]
+    pub targets: ::prost::alloc::vec::Vec<MeasuredCgroup>,
+    /// Set when the run could not start (target not found on this node, ...).
+    #[prost(string, tag = "7")]
+    pub error: ::prost::alloc::string::String,
+}
 /// One collection on one node.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -776,24 +940,31 @@ pub struct NodeReport {
     pub pods: ::prost::alloc::vec::Vec<Pod>,
     #[prost(message, optional, tag = "11")]
     pub gpu: ::core::option::Option<GpuSection>,
+    /// Measurement runs that finished since the previous report. They travel with
+    /// reports so the replay buffer protects them too.
+    #[prost(message, repeated, tag = "12")]
+    pub measurements: ::prost::alloc::vec::Vec<MeasurementResult>,
     /// Report-level gaps (e.g. "pods": "no container runtime configured").
     #[prost(message, repeated, tag = "15")]
     pub missing: ::prost::alloc::vec::Vec<Missing>,
 }
 /// A message from the coordinator to one agent.
 #[derive(serde::Serialize)]
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Directive {
-    #[prost(oneof = "directive::Kind", tags = "1")]
+    #[prost(oneof = "directive::Kind", tags = "1, 2")]
     pub kind: ::core::option::Option<directive::Kind>,
 }
 /// Nested message and enum types in `Directive`.
 pub mod directive {
     #[derive(serde::Serialize)]
-    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Kind {
         #[prost(message, tag = "1")]
         Ack(super::Ack),
+        /// Start a measurement run; its result arrives in a later report's `measurements`.
+        #[prost(message, tag = "2")]
+        Measure(super::MeasureRun),
     }
 }
 /// Every report of `agent_instance` up to and including `seq` is stored; the agent
@@ -1199,6 +1370,75 @@ pub mod node_event {
     }
 }
 #[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListPodsRequest {
+    /// Empty: every node / every namespace.
+    #[prost(string, tag = "1")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub namespace: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PodStatus {
+    #[prost(string, tag = "1")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(enumeration = "NodeState", tag = "2")]
+    #[serde(serialize_with = "crate::json::node_state")]
+    pub node_state: i32,
+    /// Wall time of the report the pod comes from (agent clock).
+    #[prost(uint64, tag = "3")]
+    pub report_wall_time_unix_nanos: u64,
+    #[prost(message, optional, tag = "4")]
+    pub pod: ::core::option::Option<Pod>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListPodsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub pods: ::prost::alloc::vec::Vec<PodStatus>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct StartMeasurementRequest {
+    #[prost(message, optional, tag = "1")]
+    pub target: ::core::option::Option<MeasureTarget>,
+    /// Required for a container id or cgroup path; found from the view for pods.
+    #[prost(string, tag = "2")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "3")]
+    pub samples: u32,
+    #[prost(uint64, tag = "4")]
+    pub interval_nanos: u64,
+    #[prost(double, tag = "5")]
+    pub trim: f64,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetMeasurementRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Measurement {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub node: ::prost::alloc::string::String,
+    #[prost(enumeration = "MeasurementState", tag = "3")]
+    #[serde(serialize_with = "crate::json::measurement_state")]
+    pub state: i32,
+    #[prost(message, optional, tag = "4")]
+    pub run: ::core::option::Option<MeasureRun>,
+    #[prost(uint64, tag = "5")]
+    pub created_unix_nanos: u64,
+    #[prost(message, optional, tag = "6")]
+    pub result: ::core::option::Option<MeasurementResult>,
+    #[prost(string, tag = "7")]
+    pub error: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum NodeState {
@@ -1226,6 +1466,40 @@ impl NodeState {
             "NODE_STATE_UNSPECIFIED" => Some(Self::Unspecified),
             "NODE_STATE_READY" => Some(Self::Ready),
             "NODE_STATE_STALE" => Some(Self::Stale),
+            _ => None,
+        }
+    }
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum MeasurementState {
+    Unspecified = 0,
+    /// Sent to the agent; its result has not arrived yet.
+    Running = 1,
+    Succeeded = 2,
+    Failed = 3,
+}
+impl MeasurementState {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "MEASUREMENT_STATE_UNSPECIFIED",
+            Self::Running => "MEASUREMENT_STATE_RUNNING",
+            Self::Succeeded => "MEASUREMENT_STATE_SUCCEEDED",
+            Self::Failed => "MEASUREMENT_STATE_FAILED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "MEASUREMENT_STATE_UNSPECIFIED" => Some(Self::Unspecified),
+            "MEASUREMENT_STATE_RUNNING" => Some(Self::Running),
+            "MEASUREMENT_STATE_SUCCEEDED" => Some(Self::Succeeded),
+            "MEASUREMENT_STATE_FAILED" => Some(Self::Failed),
             _ => None,
         }
     }
@@ -1382,6 +1656,75 @@ pub mod cluster_service_client {
                 .insert(GrpcMethod::new("aistor.v1.ClusterService", "WatchNodes"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// Pods on ready and stale nodes, from each node's latest report.
+        pub async fn list_pods(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListPodsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListPodsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.ClusterService/ListPods",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.ClusterService", "ListPods"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Sends a measurement run to the node that runs the target.
+        pub async fn start_measurement(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StartMeasurementRequest>,
+        ) -> std::result::Result<tonic::Response<super::Measurement>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.ClusterService/StartMeasurement",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.ClusterService", "StartMeasurement"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// NOT_FOUND for an unknown id.
+        pub async fn get_measurement(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetMeasurementRequest>,
+        ) -> std::result::Result<tonic::Response<super::Measurement>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.ClusterService/GetMeasurement",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.ClusterService", "GetMeasurement"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1420,6 +1763,24 @@ pub mod cluster_service_server {
             &self,
             request: tonic::Request<super::WatchNodesRequest>,
         ) -> std::result::Result<tonic::Response<Self::WatchNodesStream>, tonic::Status>;
+        /// Pods on ready and stale nodes, from each node's latest report.
+        async fn list_pods(
+            &self,
+            request: tonic::Request<super::ListPodsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListPodsResponse>,
+            tonic::Status,
+        >;
+        /// Sends a measurement run to the node that runs the target.
+        async fn start_measurement(
+            &self,
+            request: tonic::Request<super::StartMeasurementRequest>,
+        ) -> std::result::Result<tonic::Response<super::Measurement>, tonic::Status>;
+        /// NOT_FOUND for an unknown id.
+        async fn get_measurement(
+            &self,
+            request: tonic::Request<super::GetMeasurementRequest>,
+        ) -> std::result::Result<tonic::Response<super::Measurement>, tonic::Status>;
     }
     /// The live cluster view, for people and tools.
     #[derive(Debug)]
@@ -1630,6 +1991,143 @@ pub mod cluster_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.ClusterService/ListPods" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListPodsSvc<T: ClusterService>(pub Arc<T>);
+                    impl<
+                        T: ClusterService,
+                    > tonic::server::UnaryService<super::ListPodsRequest>
+                    for ListPodsSvc<T> {
+                        type Response = super::ListPodsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListPodsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClusterService>::list_pods(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListPodsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.ClusterService/StartMeasurement" => {
+                    #[allow(non_camel_case_types)]
+                    struct StartMeasurementSvc<T: ClusterService>(pub Arc<T>);
+                    impl<
+                        T: ClusterService,
+                    > tonic::server::UnaryService<super::StartMeasurementRequest>
+                    for StartMeasurementSvc<T> {
+                        type Response = super::Measurement;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StartMeasurementRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClusterService>::start_measurement(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StartMeasurementSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.ClusterService/GetMeasurement" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetMeasurementSvc<T: ClusterService>(pub Arc<T>);
+                    impl<
+                        T: ClusterService,
+                    > tonic::server::UnaryService<super::GetMeasurementRequest>
+                    for GetMeasurementSvc<T> {
+                        type Response = super::Measurement;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetMeasurementRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ClusterService>::get_measurement(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetMeasurementSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)
