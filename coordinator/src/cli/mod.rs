@@ -1,1 +1,65 @@
-//! aistorctl.
+//! `aistorctl`, the command line for people: node tables (`nodes`, in `table`,
+//! `wide`, `json` or `yaml`) and a live view (`top nodes`), read from the
+//! coordinator's `ClusterService`.
+//!
+//! The binary only parses arguments and calls [`run`]; everything else lives here
+//! so tests drive it with a real gRPC server and an in-memory `out`. Rendering is
+//! pure ([`render_nodes`] takes the clock as an argument).
+//!
+//! - `args`: the clap command line ([`Cli`]).
+//! - `client`: dialling the coordinator.
+//! - `summary`: the node-level values a table shows, absent ones as `None`.
+//! - `units`: humanising CPU, bytes, throughput and ages.
+//! - `table`: kubectl-style aligned columns.
+//! - `render`: `-o table|wide|json|yaml`.
+//! - `top`: the live view.
+
+mod args;
+mod client;
+mod error;
+mod render;
+mod summary;
+mod table;
+mod top;
+mod units;
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aistor_proto::v1::ListNodesRequest;
+
+pub use args::{Cli, Command, DEFAULT_SERVER, Format, NodesArgs, TopCommand, TopNodesArgs};
+pub use error::CliError;
+pub use render::{NO_NODES, UNKNOWN, render_nodes};
+
+/// Runs one `aistorctl` command, writing what a person reads to `out`.
+pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+    let url = client::normalise(&cli.server);
+    match cli.command {
+        Command::Nodes(args) => nodes(&url, args.output, out).await,
+        Command::Top(TopCommand::Nodes(args)) => top::run(&url, &args, cli.terminal, out).await,
+    }
+}
+
+async fn nodes(url: &str, format: Format, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+    let mut client = client::connect(url).await?;
+    let mut request = tonic::Request::new(ListNodesRequest {});
+    request.set_timeout(client::CALL_TIMEOUT);
+    let nodes = client
+        .list_nodes(request)
+        .await
+        .map_err(|s| CliError::from_status(url, "ListNodes", &s))?
+        .into_inner()
+        .nodes;
+    let text = render_nodes(&nodes, format, now_unix_nanos())?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The local wall clock, for AGE.
+fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

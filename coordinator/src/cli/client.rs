@@ -1,0 +1,63 @@
+//! Dialling the coordinator's `ClusterService`.
+
+use std::time::Duration;
+
+use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::error::{CliError, chain};
+
+/// How long to wait for the TCP (and HTTP/2) connection before giving up.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deadline for unary calls such as `ListNodes` (never applied to watch streams).
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `host:port` means `http://host:port`: people type addresses without a scheme.
+pub(crate) fn normalise(server: &str) -> String {
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+/// Connects to the coordinator at `url` (already normalised).
+pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, CliError> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| CliError::InvalidServer {
+        url: url.to_owned(),
+        cause: chain(&e),
+    })?;
+    let channel = endpoint
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| CliError::Unreachable {
+            url: url.to_owned(),
+            // tonic's own text is just "transport error"; the cause says what failed.
+            cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
+        })?;
+    Ok(ClusterServiceClient::new(channel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_address_gets_http() {
+        assert_eq!(normalise("10.0.0.1:50051"), "http://10.0.0.1:50051");
+        assert_eq!(normalise("https://c.example:443"), "https://c.example:443");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_address_is_named() {
+        let err = connect("http://bad host:1").await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid coordinator address \"http://bad host:1\""),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The handful of node-level values a person looks at, pulled out of a
+//! `NodeStatus`. Every value a report did not carry is `None` (printed as
+//! `<unknown>`), never 0: proto `optional` fields, unset messages, and the
+//! identity fields the agent leaves at 0 or empty when it could not read them.
+
+use aistor_proto::v1::{CgroupMode, DiskKind, NodeReport, NodeState, NodeStatus};
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NodeSummary<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) state: Option<NodeState>,
+    pub(crate) cpu_millicores: Option<f64>,
+    pub(crate) cpu_capacity_millicores: Option<u64>,
+    pub(crate) memory_working_set_bytes: Option<u64>,
+    pub(crate) memory_total_bytes: Option<u64>,
+    pub(crate) disk_read_bytes_per_second: Option<f64>,
+    pub(crate) disk_write_bytes_per_second: Option<f64>,
+    pub(crate) last_report_unix_nanos: Option<u64>,
+    pub(crate) kernel_version: Option<&'a str>,
+    pub(crate) cgroup_mode: Option<CgroupMode>,
+    pub(crate) logical_cpus: Option<u32>,
+    pub(crate) pods: Option<usize>,
+    pub(crate) gpus: Option<usize>,
+    pub(crate) psi_cpu_some_avg10_percent: Option<f64>,
+    pub(crate) agent_version: Option<&'a str>,
+}
+
+impl<'a> NodeSummary<'a> {
+    pub(crate) fn of(status: &'a NodeStatus) -> Self {
+        let report = status.latest.as_ref();
+        let identity = report.and_then(|r| r.node.as_ref());
+        let usage = report.and_then(|r| r.usage.as_ref());
+        let memory = usage.and_then(|u| u.memory.as_ref());
+        let (disk_read, disk_write) = report.map_or((None, None), whole_disk_rates);
+
+        let name = if status.name.is_empty() {
+            identity.map_or("", |n| n.name.as_str())
+        } else {
+            status.name.as_str()
+        };
+
+        Self {
+            name,
+            state: NodeState::try_from(status.state)
+                .ok()
+                .filter(|s| *s != NodeState::Unspecified),
+            cpu_millicores: usage
+                .and_then(|u| u.cpu.as_ref())
+                .and_then(|c| c.usage_millicores)
+                .filter(|v| v.is_finite()),
+            cpu_capacity_millicores: identity
+                .map(|n| n.cpu_capacity_millicores)
+                .filter(|v| *v > 0),
+            memory_working_set_bytes: memory.and_then(|m| m.working_set_bytes),
+            memory_total_bytes: memory
+                .map(|m| m.total_bytes)
+                .filter(|v| *v > 0)
+                .or_else(|| identity.map(|n| n.memory_total_bytes).filter(|v| *v > 0)),
+            disk_read_bytes_per_second: disk_read,
+            disk_write_bytes_per_second: disk_write,
+            last_report_unix_nanos: Some(status.last_report_unix_nanos).filter(|v| *v > 0),
+            kernel_version: identity
+                .map(|n| n.kernel_version.as_str())
+                .filter(|v| !v.is_empty()),
+            cgroup_mode: identity
+                .and_then(|n| CgroupMode::try_from(n.cgroup_mode).ok())
+                .filter(|m| *m != CgroupMode::Unspecified),
+            logical_cpus: identity.map(|n| n.logical_cpus).filter(|v| *v > 0),
+            pods: report.and_then(pod_count),
+            gpus: report.and_then(gpu_count),
+            psi_cpu_some_avg10_percent: usage
+                .and_then(|u| u.pressure.as_ref())
+                .and_then(|p| p.cpu.as_ref())
+                .and_then(|c| c.some.as_ref())
+                .map(|s| s.avg10_percent)
+                .filter(|v| v.is_finite()),
+            agent_version: identity
+                .map(|n| n.agent_version.as_str())
+                .filter(|v| !v.is_empty()),
+        }
+    }
+
+    pub(crate) fn age_nanos(&self, now_unix_nanos: u64) -> Option<u64> {
+        // A report stamped after `now` (clock skew between hosts) is 0s old.
+        self.last_report_unix_nanos
+            .map(|t| now_unix_nanos.saturating_sub(t))
+    }
+}
+
+/// Read and write throughput of the node: the sum over *whole* disks only, since
+/// partitions, device-mapper and md devices re-count the same I/O. `None` when
+/// no whole disk has rates yet (first sample, or after a counter reset).
+fn whole_disk_rates(report: &NodeReport) -> (Option<f64>, Option<f64>) {
+    let rates: Vec<_> = report
+        .disks
+        .iter()
+        .filter(|d| d.kind == DiskKind::Whole as i32)
+        .filter_map(|d| d.rates.as_ref())
+        .collect();
+    if rates.is_empty() {
+        return (None, None);
+    }
+    let read = rates.iter().map(|r| r.read_bytes_per_second).sum::<f64>();
+    let write = rates.iter().map(|r| r.write_bytes_per_second).sum::<f64>();
+    (
+        Some(read).filter(|v| v.is_finite()),
+        Some(write).filter(|v| v.is_finite()),
+    )
+}
+
+/// Pods found on the node; unknown when the agent says it could not look.
+fn pod_count(report: &NodeReport) -> Option<usize> {
+    let could_not_look = report.missing.iter().any(|m| m.field == "pods");
+    if report.pods.is_empty() && could_not_look {
+        None
+    } else {
+        Some(report.pods.len())
+    }
+}
+
+/// GPUs found on the node; unknown without a GPU section, or when the section has
+/// no GPUs and says why (e.g. NVML missing), since that is "could not tell", not 0.
+fn gpu_count(report: &NodeReport) -> Option<usize> {
+    let gpu = report.gpu.as_ref()?;
+    if gpu.gpus.is_empty() && !gpu.missing.is_empty() {
+        None
+    } else {
+        Some(gpu.gpus.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aistor_proto::v1::{
+        Disk, DiskRates, GpuSection, Missing, NodeCpu, NodeIdentity, NodeMemory, NodeUsage, Pod,
+    };
+
+    fn disk(name: &str, kind: DiskKind, rates: Option<(f64, f64)>) -> Disk {
+        Disk {
+            name: name.to_owned(),
+            kind: kind as i32,
+            rates: rates.map(|(r, w)| DiskRates {
+                read_bytes_per_second: r,
+                write_bytes_per_second: w,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn status(report: NodeReport) -> NodeStatus {
+        NodeStatus {
+            name: "n1".to_owned(),
+            state: NodeState::Ready as i32,
+            last_report_unix_nanos: 5,
+            latest: Some(report),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn disk_rates_sum_whole_disks_only() {
+        let report = NodeReport {
+            disks: vec![
+                disk("sda", DiskKind::Whole, Some((1000.0, 10.0))),
+                disk("sda1", DiskKind::Partition, Some((900.0, 9.0))),
+                disk("dm-0", DiskKind::DeviceMapper, Some((800.0, 8.0))),
+                disk("md0", DiskKind::Md, Some((700.0, 7.0))),
+                disk("nvme0n1", DiskKind::Whole, Some((500.0, 5.0))),
+                disk("sdb", DiskKind::Whole, None),
+            ],
+            ..Default::default()
+        };
+        let st = status(report);
+        let s = NodeSummary::of(&st);
+        assert_eq!(s.disk_read_bytes_per_second, Some(1500.0));
+        assert_eq!(s.disk_write_bytes_per_second, Some(15.0));
+    }
+
+    #[test]
+    fn disks_without_rates_are_unknown_not_zero() {
+        let report = NodeReport {
+            disks: vec![
+                disk("sda", DiskKind::Whole, None),
+                // A partition with rates does not stand in for its disk.
+                disk("sda1", DiskKind::Partition, Some((900.0, 9.0))),
+            ],
+            ..Default::default()
+        };
+        let st = status(report);
+        let s = NodeSummary::of(&st);
+        assert_eq!(s.disk_read_bytes_per_second, None);
+        assert_eq!(s.disk_write_bytes_per_second, None);
+    }
+
+    #[test]
+    fn an_empty_status_is_unknown_everywhere() {
+        let st = NodeStatus {
+            name: "bare".to_owned(),
+            ..Default::default()
+        };
+        let s = NodeSummary::of(&st);
+        assert_eq!(
+            s,
+            NodeSummary {
+                name: "bare",
+                state: None,
+                cpu_millicores: None,
+                cpu_capacity_millicores: None,
+                memory_working_set_bytes: None,
+                memory_total_bytes: None,
+                disk_read_bytes_per_second: None,
+                disk_write_bytes_per_second: None,
+                last_report_unix_nanos: None,
+                kernel_version: None,
+                cgroup_mode: None,
+                logical_cpus: None,
+                pods: None,
+                gpus: None,
+                psi_cpu_some_avg10_percent: None,
+                agent_version: None,
+            }
+        );
+    }
+
+    #[test]
+    fn values_come_from_the_documented_fields() {
+        let report = NodeReport {
+            node: Some(NodeIdentity {
+                name: "from-identity".to_owned(),
+                cpu_capacity_millicores: 8000,
+                memory_total_bytes: 999,
+                logical_cpus: 8,
+                cgroup_mode: CgroupMode::Hybrid as i32,
+                kernel_version: "6.8.0".to_owned(),
+                agent_version: "0.1.0".to_owned(),
+                ..Default::default()
+            }),
+            usage: Some(NodeUsage {
+                cpu: Some(NodeCpu {
+                    usage_millicores: Some(1500.0),
+                    ..Default::default()
+                }),
+                memory: Some(NodeMemory {
+                    total_bytes: 16 << 30,
+                    working_set_bytes: Some(4 << 30),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            pods: vec![Pod::default(), Pod::default()],
+            gpu: Some(GpuSection::default()),
+            ..Default::default()
+        };
+        let mut st = status(report);
+        st.name.clear();
+        let s = NodeSummary::of(&st);
+        assert_eq!(s.name, "from-identity");
+        assert_eq!(s.state, Some(NodeState::Ready));
+        assert_eq!(s.cpu_millicores, Some(1500.0));
+        assert_eq!(s.cpu_capacity_millicores, Some(8000));
+        assert_eq!(s.memory_working_set_bytes, Some(4 << 30));
+        // meminfo's total wins over the identity's.
+        assert_eq!(s.memory_total_bytes, Some(16 << 30));
+        assert_eq!(s.cgroup_mode, Some(CgroupMode::Hybrid));
+        assert_eq!(s.logical_cpus, Some(8));
+        assert_eq!(s.pods, Some(2));
+        assert_eq!(s.gpus, Some(0));
+        assert_eq!(s.psi_cpu_some_avg10_percent, None);
+        assert_eq!(s.kernel_version, Some("6.8.0"));
+        assert_eq!(s.agent_version, Some("0.1.0"));
+        assert_eq!(
+            s.age_nanos(3),
+            Some(0),
+            "skewed clocks read as 0s, not a wrap"
+        );
+        assert_eq!(s.age_nanos(2_000_000_005), Some(2_000_000_000));
+    }
+
+    #[test]
+    fn counts_are_unknown_when_the_agent_could_not_look() {
+        let report = NodeReport {
+            missing: vec![Missing {
+                field: "pods".to_owned(),
+                reason: "no container runtime configured".to_owned(),
+            }],
+            gpu: Some(GpuSection {
+                missing: vec![Missing {
+                    field: "gpus".to_owned(),
+                    reason: "NVML library not found".to_owned(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let st = status(report);
+        let s = NodeSummary::of(&st);
+        assert_eq!(s.pods, None);
+        assert_eq!(s.gpus, None);
+    }
+}

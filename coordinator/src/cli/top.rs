@@ -1,0 +1,345 @@
+//! `aistorctl top nodes`: a live table fed by `ClusterService.WatchNodes`.
+//!
+//! The coordinator sends every node once (`KIND_EXISTING`), then each change
+//! (`KIND_UPDATED`). The table is redrawn at most once per `--interval`; the first
+//! frame after (re)subscribing waits until the initial listing has settled, so it
+//! does not flash a partial table. When the stream ends or fails, the last table
+//! stays on screen under an error line while the watch is re-established with a
+//! short backoff. Ctrl-C exits 0; `--frames N` exits 0 after N frames.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::time::Duration;
+
+use aistor_proto::v1::{NodeEvent, NodeStatus, WatchNodesRequest, node_event};
+use futures::StreamExt;
+use tokio::time::Instant;
+use tonic::Streaming;
+
+use super::args::TopNodesArgs;
+use super::client;
+use super::error::CliError;
+use super::render::{self, NO_NODES};
+
+/// Quiet time after a `KIND_EXISTING` event before the first frame is drawn.
+const SETTLE: Duration = Duration::from_millis(50);
+/// The first frame is drawn at the latest this long after subscribing, however
+/// long the initial listing takes.
+const MAX_SETTLE: Duration = Duration::from_secs(1);
+/// On a terminal the table is redrawn at least this often (AGE keeps counting).
+const TERMINAL_REFRESH: Duration = Duration::from_secs(1);
+
+const CLEAR_SCREEN: &str = "\x1b[2J\x1b[H";
+
+/// What `top` shows: the latest status of every node and the current error, if any.
+#[derive(Debug, Default)]
+pub(crate) struct TopView {
+    nodes: BTreeMap<String, NodeStatus>,
+    error: Option<String>,
+    /// Whether a watch was ever established (before that there is no table to show).
+    listed: bool,
+}
+
+impl TopView {
+    /// A fresh subscription: its listing replaces everything known so far.
+    fn subscribed(&mut self) {
+        self.nodes.clear();
+        self.error = None;
+        self.listed = true;
+    }
+
+    fn apply(&mut self, event: NodeEvent) {
+        if let Some(node) = event.node {
+            self.nodes.insert(node.name.clone(), node);
+        }
+    }
+
+    /// One frame: the error line, if any, above the table.
+    pub(crate) fn frame(&self, now_unix_nanos: u64) -> String {
+        let mut text = String::new();
+        if let Some(error) = &self.error {
+            text.push_str(error);
+            text.push('\n');
+        }
+        if self.listed {
+            let nodes: Vec<&NodeStatus> = self.nodes.values().collect();
+            if nodes.is_empty() {
+                text.push_str(NO_NODES);
+            } else {
+                text.push_str(&render::table(&nodes, false, now_unix_nanos));
+            }
+        }
+        text
+    }
+}
+
+/// Reconnection delays: 0.5s, 1s, 2s, 4s, then 5s; back to 0.5s once events flow.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    fn next(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+type Subscribing = Pin<Box<dyn Future<Output = Result<Streaming<NodeEvent>, CliError>> + Send>>;
+
+/// The connection to the coordinator: on its way up (after a delay), or watching.
+enum Link {
+    Subscribing(Subscribing),
+    Watching(Box<Streaming<NodeEvent>>),
+}
+
+enum Step {
+    Subscribed(Box<Streaming<NodeEvent>>),
+    SubscribeFailed(CliError),
+    Event(Box<NodeEvent>),
+    Ended,
+    Failed(tonic::Status),
+}
+
+fn subscribe(url: String, delay: Duration) -> Link {
+    Link::Subscribing(Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        let mut client = client::connect(&url).await?;
+        let response = client
+            .watch_nodes(WatchNodesRequest {})
+            .await
+            .map_err(|s| CliError::from_status(&url, "WatchNodes", &s))?;
+        Ok(response.into_inner())
+    }))
+}
+
+/// Waits for the link's next happening. Cancel-safe: a pending subscription is
+/// kept in the link and resumed, and a stream's `next` loses nothing when dropped.
+async fn step(link: &mut Link) -> Step {
+    match link {
+        Link::Subscribing(subscribing) => match subscribing.as_mut().await {
+            Ok(stream) => Step::Subscribed(Box::new(stream)),
+            Err(e) => Step::SubscribeFailed(e),
+        },
+        Link::Watching(stream) => match stream.next().await {
+            Some(Ok(event)) => Step::Event(Box::new(event)),
+            Some(Err(status)) => Step::Failed(status),
+            None => Step::Ended,
+        },
+    }
+}
+
+/// When the next frame is due: owed frames wait for `--interval` since the last
+/// one; on a terminal an unchanged table is still refreshed now and then.
+fn next_draw(
+    owed: Option<Instant>,
+    last_draw: Option<Instant>,
+    terminal: bool,
+    interval: Duration,
+) -> Option<Instant> {
+    match owed {
+        Some(at) => Some(last_draw.map_or(at, |last| at.max(last + interval))),
+        None if terminal => last_draw.map(|last| last + interval.max(TERMINAL_REFRESH)),
+        None => None,
+    }
+}
+
+/// Owes a frame no later than `at`.
+fn owe_by(owed: &mut Option<Instant>, at: Instant) {
+    *owed = Some(owed.map_or(at, |o| o.min(at)));
+}
+
+pub(crate) async fn run(
+    url: &str,
+    args: &TopNodesArgs,
+    terminal: bool,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    let mut view = TopView::default();
+    let mut link = subscribe(url.to_owned(), Duration::ZERO);
+    let mut backoff = Backoff::new();
+    let mut owed: Option<Instant> = None;
+    let mut last_draw: Option<Instant> = None;
+    let mut drawn: u64 = 0;
+    // Set while the initial listing of a subscription is arriving.
+    let mut listing_since: Option<Instant> = None;
+
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut ctrl_c_armed = true;
+
+    loop {
+        let draw_at = next_draw(owed, last_draw, terminal, args.interval);
+        let far = Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            biased;
+            signal = &mut ctrl_c, if ctrl_c_armed => match signal {
+                Ok(()) => return Ok(()),
+                // No signal handler could be installed: run on until --frames or kill.
+                Err(_) => ctrl_c_armed = false,
+            },
+            () = tokio::time::sleep_until(draw_at.unwrap_or(far)), if draw_at.is_some() => {
+                let mut text = String::new();
+                if terminal {
+                    text.push_str(CLEAR_SCREEN);
+                } else if drawn > 0 {
+                    text.push('\n');
+                }
+                text.push_str(&view.frame(super::now_unix_nanos()));
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+                drawn += 1;
+                last_draw = Some(Instant::now());
+                owed = None;
+                listing_since = None;
+                if args.frames.is_some_and(|n| drawn >= n) {
+                    return Ok(());
+                }
+            },
+            step = step(&mut link) => {
+                let now = Instant::now();
+                match step {
+                    Step::Subscribed(stream) => {
+                        link = Link::Watching(stream);
+                        view.subscribed();
+                        listing_since = Some(now);
+                        owe_by(&mut owed, now + SETTLE);
+                    }
+                    Step::Event(event) => {
+                        backoff.reset();
+                        let existing = event.kind == node_event::Kind::Existing as i32;
+                        view.apply(*event);
+                        match listing_since {
+                            // Still listing: push the frame back until the listing goes quiet.
+                            Some(since) if existing => {
+                                let at = (now + SETTLE).min(since + MAX_SETTLE);
+                                owed = Some(owed.map_or(at, |o| o.max(at)));
+                            }
+                            _ => {
+                                listing_since = None;
+                                owe_by(&mut owed, now);
+                            }
+                        }
+                    }
+                    Step::SubscribeFailed(err) => {
+                        let delay = backoff.next();
+                        view.error = Some(format!(
+                            "error: {err} (retrying in {})",
+                            humantime::format_duration(delay)
+                        ));
+                        link = subscribe(url.to_owned(), delay);
+                        owe_by(&mut owed, now);
+                    }
+                    Step::Ended | Step::Failed(_) => {
+                        let delay = backoff.next();
+                        let why = match step {
+                            Step::Failed(status) => {
+                                format!("failed: {:?}: {}", status.code(), status.message())
+                            }
+                            _ => "was closed by the coordinator".to_owned(),
+                        };
+                        view.error = Some(format!(
+                            "error: watch stream from {url} {why}; reconnecting in {}",
+                            humantime::format_duration(delay)
+                        ));
+                        link = subscribe(url.to_owned(), delay);
+                        owe_by(&mut owed, now);
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aistor_proto::v1::NodeState;
+
+    fn event(kind: node_event::Kind, name: &str, state: NodeState) -> NodeEvent {
+        NodeEvent {
+            kind: kind as i32,
+            node: Some(NodeStatus {
+                name: name.to_owned(),
+                state: state as i32,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn events_replace_a_node_and_the_error_sits_above_the_table() {
+        let mut view = TopView::default();
+        assert_eq!(
+            view.frame(0),
+            "",
+            "nothing to show before the first listing"
+        );
+        view.subscribed();
+        assert_eq!(view.frame(0), NO_NODES);
+        view.apply(event(node_event::Kind::Existing, "b", NodeState::Ready));
+        view.apply(event(node_event::Kind::Existing, "a", NodeState::Ready));
+        view.apply(event(node_event::Kind::Updated, "b", NodeState::Stale));
+        view.error = Some("error: gone".to_owned());
+        let frame = view.frame(0);
+        let lines: Vec<&str> = frame.lines().collect();
+        assert_eq!(lines[0], "error: gone");
+        assert!(lines[1].starts_with("NAME   STATUS   CPU"), "{frame}");
+        assert!(lines[2].starts_with("a      Ready    <unknown>"), "{frame}");
+        assert!(lines[3].starts_with("b      Stale    <unknown>"), "{frame}");
+        assert_eq!(lines.len(), 4);
+
+        view.subscribed();
+        assert_eq!(view.frame(0), NO_NODES, "a new subscription starts afresh");
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::new();
+        let delays: Vec<u64> = (0..6).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn frames_are_throttled_to_the_interval() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        // Nothing owed and not a terminal: no frame.
+        assert_eq!(next_draw(None, Some(t0), false, 2 * s), None);
+        // Owed before the interval has passed: waits for it.
+        assert_eq!(
+            next_draw(Some(t0 + s), Some(t0), false, 2 * s),
+            Some(t0 + 2 * s)
+        );
+        // Owed after: drawn when owed.
+        assert_eq!(
+            next_draw(Some(t0 + 3 * s), Some(t0), false, 2 * s),
+            Some(t0 + 3 * s)
+        );
+        // First frame: when owed.
+        assert_eq!(next_draw(Some(t0), None, false, 2 * s), Some(t0));
+        // A terminal refreshes an unchanged table, at least a second apart.
+        assert_eq!(next_draw(None, Some(t0), true, 2 * s), Some(t0 + 2 * s));
+        assert_eq!(
+            next_draw(None, Some(t0), true, Duration::ZERO),
+            Some(t0 + s)
+        );
+    }
+}
