@@ -3,6 +3,10 @@
 #   docker build -f deploy/docker/agent.Dockerfile -t aistor/agent:0.1.0 .
 
 FROM rust:1.95-bookworm AS build
+# protoc: the containerd-client crate compiles containerd's .proto files in its build script.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest, and the generated gRPC code is checked in
 # (no protoc needed). target/ and .git are kept out by agent.Dockerfile.dockerignore.
