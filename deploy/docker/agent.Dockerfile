@@ -9,7 +9,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest, and the generated gRPC code is checked in
-# (no protoc needed). target/ and .git are kept out by agent.Dockerfile.dockerignore.
+# (only containerd-client needs protoc, installed above). target/ and .git are kept out by
+# agent.Dockerfile.dockerignore.
 COPY . .
 # Cache mounts keep the registry and build artefacts between builds without putting them in a layer;
 # the binary is copied out of the cached target directory so the next stage can see it.
