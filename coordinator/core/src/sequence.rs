@@ -34,12 +34,12 @@ impl SeqTracker {
         while self.above.remove(&(self.contiguous + 1)) {
             self.contiguous += 1;
         }
-        if self.above.len() > MAX_OUT_OF_ORDER {
-            if let Some(first) = self.above.pop_first() {
-                self.contiguous = first;
-                while self.above.remove(&(self.contiguous + 1)) {
-                    self.contiguous += 1;
-                }
+        if self.above.len() > MAX_OUT_OF_ORDER
+            && let Some(first) = self.above.pop_first()
+        {
+            self.contiguous = first;
+            while self.above.remove(&(self.contiguous + 1)) {
+                self.contiguous += 1;
             }
         }
         true
