@@ -1,10 +1,15 @@
 //! The I/O shell: everything that reads the host. Files are read under a configurable
 //! host root (`/host` in the DaemonSet) so tests point it at a captured tree.
 
+pub mod containerd;
 mod host;
 mod node;
 mod sysfs;
 
+pub use containerd::{
+    CgroupMembership, CgroupResolver, ContainerInfo, Containerd, EventStream, RuntimeError,
+    RuntimeEvent,
+};
 pub use host::{HostFs, ReadError};
 pub use node::{HostNode, NodeSource};
 pub use sysfs::{DiskInfo, SysfsDisks};
