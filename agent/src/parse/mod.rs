@@ -4,6 +4,7 @@
 //! captured fixtures and arbitrary strings alike. The I/O layer reads `<host_root>/proc/...` and
 //! adds the path to errors. Nothing here panics on any input: numbers are checked, not indexed.
 
+pub mod cgroup;
 pub mod diskstats;
 pub mod meminfo;
 pub mod mountinfo;

@@ -1,0 +1,557 @@
+//! Turns cgroup readings into the wire's `CgroupUsage` (pure: no I/O, no clock).
+//!
+//! Cumulative values come from the current reading; rates (CPU millicores, I/O per second, the
+//! share of time stalled) from the previous reading of the same cgroup over the *measured*
+//! elapsed monotonic time between the two. No previous reading, no elapsed time or a counter that
+//! went backwards (a reset) gives no rate. Every absent value is listed in `missing` with its
+//! reason, under its proto field name.
+
+use crate::parse::pressure::{PressureFile, Stall};
+use crate::rate;
+use crate::source::{CgroupSample, DeviceCounters, DeviceId};
+use aistor_proto::v1 as pb;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The wire value for one cgroup: cumulative values from `current`; rates (cpu usage_millicores,
+/// io rates per device and total, pressure stalled_percent) from `previous` over the MEASURED
+/// elapsed time (current.monotonic - previous.monotonic); no previous, zero elapsed or a counter
+/// reset → rate absent (None / unset). Every absent value is listed in `missing` with its reason
+/// (proto field names).
+pub fn usage(previous: Option<&CgroupSample>, current: &CgroupSample) -> pb::CgroupUsage {
+    let mut missing: Vec<pb::Missing> = current
+        .missing
+        .iter()
+        .map(|(field, reason)| miss(field, reason))
+        .collect();
+    let elapsed = match previous {
+        None => Err("no previous reading to take a rate from".to_owned()),
+        Some(p) => match current.monotonic.checked_sub(p.monotonic) {
+            Some(e) if !e.is_zero() => Ok(e),
+            Some(_) => Err("no time elapsed since the previous reading".to_owned()),
+            None => Err("the previous reading is later than this one".to_owned()),
+        },
+    };
+    let cpu = cpu(previous, current, &elapsed, &mut missing);
+    let memory = memory(current);
+    let io = current.io.as_ref().map(|devices| {
+        let before = previous.and_then(|p| p.io.as_ref());
+        io(before, devices, &elapsed, &mut missing)
+    });
+    let pressure = pressure(previous, current, &elapsed, &mut missing);
+    pb::CgroupUsage {
+        cpu: Some(cpu),
+        memory: Some(memory),
+        io,
+        pressure,
+        pids_current: current.pids_current,
+        missing,
+    }
+}
+
+fn miss(field: &str, reason: &str) -> pb::Missing {
+    pb::Missing {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn cpu(
+    previous: Option<&CgroupSample>,
+    current: &CgroupSample,
+    elapsed: &Result<Duration, String>,
+    missing: &mut Vec<pb::Missing>,
+) -> pb::CgroupCpu {
+    let c = &current.cpu;
+    let usage_millicores = match (c.usage_nanos, previous, elapsed) {
+        (None, _, _) => Err("needs cpu.usage_nanos_total, which is absent".to_owned()),
+        (_, _, Err(e)) => Err(e.clone()),
+        (_, None, _) => Err("no previous reading to take a rate from".to_owned()),
+        (Some(now), Some(p), Ok(elapsed)) => match p.cpu.usage_nanos {
+            None => Err("the previous reading has no cpu.usage_nanos_total".to_owned()),
+            Some(before) => rate::millicores(before, now, *elapsed).ok_or_else(|| {
+                format!("cpu.usage_nanos_total went backwards ({before} to {now}): counter reset")
+            }),
+        },
+    };
+    let usage_millicores = match usage_millicores {
+        Ok(v) => Some(v),
+        Err(reason) => {
+            missing.push(miss("cpu.usage_millicores", &reason));
+            None
+        }
+    };
+    pb::CgroupCpu {
+        usage_nanos_total: c.usage_nanos,
+        user_nanos_total: c.user_nanos,
+        system_nanos_total: c.system_nanos,
+        usage_millicores,
+        periods_total: c.periods,
+        throttled_periods_total: c.throttled_periods,
+        throttled_nanos_total: c.throttled_nanos,
+        limit_millicores: c.limit_millicores,
+    }
+}
+
+fn memory(current: &CgroupSample) -> pb::CgroupMemory {
+    let m = &current.memory;
+    pb::CgroupMemory {
+        usage_bytes: m.usage_bytes,
+        working_set_bytes: m.working_set_bytes,
+        rss_bytes: m.rss_bytes,
+        cache_bytes: m.cache_bytes,
+        anon_bytes: m.anon_bytes,
+        file_bytes: m.file_bytes,
+        active_file_bytes: m.active_file_bytes,
+        inactive_file_bytes: m.inactive_file_bytes,
+        shmem_bytes: m.shmem_bytes,
+        slab_reclaimable_bytes: m.slab_reclaimable_bytes,
+        slab_unreclaimable_bytes: m.slab_unreclaimable_bytes,
+        kernel_bytes: m.kernel_bytes,
+        swap_bytes: m.swap_bytes,
+        peak_bytes: m.peak_bytes,
+        limit_bytes: m.limit_bytes,
+        oom_events_total: m.oom_events,
+        oom_kill_events_total: m.oom_kill_events,
+    }
+}
+
+/// Counter increases of one device since the previous reading.
+#[derive(Debug, Clone, Copy, Default)]
+struct IoDelta {
+    read_bytes: u64,
+    write_bytes: u64,
+    reads: u64,
+    writes: u64,
+}
+
+impl IoDelta {
+    fn between(before: &DeviceCounters, now: &DeviceCounters) -> Option<Self> {
+        let d = |b: u64, n: u64| rate::counter_delta(b, n, rate::Width::Bits64);
+        Some(Self {
+            read_bytes: d(before.read_bytes, now.read_bytes)?,
+            write_bytes: d(before.write_bytes, now.write_bytes)?,
+            reads: d(before.reads, now.reads)?,
+            writes: d(before.writes, now.writes)?,
+        })
+    }
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            read_bytes: self.read_bytes.saturating_add(other.read_bytes),
+            write_bytes: self.write_bytes.saturating_add(other.write_bytes),
+            reads: self.reads.saturating_add(other.reads),
+            writes: self.writes.saturating_add(other.writes),
+        }
+    }
+
+    fn rates(self, elapsed: Duration) -> pb::IoRates {
+        let seconds = elapsed.as_secs_f64();
+        pb::IoRates {
+            read_bytes_per_second: self.read_bytes as f64 / seconds,
+            write_bytes_per_second: self.write_bytes as f64 / seconds,
+            reads_per_second: self.reads as f64 / seconds,
+            writes_per_second: self.writes as f64 / seconds,
+        }
+    }
+}
+
+fn counters(c: &DeviceCounters) -> pb::IoCounters {
+    pb::IoCounters {
+        read_bytes_total: c.read_bytes,
+        write_bytes_total: c.write_bytes,
+        reads_total: c.reads,
+        writes_total: c.writes,
+        discard_bytes_total: c.discard_bytes,
+        discards_total: c.discards,
+    }
+}
+
+/// Per-device and total I/O. A device missing from the previous reading counts from zero there:
+/// the kernel leaves devices without I/O out of `io.stat`. Totals are sums over the devices; the
+/// total rates are absent when any device's counter went backwards.
+fn io(
+    before: Option<&BTreeMap<DeviceId, DeviceCounters>>,
+    devices: &BTreeMap<DeviceId, DeviceCounters>,
+    elapsed: &Result<Duration, String>,
+    missing: &mut Vec<pb::Missing>,
+) -> pb::CgroupIo {
+    let mut total = DeviceCounters {
+        discard_bytes: Some(0),
+        discards: Some(0),
+        ..DeviceCounters::default()
+    };
+    let mut total_delta: Result<IoDelta, String> = match (elapsed, before) {
+        (Err(e), _) => Err(e.clone()),
+        (Ok(_), None) => Err("the previous reading has no io".to_owned()),
+        (Ok(_), Some(_)) => Ok(IoDelta::default()),
+    };
+    let mut out = Vec::with_capacity(devices.len());
+    for (&(major, minor), now) in devices {
+        total.read_bytes = total.read_bytes.saturating_add(now.read_bytes);
+        total.write_bytes = total.write_bytes.saturating_add(now.write_bytes);
+        total.reads = total.reads.saturating_add(now.reads);
+        total.writes = total.writes.saturating_add(now.writes);
+        total.discard_bytes = total
+            .discard_bytes
+            .zip(now.discard_bytes)
+            .map(|(t, n)| t.saturating_add(n));
+        total.discards = total
+            .discards
+            .zip(now.discards)
+            .map(|(t, n)| t.saturating_add(n));
+        if now.discard_bytes.is_none() || now.discards.is_none() {
+            let reason = format!("{major}:{minor}: this kernel does not count discards");
+            missing.push(miss("io.devices.counters.discard_bytes_total", &reason));
+            missing.push(miss("io.devices.counters.discards_total", &reason));
+        }
+        let mut rates = None;
+        if let (Ok(elapsed), Some(before)) = (elapsed, before) {
+            let zero = DeviceCounters::default();
+            let then = before.get(&(major, minor)).unwrap_or(&zero);
+            match IoDelta::between(then, now) {
+                Some(delta) => {
+                    rates = Some(delta.rates(*elapsed));
+                    total_delta = total_delta.map(|t| t.add(delta));
+                }
+                None => {
+                    let reason = format!("{major}:{minor}: a counter went backwards (reset)");
+                    missing.push(miss("io.devices.rates", &reason));
+                    total_delta = Err(reason);
+                }
+            }
+        }
+        out.push(pb::DeviceIo {
+            major,
+            minor,
+            device: String::new(),
+            counters: Some(counters(now)),
+            rates,
+        });
+    }
+    if let (Err(reason), false) = (elapsed, devices.is_empty()) {
+        missing.push(miss("io.devices.rates", reason));
+    } else if let (Ok(_), None, false) = (elapsed, before, devices.is_empty()) {
+        missing.push(miss("io.devices.rates", "the previous reading has no io"));
+    }
+    if total.discard_bytes.is_none() {
+        let reason = "some device's discards are not counted by this kernel";
+        missing.push(miss("io.counters.discard_bytes_total", reason));
+        missing.push(miss("io.counters.discards_total", reason));
+    }
+    let rates = match (total_delta, elapsed) {
+        (Ok(delta), Ok(elapsed)) => Some(delta.rates(*elapsed)),
+        (Err(reason), _) => {
+            missing.push(miss("io.rates", &reason));
+            None
+        }
+        (Ok(_), Err(reason)) => {
+            missing.push(miss("io.rates", reason));
+            None
+        }
+    };
+    pb::CgroupIo {
+        counters: Some(counters(&total)),
+        rates,
+        devices: out,
+    }
+}
+
+fn pressure(
+    previous: Option<&CgroupSample>,
+    current: &CgroupSample,
+    elapsed: &Result<Duration, String>,
+    missing: &mut Vec<pb::Missing>,
+) -> Option<pb::PressureSet> {
+    let before = previous.map(|p| &p.pressure);
+    let now = &current.pressure;
+    let mut one = |name: &str, now: Option<&PressureFile>, before: Option<&PressureFile>| {
+        let now = now?;
+        let some = stall(
+            &format!("pressure.{name}.some.stalled_percent"),
+            &now.some,
+            before.map(|b| &b.some),
+            previous.is_some(),
+            elapsed,
+            missing,
+        );
+        let full = now.full.as_ref().map(|f| {
+            stall(
+                &format!("pressure.{name}.full.stalled_percent"),
+                f,
+                before.and_then(|b| b.full.as_ref()),
+                previous.is_some(),
+                elapsed,
+                missing,
+            )
+        });
+        Some(pb::Pressure {
+            some: Some(some),
+            full,
+        })
+    };
+    let cpu = one("cpu", now.cpu.as_ref(), before.and_then(|b| b.cpu.as_ref()));
+    let memory = one(
+        "memory",
+        now.memory.as_ref(),
+        before.and_then(|b| b.memory.as_ref()),
+    );
+    let io = one("io", now.io.as_ref(), before.and_then(|b| b.io.as_ref()));
+    if cpu.is_none() && memory.is_none() && io.is_none() {
+        return None;
+    }
+    Some(pb::PressureSet { cpu, memory, io })
+}
+
+/// One PSI line; `stalled_percent` is the total's increase (µs) over the elapsed time, in percent.
+fn stall(
+    field: &str,
+    now: &Stall,
+    before: Option<&Stall>,
+    had_previous: bool,
+    elapsed: &Result<Duration, String>,
+    missing: &mut Vec<pb::Missing>,
+) -> pb::PressureStall {
+    let stalled_percent = match (elapsed, before) {
+        (Err(e), _) => Err(e.clone()),
+        (Ok(_), None) if had_previous => {
+            Err("the previous reading has no such pressure line".to_owned())
+        }
+        (Ok(_), None) => Err("no previous reading to take a rate from".to_owned()),
+        (Ok(elapsed), Some(b)) => rate::per_second(b.total_micros, now.total_micros, *elapsed)
+            .map(|micros_per_second| micros_per_second / 10_000.0)
+            .ok_or_else(|| {
+                format!(
+                    "the stall total went backwards ({} to {}): counter reset",
+                    b.total_micros, now.total_micros
+                )
+            }),
+    };
+    let stalled_percent = match stalled_percent {
+        Ok(v) => Some(v),
+        Err(reason) => {
+            missing.push(miss(field, &reason));
+            None
+        }
+    };
+    pb::PressureStall {
+        avg10_percent: now.avg10,
+        avg60_percent: now.avg60,
+        avg300_percent: now.avg300,
+        stalled_micros_total: now.total_micros,
+        stalled_percent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{CgroupCpuSample, CgroupMemorySample, CgroupPressureSample};
+
+    fn sample(at_millis: u64, usage_nanos: Option<u64>) -> CgroupSample {
+        CgroupSample {
+            monotonic: Duration::from_millis(at_millis),
+            cpu: CgroupCpuSample {
+                usage_nanos,
+                ..Default::default()
+            },
+            memory: CgroupMemorySample::default(),
+            io: None,
+            pressure: CgroupPressureSample::default(),
+            pids_current: Some(3),
+            missing: vec![("memory.usage_bytes".into(), "gone".into())],
+        }
+    }
+
+    fn reasons<'a>(u: &'a pb::CgroupUsage, field: &str) -> Vec<&'a str> {
+        u.missing
+            .iter()
+            .filter(|m| m.field == field)
+            .map(|m| m.reason.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn cpu_rate_over_measured_elapsed_time() {
+        let before = sample(10_000, Some(1_000_000_000));
+        // 750 ms of CPU over 1.5 s: half a core.
+        let now = sample(11_500, Some(1_750_000_000));
+        let u = usage(Some(&before), &now);
+        let cpu = u.cpu.expect("cpu");
+        assert_eq!(cpu.usage_millicores, Some(500.0));
+        assert_eq!(cpu.usage_nanos_total, Some(1_750_000_000));
+        assert_eq!(u.pids_current, Some(3));
+        assert_eq!(reasons(&u, "memory.usage_bytes"), ["gone"]);
+        assert!(reasons(&u, "cpu.usage_millicores").is_empty());
+    }
+
+    #[test]
+    fn no_rate_without_previous_elapsed_or_on_reset() {
+        let now = sample(11_500, Some(1_750_000_000));
+        let u = usage(None, &now);
+        assert_eq!(u.cpu.unwrap().usage_millicores, None);
+        assert_eq!(
+            reasons(&u, "cpu.usage_millicores"),
+            ["no previous reading to take a rate from"]
+        );
+        let u = usage(Some(&now), &now);
+        assert_eq!(
+            reasons(&u, "cpu.usage_millicores"),
+            ["no time elapsed since the previous reading"]
+        );
+        let later = sample(12_000, Some(5));
+        let u = usage(Some(&now), &later);
+        assert_eq!(u.cpu.unwrap().usage_millicores, None);
+        assert_eq!(
+            reasons(&u, "cpu.usage_millicores"),
+            ["cpu.usage_nanos_total went backwards (1750000000 to 5): counter reset"]
+        );
+        let u = usage(Some(&later), &now);
+        assert_eq!(
+            reasons(&u, "cpu.usage_millicores"),
+            ["the previous reading is later than this one"]
+        );
+        let u = usage(Some(&sample(0, None)), &now);
+        assert_eq!(
+            reasons(&u, "cpu.usage_millicores"),
+            ["the previous reading has no cpu.usage_nanos_total"]
+        );
+    }
+
+    #[test]
+    fn io_rates_per_device_and_total_with_a_new_device() {
+        let dev = |r: u64, w: u64| DeviceCounters {
+            read_bytes: r,
+            write_bytes: w,
+            reads: r / 4096,
+            writes: w / 4096,
+            discard_bytes: Some(0),
+            discards: Some(0),
+        };
+        let mut before = sample(0, Some(0));
+        before.io = Some(BTreeMap::from([((8, 0), dev(4096, 8192))]));
+        let mut now = sample(2_000, Some(0));
+        now.io = Some(BTreeMap::from([
+            ((8, 0), dev(4096 + 8192, 8192 + 4096)),
+            ((8, 16), dev(0, 40960)),
+        ]));
+        let u = usage(Some(&before), &now);
+        let io = u.io.as_ref().expect("io");
+        let total = io.counters.expect("counters");
+        assert_eq!(total.read_bytes_total, 4096 + 8192);
+        assert_eq!(total.write_bytes_total, 8192 + 4096 + 40960);
+        assert_eq!(total.discard_bytes_total, Some(0));
+        let rates = io.rates.expect("total rates");
+        assert_eq!(rates.read_bytes_per_second, 4096.0);
+        assert_eq!(rates.write_bytes_per_second, (4096.0 + 40960.0) / 2.0);
+        assert_eq!(rates.writes_per_second, (1.0 + 10.0) / 2.0);
+        assert_eq!(io.devices.len(), 2);
+        assert_eq!(
+            io.devices[1]
+                .rates
+                .expect("new device counts from 0")
+                .write_bytes_per_second,
+            20480.0
+        );
+        assert!(reasons(&u, "io.rates").is_empty(), "{:?}", u.missing);
+
+        // A counter going backwards: that device and the total have no rate.
+        let mut reset = sample(4_000, Some(0));
+        reset.io = Some(BTreeMap::from([
+            ((8, 0), dev(0, 0)),
+            ((8, 16), dev(0, 81920)),
+        ]));
+        let u = usage(Some(&now), &reset);
+        let io = u.io.as_ref().expect("io");
+        assert_eq!(io.rates, None);
+        assert_eq!(io.devices[0].rates, None);
+        assert_eq!(
+            io.devices[1]
+                .rates
+                .expect("8:16 still has a rate")
+                .write_bytes_per_second,
+            20480.0
+        );
+        assert_eq!(
+            reasons(&u, "io.rates"),
+            ["8:0: a counter went backwards (reset)"]
+        );
+        assert_eq!(
+            reasons(&u, "io.devices.rates"),
+            ["8:0: a counter went backwards (reset)"]
+        );
+
+        // First reading: counters but no rates.
+        let u = usage(None, &now);
+        assert_eq!(u.io.as_ref().unwrap().rates, None);
+        assert_eq!(
+            reasons(&u, "io.rates"),
+            ["no previous reading to take a rate from"]
+        );
+        assert_eq!(
+            reasons(&u, "io.devices.rates"),
+            ["no previous reading to take a rate from"]
+        );
+    }
+
+    #[test]
+    fn discard_totals_absent_when_a_device_lacks_them() {
+        let mut now = sample(0, None);
+        now.io = Some(BTreeMap::from([(
+            (8, 0),
+            DeviceCounters {
+                read_bytes: 1,
+                ..Default::default()
+            },
+        )]));
+        let u = usage(None, &now);
+        let total = u.io.as_ref().unwrap().counters.unwrap();
+        assert_eq!(total.discard_bytes_total, None);
+        assert_eq!(
+            reasons(&u, "io.counters.discard_bytes_total"),
+            ["some device's discards are not counted by this kernel"]
+        );
+        assert_eq!(
+            reasons(&u, "io.devices.counters.discards_total"),
+            ["8:0: this kernel does not count discards"]
+        );
+    }
+
+    #[test]
+    fn pressure_stalled_percent_from_the_total() {
+        let file = |total: u64, full: Option<u64>| PressureFile {
+            some: Stall {
+                avg10: 1.5,
+                avg60: 0.5,
+                avg300: 0.25,
+                total_micros: total,
+            },
+            full: full.map(|t| Stall {
+                total_micros: t,
+                ..Stall::default()
+            }),
+        };
+        let mut before = sample(0, None);
+        before.pressure.cpu = Some(file(1_000_000, None));
+        before.pressure.io = Some(file(0, Some(0)));
+        let mut now = sample(2_000, None);
+        // 0.5 s stalled over 2 s = 25 %.
+        now.pressure.cpu = Some(file(1_500_000, Some(10)));
+        now.pressure.io = Some(file(2_000_000, Some(200_000)));
+        let u = usage(Some(&before), &now);
+        let p = u.pressure.as_ref().expect("pressure");
+        let cpu = p.cpu.expect("cpu");
+        assert_eq!(cpu.some.unwrap().stalled_percent, Some(25.0));
+        assert_eq!(cpu.some.unwrap().avg10_percent, 1.5);
+        assert_eq!(cpu.full.unwrap().stalled_percent, None);
+        assert_eq!(
+            reasons(&u, "pressure.cpu.full.stalled_percent"),
+            ["the previous reading has no such pressure line"]
+        );
+        let io = p.io.expect("io");
+        assert_eq!(io.some.unwrap().stalled_percent, Some(100.0));
+        assert_eq!(io.full.unwrap().stalled_percent, Some(10.0));
+        assert_eq!(p.memory, None);
+        assert_eq!(usage(None, &sample(0, None)).pressure, None);
+    }
+}
