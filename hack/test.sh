@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 require_cargo
+# protoc builds containerd-client; containerd, runc and busybox-static run the real
+# container test; prometheus provides promtool for the exposition check.
+apt_install protobuf-compiler containerd runc busybox-static prometheus
 require_kubectl
 pip_install kubernetes-validate kubernetes-validate
 

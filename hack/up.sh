@@ -15,6 +15,7 @@ interval="${AISTOR_INTERVAL:-1s}"
 run_dir=".aistor-run"
 
 require_cargo
+apt_install protobuf-compiler   # containerd-client generates its gRPC code at build time
 log "building release binaries"
 cargo build --release --locked --bins
 

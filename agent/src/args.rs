@@ -1,7 +1,9 @@
 //! Command-line flags (every one also an `AISTOR_AGENT_*` environment variable),
 //! validated into a [`crate::config`] value. A bad value fails here, naming the flag.
 
-use crate::config::{DEFAULT_DISK_EXCLUDE, HostConfig, RunConfig};
+use crate::config::{
+    DEFAULT_CONTAINERD_SOCKET, DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig,
+};
 use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use regex::Regex;
@@ -29,6 +31,8 @@ pub enum Command {
     Run(RunArgs),
     /// Collect once (two readings an interval apart, so rates are real) and print.
     Snapshot(SnapshotArgs),
+    /// Measure one pod, container or cgroup: N samples, summary statistics.
+    Measure(MeasureArgs),
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +46,21 @@ pub struct HostArgs {
     /// Regular expression of block device names to leave out.
     #[arg(long, env = "AISTOR_AGENT_DISK_EXCLUDE", default_value = DEFAULT_DISK_EXCLUDE, value_parser = parse_regex)]
     pub disk_exclude: Regex,
+    /// containerd socket (its absence means: scan the kubelet's cgroup layout instead).
+    #[arg(long, env = "AISTOR_AGENT_CONTAINERD_SOCKET", default_value = DEFAULT_CONTAINERD_SOCKET)]
+    pub containerd_socket: PathBuf,
+    /// containerd namespaces to list, comma-separated.
+    #[arg(
+        long,
+        env = "AISTOR_AGENT_CONTAINERD_NAMESPACES",
+        default_value = "k8s.io",
+        value_delimiter = ','
+    )]
+    pub containerd_namespaces: Vec<String>,
+    /// Cgroup path globs (relative to the cgroup root, `*` within a segment) reported as
+    /// workloads, comma-separated; e.g. "system.slice/*.service".
+    #[arg(long, env = "AISTOR_AGENT_WORKLOAD_CGROUPS", value_delimiter = ',')]
+    pub workload_cgroups: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +94,86 @@ pub struct SnapshotArgs {
     /// Time between the two readings.
     #[arg(long, env = "AISTOR_AGENT_INTERVAL", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "target")]
+pub struct TargetArgs {
+    /// A pod, as NAMESPACE/NAME.
+    #[arg(long, value_parser = parse_pod)]
+    pub pod: Option<(String, String)>,
+    #[arg(long)]
+    pub pod_uid: Option<String>,
+    /// A container id (a unique prefix is enough).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// A cgroup path relative to the cgroup root, e.g. "system.slice/foo.service".
+    #[arg(long)]
+    pub cgroup: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Samples to take (each a rate over its own measured interval).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub samples: u32,
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Fraction of samples dropped at each end for the trimmed mean.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_trim)]
+    pub trim: f64,
+    /// Print the result as JSON (the only format; kept explicit for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl MeasureArgs {
+    pub fn run(&self) -> aistor_proto::v1::MeasureRun {
+        use aistor_proto::v1::{MeasureRun, MeasureTarget, PodName, measure_target::Target};
+        let t = &self.target;
+        let target = match (&t.pod, &t.pod_uid, &t.container, &t.cgroup) {
+            (Some((namespace, name)), ..) => Target::Pod(PodName {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            }),
+            (_, Some(uid), ..) => Target::PodUid(uid.clone()),
+            (_, _, Some(id), _) => Target::ContainerId(id.clone()),
+            (.., Some(path)) => Target::CgroupPath(path.clone()),
+            // clap's group makes exactly one present.
+            _ => Target::CgroupPath(String::new()),
+        };
+        MeasureRun {
+            id: format!("cli-{}", crate::clock::wall_unix_nanos()),
+            target: Some(MeasureTarget {
+                target: Some(target),
+            }),
+            samples: self.samples,
+            interval_nanos: u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX),
+            trim: self.trim,
+        }
+    }
+}
+
+fn parse_pod(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.into(), name.into()))
+        }
+        _ => Err("expected NAMESPACE/NAME".into()),
+    }
+}
+
+fn parse_trim(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..0.5).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be at least 0 and below 0.5".into())
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -113,6 +212,16 @@ impl HostArgs {
             host_root: self.host_root,
             node_name,
             disk_exclude: self.disk_exclude,
+            pods: PodConfig {
+                containerd_socket: self.containerd_socket,
+                containerd_namespaces: self.containerd_namespaces,
+                workload_cgroups: self
+                    .workload_cgroups
+                    .into_iter()
+                    .filter(|g| !g.is_empty())
+                    .collect(),
+                ..PodConfig::default()
+            },
         }
     }
 }
@@ -149,6 +258,40 @@ mod tests {
         assert_eq!(c.host.node_name, "n1");
         assert_eq!(c.admin_addr, "0.0.0.0:9101".parse().unwrap());
         assert!(c.host.disk_exclude.is_match("loop3") && !c.host.disk_exclude.is_match("nvme0n1"));
+    }
+
+    #[test]
+    fn measure_builds_a_run_for_exactly_one_target() {
+        let Command::Measure(m) = parse(&[
+            "measure",
+            "--pod",
+            "ml/trainer",
+            "--samples",
+            "5",
+            "--interval",
+            "200ms",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("measure")
+        };
+        let run = m.run();
+        assert_eq!(run.samples, 5);
+        assert_eq!(run.interval_nanos, 200_000_000);
+        assert_eq!(run.trim, 0.1);
+        let target = run.target.unwrap().target.unwrap();
+        assert_eq!(
+            target,
+            aistor_proto::v1::measure_target::Target::Pod(aistor_proto::v1::PodName {
+                namespace: "ml".into(),
+                name: "trainer".into()
+            })
+        );
+        assert!(
+            parse(&["measure", "--samples", "3"]).is_err(),
+            "a target is required"
+        );
     }
 
     #[test]

@@ -1,20 +1,94 @@
-//! The tick loop: read the node, build the report, hand it to the uplink's outbox and
-//! publish it for `/metrics`.
+//! The tick loop: read the node and its pods, build the report, attach finished
+//! measurement runs, hand it to the uplink's outbox and publish it for `/metrics`.
 
+use crate::discovery::Discovered;
 use crate::exposition::Published;
+use crate::pods::sampler::{DeviceNames, PodSampler};
+use crate::pods::targets::{self, PodTarget};
 use crate::report::{NodeReading, ReportBuilder};
 use crate::shutdown::Shutdown;
-use crate::source::{DiskCatalog, NodeSource};
+use crate::source::{CgroupReader, DiskCatalog, NodeSource};
 use crate::uplink::Outbox;
+use aistor_proto::v1 as pb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+/// Where the pods to measure come from.
+pub enum PodDiscovery {
+    /// containerd's containers, kept current by `discovery::run_containerd`.
+    Containerd(watch::Receiver<Discovered>),
+    /// The kubelet's cgroup layout, scanned every tick (no runtime to ask).
+    Cgroupfs,
+}
+
+/// Everything needed to measure pods; absent when no cgroup filesystem was found.
+pub struct PodCollection {
+    pub reader: Arc<CgroupReader>,
+    pub discovery: PodDiscovery,
+    pub workload_cgroups: Vec<String>,
+    /// The pods of the latest tick, for measurement runs.
+    pub targets: watch::Sender<Arc<Vec<PodTarget>>>,
+    sampler: PodSampler,
+}
+
+impl PodCollection {
+    pub fn new(
+        reader: Arc<CgroupReader>,
+        discovery: PodDiscovery,
+        workload_cgroups: Vec<String>,
+        targets: watch::Sender<Arc<Vec<PodTarget>>>,
+    ) -> Self {
+        Self {
+            reader,
+            discovery,
+            workload_cgroups,
+            targets,
+            sampler: PodSampler::default(),
+        }
+    }
+
+    /// The pods to measure now, and why discovery is degraded if it is.
+    pub fn current_targets(&self) -> (Vec<PodTarget>, Option<String>) {
+        let (mut found, error) = match &self.discovery {
+            PodDiscovery::Containerd(rx) => {
+                let d = rx.borrow();
+                (targets::from_containers(&d.containers), d.error.clone())
+            }
+            PodDiscovery::Cgroupfs => (targets::scan_kubepods(&self.reader), None),
+        };
+        found.extend(targets::scan_workloads(
+            &self.reader,
+            &self.workload_cgroups,
+        ));
+        (found, error)
+    }
+
+    fn collect(&mut self, report: &mut pb::NodeReport) {
+        let (found, error) = self.current_targets();
+        if let Some(error) = error {
+            report.missing.push(pb::Missing {
+                field: "pods".into(),
+                reason: error,
+            });
+        }
+        let devices: DeviceNames = report
+            .disks
+            .iter()
+            .map(|d| ((d.major, d.minor), d.name.clone()))
+            .collect();
+        report.pods = self.sampler.sample(&self.reader, &found, &devices);
+        self.targets.send_replace(Arc::new(found));
+    }
+}
 
 pub struct Collector {
     source: Box<dyn NodeSource>,
     disks: Box<dyn DiskCatalog + Send>,
     builder: ReportBuilder,
     ticks_per_second: u64,
+    /// `Err` says why pods cannot be measured on this host.
+    pods: Result<PodCollection, String>,
 }
 
 impl Collector {
@@ -23,22 +97,35 @@ impl Collector {
         disks: Box<dyn DiskCatalog + Send>,
         builder: ReportBuilder,
         ticks_per_second: u64,
+        pods: Result<PodCollection, String>,
     ) -> Self {
         Self {
             source,
             disks,
             builder,
             ticks_per_second,
+            pods,
         }
     }
 
-    /// One collection. Reading procfs and sysfs does not block on storage, so this
-    /// runs inline on the runtime.
+    pub fn pods(&self) -> Option<&PodCollection> {
+        self.pods.as_ref().ok()
+    }
+
+    /// One collection. Reading procfs, sysfs and cgroupfs does not block on storage,
+    /// so this runs inline on the runtime.
     pub fn collect(&mut self) -> (Published, Duration) {
         let started = Instant::now();
         let reading: NodeReading = self.source.read();
         let monotonic = reading.monotonic;
-        let (report, extras) = self.builder.build(&reading, self.disks.as_mut());
+        let (mut report, extras) = self.builder.build(&reading, self.disks.as_mut());
+        match &mut self.pods {
+            Ok(pods) => pods.collect(&mut report),
+            Err(reason) => report.missing.push(pb::Missing {
+                field: "pods".into(),
+                reason: reason.clone(),
+            }),
+        }
         let published = Published {
             report,
             extras,
@@ -51,11 +138,13 @@ impl Collector {
 
 /// Collects every `interval` until shutdown. A tick that runs late is not made up
 /// with a burst: the next one waits a full interval (rates use measured time anyway).
+/// Measurement results that finished meanwhile ride along with the next report.
 pub async fn run(
     mut collector: Collector,
     interval: Duration,
     outbox: Outbox,
     publish: watch::Sender<Option<Arc<Published>>>,
+    mut results: mpsc::Receiver<pb::MeasurementResult>,
     mut shutdown: Shutdown,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -65,7 +154,10 @@ pub async fn run(
             _ = ticker.tick() => {}
             () = shutdown.wait() => return,
         }
-        let (published, monotonic) = collector.collect();
+        let (mut published, monotonic) = collector.collect();
+        while let Ok(result) = results.try_recv() {
+            published.report.measurements.push(result);
+        }
         outbox.push(monotonic, published.report.clone());
         publish.send_replace(Some(Arc::new(published)));
     }

@@ -14,6 +14,32 @@ pub struct HostConfig {
     pub node_name: String,
     /// Block devices whose name matches are not reported.
     pub disk_exclude: Regex,
+    pub pods: PodConfig,
+}
+
+/// Where pods and containers come from.
+#[derive(Debug, Clone)]
+pub struct PodConfig {
+    /// containerd's socket, as seen by the agent (mounted at the same path in the
+    /// DaemonSet, not under the host root). Absent socket: the kubelet's cgroup
+    /// layout is scanned instead.
+    pub containerd_socket: PathBuf,
+    pub containerd_namespaces: Vec<String>,
+    /// Cgroup path globs reported as workloads (machines without Kubernetes).
+    pub workload_cgroups: Vec<String>,
+    /// Full containerd re-list, on top of its events.
+    pub reconcile_every: Duration,
+}
+
+impl Default for PodConfig {
+    fn default() -> Self {
+        Self {
+            containerd_socket: PathBuf::from(DEFAULT_CONTAINERD_SOCKET),
+            containerd_namespaces: vec!["k8s.io".into()],
+            workload_cgroups: Vec::new(),
+            reconcile_every: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -30,3 +56,4 @@ pub struct RunConfig {
 }
 
 pub const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|fd)\d+$";
+pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";

@@ -24,13 +24,17 @@ pub mod source;
 pub mod telemetry;
 pub mod uplink;
 
+use collector::{PodCollection, PodDiscovery};
 use config::{HostConfig, RunConfig};
 use exposition::{AgentCollector, Published};
+use pods::targets::PodTarget;
 use report::{ReportBuilder, ReportConfig};
+use source::{CgroupReader, Containerd};
 use source::{HostFs, HostNode, SysfsDisks};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 
 /// Errors that stop the agent from starting.
@@ -48,8 +52,10 @@ pub enum Error {
     },
     #[error("writing the snapshot failed: {0}")]
     Output(#[from] std::io::Error),
-    #[error("encoding the snapshot failed: {0}")]
+    #[error("encoding the output failed: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("measurement failed: {0}")]
+    Measure(String),
 }
 
 /// Identifies this agent process in reports (pid and start time), so the
@@ -58,7 +64,11 @@ fn agent_instance() -> String {
     format!("{}-{}", std::process::id(), clock::wall_unix_nanos())
 }
 
-fn collector(host: &HostConfig, interval: Duration) -> collector::Collector {
+fn collector(
+    host: &HostConfig,
+    interval: Duration,
+    pods: Result<PodCollection, String>,
+) -> collector::Collector {
     let fs = HostFs::new(&host.host_root);
     let node = HostNode::new(fs.clone());
     let identity = node.identity(host.node_name.clone());
@@ -73,7 +83,109 @@ fn collector(host: &HostConfig, interval: Duration) -> collector::Collector {
         identity,
     );
     let disks = SysfsDisks::new(fs, Duration::from_secs(60));
-    collector::Collector::new(Box::new(node), Box::new(disks), builder, ticks_per_second)
+    collector::Collector::new(
+        Box::new(node),
+        Box::new(disks),
+        builder,
+        ticks_per_second,
+        pods,
+    )
+}
+
+/// Sets up pod measurement: the cgroup filesystem and where pods come from. With
+/// `live`, containerd is watched until shutdown; without, it is listed once (for the
+/// one-shot commands). `Err` says why pods cannot be measured on this host.
+async fn pod_collection(
+    host: &HostConfig,
+    live: Option<shutdown::Shutdown>,
+) -> Result<PodCollection, String> {
+    let fs = HostFs::new(&host.host_root);
+    let reader = CgroupReader::detect(fs.clone())
+        .map_err(|e| format!("no cgroup filesystem to measure pods: {e}"))?;
+    let socket = &host.pods.containerd_socket;
+    let discovery = if socket.exists() {
+        let runtime = Containerd::new(socket.clone(), host.pods.containerd_namespaces.clone(), fs);
+        match live {
+            Some(shutdown) => {
+                let (tx, rx) = watch::channel(discovery::Discovered::default());
+                tokio::spawn(discovery::run_containerd(
+                    runtime,
+                    host.pods.reconcile_every,
+                    tx,
+                    shutdown,
+                ));
+                PodDiscovery::Containerd(rx)
+            }
+            None => {
+                let listed = match runtime.list().await {
+                    Ok(containers) => discovery::Discovered {
+                        containers: Arc::new(containers),
+                        error: None,
+                        source: "containerd",
+                    },
+                    Err(e) => discovery::Discovered {
+                        error: Some(e.to_string()),
+                        source: "containerd",
+                        ..Default::default()
+                    },
+                };
+                PodDiscovery::Containerd(watch::channel(listed).1)
+            }
+        }
+    } else {
+        tracing::info!(socket = %socket.display(), "no containerd socket; finding pods from the kubelet's cgroup layout");
+        PodDiscovery::Cgroupfs
+    };
+    let (targets, _) = watch::channel(Arc::new(Vec::new()));
+    Ok(PodCollection::new(
+        Arc::new(reader),
+        discovery,
+        host.pods.workload_cgroups.clone(),
+        targets,
+    ))
+}
+
+/// What a measurement run reads: the cgroup filesystem and the latest tick's pods.
+type MeasureInputs = (Arc<CgroupReader>, watch::Receiver<Arc<Vec<PodTarget>>>);
+
+/// Runs measurement runs the coordinator asks for, each in its own task, and hands
+/// their results to the collector, which sends them with the next report.
+fn spawn_measurer(
+    node: String,
+    pods: Option<MeasureInputs>,
+    unavailable: Option<String>,
+    mut runs: mpsc::Receiver<aistor_proto::v1::MeasureRun>,
+    results: mpsc::Sender<aistor_proto::v1::MeasurementResult>,
+) {
+    tokio::spawn(async move {
+        while let Some(run) = runs.recv().await {
+            let results = results.clone();
+            let node = node.clone();
+            match &pods {
+                Some((reader, targets)) => {
+                    let reader = reader.clone();
+                    let targets = targets.borrow().clone();
+                    tokio::spawn(async move {
+                        let result = measure::run(run, &node, &targets, &reader).await;
+                        let _ = results.send(result).await;
+                    });
+                }
+                None => {
+                    let now = clock::wall_unix_nanos();
+                    let result = aistor_proto::v1::MeasurementResult {
+                        id: run.id.clone(),
+                        node,
+                        run: Some(run),
+                        started_unix_nanos: now,
+                        finished_unix_nanos: now,
+                        error: unavailable.clone().unwrap_or_default(),
+                        ..Default::default()
+                    };
+                    let _ = results.send(result).await;
+                }
+            }
+        }
+    });
 }
 
 /// Runs the agent until `shutdown` resolves, then drains for at most the grace period.
@@ -136,15 +248,35 @@ pub async fn run(
             tracing::error!(error = %e, "admin server failed");
         }
     });
+    let pods = pod_collection(&config.host, Some(shutdown.clone())).await;
+    if let Err(reason) = &pods {
+        tracing::warn!(reason, "pods will not be measured");
+    }
+    let collector = collector(&config.host, config.interval, pods);
+    let (runs_tx, runs_rx) = mpsc::channel(8);
+    let (results_tx, results_rx) = mpsc::channel(64);
+    spawn_measurer(
+        config.host.node_name.clone(),
+        collector
+            .pods()
+            .map(|p| (p.reader.clone(), p.targets.subscribe())),
+        collector
+            .pods()
+            .is_none()
+            .then(|| "pods cannot be measured on this node (no cgroup filesystem)".to_owned()),
+        runs_rx,
+        results_tx,
+    );
     let collecting = tokio::spawn(collector::run(
-        collector(&config.host, config.interval),
+        collector,
         config.interval,
         outbox.clone(),
         publish,
+        results_rx,
         shutdown.clone(),
     ));
     let streaming = tokio::spawn(
-        uplink::Uplink::new(endpoint, outbox, stats).run(shutdown, config.shutdown_grace),
+        uplink::Uplink::new(endpoint, outbox, stats, runs_tx).run(shutdown, config.shutdown_grace),
     );
 
     let _ = collecting.await;
@@ -160,11 +292,31 @@ pub async fn snapshot(
     interval: Duration,
     out: &mut impl std::io::Write,
 ) -> Result<(), Error> {
-    let mut collector = collector(&host, interval);
+    let pods = pod_collection(&host, None).await;
+    let mut collector = collector(&host, interval, pods);
     collector.collect();
     tokio::time::sleep(interval).await;
     let (published, _) = collector.collect();
     serde_json::to_writer_pretty(&mut *out, &published.report)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Runs one measurement (`aistor-agent measure`) and writes its result as JSON. A run
+/// that could not start is written too, and returned as an error.
+pub async fn measure_once(
+    host: HostConfig,
+    run: aistor_proto::v1::MeasureRun,
+    out: &mut impl std::io::Write,
+) -> Result<(), Error> {
+    let pods = pod_collection(&host, None).await.map_err(Error::Measure)?;
+    let (targets, _) = pods.current_targets();
+    let result = measure::run(run, &host.node_name, &targets, &pods.reader).await;
+    serde_json::to_writer_pretty(&mut *out, &result)?;
+    writeln!(out)?;
+    if result.error.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Measure(result.error))
+    }
 }

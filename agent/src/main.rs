@@ -10,6 +10,11 @@ async fn main() -> ExitCode {
         Command::Run(args) => {
             aistor_agent::run(args.into_config(), aistor_agent::shutdown::signal(), None).await
         }
+        Command::Measure(args) => {
+            let run = args.run();
+            aistor_agent::measure_once(args.host.into_config(), run, &mut std::io::stdout().lock())
+                .await
+        }
         Command::Snapshot(args) => {
             let host = args.host.into_config();
             aistor_agent::snapshot(host, args.interval, &mut std::io::stdout().lock()).await

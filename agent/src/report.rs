@@ -153,10 +153,6 @@ impl ReportBuilder {
                 Vec::new()
             }
         };
-        report_missing.push(missing(
-            "pods",
-            "pod and container measurement is not enabled in this agent build",
-        ));
 
         let logical_cpus = stat
             .as_ref()
@@ -175,6 +171,7 @@ impl ReportBuilder {
             usage: Some(usage),
             disks,
             pods: Vec::new(),
+            measurements: Vec::new(),
             gpu: Some(pb::GpuSection {
                 source: pb::GpuSource::None as i32,
                 missing: vec![missing(

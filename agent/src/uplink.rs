@@ -155,6 +155,8 @@ pub struct Uplink {
     outbox: Outbox,
     stats: Arc<UplinkStats>,
     backoff: Backoff,
+    /// Where measurement runs the coordinator asks for go.
+    directives: mpsc::Sender<aistor_proto::v1::MeasureRun>,
 }
 
 /// Why one connection ended.
@@ -173,13 +175,19 @@ enum StreamEnd {
 }
 
 impl Uplink {
-    pub fn new(endpoint: Endpoint, outbox: Outbox, stats: Arc<UplinkStats>) -> Self {
+    pub fn new(
+        endpoint: Endpoint,
+        outbox: Outbox,
+        stats: Arc<UplinkStats>,
+        directives: mpsc::Sender<aistor_proto::v1::MeasureRun>,
+    ) -> Self {
         let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(15));
         Self {
             endpoint,
             outbox,
             stats,
             backoff,
+            directives,
         }
     }
 
@@ -288,6 +296,15 @@ impl Uplink {
             })) => {
                 self.outbox.lock().ack(ack.seq);
                 self.backoff.reset();
+                None
+            }
+            Ok(Some(Directive {
+                kind: Some(directive::Kind::Measure(run)),
+            })) => {
+                let id = run.id.clone();
+                if self.directives.try_send(run).is_err() {
+                    tracing::warn!(id, "measurement run refused: too many runs queued");
+                }
                 None
             }
             Ok(Some(Directive { kind: None })) => {

@@ -1,7 +1,7 @@
 //! End to end over loopback: a real agent reading this machine streams to a real
 //! coordinator; the node is read back through gRPC and REST.
 
-use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, RunConfig};
+use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
 use aistor_coordinator::Bound;
 use aistor_coordinator::config::Config;
 use aistor_proto::v1::{
@@ -67,6 +67,7 @@ async fn agent(
             host_root: "/".into(),
             node_name: node.into(),
             disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
+            pods: PodConfig::default(),
         },
         coordinator: format!("http://{grpc}"),
         interval,
@@ -388,5 +389,100 @@ async fn health_and_reflection_are_served() {
             "{expected} missing from {names:?}"
         );
     }
+    coord.stop().await.unwrap();
+}
+
+async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let status: u16 = raw[9..12].parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_measurement_run_goes_to_its_node_and_the_result_comes_back() {
+    let (bound, coord) = coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let agent = agent("measure-node", bound.grpc, Duration::from_millis(200)).await;
+    eventually(Duration::from_secs(5), async || {
+        get_node(bound.grpc, "measure-node").await
+    })
+    .await
+    .expect("visible");
+
+    // The root cgroup exists on every host: a benchmark can measure any cgroup by path.
+    let request = serde_json::json!({"cgroup_path": "/", "node": "measure-node", "samples": 3, "interval": "200ms"});
+    let (code, started) = http_post(bound.http, "/api/v1/measurements", &request).await;
+    assert_eq!(code, 202, "{started}");
+    assert_eq!(started["status"], "running");
+    let id = started["measurement_id"].as_str().unwrap().to_owned();
+
+    let done = eventually(Duration::from_secs(10), async || {
+        let (_, m) = http_get(bound.http, &format!("/api/v1/measurements/{id}")).await;
+        (m["state"] != "running").then_some(m)
+    })
+    .await
+    .expect("the result arrives");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let target = &done["result"]["targets"][0];
+    assert_eq!(target["kind"], "cgroup");
+    assert_eq!(target["samples_taken"], 3);
+    assert_eq!(target["samples"].as_array().unwrap().len(), 3);
+    for sample in target["samples"].as_array().unwrap() {
+        let elapsed = sample["elapsed_nanos"].as_u64().unwrap();
+        assert!(
+            (150_000_000..1_000_000_000).contains(&elapsed),
+            "measured elapsed {elapsed}"
+        );
+    }
+    let cpu = &target["summary"]["cpu_millicores"];
+    assert_eq!(cpu["count"], 3);
+    assert!(cpu["min"].as_f64().unwrap() <= cpu["trimmed_mean"].as_f64().unwrap());
+
+    // Bad requests are refused naming the problem; unknown ids are 404.
+    let (code, err) = http_post(
+        bound.http,
+        "/api/v1/measurements",
+        &serde_json::json!({"cgroup_path": "/", "node": "measure-node", "samples": 0}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        err["details"].as_str().unwrap().contains("samples"),
+        "{err}"
+    );
+    let (code, err) = http_post(
+        bound.http,
+        "/api/v1/measurements",
+        &serde_json::json!({"pod_namespace": "x", "pod_name": "y"}),
+    )
+    .await;
+    assert_eq!(code, 404, "{err}");
+    let (code, err) = http_post(
+        bound.http,
+        "/api/v1/measurements",
+        &serde_json::json!({"cgroup_path": "/"}),
+    )
+    .await;
+    assert_eq!(code, 400, "{err}");
+    assert!(err["details"].as_str().unwrap().contains("node"), "{err}");
+    let (code, _) = http_get(bound.http, "/api/v1/measurements/nope").await;
+    assert_eq!(code, 404);
+
+    agent.stop().await.unwrap();
     coord.stop().await.unwrap();
 }

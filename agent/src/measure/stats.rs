@@ -31,7 +31,11 @@ pub fn summarize(values: &[f64], trim: f64) -> Option<Summary> {
     let mean_of = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
     let mean = mean_of(&sorted);
     let variance = sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-    let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
     Some(Summary {
         count: n,
         trimmed_mean: mean_of(kept),

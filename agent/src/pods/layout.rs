@@ -53,7 +53,10 @@ fn systemd_pod(dir: &str, qos: Option<&str>) -> Option<PodCgroup> {
     let name = dir.strip_suffix(".slice")?;
     let (qos_class, uid) = match qos {
         None => ("guaranteed", name.strip_prefix("kubepods-pod")?),
-        Some(q) => (qos_name(q)?, name.strip_prefix(&format!("kubepods-{q}-pod"))?),
+        Some(q) => (
+            qos_name(q)?,
+            name.strip_prefix(&format!("kubepods-{q}-pod"))?,
+        ),
     };
     valid_uid(&uid.replace('_', "-")).map(|uid| PodCgroup { uid, qos_class })
 }
@@ -82,7 +85,13 @@ mod tests {
     #[test]
     fn systemd_driver_layouts() {
         let burstable = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6f1c3a52_8d1e_4c0a_9b7e_2f5d8a1b3c4d.slice";
-        assert_eq!(pod_cgroup(burstable), Some(PodCgroup { uid: UID.into(), qos_class: "burstable" }));
+        assert_eq!(
+            pod_cgroup(burstable),
+            Some(PodCgroup {
+                uid: UID.into(),
+                qos_class: "burstable"
+            })
+        );
         let guaranteed = "/kubepods.slice/kubepods-pod6f1c3a52_8d1e_4c0a_9b7e_2f5d8a1b3c4d.slice/";
         assert_eq!(pod_cgroup(guaranteed).unwrap().qos_class, "guaranteed");
         let besteffort = "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1c3a52_8d1e_4c0a_9b7e_2f5d8a1b3c4d.slice";
@@ -91,8 +100,16 @@ mod tests {
 
     #[test]
     fn cgroupfs_driver_layouts() {
-        assert_eq!(pod_cgroup(&format!("kubepods/burstable/pod{UID}")).unwrap().qos_class, "burstable");
-        assert_eq!(pod_cgroup(&format!("kubepods/pod{UID}")).unwrap().qos_class, "guaranteed");
+        assert_eq!(
+            pod_cgroup(&format!("kubepods/burstable/pod{UID}"))
+                .unwrap()
+                .qos_class,
+            "burstable"
+        );
+        assert_eq!(
+            pod_cgroup(&format!("kubepods/pod{UID}")).unwrap().qos_class,
+            "guaranteed"
+        );
     }
 
     #[test]
@@ -111,7 +128,10 @@ mod tests {
 
     #[test]
     fn container_ids_from_directory_names() {
-        assert_eq!(container_id(&format!("cri-containerd-{ID}.scope")), Some(ID));
+        assert_eq!(
+            container_id(&format!("cri-containerd-{ID}.scope")),
+            Some(ID)
+        );
         assert_eq!(container_id(&format!("crio-{ID}.scope")), Some(ID));
         assert_eq!(container_id(ID), Some(ID));
         assert_eq!(container_id("cri-containerd-short.scope"), None);

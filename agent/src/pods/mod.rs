@@ -2,3 +2,5 @@
 //! measurements.
 
 pub mod layout;
+pub mod sampler;
+pub mod targets;
