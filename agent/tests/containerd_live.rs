@@ -515,7 +515,11 @@ async fn discovers_containers_of_a_private_containerd() {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default()
     );
-    let pod_uid = format!("aistor-live-{unique}");
+    // Kubernetes pod uids are UUIDs; the kubelet's cgroup names depend on that shape.
+    let pod_uid = format!(
+        "a1570000-0000-4000-8000-{:0>12}",
+        &unique[unique.len().saturating_sub(12)..]
+    );
     let work_id = format!("aistor-work-{unique}");
     let sandbox_id = format!("aistor-sandbox-{unique}");
     // cgroupfs-driver layout (this kind of host runs no systemd): kubepods/<qos>/pod<uid>/<id>.
@@ -611,6 +615,48 @@ async fn discovers_containers_of_a_private_containerd() {
         after > before + 10_000_000,
         "the spinning container used CPU: {before} -> {after} ns"
     );
+
+    // The whole agent path: a snapshot reports the container under its pod, with the
+    // pod's identity from containerd and CPU measured from the pod's own cgroup.
+    let host = aistor_agent::config::HostConfig {
+        host_root: "/".into(),
+        node_name: "containerd-test".into(),
+        disk_exclude: regex::Regex::new(aistor_agent::config::DEFAULT_DISK_EXCLUDE).unwrap(),
+        pods: aistor_agent::config::PodConfig {
+            containerd_socket: private.socket.clone(),
+            containerd_namespaces: vec![NAMESPACE.to_owned()],
+            ..Default::default()
+        },
+    };
+    let mut out = Vec::new();
+    aistor_agent::snapshot(host, Duration::from_millis(300), &mut out)
+        .await
+        .expect("snapshot");
+    let report: serde_json::Value = serde_json::from_slice(&out).expect("snapshot JSON");
+    let pod = report["pods"]
+        .as_array()
+        .and_then(|pods| pods.iter().find(|p| p["uid"] == pod_uid.as_str()))
+        .unwrap_or_else(|| panic!("pod {pod_uid} missing from {}", report["pods"]));
+    assert_eq!(pod["name"], "busy-0");
+    assert_eq!(pod["namespace"], "aistor-test");
+    assert_eq!(pod["discovered_by"], "containerd");
+    assert_eq!(pod["qos_class"], "besteffort");
+    assert_eq!(pod["cgroup_path"], pod_dir.as_str());
+    let spin = pod["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == work_id.as_str()))
+        .expect("the spinning container in its pod");
+    assert_eq!(spin["name"], "spin");
+    assert_eq!(spin["state"], "running");
+    for (what, usage) in [("container", &spin["usage"]), ("pod", &pod["usage"])] {
+        let cpu = usage["cpu"]["usage_millicores"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what} CPU rate: {usage}"));
+        assert!(
+            cpu > 200.0,
+            "the spinning {what} uses CPU: {cpu} millicores"
+        );
+    }
 
     // The long-running discovery: reconcile far away, so updates must come from events.
     let (tx, mut rx) = watch::channel(Discovered::default());
