@@ -14,6 +14,7 @@ pub mod collector;
 pub mod config;
 pub mod discovery;
 pub mod exposition;
+pub mod gpu;
 pub mod measure;
 pub mod parse;
 pub mod pods;

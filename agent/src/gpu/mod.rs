@@ -1,0 +1,25 @@
+//! GPUs: the node's devices, how busy they are, and which pods use them.
+//!
+//! A [`GpuSource`] reads the devices once per tick into the wire's `GpuSection`, with
+//! per-process use carrying *host* pids. Attribution to pods and containers happens
+//! afterwards, the same way for every source (see `attribution`), so NVML and the
+//! DCGM exporter agree on who uses what.
+
+use aistor_proto::v1 as pb;
+
+/// One source of GPU readings.
+pub trait GpuSource: Send {
+    /// Reads every device. A device that fails is reported with its `missing` reasons
+    /// while the others go on; a source that cannot read at all returns an empty
+    /// `gpus` with the reason in the section's `missing`. Never panics.
+    fn read(&mut self) -> pb::GpuSection;
+}
+
+/// The section for a node where GPUs are not measured, saying why.
+pub fn unavailable(source: pb::GpuSource, reason: impl Into<String>) -> pb::GpuSection {
+    pb::GpuSection {
+        source: source as i32,
+        missing: vec![pb::Missing { field: "gpus".into(), reason: reason.into() }],
+        ..Default::default()
+    }
+}
