@@ -1,6 +1,7 @@
 //! Container discovery: which containers run on this node, kept current from the
 //! runtime's events plus a periodic reconcile, published through a watch channel.
 
+use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use crate::source::containerd::{ContainerInfo, Containerd, RuntimeError};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 /// Events arriving together (a pod start is several) cause one refresh this long after
 /// the first of them.
 pub const EVENT_DEBOUNCE: Duration = Duration::from_millis(100);
-/// First wait before retrying an unreachable runtime; doubles up to [`MAX_BACKOFF`].
+/// First wait before retrying an unreachable runtime; doubles (with jitter) up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -30,28 +31,6 @@ impl Discovered {
     /// The container whose task has this host pid.
     pub fn by_pid(&self, pid: u32) -> Option<&ContainerInfo> {
         self.containers.iter().find(|c| c.pid == Some(pid))
-    }
-}
-
-/// Doubling retry delay.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: MIN_BACKOFF }
-    }
-
-    fn reset(&mut self) {
-        self.next = MIN_BACKOFF;
-    }
-
-    fn take(&mut self) -> Duration {
-        let now = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        now
     }
 }
 
@@ -109,7 +88,7 @@ pub async fn run_containerd(
     mut shutdown: Shutdown,
 ) {
     let reconcile_every = reconcile_every.max(Duration::from_millis(100));
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
     loop {
         if shutdown.started() {
             return;
@@ -127,7 +106,7 @@ pub async fn run_containerd(
             publish_error(&publish, &e);
             runtime.disconnect().await;
         }
-        if shutdown.started() || !pause(backoff.take(), &mut shutdown).await {
+        if shutdown.started() || !pause(backoff.delay(), &mut shutdown).await {
             return;
         }
     }
@@ -219,15 +198,6 @@ mod tests {
             cgroup_path: None,
             state: ContainerState::Running,
         }
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_and_resets() {
-        let mut b = Backoff::new();
-        let seen: Vec<_> = (0..7).map(|_| b.take().as_secs()).collect();
-        assert_eq!(seen, [1, 2, 4, 8, 16, 30, 30]);
-        b.reset();
-        assert_eq!(b.take(), MIN_BACKOFF);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod backoff;
 pub mod cgroup_usage;
 pub mod clock;
 pub mod collector;

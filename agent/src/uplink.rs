@@ -4,12 +4,12 @@
 //! after reconnecting the agent replays the unacknowledged reports in order, then
 //! goes on live. The coordinator drops the replays it had already stored.
 
+use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use aistor_proto::v1::{
     Directive, NodeReport, agent_service_client::AgentServiceClient, directive,
 };
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -101,44 +101,6 @@ impl Outbox {
         // A poisoned lock only means another thread panicked mid-update of a queue
         // that is valid after every single operation; keep going.
         self.buffer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Exponential backoff with jitter, so a restarted coordinator is not hit by every
-/// agent at the same instant.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-    seed: RandomState,
-    attempt: u64,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-            seed: RandomState::new(),
-            attempt: 0,
-        }
-    }
-
-    /// The delay before the next attempt: the current step ±25 %.
-    pub fn delay(&mut self) -> Duration {
-        self.attempt += 1;
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // A per-process random hasher is a dependency-free source of jitter.
-        let spread = self.seed.hash_one(self.attempt) % 501; // 0..=500 → -25 %..+25 %
-        let factor = 0.75 + spread as f64 / 1000.0;
-        base.mul_f64(factor)
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -350,20 +312,5 @@ mod tests {
         assert_eq!(b.oldest_seq(), Some(10));
         assert_eq!(b.len(), 11);
         assert_eq!(b.dropped_total(), 9);
-    }
-
-    #[test]
-    fn backoff_grows_to_its_cap_with_bounded_jitter() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let delays: Vec<_> = (0..8).map(|_| b.delay()).collect();
-        for (i, d) in delays.iter().enumerate() {
-            let base = Duration::from_millis(100 * (1 << i.min(4))).min(Duration::from_secs(1));
-            assert!(
-                *d >= base.mul_f64(0.75) && *d <= base.mul_f64(1.25),
-                "delay {i}: {d:?} vs {base:?}"
-            );
-        }
-        b.reset();
-        assert!(b.delay() <= Duration::from_millis(125));
     }
 }

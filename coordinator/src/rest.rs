@@ -29,6 +29,7 @@ pub fn router(shared: Shared, registry: Arc<Registry>) -> Router {
         .route("/api/v1/nodes/{name}", get(get_node))
         .route("/api/v1/pods", get(list_pods))
         .route("/api/v1/pods/{namespace}/{name}", get(get_pod))
+        .route("/api/v1/gpus", get(list_gpus))
         .route("/api/v1/measurements", post(start_measurement))
         .route("/api/v1/measurements/{id}", get(get_measurement))
         .route("/metrics", get(metrics))
@@ -393,4 +394,150 @@ async fn get_measurement(
             format!("no measurement with id {id:?}"),
         )
     })
+}
+
+/// One GPU in the cluster: what people compare across GPUs. Absent figures are `null`.
+#[derive(Debug, Serialize)]
+struct GpuSummary {
+    node: String,
+    node_state: &'static str,
+    index: u32,
+    uuid: String,
+    model: String,
+    source: &'static str,
+    utilization_percent: Option<f64>,
+    memory_used_bytes: Option<u64>,
+    memory_total_bytes: Option<u64>,
+    power_watts: Option<f64>,
+    temperature_celsius: Option<f64>,
+    /// `namespace/name` of every pod using or holding the GPU (processes and allocations).
+    pods: Vec<String>,
+}
+
+fn gpu_source_name(source: i32) -> &'static str {
+    match pb::GpuSource::try_from(source) {
+        Ok(pb::GpuSource::Nvml) => "nvml",
+        Ok(pb::GpuSource::DcgmExporter) => "dcgm_exporter",
+        Ok(pb::GpuSource::None) => "none",
+        _ => "unknown",
+    }
+}
+
+/// GPUs of every node from its latest report, with the pods on each.
+fn gpu_summaries(reports: Vec<(pb::NodeState, pb::NodeReport)>) -> Vec<GpuSummary> {
+    let mut out = Vec::new();
+    for (state, report) in reports {
+        let node = report
+            .node
+            .as_ref()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        let pod_names: std::collections::HashMap<&str, String> = report
+            .pods
+            .iter()
+            .map(|p| (p.uid.as_str(), format!("{}/{}", p.namespace, p.name)))
+            .collect();
+        let Some(section) = report.gpu.as_ref() else {
+            continue;
+        };
+        for gpu in &section.gpus {
+            let mut pods: Vec<String> = gpu
+                .processes
+                .iter()
+                .filter_map(|p| pod_names.get(p.pod_uid.as_str()).cloned())
+                .chain(
+                    gpu.allocations
+                        .iter()
+                        .map(|a| format!("{}/{}", a.pod_namespace, a.pod_name)),
+                )
+                .collect();
+            pods.sort();
+            pods.dedup();
+            out.push(GpuSummary {
+                node: node.clone(),
+                node_state: node_state_name(state as i32),
+                index: gpu.index,
+                uuid: gpu.uuid.clone(),
+                model: gpu.model.clone(),
+                source: gpu_source_name(section.source),
+                utilization_percent: gpu.utilization_percent,
+                memory_used_bytes: gpu.memory_used_bytes,
+                memory_total_bytes: gpu.memory_total_bytes,
+                power_watts: gpu.power_watts,
+                temperature_celsius: gpu.temperature_celsius,
+                pods,
+            });
+        }
+    }
+    out
+}
+
+async fn list_gpus(
+    State(s): State<RestState>,
+    Query(filter): Query<PodFilter>,
+) -> impl IntoResponse {
+    let gpus: Vec<GpuSummary> = gpu_summaries(s.shared.latest_reports())
+        .into_iter()
+        .filter(|g| filter.node.is_empty() || g.node == filter.node)
+        .collect();
+    Json(serde_json::json!({ "count": gpus.len(), "gpus": gpus }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_list_the_pods_that_use_or_hold_them() {
+        let report = pb::NodeReport {
+            node: Some(pb::NodeIdentity {
+                name: "gpu-1".into(),
+                ..Default::default()
+            }),
+            pods: vec![pb::Pod {
+                uid: "u1".into(),
+                name: "trainer".into(),
+                namespace: "ml".into(),
+                ..Default::default()
+            }],
+            gpu: Some(pb::GpuSection {
+                source: pb::GpuSource::Nvml as i32,
+                gpus: vec![pb::Gpu {
+                    uuid: "GPU-1".into(),
+                    model: "NVIDIA H100".into(),
+                    utilization_percent: Some(97.0),
+                    memory_used_bytes: Some(10),
+                    processes: vec![
+                        pb::GpuProcess {
+                            pid: 7,
+                            pod_uid: "u1".into(),
+                            ..Default::default()
+                        },
+                        pb::GpuProcess {
+                            pid: 8,
+                            ..Default::default()
+                        },
+                    ],
+                    allocations: vec![pb::GpuAllocation {
+                        pod_name: "idle".into(),
+                        pod_namespace: "ml".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let gpus = gpu_summaries(vec![(pb::NodeState::Ready, report)]);
+        assert_eq!(gpus.len(), 1);
+        let g = &gpus[0];
+        assert_eq!(
+            (g.node.as_str(), g.uuid.as_str(), g.source),
+            ("gpu-1", "GPU-1", "nvml")
+        );
+        assert_eq!(g.pods, ["ml/idle", "ml/trainer"]);
+        assert_eq!(g.utilization_percent, Some(97.0));
+        assert_eq!(g.power_watts, None, "not measured stays null");
+    }
 }

@@ -219,6 +219,18 @@ impl Shared {
         out
     }
 
+    /// Every node's latest report, decoded, with the node's state (for views that
+    /// read inside reports: GPUs).
+    pub fn latest_reports(&self) -> Vec<(pb::NodeState, pb::NodeReport)> {
+        let view = self.view();
+        view.nodes()
+            .filter_map(|e| {
+                let report = pb::NodeReport::decode(e.latest().clone()).ok()?;
+                Some((convert::node_state(e.state()), report))
+            })
+            .collect()
+    }
+
     fn announce(&self, node: pb::NodeStatus) {
         // No receiver is fine: nobody is watching.
         let _ = self.inner.events.send(pb::NodeEvent {
