@@ -2,7 +2,8 @@
 //! validated into a [`crate::config`] value. A bad value fails here, naming the flag.
 
 use crate::config::{
-    DEFAULT_CONTAINERD_SOCKET, DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig,
+    DEFAULT_CONTAINERD_SOCKET, DEFAULT_DCGM_URL, DEFAULT_DISK_EXCLUDE,
+    DEFAULT_POD_RESOURCES_SOCKET, GpuConfig, GpuSourceKind, HostConfig, PodConfig, RunConfig,
 };
 use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
@@ -61,6 +62,18 @@ pub struct HostArgs {
     /// workloads, comma-separated; e.g. "system.slice/*.service".
     #[arg(long, env = "AISTOR_AGENT_WORKLOAD_CGROUPS", value_delimiter = ',')]
     pub workload_cgroups: Vec<String>,
+    /// GPU source: auto (NVML, else the node-local DCGM exporter), nvml, dcgm or off.
+    #[arg(long, env = "AISTOR_AGENT_GPU_SOURCE", value_enum, default_value_t = GpuSourceKind::Auto)]
+    pub gpu_source: GpuSourceKind,
+    /// Path of libnvidia-ml (default: the loader's search for libnvidia-ml.so.1).
+    #[arg(long, env = "AISTOR_AGENT_NVML_LIBRARY")]
+    pub nvml_library: Option<PathBuf>,
+    /// The node-local dcgm-exporter's metrics URL (plain http).
+    #[arg(long, env = "AISTOR_AGENT_DCGM_URL", default_value = DEFAULT_DCGM_URL)]
+    pub dcgm_url: String,
+    /// kubelet pod-resources socket (GPU allocations to pods).
+    #[arg(long, env = "AISTOR_AGENT_POD_RESOURCES_SOCKET", default_value = DEFAULT_POD_RESOURCES_SOCKET)]
+    pub pod_resources_socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +234,12 @@ impl HostArgs {
                     .filter(|g| !g.is_empty())
                     .collect(),
                 ..PodConfig::default()
+            },
+            gpu: GpuConfig {
+                source: self.gpu_source,
+                nvml_library: self.nvml_library,
+                dcgm_url: self.dcgm_url,
+                pod_resources_socket: self.pod_resources_socket,
             },
         }
     }

@@ -15,7 +15,45 @@ pub struct HostConfig {
     /// Block devices whose name matches are not reported.
     pub disk_exclude: Regex,
     pub pods: PodConfig,
+    pub gpu: GpuConfig,
 }
+
+/// Which GPU source the agent reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GpuSourceKind {
+    /// NVML if the library loads, else the node-local DCGM exporter.
+    #[default]
+    Auto,
+    Nvml,
+    Dcgm,
+    /// Do not measure GPUs.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct GpuConfig {
+    pub source: GpuSourceKind,
+    /// libnvidia-ml; `None` searches the loader path for `libnvidia-ml.so.1`.
+    pub nvml_library: Option<PathBuf>,
+    /// The node-local dcgm-exporter (never a cluster Service: any node's exporter would answer).
+    pub dcgm_url: String,
+    /// kubelet pod-resources socket: which GPUs are allocated to which pods.
+    pub pod_resources_socket: PathBuf,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            source: GpuSourceKind::Auto,
+            nvml_library: None,
+            dcgm_url: DEFAULT_DCGM_URL.into(),
+            pod_resources_socket: PathBuf::from(DEFAULT_POD_RESOURCES_SOCKET),
+        }
+    }
+}
+
+pub const DEFAULT_DCGM_URL: &str = "http://127.0.0.1:9400/metrics";
+pub const DEFAULT_POD_RESOURCES_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
 
 /// Where pods and containers come from.
 #[derive(Debug, Clone)]

@@ -37,6 +37,7 @@ async fn measures_and_buffers_while_the_coordinator_is_down() {
                 workload_cgroups: workload.globs(),
                 ..PodConfig::default()
             },
+            gpu: Default::default(),
         },
         coordinator: format!("http://{nowhere}"),
         interval: Duration::from_millis(100),

@@ -627,6 +627,7 @@ async fn discovers_containers_of_a_private_containerd() {
             containerd_namespaces: vec![NAMESPACE.to_owned()],
             ..Default::default()
         },
+        gpu: Default::default(),
     };
     let mut out = Vec::new();
     aistor_agent::snapshot(host, Duration::from_millis(300), &mut out)

@@ -68,6 +68,7 @@ async fn agent(
             node_name: node.into(),
             disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
             pods: PodConfig::default(),
+            gpu: Default::default(),
         },
         coordinator: format!("http://{grpc}"),
         interval,
