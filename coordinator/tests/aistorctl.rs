@@ -1,18 +1,20 @@
 //! `aistorctl` against a real gRPC server: a small in-test `ClusterService`
-//! serving fixed node statuses, plus the binary itself for exit codes and env vars.
+//! serving fixed node and pod statuses, plus the binary itself for exit codes and
+//! env vars.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aistor_coordinator::cli::{self, Cli, CliError, UNKNOWN};
 use aistor_proto::v1::cluster_service_server::{ClusterService, ClusterServiceServer};
 use aistor_proto::v1::{
-    CgroupMode, Disk, DiskKind, DiskRates, GetMeasurementRequest, GetNodeRequest, Gpu, GpuSection,
-    GpuSource, ListNodesRequest, ListNodesResponse, ListPodsRequest, ListPodsResponse, Measurement,
+    CgroupCpu, CgroupIo, CgroupMemory, CgroupMode, CgroupUsage, Container, Disk, DiskKind,
+    DiskRates, GetMeasurementRequest, GetNodeRequest, Gpu, GpuSection, GpuSource, IoCounters,
+    IoRates, ListNodesRequest, ListNodesResponse, ListPodsRequest, ListPodsResponse, Measurement,
     Missing, NodeCpu, NodeEvent, NodeIdentity, NodeMemory, NodeReport, NodeState, NodeStatus,
-    NodeUsage, Pod, Pressure, PressureSet, PressureStall, StartMeasurementRequest,
+    NodeUsage, Pod, PodStatus, Pressure, PressureSet, PressureStall, StartMeasurementRequest,
     WatchNodesRequest, node_event,
 };
 use clap::Parser;
@@ -158,6 +160,184 @@ fn stale_node() -> NodeStatus {
     }
 }
 
+const TRAINER_UID: &str = "6f1c3a52-8d1e-4c0a-9b7e-2f5d8a1b3c4d";
+/// A pod found from the cgroup layout only: it has a uid but no name or namespace.
+const CGROUPFS_UID: &str = "0a1b2c3d-0000-4000-8000-000000000001";
+const WORKLOAD: &str = "aistor.slice/batch.service";
+
+fn usage(
+    cpu_millicores: Option<f64>,
+    working_set: Option<u64>,
+    rss: Option<u64>,
+    io: Option<IoRates>,
+) -> CgroupUsage {
+    CgroupUsage {
+        cpu: Some(CgroupCpu {
+            usage_millicores: cpu_millicores,
+            usage_nanos_total: Some(9_000_000_000),
+            ..Default::default()
+        }),
+        memory: Some(CgroupMemory {
+            working_set_bytes: working_set,
+            rss_bytes: rss,
+            ..Default::default()
+        }),
+        io: Some(CgroupIo {
+            counters: Some(IoCounters::default()),
+            rates: io,
+            devices: vec![],
+        }),
+        ..Default::default()
+    }
+}
+
+fn io(read: f64, write: f64, reads: f64, writes: f64) -> IoRates {
+    IoRates {
+        read_bytes_per_second: read,
+        write_bytes_per_second: write,
+        reads_per_second: reads,
+        writes_per_second: writes,
+    }
+}
+
+fn pod_status(node: &str, state: NodeState, pod: Pod) -> PodStatus {
+    PodStatus {
+        node: node.to_owned(),
+        node_state: state as i32,
+        report_wall_time_unix_nanos: 1_700_000_000 * S,
+        pod: Some(pod),
+    }
+}
+
+/// Found through containerd, every figure present, two containers.
+fn trainer_pod(cpu_millicores: f64) -> PodStatus {
+    let container = |name: &str, id: &str| Container {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        cgroup_path: format!("kubepods.slice/pod/cri-containerd-{id}.scope"),
+        usage: Some(usage(Some(cpu_millicores / 2.0), Some(1 << 20), None, None)),
+        ..Default::default()
+    };
+    pod_status(
+        "gpu-node-1",
+        NodeState::Ready,
+        Pod {
+            uid: TRAINER_UID.to_owned(),
+            name: "trainer-0".to_owned(),
+            namespace: "ml".to_owned(),
+            qos_class: "guaranteed".to_owned(),
+            cgroup_path: "kubepods.slice/kubepods-pod6f1c3a52.slice".to_owned(),
+            usage: Some(usage(
+                Some(cpu_millicores),
+                Some(3 << 29),
+                Some(1 << 30),
+                Some(io(12_300_000.0, 450_000.0, 100.0, 52.0)),
+            )),
+            containers: vec![
+                container("trainer", "aaa111"),
+                container("sidecar", "bbb222"),
+            ],
+            discovered_by: "containerd".to_owned(),
+            ..Default::default()
+        },
+    )
+}
+
+fn web_pod() -> PodStatus {
+    pod_status(
+        "cpu-node-2",
+        NodeState::Stale,
+        Pod {
+            uid: "9d8e7f60-1111-4222-8333-444455556666".to_owned(),
+            name: "web-5d9c7".to_owned(),
+            namespace: "default".to_owned(),
+            qos_class: "burstable".to_owned(),
+            cgroup_path: "kubepods.slice/kubepods-burstable.slice/pod9d8e".to_owned(),
+            usage: Some(usage(
+                Some(40.0),
+                Some(300 << 20),
+                Some(200 << 20),
+                Some(io(5000.0, 0.0, 3.0, 0.0)),
+            )),
+            containers: vec![Container::default()],
+            discovered_by: "containerd".to_owned(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Found from the cgroup layout alone: no name, no namespace, no RSS, and no I/O
+/// rates yet (its first sample).
+fn cgroupfs_pod() -> PodStatus {
+    pod_status(
+        "cpu-node-2",
+        NodeState::Stale,
+        Pod {
+            uid: CGROUPFS_UID.to_owned(),
+            qos_class: "besteffort".to_owned(),
+            cgroup_path: format!("kubepods/besteffort/pod{CGROUPFS_UID}"),
+            usage: Some(usage(Some(120.0), Some(64 << 20), None, None)),
+            containers: vec![Container {
+                id: "ccc333".to_owned(),
+                ..Default::default()
+            }],
+            discovered_by: "cgroupfs".to_owned(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A configured workload cgroup (no Kubernetes): named by its path; its CPU usage
+/// could not be read.
+fn workload() -> PodStatus {
+    let mut u = usage(
+        None,
+        Some(2 << 30),
+        Some(3 << 29),
+        Some(io(0.0, 1_500_000.0, 0.0, 30.0)),
+    );
+    u.missing = vec![Missing {
+        field: "cpu.usage_millicores".to_owned(),
+        reason: "cpu.stat unreadable".to_owned(),
+    }];
+    pod_status(
+        "gpu-node-1",
+        NodeState::Ready,
+        Pod {
+            name: WORKLOAD.to_owned(),
+            cgroup_path: WORKLOAD.to_owned(),
+            usage: Some(u),
+            discovered_by: "workload-cgroup".to_owned(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Every pod, deliberately in no useful order.
+fn pods_with_trainer_cpu(cpu_millicores: f64) -> Vec<PodStatus> {
+    vec![
+        workload(),
+        trainer_pod(cpu_millicores),
+        cgroupfs_pod(),
+        web_pod(),
+    ]
+}
+
+/// The same answer to every `ListPods` call.
+fn all_pods(_call: usize) -> Result<Vec<PodStatus>, Status> {
+    Ok(pods_with_trainer_cpu(850.0))
+}
+
+/// The trainer's CPU changes after the first `ListPods` call, so a redraw
+/// shows a new figure.
+fn changing_pods(call: usize) -> Result<Vec<PodStatus>, Status> {
+    Ok(pods_with_trainer_cpu(if call == 0 {
+        850.0
+    } else {
+        1234.0
+    }))
+}
+
 fn event(kind: node_event::Kind, node: NodeStatus) -> NodeEvent {
     NodeEvent {
         kind: kind as i32,
@@ -167,12 +347,36 @@ fn event(kind: node_event::Kind, node: NodeStatus) -> NodeEvent {
 
 /// Serves fixed nodes (built afresh per call, so AGE is measured from the call);
 /// every `WatchNodes` call plays `script` (a pause, then an event), waits
-/// `linger` and then ends the stream.
+/// `linger` and then ends the stream. `ListPods` answers `pods(n)` for its n-th
+/// call (from 0), filtered by the request's node and namespace like the real
+/// coordinator, and records every request in `pod_requests`.
 struct FakeCluster {
     nodes: fn() -> Vec<NodeStatus>,
     script: Vec<(Duration, NodeEvent)>,
     linger: Duration,
     watches: Arc<AtomicUsize>,
+    pods: fn(usize) -> Result<Vec<PodStatus>, Status>,
+    pod_requests: Arc<Mutex<Vec<ListPodsRequest>>>,
+}
+
+impl FakeCluster {
+    fn new(nodes: fn() -> Vec<NodeStatus>) -> Self {
+        Self {
+            nodes,
+            script: vec![],
+            linger: Duration::ZERO,
+            watches: Arc::default(),
+            pods: |_| Ok(vec![]),
+            pod_requests: Arc::default(),
+        }
+    }
+
+    fn with_pods(pods: fn(usize) -> Result<Vec<PodStatus>, Status>) -> Self {
+        Self {
+            pods,
+            ..Self::new(Vec::new)
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -200,9 +404,25 @@ impl ClusterService for FakeCluster {
 
     async fn list_pods(
         &self,
-        _: Request<ListPodsRequest>,
+        request: Request<ListPodsRequest>,
     ) -> Result<Response<ListPodsResponse>, Status> {
-        Err(Status::unimplemented("not used by aistorctl"))
+        let request = request.into_inner();
+        let call = {
+            let mut requests = self.pod_requests.lock().unwrap();
+            requests.push(request.clone());
+            requests.len() - 1
+        };
+        let pods = (self.pods)(call)?
+            .into_iter()
+            .filter(|p| request.node.is_empty() || p.node == request.node)
+            .filter(|p| {
+                request.namespace.is_empty()
+                    || p.pod
+                        .as_ref()
+                        .is_some_and(|p| p.namespace == request.namespace)
+            })
+            .collect();
+        Ok(Response::new(ListPodsResponse { pods }))
     }
 
     async fn start_measurement(
@@ -255,14 +475,22 @@ async fn serve(fake: FakeCluster) -> String {
 }
 
 async fn serve_nodes() -> String {
-    serve(FakeCluster {
-        // Deliberately not in name order.
-        nodes: || vec![stale_node(), ready_node(850.0)],
-        script: vec![],
-        linger: Duration::ZERO,
-        watches: Arc::default(),
-    })
-    .await
+    // Deliberately not in name order.
+    serve(FakeCluster::new(|| vec![stale_node(), ready_node(850.0)])).await
+}
+
+/// Serves [`all_pods`]; returns the address and the requests `ListPods` received.
+async fn serve_pods() -> (String, Arc<Mutex<Vec<ListPodsRequest>>>) {
+    let fake = FakeCluster::with_pods(all_pods);
+    let requests = fake.pod_requests.clone();
+    (serve(fake).await, requests)
+}
+
+fn pod_request(node: &str, namespace: &str) -> ListPodsRequest {
+    ListPodsRequest {
+        node: node.to_owned(),
+        namespace: namespace.to_owned(),
+    }
 }
 
 /// Runs `aistorctl <args>` in-process, with a 10s guard so a hang fails the test.
@@ -455,7 +683,6 @@ async fn nodes_json_and_yaml_are_the_same_document() {
 async fn top_redraws_on_updates_and_reconnects_after_the_stream_ends() {
     let watches = Arc::new(AtomicUsize::new(0));
     let url = serve(FakeCluster {
-        nodes: Vec::new,
         script: vec![
             (
                 Duration::ZERO,
@@ -472,6 +699,7 @@ async fn top_redraws_on_updates_and_reconnects_after_the_stream_ends() {
         ],
         linger: Duration::from_millis(400),
         watches: watches.clone(),
+        ..FakeCluster::new(Vec::new)
     })
     .await;
     let (result, out) = aistorctl(&[
@@ -537,14 +765,276 @@ async fn top_redraws_on_updates_and_reconnects_after_the_stream_ends() {
     assert_eq!(watches.load(Ordering::SeqCst), 2);
 }
 
+const PODS_TABLE: &str = "\
+NAMESPACE   NAME                                   NODE         CPU         MEMORY   IO READ     IO WRITE    IOPS        CONTAINERS
+default     web-5d9c7                              cpu-node-2   40m         300Mi    5.0kB/s     0B/s        3           1
+ml          trainer-0                              gpu-node-1   850m        1.5Gi    12.3MB/s    450kB/s     152         2
+<unknown>   0a1b2c3d-0000-4000-8000-000000000001   cpu-node-2   120m        64Mi     <unknown>   <unknown>   <unknown>   1
+<unknown>   aistor.slice/batch.service             gpu-node-1   <unknown>   2.0Gi    0B/s        1.5MB/s     30          0
+";
+
 #[tokio::test]
-async fn top_shows_an_unreachable_coordinator_and_keeps_trying() {
-    let url = format!("http://{}", unused_addr());
+async fn pods_table_is_sorted_by_namespace_and_name_humanised_and_aligned() {
+    let (url, requests) = serve_pods().await;
+    let (result, out) = aistorctl(&["--server", &url, "pods"]).await;
+    result.unwrap();
+    assert_eq!(out, PODS_TABLE);
+    assert_aligned(&out);
+    assert_eq!(
+        *requests.lock().unwrap(),
+        [pod_request("", "")],
+        "no filter: every node, every namespace"
+    );
+}
+
+#[tokio::test]
+async fn pods_wide_adds_qos_uid_discovery_rss_and_node_state() {
+    let (url, _) = serve_pods().await;
+    let (result, out) = aistorctl(&["--server", &url, "pods", "-o", "wide"]).await;
+    result.unwrap();
+    let lines: Vec<Vec<&str>> = out.lines().map(cells).collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(
+        lines[0],
+        [
+            "NAMESPACE",
+            "NAME",
+            "NODE",
+            "CPU",
+            "MEMORY",
+            "IO READ",
+            "IO WRITE",
+            "IOPS",
+            "CONTAINERS",
+            "QOS",
+            "UID",
+            "DISCOVERED BY",
+            "RSS",
+            "NODE STATE"
+        ]
+    );
+    // The first nine columns are `table`'s, row for row.
+    let table: Vec<Vec<&str>> = PODS_TABLE.lines().map(cells).collect();
+    for (wide, narrow) in lines.iter().zip(&table) {
+        assert_eq!(wide[..9], narrow[..], "{out}");
+    }
+    assert_eq!(
+        lines[1][9..],
+        [
+            "Burstable",
+            "9d8e7f60-1111-4222-8333-444455556666",
+            "containerd",
+            "200Mi",
+            "Stale"
+        ]
+    );
+    assert_eq!(
+        lines[2][9..],
+        ["Guaranteed", TRAINER_UID, "containerd", "1.0Gi", "Ready"]
+    );
+    assert_eq!(
+        lines[3][9..],
+        ["BestEffort", CGROUPFS_UID, "cgroupfs", UNKNOWN, "Stale"]
+    );
+    assert_eq!(
+        lines[4][9..],
+        [UNKNOWN, UNKNOWN, "workload-cgroup", "1.5Gi", "Ready"]
+    );
+    assert_aligned(&out);
+}
+
+#[tokio::test]
+async fn pods_json_and_yaml_are_the_same_document() {
+    let (url, _) = serve_pods().await;
+    let (result, json) = aistorctl(&["--server", &url, "pods", "-o", "json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(doc["count"], 4);
+    let pods = doc["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 4);
+    // Table order: namespace, then name; pods without a namespace last.
+    let uids: Vec<&str> = pods
+        .iter()
+        .map(|p| p["pod"]["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            "9d8e7f60-1111-4222-8333-444455556666",
+            TRAINER_UID,
+            CGROUPFS_UID,
+            ""
+        ]
+    );
+    let trainer = &pods[1];
+    assert_eq!(trainer["node"], "gpu-node-1");
+    assert_eq!(trainer["node_state"], "ready");
+    assert_eq!(trainer["report_wall_time_unix_nanos"], 1_700_000_000 * S);
+    assert_eq!(trainer["pod"]["name"], "trainer-0");
+    assert_eq!(trainer["pod"]["qos_class"], "guaranteed");
+    assert_eq!(trainer["pod"]["usage"]["cpu"]["usage_millicores"], 850.0);
+    assert_eq!(
+        trainer["pod"]["usage"]["io"]["rates"]["reads_per_second"],
+        100.0
+    );
+    assert_eq!(trainer["pod"]["containers"][1]["name"], "sidecar");
+    assert_eq!(
+        trainer["pod"]["containers"][1]["usage"]["cpu"]["usage_millicores"],
+        425.0
+    );
+    assert_eq!(pods[0]["node_state"], "stale");
+    assert_eq!(pods[2]["pod"]["name"], "");
+    assert_eq!(
+        pods[2]["pod"]["usage"]["io"]["rates"],
+        serde_json::Value::Null,
+        "absent, not zero"
+    );
+    let workload = &pods[3]["pod"];
+    assert_eq!(workload["discovered_by"], "workload-cgroup");
+    assert_eq!(workload["cgroup_path"], WORKLOAD);
+    assert_eq!(
+        workload["usage"]["cpu"]["usage_millicores"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        workload["usage"]["missing"][0]["field"],
+        "cpu.usage_millicores"
+    );
+    assert!(
+        json.starts_with("{\n  \"pods\": ["),
+        "pretty-printed, pods first:\n{json}"
+    );
+
+    let (result, yaml) = aistorctl(&["--server", &url, "pods", "-o", "yaml"]).await;
+    result.unwrap();
+    assert!(
+        yaml.starts_with("pods:\n- node: cpu-node-2\n  node_state: stale\n"),
+        "{yaml}"
+    );
+    assert!(yaml.ends_with("count: 4\n"), "{yaml}");
+    let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("valid YAML");
+    assert_eq!(from_yaml, doc);
+}
+
+/// The NAME column of each row below the header.
+fn names(out: &str) -> Vec<String> {
+    out.lines()
+        .skip(1)
+        .map(|l| cells(l)[1].to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sort_orders_by_the_figure_largest_first_absent_last() {
+    let (url, _) = serve_pods().await;
+    let cases = [
+        // 850m, 120m, 40m, then the workload whose CPU is unknown.
+        ("cpu", ["trainer-0", CGROUPFS_UID, "web-5d9c7", WORKLOAD]),
+        // 2.0Gi, 1.5Gi, 300Mi, 64Mi.
+        ("memory", [WORKLOAD, "trainer-0", "web-5d9c7", CGROUPFS_UID]),
+        // Read + write: 12.75MB/s, 1.5MB/s, 5kB/s, then the pod without rates.
+        ("io", ["trainer-0", WORKLOAD, "web-5d9c7", CGROUPFS_UID]),
+    ];
+    for (figure, want) in cases {
+        let (result, out) = aistorctl(&["--server", &url, "pods", "--sort", figure]).await;
+        result.unwrap();
+        assert_eq!(names(&out), want, "--sort {figure}:\n{out}");
+        assert_aligned(&out);
+
+        let (result, json) =
+            aistorctl(&["--server", &url, "pods", "--sort", figure, "-o", "json"]).await;
+        result.unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let shown: Vec<String> = doc["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let pod = &p["pod"];
+                let name = pod["name"].as_str().unwrap();
+                if name.is_empty() {
+                    pod["uid"].as_str().unwrap()
+                } else {
+                    name
+                }
+                .to_owned()
+            })
+            .collect();
+        assert_eq!(shown, want, "--sort {figure} -o json");
+    }
+}
+
+#[tokio::test]
+async fn filters_are_sent_to_the_coordinator() {
+    let (url, requests) = serve_pods().await;
+
+    let (result, out) = aistorctl(&["--server", &url, "pods", "--node", "cpu-node-2"]).await;
+    result.unwrap();
+    assert_eq!(names(&out), ["web-5d9c7", CGROUPFS_UID], "{out}");
+    assert!(
+        out.lines().skip(1).all(|l| cells(l)[2] == "cpu-node-2"),
+        "{out}"
+    );
+
+    let (result, out) = aistorctl(&["--server", &url, "pods", "-n", "ml", "-o", "wide"]).await;
+    result.unwrap();
+    assert_eq!(names(&out), ["trainer-0"], "{out}");
+
+    let (result, out) = aistorctl(&[
+        "--server",
+        &url,
+        "pods",
+        "--node",
+        "gpu-node-1",
+        "--namespace",
+        "default",
+    ])
+    .await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "No pods found on node gpu-node-1 in namespace default.\n"
+    );
+
+    let (result, json) = aistorctl(&[
+        "--server",
+        &url,
+        "pods",
+        "--namespace",
+        "nope",
+        "-o",
+        "json",
+    ])
+    .await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc, serde_json::json!({"pods": [], "count": 0}));
+
+    assert_eq!(
+        *requests.lock().unwrap(),
+        [
+            pod_request("cpu-node-2", ""),
+            pod_request("", "ml"),
+            pod_request("gpu-node-1", "default"),
+            pod_request("", "nope"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn top_pods_polls_and_redraws_every_answer() {
+    let fake = FakeCluster::with_pods(changing_pods);
+    let requests = fake.pod_requests.clone();
+    let url = serve(fake).await;
     let (result, out) = aistorctl(&[
         "--server",
         &url,
         "top",
-        "nodes",
+        "pods",
+        "--node",
+        "gpu-node-1",
+        "--sort",
+        "cpu",
         "--interval",
         "0s",
         "--frames",
@@ -552,22 +1042,140 @@ async fn top_shows_an_unreachable_coordinator_and_keeps_trying() {
     ])
     .await;
     result.unwrap();
+    assert!(
+        !out.contains('\x1b'),
+        "no screen clearing when not a terminal"
+    );
     let frames: Vec<&str> = out.split("\n\n").collect();
-    assert_eq!(frames.len(), 2, "{out}");
-    let prefix = format!("error: cannot reach coordinator at {url}: ");
-    assert!(frames[0].starts_with(&prefix), "{out}");
-    assert!(
-        frames[0].trim_end().ends_with("(retrying in 500ms)"),
-        "{out}"
+    assert_eq!(
+        frames.len(),
+        2,
+        "two frames separated by a blank line:\n{out}"
     );
-    assert!(
-        frames[1].trim_end().ends_with("(retrying in 1s)"),
-        "backoff grows: {out}"
+    let rows = |frame: &str| -> Vec<Vec<String>> {
+        frame
+            .lines()
+            .map(|l| cells(l).into_iter().map(str::to_owned).collect())
+            .collect()
+    };
+    let first = rows(frames[0]);
+    assert_eq!(first.len(), 3, "{}", frames[0]);
+    assert_eq!(first[0][..4], ["NAMESPACE", "NAME", "NODE", "CPU"]);
+    // --sort cpu: the trainer first, the workload (CPU unknown) after it.
+    assert_eq!(first[1][..4], ["ml", "trainer-0", "gpu-node-1", "850m"]);
+    assert_eq!(first[2][..4], [UNKNOWN, WORKLOAD, "gpu-node-1", UNKNOWN]);
+    assert_aligned(frames[0]);
+
+    // The second call's answer: the trainer's CPU has changed.
+    let second = rows(frames[1]);
+    assert_eq!(second.len(), 3, "{}", frames[1]);
+    assert_eq!(second[1][..4], ["ml", "trainer-0", "gpu-node-1", "1.23"]);
+    assert_eq!(second[2][1], WORKLOAD);
+    assert_aligned(frames[1]);
+
+    assert_eq!(
+        *requests.lock().unwrap(),
+        [pod_request("gpu-node-1", ""), pod_request("gpu-node-1", "")],
+        "one call per frame, each with the filter"
     );
-    assert!(
-        !out.contains("NAME"),
-        "no table before anything was listed: {out}"
+}
+
+#[tokio::test]
+async fn top_pods_keeps_the_table_under_an_error_and_retries_after_a_backoff() {
+    let fake = FakeCluster::with_pods(|call| {
+        if call == 1 {
+            Err(Status::internal("view rebuilding"))
+        } else {
+            changing_pods(call)
+        }
+    });
+    let requests = fake.pod_requests.clone();
+    let url = serve(fake).await;
+    let started = Instant::now();
+    let (result, out) = aistorctl(&[
+        "--server",
+        &url,
+        "top",
+        "pods",
+        "-n",
+        "ml",
+        "--interval",
+        "0s",
+        "--frames",
+        "3",
+    ])
+    .await;
+    result.unwrap();
+    let elapsed = started.elapsed();
+    let frames: Vec<&str> = out.split("\n\n").collect();
+    assert_eq!(frames.len(), 3, "{out}");
+
+    let first: Vec<&str> = frames[0].lines().collect();
+    assert_eq!(first.len(), 2, "{out}");
+    assert_eq!(
+        cells(first[1])[..4],
+        ["ml", "trainer-0", "gpu-node-1", "850m"]
     );
+
+    // The failed call: the error line above the last table.
+    let second: Vec<&str> = frames[1].lines().collect();
+    assert_eq!(
+        second[0],
+        format!(
+            "error: ListPods on coordinator at {url} failed: Internal: view rebuilding \
+             (retrying in 500ms)"
+        )
+    );
+    assert_eq!(second[1..], first[..], "{out}");
+
+    // Recovered: the new answer, and the error is gone.
+    let third: Vec<&str> = frames[2].lines().collect();
+    assert_eq!(third.len(), 2, "{out}");
+    assert_eq!(
+        cells(third[1])[..4],
+        ["ml", "trainer-0", "gpu-node-1", "1.23"]
+    );
+
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "the retry waited for the backoff, not the 0s interval: {elapsed:?}"
+    );
+    assert_eq!(requests.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn top_shows_an_unreachable_coordinator_and_keeps_trying() {
+    for view in ["nodes", "pods"] {
+        let url = format!("http://{}", unused_addr());
+        let (result, out) = aistorctl(&[
+            "--server",
+            &url,
+            "top",
+            view,
+            "--interval",
+            "0s",
+            "--frames",
+            "2",
+        ])
+        .await;
+        result.unwrap();
+        let frames: Vec<&str> = out.split("\n\n").collect();
+        assert_eq!(frames.len(), 2, "top {view}: {out}");
+        let prefix = format!("error: cannot reach coordinator at {url}: ");
+        assert!(frames[0].starts_with(&prefix), "top {view}: {out}");
+        assert!(
+            frames[0].trim_end().ends_with("(retrying in 500ms)"),
+            "top {view}: {out}"
+        );
+        assert!(
+            frames[1].trim_end().ends_with("(retrying in 1s)"),
+            "top {view}: backoff grows: {out}"
+        );
+        assert!(
+            !out.contains("NAME"),
+            "top {view}: no table before anything was listed: {out}"
+        );
+    }
 }
 
 /// A local address nothing listens on: bound, then released.
@@ -600,6 +1208,9 @@ fn binary() -> tokio::process::Command {
         "AISTOR_OUTPUT",
         "AISTOR_TOP_INTERVAL",
         "AISTOR_TOP_FRAMES",
+        "AISTOR_NODE",
+        "AISTOR_NAMESPACE",
+        "AISTOR_SORT",
     ] {
         cmd.env_remove(var);
     }
@@ -658,6 +1269,18 @@ async fn bad_values_name_the_flag() {
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("--frames"), "{stderr}");
+
+    let out = binary()
+        .args(["pods", "--sort", "age"])
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("'age'") && stderr.contains("--sort"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -680,4 +1303,28 @@ async fn flags_come_from_the_environment_too() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["count"], 2);
     assert_eq!(doc["nodes"][0]["name"], "cpu-node-2");
+}
+
+#[tokio::test]
+async fn pod_flags_come_from_the_environment_too() {
+    let (url, requests) = serve_pods().await;
+    let out = binary()
+        .args(["--server", &url, "pods"])
+        .env("AISTOR_NODE", "gpu-node-1")
+        .env("AISTOR_NAMESPACE", "ml")
+        .env("AISTOR_SORT", "io")
+        .env("AISTOR_OUTPUT", "json")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["count"], 1);
+    assert_eq!(doc["pods"][0]["pod"]["name"], "trainer-0");
+    assert_eq!(*requests.lock().unwrap(), [pod_request("gpu-node-1", "ml")]);
 }

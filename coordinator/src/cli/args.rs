@@ -18,7 +18,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
   aistorctl nodes                          every node, usage humanised
   aistorctl nodes -o wide                  plus kernel, cgroup mode, pods, GPUs, pressure
   aistorctl --server 10.0.0.5:50051 nodes -o json
-  aistorctl top nodes --interval 1s        live view until Ctrl-C"
+  aistorctl top nodes --interval 1s        live view until Ctrl-C
+  aistorctl pods -n ml --sort cpu          pods of one namespace, busiest first
+  aistorctl pods --node gpu-node-1 -o wide plus QoS, uid, how found, RSS, node state
+  aistorctl top pods --sort memory         live pod view (polled) until Ctrl-C"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
@@ -45,7 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// List every node that has reported, with its latest usage.
     Nodes(NodesArgs),
-    /// Live views, redrawn as the coordinator sees changes (until Ctrl-C).
+    /// List the pods (and workload cgroups) every node reported, with their usage.
+    Pods(PodsArgs),
+    /// Live views, redrawn until Ctrl-C.
     #[command(subcommand)]
     Top(TopCommand),
 }
@@ -64,10 +69,57 @@ pub struct NodesArgs {
     pub output: Format,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct PodsArgs {
+    #[command(flatten)]
+    pub filter: PodFilter,
+
+    /// Sort by this figure, largest first (pods without it last); by default
+    /// pods are sorted by namespace, then name.
+    #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
+    pub sort: Option<PodSort>,
+
+    /// Output format.
+    #[arg(
+        short,
+        long,
+        env = "AISTOR_OUTPUT",
+        value_enum,
+        default_value_t = Format::Table,
+        value_name = "FORMAT"
+    )]
+    pub output: Format,
+}
+
+/// Which pods to ask the coordinator for; it does the filtering.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PodFilter {
+    /// Only pods on this node.
+    #[arg(long, env = "AISTOR_NODE", value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Only pods in this namespace.
+    #[arg(short, long, env = "AISTOR_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// The figure `--sort` orders pods by, largest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodSort {
+    /// CPU usage.
+    Cpu,
+    /// Memory working set.
+    Memory,
+    /// I/O throughput, read plus write bytes per second.
+    Io,
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum TopCommand {
     /// Node usage, redrawn live until Ctrl-C.
     Nodes(TopNodesArgs),
+    /// Pod usage, polled and redrawn until Ctrl-C.
+    Pods(TopPodsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -94,14 +146,50 @@ pub struct TopNodesArgs {
     pub frames: Option<u64>,
 }
 
-/// How `nodes` prints its result.
+#[derive(Debug, Clone, Args)]
+pub struct TopPodsArgs {
+    #[command(flatten)]
+    pub filter: PodFilter,
+
+    /// Sort by this figure, largest first (pods without it last); by default
+    /// pods are sorted by namespace, then name.
+    #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
+    pub sort: Option<PodSort>,
+
+    /// Ask the coordinator for the pods once per this long (e.g. `500ms`, `2s`,
+    /// `1m`); every answer is drawn.
+    #[arg(
+        long,
+        env = "AISTOR_TOP_INTERVAL",
+        default_value = "2s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub interval: Duration,
+
+    /// Exit (status 0) after drawing this many frames instead of running until
+    /// Ctrl-C; for scripts, e.g. `aistorctl top pods --frames 1 > snapshot.txt`.
+    /// Error frames (coordinator unreachable, call failed) count too.
+    #[arg(
+        long,
+        env = "AISTOR_TOP_FRAMES",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub frames: Option<u64>,
+}
+
+/// How `nodes` and `pods` print their result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Aligned columns of the essentials, units humanised.
     Table,
-    /// `table` plus kernel, cgroup mode, CPUs, pods, GPUs, CPU pressure and agent version.
+    /// `table` plus more columns: for nodes kernel, cgroup mode, CPUs, pods, GPUs,
+    /// CPU pressure and agent version; for pods QoS, uid, how the pod was found,
+    /// RSS and the node's state.
     Wide,
-    /// `{"nodes": [NodeStatus...], "count": N}`, every field, pretty-printed.
+    /// `{"nodes": [NodeStatus...], "count": N}` (or `"pods": [PodStatus...]`),
+    /// every field, pretty-printed.
     Json,
     /// The same document as `json`, as YAML.
     Yaml,

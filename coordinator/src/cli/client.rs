@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
+use aistor_proto::v1::{ListPodsRequest, PodStatus};
 use tonic::transport::{Channel, Endpoint};
 
+use super::args::PodFilter;
 use super::error::{CliError, chain};
 
 /// How long to wait for the TCP (and HTTP/2) connection before giving up.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Deadline for unary calls such as `ListNodes` (never applied to watch streams).
+/// Deadline for unary calls such as `ListNodes` and `ListPods` (never applied to
+/// watch streams).
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `host:port` means `http://host:port`: people type addresses without a scheme.
@@ -39,6 +42,26 @@ pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, 
             cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
         })?;
     Ok(ClusterServiceClient::new(channel))
+}
+
+/// `ListPods` under [`CALL_TIMEOUT`]; the coordinator applies `filter`.
+pub(crate) async fn list_pods(
+    client: &mut ClusterServiceClient<Channel>,
+    url: &str,
+    filter: &PodFilter,
+) -> Result<Vec<PodStatus>, CliError> {
+    let mut request = tonic::Request::new(ListPodsRequest {
+        // Empty asks for every node / namespace.
+        node: filter.node.clone().unwrap_or_default(),
+        namespace: filter.namespace.clone().unwrap_or_default(),
+    });
+    request.set_timeout(CALL_TIMEOUT);
+    Ok(client
+        .list_pods(request)
+        .await
+        .map_err(|s| CliError::from_status(url, "ListPods", &s))?
+        .into_inner()
+        .pods)
 }
 
 #[cfg(test)]

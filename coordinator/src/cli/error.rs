@@ -24,10 +24,10 @@ pub enum CliError {
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 
-    #[error("encoding nodes as JSON: {0}")]
+    #[error("encoding output as JSON: {0}")]
     Json(#[from] serde_json::Error),
 
-    #[error("encoding nodes as YAML: {0}")]
+    #[error("encoding output as YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
 }
 

@@ -1,18 +1,18 @@
-//! `aistorctl`, the command line for people: node tables (`nodes`, in `table`,
-//! `wide`, `json` or `yaml`) and a live view (`top nodes`), read from the
-//! coordinator's `ClusterService`.
+//! `aistorctl`, the command line for people: node and pod tables (`nodes`,
+//! `pods`, in `table`, `wide`, `json` or `yaml`) and live views (`top nodes`,
+//! `top pods`), read from the coordinator's `ClusterService`.
 //!
 //! The binary only parses arguments and calls [`run`]; everything else lives here
 //! so tests drive it with a real gRPC server and an in-memory `out`. Rendering is
-//! pure ([`render_nodes`] takes the clock as an argument).
+//! pure ([`render_nodes`] takes the clock as an argument, [`render_pods`] needs none).
 //!
 //! - `args`: the clap command line ([`Cli`]).
 //! - `client`: dialling the coordinator.
-//! - `summary`: the node-level values a table shows, absent ones as `None`.
+//! - `summary`: the node and pod values a table shows, absent ones as `None`.
 //! - `units`: humanising CPU, bytes, throughput and ages.
 //! - `table`: kubectl-style aligned columns.
 //! - `render`: `-o table|wide|json|yaml`.
-//! - `top`: the live view.
+//! - `top`: the live views (`WatchNodes` for nodes, polled `ListPods` for pods).
 
 mod args;
 mod client;
@@ -28,17 +28,35 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aistor_proto::v1::ListNodesRequest;
 
-pub use args::{Cli, Command, DEFAULT_SERVER, Format, NodesArgs, TopCommand, TopNodesArgs};
+pub use args::{
+    Cli, Command, DEFAULT_SERVER, Format, NodesArgs, PodFilter, PodSort, PodsArgs, TopCommand,
+    TopNodesArgs, TopPodsArgs,
+};
 pub use error::CliError;
-pub use render::{NO_NODES, UNKNOWN, render_nodes};
+pub use render::{NO_NODES, UNKNOWN, render_nodes, render_pods};
 
 /// Runs one `aistorctl` command, writing what a person reads to `out`.
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let url = client::normalise(&cli.server);
     match cli.command {
         Command::Nodes(args) => nodes(&url, args.output, out).await,
-        Command::Top(TopCommand::Nodes(args)) => top::run(&url, &args, cli.terminal, out).await,
+        Command::Pods(args) => pods(&url, &args, out).await,
+        Command::Top(TopCommand::Nodes(args)) => {
+            top::nodes::run(&url, &args, cli.terminal, out).await
+        }
+        Command::Top(TopCommand::Pods(args)) => {
+            top::pods::run(&url, &args, cli.terminal, out).await
+        }
     }
+}
+
+async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+    let mut client = client::connect(url).await?;
+    let pods = client::list_pods(&mut client, url, &args.filter).await?;
+    let text = render_pods(&pods, args.output, args.sort, &args.filter)?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn nodes(url: &str, format: Format, out: &mut (impl Write + Send)) -> Result<(), CliError> {

@@ -1,12 +1,15 @@
-//! Turning node statuses into what `aistorctl nodes` prints, in every `-o` format.
-//! Pure: the caller passes the clock, so output is a function of its inputs.
+//! Turning node and pod statuses into what `aistorctl nodes` and `aistorctl pods`
+//! print, in every `-o` format. Pure: the caller passes the clock, so output is a
+//! function of its inputs.
 
-use aistor_proto::v1::{CgroupMode, NodeState, NodeStatus};
+use std::cmp::Ordering;
+
+use aistor_proto::v1::{CgroupMode, NodeState, NodeStatus, PodStatus};
 use serde::Serialize;
 
-use super::args::Format;
+use super::args::{Format, PodFilter, PodSort};
 use super::error::CliError;
-use super::summary::NodeSummary;
+use super::summary::{NodeSummary, PodSummary};
 use super::table::Table;
 use super::units;
 
@@ -32,11 +35,42 @@ const WIDE_EXTRA_HEADER: [&str; 7] = [
     "KERNEL", "CGROUP", "CPUS", "PODS", "GPUS", "PSI CPU", "AGENT",
 ];
 
-/// The `json` / `yaml` document.
+const POD_TABLE_HEADER: [&str; 9] = [
+    "NAMESPACE",
+    "NAME",
+    "NODE",
+    "CPU",
+    "MEMORY",
+    "IO READ",
+    "IO WRITE",
+    "IOPS",
+    "CONTAINERS",
+];
+
+const POD_WIDE_EXTRA_HEADER: [&str; 5] = ["QOS", "UID", "DISCOVERED BY", "RSS", "NODE STATE"];
+
+/// The `json` / `yaml` document of `nodes`.
 #[derive(Serialize)]
 struct NodeList<'a> {
     nodes: Vec<&'a NodeStatus>,
     count: usize,
+}
+
+/// The `json` / `yaml` document of `pods`.
+#[derive(Serialize)]
+struct PodList<'a> {
+    pods: Vec<&'a PodStatus>,
+    count: usize,
+}
+
+/// `doc` as YAML, or else as pretty JSON with a final newline.
+fn document(doc: &impl Serialize, yaml: bool) -> Result<String, CliError> {
+    if yaml {
+        return Ok(serde_yaml_ng::to_string(doc)?);
+    }
+    let mut text = serde_json::to_string_pretty(doc)?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Renders `nodes`, sorted by name, in `format`. AGE is measured against
@@ -51,21 +85,12 @@ pub fn render_nodes(
     match format {
         Format::Table => Ok(table(&sorted, false, now_unix_nanos)),
         Format::Wide => Ok(table(&sorted, true, now_unix_nanos)),
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let doc = NodeList {
                 count: sorted.len(),
                 nodes: sorted,
             };
-            let mut text = serde_json::to_string_pretty(&doc)?;
-            text.push('\n');
-            Ok(text)
-        }
-        Format::Yaml => {
-            let doc = NodeList {
-                count: sorted.len(),
-                nodes: sorted,
-            };
-            Ok(serde_yaml_ng::to_string(&doc)?)
+            document(&doc, format == Format::Yaml)
         }
     }
 }
@@ -117,6 +142,125 @@ pub(crate) fn table(nodes: &[&NodeStatus], wide: bool, now_unix_nanos: u64) -> S
     t.render()
 }
 
+/// What `table` and `wide` print when no pod matched.
+pub(crate) fn no_pods(filter: &PodFilter) -> String {
+    let mut text = "No pods found".to_owned();
+    if let Some(node) = filter.node.as_deref().filter(|n| !n.is_empty()) {
+        text.push_str(" on node ");
+        text.push_str(node);
+    }
+    if let Some(namespace) = filter.namespace.as_deref().filter(|n| !n.is_empty()) {
+        text.push_str(" in namespace ");
+        text.push_str(namespace);
+    }
+    text.push_str(".\n");
+    text
+}
+
+/// Renders `pods` in `format`, ordered by `sort` (see [`sort_pods`]). `filter`
+/// is what was asked for; it only words the message shown when nothing matched.
+pub fn render_pods(
+    pods: &[PodStatus],
+    format: Format,
+    sort: Option<PodSort>,
+    filter: &PodFilter,
+) -> Result<String, CliError> {
+    let sorted = sort_pods(pods, sort);
+    match format {
+        Format::Table | Format::Wide => {
+            let rows: Vec<PodSummary<'_>> = sorted.into_iter().map(|(_, s)| s).collect();
+            Ok(pod_table(&rows, format == Format::Wide, filter))
+        }
+        Format::Json | Format::Yaml => {
+            let doc = PodList {
+                count: sorted.len(),
+                pods: sorted.into_iter().map(|(p, _)| p).collect(),
+            };
+            document(&doc, format == Format::Yaml)
+        }
+    }
+}
+
+/// `pods` with their summaries, in display order: largest `sort` figure first,
+/// pods without that figure after those with it; ties, and every pod when there
+/// is no `sort`, by namespace, then name, then node (absent ones last each time).
+pub(crate) fn sort_pods(
+    pods: &[PodStatus],
+    sort: Option<PodSort>,
+) -> Vec<(&PodStatus, PodSummary<'_>)> {
+    let mut rows: Vec<_> = pods.iter().map(|p| (p, PodSummary::of(p))).collect();
+    rows.sort_by(|(_, a), (_, b)| {
+        let by_figure = match sort {
+            None => Ordering::Equal,
+            Some(PodSort::Cpu) => largest_first(a.cpu_millicores, b.cpu_millicores),
+            Some(PodSort::Memory) => largest_first(
+                a.memory_working_set_bytes.map(|v| v as f64),
+                b.memory_working_set_bytes.map(|v| v as f64),
+            ),
+            Some(PodSort::Io) => largest_first(a.io_bytes_per_second(), b.io_bytes_per_second()),
+        };
+        by_figure
+            .then_with(|| absent_last(a.namespace, b.namespace))
+            .then_with(|| absent_last(a.name, b.name))
+            .then_with(|| absent_last(a.node, b.node))
+    });
+    rows
+}
+
+fn largest_first(a: Option<f64>, b: Option<f64>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+fn absent_last(a: Option<&str>, b: Option<&str>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// The `table` (or `wide`) text of pods, in the order given.
+pub(crate) fn pod_table(pods: &[PodSummary<'_>], wide: bool, filter: &PodFilter) -> String {
+    if pods.is_empty() {
+        return no_pods(filter);
+    }
+    let mut header = POD_TABLE_HEADER.to_vec();
+    if wide {
+        header.extend(POD_WIDE_EXTRA_HEADER);
+    }
+    let mut t = Table::new(header);
+    for s in pods {
+        let mut row = vec![
+            text(s.namespace),
+            text(s.name),
+            text(s.node),
+            text(s.cpu_millicores.map(units::cpu)),
+            text(s.memory_working_set_bytes.map(units::bytes_iec)),
+            text(s.io_read_bytes_per_second.map(units::bytes_per_second)),
+            text(s.io_write_bytes_per_second.map(units::bytes_per_second)),
+            text(s.iops.map(units::count_per_second)),
+            s.containers.to_string(),
+        ];
+        if wide {
+            row.extend([
+                text(s.qos_class.map(qos)),
+                text(s.uid),
+                text(s.discovered_by),
+                text(s.memory_rss_bytes.map(units::bytes_iec)),
+                text(s.node_state.map(state)),
+            ]);
+        }
+        t.push(row);
+    }
+    t.render()
+}
+
 fn text(value: Option<impl ToString>) -> String {
     value.map_or_else(|| UNKNOWN.to_owned(), |v| v.to_string())
 }
@@ -126,6 +270,16 @@ fn state(s: NodeState) -> &'static str {
         NodeState::Ready => "Ready",
         NodeState::Stale => "Stale",
         NodeState::Unspecified => UNKNOWN,
+    }
+}
+
+/// The agent's QoS class (from the cgroup layout, lower case) as Kubernetes writes it.
+fn qos(class: &str) -> &str {
+    match class {
+        "guaranteed" => "Guaranteed",
+        "burstable" => "Burstable",
+        "besteffort" => "BestEffort",
+        other => other,
     }
 }
 
@@ -308,5 +462,228 @@ mod tests {
             "{yaml}"
         );
         assert!(yaml.ends_with("count: 2\n"), "{yaml}");
+    }
+
+    mod pods {
+        use super::rows;
+        use crate::cli::render::*;
+        use crate::cli::table::column_starts;
+        use aistor_proto::v1::{
+            CgroupCpu, CgroupIo, CgroupMemory, CgroupUsage, Container, IoRates, Pod,
+        };
+
+        /// A pod on node `n1` with CPU, working set and I/O throughput as given.
+        fn pod(
+            namespace: &str,
+            name: &str,
+            cpu: Option<f64>,
+            memory: Option<u64>,
+            io: Option<(f64, f64)>,
+        ) -> PodStatus {
+            PodStatus {
+                node: "n1".to_owned(),
+                node_state: NodeState::Ready as i32,
+                report_wall_time_unix_nanos: 1,
+                pod: Some(Pod {
+                    name: name.to_owned(),
+                    namespace: namespace.to_owned(),
+                    usage: Some(CgroupUsage {
+                        cpu: Some(CgroupCpu {
+                            usage_millicores: cpu,
+                            ..Default::default()
+                        }),
+                        memory: Some(CgroupMemory {
+                            working_set_bytes: memory,
+                            ..Default::default()
+                        }),
+                        io: Some(CgroupIo {
+                            rates: io.map(|(read, write)| IoRates {
+                                read_bytes_per_second: read,
+                                write_bytes_per_second: write,
+                                reads_per_second: 1.0,
+                                writes_per_second: 2.0,
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            }
+        }
+
+        fn order(pods: &[PodStatus], sort: Option<PodSort>) -> Vec<String> {
+            sort_pods(pods, sort)
+                .iter()
+                .map(|(_, s)| format!("{}/{}", s.namespace.unwrap_or("-"), s.name.unwrap_or("-")))
+                .collect()
+        }
+
+        fn sample() -> Vec<PodStatus> {
+            vec![
+                pod("ml", "b", Some(100.0), Some(5 << 20), Some((10.0, 0.0))),
+                pod("", "z", Some(900.0), None, Some((1.0, 1.0))),
+                pod("default", "c", None, Some(9 << 20), None),
+                pod("ml", "a", Some(100.0), Some(1 << 20), Some((0.0, 30.0))),
+            ]
+        }
+
+        #[test]
+        fn default_order_is_namespace_then_name_absent_last() {
+            assert_eq!(order(&sample(), None), ["default/c", "ml/a", "ml/b", "-/z"]);
+        }
+
+        #[test]
+        fn sort_is_largest_first_absent_last_ties_by_name() {
+            let pods = sample();
+            // a and b tie on CPU: a before b by name.
+            assert_eq!(
+                order(&pods, Some(PodSort::Cpu)),
+                ["-/z", "ml/a", "ml/b", "default/c"]
+            );
+            assert_eq!(
+                order(&pods, Some(PodSort::Memory)),
+                ["default/c", "ml/b", "ml/a", "-/z"]
+            );
+            // Read plus write: a 30, b 10, z 2, c none.
+            assert_eq!(
+                order(&pods, Some(PodSort::Io)),
+                ["ml/a", "ml/b", "-/z", "default/c"]
+            );
+        }
+
+        #[test]
+        fn a_pod_status_without_a_pod_is_unknown_and_last() {
+            let mut pods = sample();
+            pods.push(PodStatus::default());
+            assert_eq!(order(&pods, None).last().unwrap(), "-/-");
+            let out = render_pods(&pods[4..], Format::Wide, None, &PodFilter::default()).unwrap();
+            let r = rows(&out);
+            assert_eq!(
+                r[1].len(),
+                POD_TABLE_HEADER.len() + POD_WIDE_EXTRA_HEADER.len()
+            );
+            for (i, cell) in r[1].iter().enumerate() {
+                let want = if r[0][i] == "CONTAINERS" {
+                    "0"
+                } else {
+                    UNKNOWN
+                };
+                assert_eq!(*cell, want, "column {}", r[0][i]);
+            }
+        }
+
+        #[test]
+        fn table_and_wide_humanise_every_column() {
+            let mut status = pod(
+                "ml",
+                "trainer-0",
+                Some(1234.0),
+                Some(3 << 29),
+                Some((12_300_000.0, 450_000.0)),
+            );
+            let p = status.pod.as_mut().unwrap();
+            p.uid = "6f1c".to_owned();
+            p.qos_class = "besteffort".to_owned();
+            p.discovered_by = "containerd".to_owned();
+            p.containers = vec![Container::default(); 3];
+            p.usage.as_mut().unwrap().memory.as_mut().unwrap().rss_bytes = Some(1 << 30);
+            status.node_state = NodeState::Stale as i32;
+            let filter = PodFilter::default();
+
+            let out =
+                render_pods(std::slice::from_ref(&status), Format::Table, None, &filter).unwrap();
+            assert_eq!(
+                rows(&out),
+                vec![
+                    POD_TABLE_HEADER.to_vec(),
+                    vec![
+                        "ml",
+                        "trainer-0",
+                        "n1",
+                        "1.23",
+                        "1.5Gi",
+                        "12.3MB/s",
+                        "450kB/s",
+                        "3",
+                        "3"
+                    ],
+                ]
+            );
+            let out = render_pods(&[status], Format::Wide, None, &filter).unwrap();
+            let r = rows(&out);
+            assert_eq!(&r[0][9..], POD_WIDE_EXTRA_HEADER);
+            assert_eq!(
+                &r[1][9..],
+                ["BestEffort", "6f1c", "containerd", "1.0Gi", "Stale"]
+            );
+        }
+
+        #[test]
+        fn columns_are_aligned() {
+            let out = render_pods(&sample(), Format::Wide, None, &PodFilter::default()).unwrap();
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines.len(), 5);
+            let starts = column_starts(lines[0]);
+            assert_eq!(
+                starts.len(),
+                POD_TABLE_HEADER.len() + POD_WIDE_EXTRA_HEADER.len()
+            );
+            for line in &lines {
+                assert_eq!(column_starts(line), starts, "line {line:?}");
+            }
+        }
+
+        #[test]
+        fn no_pods_names_the_filter() {
+            let mut filter = PodFilter::default();
+            let none = |f: &PodFilter| render_pods(&[], Format::Table, None, f).unwrap();
+            assert_eq!(none(&filter), "No pods found.\n");
+            filter.node = Some("gpu-1".to_owned());
+            assert_eq!(none(&filter), "No pods found on node gpu-1.\n");
+            filter.namespace = Some("ml".to_owned());
+            assert_eq!(
+                none(&filter),
+                "No pods found on node gpu-1 in namespace ml.\n"
+            );
+            let json = render_pods(&[], Format::Json, None, &filter).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v, serde_json::json!({"pods": [], "count": 0}));
+        }
+
+        #[test]
+        fn json_and_yaml_follow_the_sort() {
+            let pods = sample();
+            let json = render_pods(
+                &pods,
+                Format::Json,
+                Some(PodSort::Cpu),
+                &PodFilter::default(),
+            )
+            .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v["count"], 4);
+            let names: Vec<&str> = v["pods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["pod"]["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["z", "a", "b", "c"]);
+            assert_eq!(v["pods"][0]["node_state"], "ready");
+            assert_eq!(
+                v["pods"][3]["pod"]["usage"]["cpu"]["usage_millicores"],
+                serde_json::Value::Null
+            );
+
+            let yaml = render_pods(&pods, Format::Yaml, None, &PodFilter::default()).unwrap();
+            assert!(
+                yaml.starts_with("pods:\n- node: n1\n  node_state: ready\n"),
+                "{yaml}"
+            );
+            assert!(yaml.ends_with("count: 4\n"), "{yaml}");
+            let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+            assert_eq!(from_yaml["pods"][0]["pod"]["name"], "c");
+        }
     }
 }

@@ -1,9 +1,12 @@
-//! The handful of node-level values a person looks at, pulled out of a
-//! `NodeStatus`. Every value a report did not carry is `None` (printed as
-//! `<unknown>`), never 0: proto `optional` fields, unset messages, and the
-//! identity fields the agent leaves at 0 or empty when it could not read them.
+//! The handful of values a person looks at, pulled out of a `NodeStatus`
+//! ([`NodeSummary`]) or a `PodStatus` ([`PodSummary`]). Every value a report did
+//! not carry is `None` (printed as `<unknown>`), never 0: proto `optional` fields,
+//! unset messages, and the identity fields the agent leaves at 0 or empty when it
+//! could not read them.
 
-use aistor_proto::v1::{CgroupMode, DiskKind, NodeReport, NodeState, NodeStatus};
+use aistor_proto::v1::{CgroupMode, NodeReport, NodeState, NodeStatus, PodStatus};
+
+use crate::convert::whole_disk_rates;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodeSummary<'a> {
@@ -31,6 +34,8 @@ impl<'a> NodeSummary<'a> {
         let identity = report.and_then(|r| r.node.as_ref());
         let usage = report.and_then(|r| r.usage.as_ref());
         let memory = usage.and_then(|u| u.memory.as_ref());
+        // The coordinator's own rule (whole disks only), so the CLI and the
+        // coordinator's decisions never disagree about a node's throughput.
         let (disk_read, disk_write) = report.map_or((None, None), whole_disk_rates);
 
         let name = if status.name.is_empty() {
@@ -56,8 +61,8 @@ impl<'a> NodeSummary<'a> {
                 .map(|m| m.total_bytes)
                 .filter(|v| *v > 0)
                 .or_else(|| identity.map(|n| n.memory_total_bytes).filter(|v| *v > 0)),
-            disk_read_bytes_per_second: disk_read,
-            disk_write_bytes_per_second: disk_write,
+            disk_read_bytes_per_second: disk_read.filter(|v| v.is_finite()),
+            disk_write_bytes_per_second: disk_write.filter(|v| v.is_finite()),
             last_report_unix_nanos: Some(status.last_report_unix_nanos).filter(|v| *v > 0),
             kernel_version: identity
                 .map(|n| n.kernel_version.as_str())
@@ -87,27 +92,6 @@ impl<'a> NodeSummary<'a> {
     }
 }
 
-/// Read and write throughput of the node: the sum over *whole* disks only, since
-/// partitions, device-mapper and md devices re-count the same I/O. `None` when
-/// no whole disk has rates yet (first sample, or after a counter reset).
-fn whole_disk_rates(report: &NodeReport) -> (Option<f64>, Option<f64>) {
-    let rates: Vec<_> = report
-        .disks
-        .iter()
-        .filter(|d| d.kind == DiskKind::Whole as i32)
-        .filter_map(|d| d.rates.as_ref())
-        .collect();
-    if rates.is_empty() {
-        return (None, None);
-    }
-    let read = rates.iter().map(|r| r.read_bytes_per_second).sum::<f64>();
-    let write = rates.iter().map(|r| r.write_bytes_per_second).sum::<f64>();
-    (
-        Some(read).filter(|v| v.is_finite()),
-        Some(write).filter(|v| v.is_finite()),
-    )
-}
-
 /// Pods found on the node; unknown when the agent says it could not look.
 fn pod_count(report: &NodeReport) -> Option<usize> {
     let could_not_look = report.missing.iter().any(|m| m.field == "pods");
@@ -129,11 +113,84 @@ fn gpu_count(report: &NodeReport) -> Option<usize> {
     }
 }
 
+/// The values of one pod (or workload cgroup) that `aistorctl pods` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PodSummary<'a> {
+    pub(crate) namespace: Option<&'a str>,
+    /// The pod's name; its uid when only the cgroup layout found it (no name);
+    /// the cgroup path of a workload cgroup without a name.
+    pub(crate) name: Option<&'a str>,
+    pub(crate) node: Option<&'a str>,
+    pub(crate) node_state: Option<NodeState>,
+    pub(crate) cpu_millicores: Option<f64>,
+    pub(crate) memory_working_set_bytes: Option<u64>,
+    pub(crate) memory_rss_bytes: Option<u64>,
+    pub(crate) io_read_bytes_per_second: Option<f64>,
+    pub(crate) io_write_bytes_per_second: Option<f64>,
+    /// Reads plus writes per second.
+    pub(crate) iops: Option<f64>,
+    pub(crate) containers: usize,
+    pub(crate) qos_class: Option<&'a str>,
+    pub(crate) uid: Option<&'a str>,
+    pub(crate) discovered_by: Option<&'a str>,
+}
+
+impl<'a> PodSummary<'a> {
+    pub(crate) fn of(status: &'a PodStatus) -> Self {
+        let pod = status.pod.as_ref();
+        let usage = pod.and_then(|p| p.usage.as_ref());
+        let memory = usage.and_then(|u| u.memory.as_ref());
+        let rates = usage
+            .and_then(|u| u.io.as_ref())
+            .and_then(|io| io.rates.as_ref());
+        let text = |field: fn(&'a aistor_proto::v1::Pod) -> &'a str| {
+            pod.map(field).filter(|v| !v.is_empty())
+        };
+        Self {
+            namespace: text(|p| &p.namespace),
+            name: text(|p| &p.name)
+                .or_else(|| text(|p| &p.uid))
+                .or_else(|| text(|p| &p.cgroup_path)),
+            node: Some(status.node.as_str()).filter(|v| !v.is_empty()),
+            node_state: NodeState::try_from(status.node_state)
+                .ok()
+                .filter(|s| *s != NodeState::Unspecified),
+            cpu_millicores: usage
+                .and_then(|u| u.cpu.as_ref())
+                .and_then(|c| c.usage_millicores)
+                .filter(|v| v.is_finite()),
+            memory_working_set_bytes: memory.and_then(|m| m.working_set_bytes),
+            memory_rss_bytes: memory.and_then(|m| m.rss_bytes),
+            io_read_bytes_per_second: rates
+                .map(|r| r.read_bytes_per_second)
+                .filter(|v| v.is_finite()),
+            io_write_bytes_per_second: rates
+                .map(|r| r.write_bytes_per_second)
+                .filter(|v| v.is_finite()),
+            iops: rates
+                .map(|r| r.reads_per_second + r.writes_per_second)
+                .filter(|v| v.is_finite()),
+            containers: pod.map_or(0, |p| p.containers.len()),
+            qos_class: text(|p| &p.qos_class),
+            uid: text(|p| &p.uid),
+            discovered_by: text(|p| &p.discovered_by),
+        }
+    }
+
+    /// Read plus write throughput, what `--sort io` orders by.
+    pub(crate) fn io_bytes_per_second(&self) -> Option<f64> {
+        self.io_read_bytes_per_second
+            .zip(self.io_write_bytes_per_second)
+            .map(|(read, write)| read + write)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aistor_proto::v1::{
-        Disk, DiskRates, GpuSection, Missing, NodeCpu, NodeIdentity, NodeMemory, NodeUsage, Pod,
+        CgroupCpu, CgroupIo, CgroupMemory, CgroupUsage, Container, Disk, DiskKind, DiskRates,
+        GpuSection, IoRates, Missing, NodeCpu, NodeIdentity, NodeMemory, NodeUsage, Pod,
     };
 
     fn disk(name: &str, kind: DiskKind, rates: Option<(f64, f64)>) -> Disk {
@@ -160,7 +217,9 @@ mod tests {
     }
 
     #[test]
-    fn disk_rates_sum_whole_disks_only() {
+    fn disk_columns_follow_the_coordinators_whole_disk_rule() {
+        // The rule itself is `convert::whole_disk_rates`'s (tested there); this
+        // checks the columns are fed from it, and that a non-finite sum is unknown.
         let report = NodeReport {
             disks: vec![
                 disk("sda", DiskKind::Whole, Some((1000.0, 10.0))),
@@ -176,10 +235,7 @@ mod tests {
         let s = NodeSummary::of(&st);
         assert_eq!(s.disk_read_bytes_per_second, Some(1500.0));
         assert_eq!(s.disk_write_bytes_per_second, Some(15.0));
-    }
 
-    #[test]
-    fn disks_without_rates_are_unknown_not_zero() {
         let report = NodeReport {
             disks: vec![
                 disk("sda", DiskKind::Whole, None),
@@ -192,6 +248,15 @@ mod tests {
         let s = NodeSummary::of(&st);
         assert_eq!(s.disk_read_bytes_per_second, None);
         assert_eq!(s.disk_write_bytes_per_second, None);
+
+        let report = NodeReport {
+            disks: vec![disk("sda", DiskKind::Whole, Some((f64::NAN, 5.0)))],
+            ..Default::default()
+        };
+        let st = status(report);
+        let s = NodeSummary::of(&st);
+        assert_eq!(s.disk_read_bytes_per_second, None);
+        assert_eq!(s.disk_write_bytes_per_second, Some(5.0));
     }
 
     #[test]
@@ -298,5 +363,138 @@ mod tests {
         let s = NodeSummary::of(&st);
         assert_eq!(s.pods, None);
         assert_eq!(s.gpus, None);
+    }
+
+    fn pod_status(pod: Pod) -> PodStatus {
+        PodStatus {
+            node: "n1".to_owned(),
+            node_state: NodeState::Stale as i32,
+            report_wall_time_unix_nanos: 7,
+            pod: Some(pod),
+        }
+    }
+
+    #[test]
+    fn pod_values_come_from_the_documented_fields() {
+        let st = pod_status(Pod {
+            uid: "uid-1".to_owned(),
+            name: "web-0".to_owned(),
+            namespace: "shop".to_owned(),
+            qos_class: "burstable".to_owned(),
+            cgroup_path: "kubepods.slice/pod".to_owned(),
+            discovered_by: "containerd".to_owned(),
+            usage: Some(CgroupUsage {
+                cpu: Some(CgroupCpu {
+                    usage_millicores: Some(250.0),
+                    ..Default::default()
+                }),
+                memory: Some(CgroupMemory {
+                    working_set_bytes: Some(300 << 20),
+                    rss_bytes: Some(200 << 20),
+                    usage_bytes: Some(999 << 20),
+                    ..Default::default()
+                }),
+                io: Some(CgroupIo {
+                    rates: Some(IoRates {
+                        read_bytes_per_second: 4000.0,
+                        write_bytes_per_second: 1000.0,
+                        reads_per_second: 7.0,
+                        writes_per_second: 3.0,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            containers: vec![Container::default(), Container::default()],
+            ..Default::default()
+        });
+        let s = PodSummary::of(&st);
+        assert_eq!(
+            s,
+            PodSummary {
+                namespace: Some("shop"),
+                name: Some("web-0"),
+                node: Some("n1"),
+                node_state: Some(NodeState::Stale),
+                cpu_millicores: Some(250.0),
+                memory_working_set_bytes: Some(300 << 20),
+                memory_rss_bytes: Some(200 << 20),
+                io_read_bytes_per_second: Some(4000.0),
+                io_write_bytes_per_second: Some(1000.0),
+                iops: Some(10.0),
+                containers: 2,
+                qos_class: Some("burstable"),
+                uid: Some("uid-1"),
+                discovered_by: Some("containerd"),
+            }
+        );
+        assert_eq!(s.io_bytes_per_second(), Some(5000.0));
+    }
+
+    #[test]
+    fn a_pod_without_a_name_is_named_by_uid_then_cgroup_path() {
+        let by_uid = pod_status(Pod {
+            uid: "0a1b".to_owned(),
+            cgroup_path: "kubepods/burstable/pod0a1b".to_owned(),
+            ..Default::default()
+        });
+        assert_eq!(PodSummary::of(&by_uid).name, Some("0a1b"));
+        let by_path = pod_status(Pod {
+            cgroup_path: "aistor.slice/batch.service".to_owned(),
+            discovered_by: "workload-cgroup".to_owned(),
+            ..Default::default()
+        });
+        let s = PodSummary::of(&by_path);
+        assert_eq!(s.name, Some("aistor.slice/batch.service"));
+        assert_eq!(s.uid, None, "no uid is unknown, not empty");
+        assert_eq!(s.namespace, None);
+    }
+
+    #[test]
+    fn unmeasured_pod_values_are_unknown_not_zero() {
+        let st = pod_status(Pod {
+            name: "p".to_owned(),
+            usage: Some(CgroupUsage {
+                cpu: Some(CgroupCpu {
+                    usage_millicores: Some(f64::INFINITY),
+                    ..Default::default()
+                }),
+                memory: Some(CgroupMemory::default()),
+                // Counters but no rates yet: the first reading.
+                io: Some(CgroupIo::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let s = PodSummary::of(&st);
+        assert_eq!(s.cpu_millicores, None);
+        assert_eq!(s.memory_working_set_bytes, None);
+        assert_eq!(s.memory_rss_bytes, None);
+        assert_eq!(s.io_read_bytes_per_second, None);
+        assert_eq!(s.io_write_bytes_per_second, None);
+        assert_eq!(s.iops, None);
+        assert_eq!(s.io_bytes_per_second(), None);
+
+        let empty = PodStatus::default();
+        let s = PodSummary::of(&empty);
+        assert_eq!(
+            s,
+            PodSummary {
+                namespace: None,
+                name: None,
+                node: None,
+                node_state: None,
+                cpu_millicores: None,
+                memory_working_set_bytes: None,
+                memory_rss_bytes: None,
+                io_read_bytes_per_second: None,
+                io_write_bytes_per_second: None,
+                iops: None,
+                containers: 0,
+                qos_class: None,
+                uid: None,
+                discovered_by: None,
+            }
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Humanising numbers for tables: CPU in cores or millicores, memory in IEC
-//! units, throughput in SI units per second, ages in the largest sensible unit.
+//! units, throughput and operation rates in SI units per second, ages in the
+//! largest sensible unit.
 //! Absent values are the caller's business (`<unknown>`); these take real values.
 //!
 //! Hand-written rather than a crate: `humantime` writes ages as `2m 3s 100ms` and
@@ -27,6 +28,7 @@ pub(crate) fn percent(part: f64, whole: f64) -> Option<String> {
 
 const IEC: [&str; 7] = ["B", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 const SI_RATE: [&str; 7] = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s", "PB/s", "EB/s"];
+const SI_COUNT: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
 
 /// Bytes in IEC units: `512B`, `1.5Gi`, `512Mi`; one decimal below 10 of a unit,
 /// whole numbers above. A value that would round up to 1024 moves to the next unit.
@@ -38,6 +40,12 @@ pub(crate) fn bytes_iec(bytes: u64) -> String {
 /// one decimal below 100 of a unit, whole numbers above.
 pub(crate) fn bytes_per_second(rate: f64) -> String {
     scaled(rate.max(0.0), 1000.0, &SI_RATE, 100.0)
+}
+
+/// Operations per second (IOPS) with SI prefixes: `0`, `152`, `1.2k`, `150k`;
+/// whole numbers below 1000, then like [`bytes_per_second`].
+pub(crate) fn count_per_second(rate: f64) -> String {
+    scaled(rate.max(0.0), 1000.0, &SI_COUNT, 100.0)
 }
 
 /// Scales `value` to the largest unit that keeps it below `base` after rounding.
@@ -147,6 +155,18 @@ mod tests {
         assert_eq!(bytes_per_second(150e6), "150MB/s");
         assert_eq!(bytes_per_second(2.5e9), "2.5GB/s");
         assert_eq!(bytes_per_second(-3.0), "0B/s");
+    }
+
+    #[test]
+    fn counts_use_si_prefixes() {
+        assert_eq!(count_per_second(0.0), "0");
+        assert_eq!(count_per_second(152.0), "152");
+        assert_eq!(count_per_second(999.0), "999");
+        assert_eq!(count_per_second(999.6), "1.0k");
+        assert_eq!(count_per_second(1234.0), "1.2k");
+        assert_eq!(count_per_second(150_000.0), "150k");
+        assert_eq!(count_per_second(2.5e6), "2.5M");
+        assert_eq!(count_per_second(-1.0), "0");
     }
 
     #[test]

@@ -18,10 +18,11 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tonic::Streaming;
 
-use super::args::TopNodesArgs;
-use super::client;
-use super::error::CliError;
-use super::render::{self, NO_NODES};
+use super::{Backoff, Screen, interrupted};
+use crate::cli::args::TopNodesArgs;
+use crate::cli::client;
+use crate::cli::error::CliError;
+use crate::cli::render::{self, NO_NODES};
 
 /// Quiet time after a `KIND_EXISTING` event before the first frame is drawn.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -30,8 +31,6 @@ const SETTLE: Duration = Duration::from_millis(50);
 const MAX_SETTLE: Duration = Duration::from_secs(1);
 /// On a terminal the table is redrawn at least this often (AGE keeps counting).
 const TERMINAL_REFRESH: Duration = Duration::from_secs(1);
-
-const CLEAR_SCREEN: &str = "\x1b[2J\x1b[H";
 
 /// What `top` shows: the latest status of every node and the current error, if any.
 #[derive(Debug, Default)]
@@ -72,31 +71,6 @@ impl TopView {
             }
         }
         text
-    }
-}
-
-/// Reconnection delays: 0.5s, 1s, 2s, 4s, then 5s; back to 0.5s once events flow.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn new() -> Self {
-        Self { next: Self::FIRST }
-    }
-
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
     }
 }
 
@@ -173,41 +147,27 @@ pub(crate) async fn run(
     let mut view = TopView::default();
     let mut link = subscribe(url.to_owned(), Duration::ZERO);
     let mut backoff = Backoff::new();
+    let mut screen = Screen::new(terminal, args.frames);
     let mut owed: Option<Instant> = None;
     let mut last_draw: Option<Instant> = None;
-    let mut drawn: u64 = 0;
     // Set while the initial listing of a subscription is arriving.
     let mut listing_since: Option<Instant> = None;
 
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut ctrl_c_armed = true;
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
 
     loop {
         let draw_at = next_draw(owed, last_draw, terminal, args.interval);
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             biased;
-            signal = &mut ctrl_c, if ctrl_c_armed => match signal {
-                Ok(()) => return Ok(()),
-                // No signal handler could be installed: run on until --frames or kill.
-                Err(_) => ctrl_c_armed = false,
-            },
+            () = &mut interrupted => return Ok(()),
             () = tokio::time::sleep_until(draw_at.unwrap_or(far)), if draw_at.is_some() => {
-                let mut text = String::new();
-                if terminal {
-                    text.push_str(CLEAR_SCREEN);
-                } else if drawn > 0 {
-                    text.push('\n');
-                }
-                text.push_str(&view.frame(super::now_unix_nanos()));
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
-                drawn += 1;
+                let done = screen.draw(out, &view.frame(crate::cli::now_unix_nanos()))?;
                 last_draw = Some(Instant::now());
                 owed = None;
                 listing_since = None;
-                if args.frames.is_some_and(|n| drawn >= n) {
+                if done {
                     return Ok(());
                 }
             },
@@ -306,15 +266,6 @@ mod tests {
 
         view.subscribed();
         assert_eq!(view.frame(0), NO_NODES, "a new subscription starts afresh");
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_cap_and_resets() {
-        let mut b = Backoff::new();
-        let delays: Vec<u64> = (0..6).map(|_| b.next().as_millis() as u64).collect();
-        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next(), Duration::from_millis(500));
     }
 
     #[test]
