@@ -200,7 +200,8 @@ mod tests {
     #[test]
     fn requests_are_validated_naming_the_field() {
         assert_eq!(validate(&request()), Ok(()));
-        let cases: [(fn(&mut pb::StartMeasurementRequest), &str); 5] = [
+        type Breaks = fn(&mut pb::StartMeasurementRequest);
+        let cases: [(Breaks, &str); 5] = [
             (|r| r.target = None, "`target`"),
             (|r| r.samples = 0, "`samples`"),
             (|r| r.interval_nanos = 1_000, "`interval`"),
