@@ -3,6 +3,8 @@
 
 use crate::discovery::Discovered;
 use crate::exposition::Published;
+use crate::gpu::podresources::{self, Allocations};
+use crate::gpu::{GpuSource, attribution, pids::PidResolver};
 use crate::pods::sampler::{DeviceNames, PodSampler};
 use crate::pods::targets::{self, PodTarget};
 use crate::report::{NodeReading, ReportBuilder};
@@ -10,6 +12,7 @@ use crate::shutdown::Shutdown;
 use crate::source::{CgroupReader, DiskCatalog, NodeSource};
 use crate::uplink::Outbox;
 use aistor_proto::v1 as pb;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -82,6 +85,65 @@ impl PodCollection {
     }
 }
 
+/// GPU measurement: a source, the pid → container mapping for attribution, and the
+/// kubelet's allocations when its pod-resources socket is there.
+pub struct GpuCollection {
+    source: Box<dyn GpuSource>,
+    pids: PidResolver,
+    allocations: Option<watch::Receiver<Allocations>>,
+    /// Why allocations are not known (no pod-resources socket), for `missing`.
+    allocations_unavailable: Option<String>,
+}
+
+impl GpuCollection {
+    pub fn new(
+        source: Box<dyn GpuSource>,
+        pids: PidResolver,
+        allocations: Result<watch::Receiver<Allocations>, String>,
+    ) -> Self {
+        let (allocations, allocations_unavailable) = match allocations {
+            Ok(rx) => (Some(rx), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        Self {
+            source,
+            pids,
+            allocations,
+            allocations_unavailable,
+        }
+    }
+
+    /// Reads the GPUs and attributes their processes to this tick's pods.
+    fn collect(&mut self, report: &mut pb::NodeReport) {
+        let mut section = self.source.read();
+        match (&self.allocations, &self.allocations_unavailable) {
+            (Some(rx), _) => podresources::apply(&mut section, &rx.borrow()),
+            (None, Some(reason)) if !section.gpus.is_empty() => {
+                section.missing.push(pb::Missing {
+                    field: "gpus.allocations".into(),
+                    reason: reason.clone(),
+                });
+            }
+            _ => {}
+        }
+        // Resolve every GPU process's pid once, then attribute from the map (the
+        // resolver borrows the pods that attribution then updates).
+        let owners: HashMap<u32, (String, String)> = {
+            let container_of = self.pids.container_of(&report.pods);
+            section
+                .gpus
+                .iter()
+                .flat_map(|g| g.processes.iter().map(|p| p.pid))
+                .filter_map(|pid| container_of(pid).map(|owner| (pid, owner)))
+                .collect()
+        };
+        attribution::attribute(&mut section, &mut report.pods, &|pid| {
+            owners.get(&pid).cloned()
+        });
+        report.gpu = Some(section);
+    }
+}
+
 pub struct Collector {
     source: Box<dyn NodeSource>,
     disks: Box<dyn DiskCatalog + Send>,
@@ -89,6 +151,8 @@ pub struct Collector {
     ticks_per_second: u64,
     /// `Err` says why pods cannot be measured on this host.
     pods: Result<PodCollection, String>,
+    /// `Err` is the GPU section to report instead (why GPUs are not measured).
+    gpus: Result<GpuCollection, pb::GpuSection>,
 }
 
 impl Collector {
@@ -98,6 +162,7 @@ impl Collector {
         builder: ReportBuilder,
         ticks_per_second: u64,
         pods: Result<PodCollection, String>,
+        gpus: Result<GpuCollection, pb::GpuSection>,
     ) -> Self {
         Self {
             source,
@@ -105,6 +170,7 @@ impl Collector {
             builder,
             ticks_per_second,
             pods,
+            gpus,
         }
     }
 
@@ -125,6 +191,10 @@ impl Collector {
                 field: "pods".into(),
                 reason: reason.clone(),
             }),
+        }
+        match &mut self.gpus {
+            Ok(gpus) => gpus.collect(&mut report),
+            Err(section) => report.gpu = Some(section.clone()),
         }
         let published = Published {
             report,

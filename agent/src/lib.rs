@@ -26,7 +26,7 @@ pub mod source;
 pub mod telemetry;
 pub mod uplink;
 
-use collector::{PodCollection, PodDiscovery};
+use collector::{GpuCollection, PodCollection, PodDiscovery};
 use config::{HostConfig, RunConfig};
 use exposition::{AgentCollector, Published};
 use pods::targets::PodTarget;
@@ -70,6 +70,7 @@ fn collector(
     host: &HostConfig,
     interval: Duration,
     pods: Result<PodCollection, String>,
+    gpus: Result<GpuCollection, aistor_proto::v1::GpuSection>,
 ) -> collector::Collector {
     let fs = HostFs::new(&host.host_root);
     let node = HostNode::new(fs.clone());
@@ -91,6 +92,7 @@ fn collector(
         builder,
         ticks_per_second,
         pods,
+        gpus,
     )
 }
 
@@ -149,6 +151,72 @@ async fn pod_collection(
 
 /// What a measurement run reads: the cgroup filesystem and the latest tick's pods.
 type MeasureInputs = (Arc<CgroupReader>, watch::Receiver<Arc<Vec<PodTarget>>>);
+
+/// Sets up GPU measurement per `--gpu-source`. `Err` is the section to report instead,
+/// saying why GPUs are not measured; with `auto`, the NVML reason stays visible when the
+/// DCGM exporter is used instead.
+fn gpu_collection(
+    host: &HostConfig,
+    interval: Duration,
+    shutdown: shutdown::Shutdown,
+) -> Result<GpuCollection, aistor_proto::v1::GpuSection> {
+    use aistor_proto::v1::GpuSource as Kind;
+    use config::GpuSourceKind;
+    let g = &host.gpu;
+    let dcgm = |shutdown| gpu::dcgm::DcgmSource::spawn(g.dcgm_url.clone(), interval, shutdown);
+    let source: Box<dyn gpu::GpuSource> = match g.source {
+        GpuSourceKind::Off => {
+            return Err(gpu::unavailable(
+                Kind::None,
+                "GPU measurement is turned off (--gpu-source off)",
+            ));
+        }
+        GpuSourceKind::Nvml => match gpu::nvml::NvmlSource::open(g.nvml_library.as_deref()) {
+            Ok(nvml) => Box::new(nvml),
+            Err(reason) => return Err(gpu::unavailable(Kind::Nvml, format!("no NVML: {reason}"))),
+        },
+        GpuSourceKind::Dcgm => match dcgm(shutdown.clone()) {
+            Ok(source) => Box::new(source),
+            Err(reason) => return Err(gpu::unavailable(Kind::DcgmExporter, reason)),
+        },
+        GpuSourceKind::Auto => match gpu::nvml::NvmlSource::open(g.nvml_library.as_deref()) {
+            Ok(nvml) => Box::new(nvml),
+            Err(nvml_reason) => match dcgm(shutdown.clone()) {
+                Ok(source) => Box::new(gpu::WithNote::new(
+                    source,
+                    "nvml",
+                    format!("no NVML: {nvml_reason}; reading the DCGM exporter instead"),
+                )),
+                Err(reason) => {
+                    return Err(gpu::unavailable(
+                        Kind::None,
+                        format!("no NVML: {nvml_reason}; no DCGM exporter: {reason}"),
+                    ));
+                }
+            },
+        },
+    };
+    let socket = &g.pod_resources_socket;
+    let allocations = if socket.exists() {
+        let (tx, rx) = watch::channel(gpu::podresources::Allocations::default());
+        let lister = gpu::podresources::PodResources::new(
+            socket.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        tokio::spawn(lister.run(Duration::from_secs(60), tx, shutdown));
+        Ok(rx)
+    } else {
+        Err(format!(
+            "kubelet pod-resources socket {} not found: GPU allocations to pods are unknown",
+            socket.display()
+        ))
+    };
+    Ok(GpuCollection::new(
+        source,
+        gpu::pids::PidResolver::new(HostFs::new(&host.host_root)),
+        allocations,
+    ))
+}
 
 /// Runs measurement runs the coordinator asks for, each in its own task, and hands
 /// their results to the collector, which sends them with the next report.
@@ -254,7 +322,8 @@ pub async fn run(
     if let Err(reason) = &pods {
         tracing::warn!(reason, "pods will not be measured");
     }
-    let collector = collector(&config.host, config.interval, pods);
+    let gpus = gpu_collection(&config.host, config.interval, shutdown.clone());
+    let collector = collector(&config.host, config.interval, pods, gpus);
     let (runs_tx, runs_rx) = mpsc::channel(8);
     let (results_tx, results_rx) = mpsc::channel(64);
     spawn_measurer(
@@ -295,7 +364,13 @@ pub async fn snapshot(
     out: &mut impl std::io::Write,
 ) -> Result<(), Error> {
     let pods = pod_collection(&host, None).await;
-    let mut collector = collector(&host, interval, pods);
+    // One-shot: the DCGM poller (if any) lives until the process exits.
+    let gpus = gpu_collection(
+        &host,
+        interval,
+        shutdown::from_future(std::future::pending()),
+    );
+    let mut collector = collector(&host, interval, pods, gpus);
     collector.collect();
     tokio::time::sleep(interval).await;
     let (published, _) = collector.collect();

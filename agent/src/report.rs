@@ -172,14 +172,8 @@ impl ReportBuilder {
             disks,
             pods: Vec::new(),
             measurements: Vec::new(),
-            gpu: Some(pb::GpuSection {
-                source: pb::GpuSource::None as i32,
-                missing: vec![missing(
-                    "gpus",
-                    "GPU measurement is not enabled in this agent build",
-                )],
-                ..Default::default()
-            }),
+            // Filled by the collector from the GPU source.
+            gpu: None,
             missing: report_missing,
         };
         (report, extras)

@@ -5,6 +5,14 @@
 //! afterwards, the same way for every source (see `attribution`), so NVML and the
 //! DCGM exporter agree on who uses what.
 
+pub mod attribution;
+pub mod dcgm;
+pub mod device;
+pub mod fake;
+pub mod nvml;
+pub mod pids;
+pub mod podresources;
+
 use aistor_proto::v1 as pb;
 
 /// One source of GPU readings.
@@ -19,7 +27,39 @@ pub trait GpuSource: Send {
 pub fn unavailable(source: pb::GpuSource, reason: impl Into<String>) -> pb::GpuSection {
     pb::GpuSection {
         source: source as i32,
-        missing: vec![pb::Missing { field: "gpus".into(), reason: reason.into() }],
+        missing: vec![pb::Missing {
+            field: "gpus".into(),
+            reason: reason.into(),
+        }],
         ..Default::default()
+    }
+}
+
+/// A source whose every section also carries a note: with `--gpu-source auto`, why
+/// the preferred source was not used.
+pub struct WithNote<S> {
+    inner: S,
+    field: String,
+    note: String,
+}
+
+impl<S: GpuSource> WithNote<S> {
+    pub fn new(inner: S, field: impl Into<String>, note: impl Into<String>) -> Self {
+        Self {
+            inner,
+            field: field.into(),
+            note: note.into(),
+        }
+    }
+}
+
+impl<S: GpuSource> GpuSource for WithNote<S> {
+    fn read(&mut self) -> pb::GpuSection {
+        let mut section = self.inner.read();
+        section.missing.push(pb::Missing {
+            field: self.field.clone(),
+            reason: self.note.clone(),
+        });
+        section
     }
 }
