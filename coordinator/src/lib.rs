@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod gpus;
 pub mod grpc;
 pub mod measurements;
 pub mod metrics;

@@ -414,16 +414,8 @@ struct GpuSummary {
     pods: Vec<String>,
 }
 
-fn gpu_source_name(source: i32) -> &'static str {
-    match pb::GpuSource::try_from(source) {
-        Ok(pb::GpuSource::Nvml) => "nvml",
-        Ok(pb::GpuSource::DcgmExporter) => "dcgm_exporter",
-        Ok(pb::GpuSource::None) => "none",
-        _ => "unknown",
-    }
-}
-
-/// GPUs of every node from its latest report, with the pods on each.
+/// GPUs of every node from its latest report, with the pods on each
+/// ([`crate::gpus::node_gpus`]'s rule, shared with `aistorctl gpus`).
 fn gpu_summaries(reports: Vec<(pb::NodeState, pb::NodeReport)>) -> Vec<GpuSummary> {
     let mut out = Vec::new();
     for (state, report) in reports {
@@ -432,40 +424,21 @@ fn gpu_summaries(reports: Vec<(pb::NodeState, pb::NodeReport)>) -> Vec<GpuSummar
             .as_ref()
             .map(|n| n.name.clone())
             .unwrap_or_default();
-        let pod_names: std::collections::HashMap<&str, String> = report
-            .pods
-            .iter()
-            .map(|p| (p.uid.as_str(), format!("{}/{}", p.namespace, p.name)))
-            .collect();
-        let Some(section) = report.gpu.as_ref() else {
-            continue;
-        };
-        for gpu in &section.gpus {
-            let mut pods: Vec<String> = gpu
-                .processes
-                .iter()
-                .filter_map(|p| pod_names.get(p.pod_uid.as_str()).cloned())
-                .chain(
-                    gpu.allocations
-                        .iter()
-                        .map(|a| format!("{}/{}", a.pod_namespace, a.pod_name)),
-                )
-                .collect();
-            pods.sort();
-            pods.dedup();
+        for g in crate::gpus::node_gpus(&report) {
+            let gpu = g.gpu;
             out.push(GpuSummary {
                 node: node.clone(),
                 node_state: node_state_name(state as i32),
                 index: gpu.index,
                 uuid: gpu.uuid.clone(),
                 model: gpu.model.clone(),
-                source: gpu_source_name(section.source),
+                source: crate::gpus::source_name(g.source),
                 utilization_percent: gpu.utilization_percent,
                 memory_used_bytes: gpu.memory_used_bytes,
                 memory_total_bytes: gpu.memory_total_bytes,
                 power_watts: gpu.power_watts,
                 temperature_celsius: gpu.temperature_celsius,
-                pods,
+                pods: g.pods,
             });
         }
     }

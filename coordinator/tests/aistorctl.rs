@@ -1,6 +1,6 @@
 //! `aistorctl` against a real gRPC server: a small in-test `ClusterService`
-//! serving fixed node and pod statuses, plus the binary itself for exit codes and
-//! env vars.
+//! serving fixed node (with GPU) and pod statuses, plus the binary itself for
+//! exit codes and env vars.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,11 +11,11 @@ use aistor_coordinator::cli::{self, Cli, CliError, UNKNOWN};
 use aistor_proto::v1::cluster_service_server::{ClusterService, ClusterServiceServer};
 use aistor_proto::v1::{
     CgroupCpu, CgroupIo, CgroupMemory, CgroupMode, CgroupUsage, Container, Disk, DiskKind,
-    DiskRates, GetMeasurementRequest, GetNodeRequest, Gpu, GpuSection, GpuSource, IoCounters,
-    IoRates, ListNodesRequest, ListNodesResponse, ListPodsRequest, ListPodsResponse, Measurement,
-    Missing, NodeCpu, NodeEvent, NodeIdentity, NodeMemory, NodeReport, NodeState, NodeStatus,
-    NodeUsage, Pod, PodStatus, Pressure, PressureSet, PressureStall, StartMeasurementRequest,
-    WatchNodesRequest, node_event,
+    DiskRates, GetMeasurementRequest, GetNodeRequest, GpmMetrics, Gpu, GpuAllocation, GpuProcess,
+    GpuSection, GpuSource, IoCounters, IoRates, ListNodesRequest, ListNodesResponse,
+    ListPodsRequest, ListPodsResponse, Measurement, Missing, NodeCpu, NodeEvent, NodeIdentity,
+    NodeMemory, NodeReport, NodeState, NodeStatus, NodeUsage, Pod, PodStatus, Pressure,
+    PressureSet, PressureStall, StartMeasurementRequest, WatchNodesRequest, node_event,
 };
 use clap::Parser;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -100,16 +100,99 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
                     Some((12_300_000.0, 450_000.0)),
                 ),
             ],
-            pods: vec![Pod::default(), Pod::default(), Pod::default()],
+            pods: vec![
+                Pod {
+                    uid: TRAINER_UID.to_owned(),
+                    name: "trainer-0".to_owned(),
+                    namespace: "ml".to_owned(),
+                    ..Default::default()
+                },
+                Pod::default(),
+                Pod::default(),
+            ],
             gpu: Some(GpuSection {
                 source: GpuSource::Nvml as i32,
-                gpus: vec![Gpu::default(), Gpu::default()],
+                // Deliberately not in index order.
+                gpus: vec![idle_gpu(), busy_gpu(97.0)],
+                driver_version: "570.86.15".to_owned(),
                 ..Default::default()
             }),
             ..Default::default()
         }),
     }
 }
+
+const BUSY_UUID: &str = "GPU-5e1c0a7f-2b3d-4c5e-8f90-a1b2c3d4e5f6";
+const IDLE_UUID: &str = "GPU-9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
+const H100: &str = "NVIDIA H100 80GB HBM3";
+
+/// GPU 0: the trainer's process runs on it (attributed by pod uid), every figure present.
+fn busy_gpu(utilization_percent: f64) -> Gpu {
+    Gpu {
+        index: 0,
+        uuid: BUSY_UUID.to_owned(),
+        model: H100.to_owned(),
+        mig_enabled: Some(false),
+        memory_total_bytes: Some(80 << 30),
+        memory_used_bytes: Some(60 << 30),
+        utilization_percent: Some(utilization_percent),
+        temperature_celsius: Some(64.0),
+        power_watts: Some(612.4),
+        power_limit_watts: Some(700.0),
+        sm_clock_mhz: Some(1980),
+        gpm: Some(GpmMetrics {
+            sm_active_percent: Some(88.4),
+            tensor_active_percent: Some(71.2),
+            ..Default::default()
+        }),
+        processes: vec![GpuProcess {
+            pid: 4242,
+            memory_used_bytes: Some(60 << 30),
+            sm_utilization_percent: Some(95.0),
+            container_id: "aaa111".to_owned(),
+            pod_uid: TRAINER_UID.to_owned(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// GPU 1: no process, but allocated to a notebook pod by the device plugin; its
+/// SM clock and GPM figures were not read.
+fn idle_gpu() -> Gpu {
+    Gpu {
+        index: 1,
+        uuid: IDLE_UUID.to_owned(),
+        model: H100.to_owned(),
+        mig_enabled: Some(false),
+        memory_total_bytes: Some(80 << 30),
+        memory_used_bytes: Some(512 << 20),
+        utilization_percent: Some(0.0),
+        temperature_celsius: Some(31.0),
+        power_watts: Some(71.9),
+        power_limit_watts: Some(700.0),
+        allocations: vec![GpuAllocation {
+            pod_uid: "7b6a5c4d-0000-4000-8000-00000000beef".to_owned(),
+            pod_name: "notebook-7".to_owned(),
+            pod_namespace: "research".to_owned(),
+            container_name: "jupyter".to_owned(),
+            mig_uuid: String::new(),
+        }],
+        missing: vec![
+            Missing {
+                field: "sm_clock_mhz".to_owned(),
+                reason: "nvmlDeviceGetClockInfo: Not Supported".to_owned(),
+            },
+            Missing {
+                field: "gpm".to_owned(),
+                reason: "GPM is not supported on this device".to_owned(),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+const NO_NVML: &str = "NVML library not found: libnvidia-ml.so.1: cannot open shared object file: No such file or directory";
 
 /// A stale node on its first sample: disks without rates, no working set, no GPU access.
 fn stale_node() -> NodeStatus {
@@ -151,7 +234,7 @@ fn stale_node() -> NodeStatus {
                 source: GpuSource::Nvml as i32,
                 missing: vec![Missing {
                     field: "gpus".to_owned(),
-                    reason: "NVML library not found".to_owned(),
+                    reason: NO_NVML.to_owned(),
                 }],
                 ..Default::default()
             }),
@@ -1145,7 +1228,7 @@ async fn top_pods_keeps_the_table_under_an_error_and_retries_after_a_backoff() {
 
 #[tokio::test]
 async fn top_shows_an_unreachable_coordinator_and_keeps_trying() {
-    for view in ["nodes", "pods"] {
+    for view in ["nodes", "pods", "gpus"] {
         let url = format!("http://{}", unused_addr());
         let (result, out) = aistorctl(&[
             "--server",
@@ -1176,6 +1259,290 @@ async fn top_shows_an_unreachable_coordinator_and_keeps_trying() {
             "top {view}: no table before anything was listed: {out}"
         );
     }
+}
+
+/// A node whose GPU source is the DCGM exporter, which could not be reached.
+fn dcgm_down_node() -> NodeStatus {
+    NodeStatus {
+        name: "cpu-node-3".to_owned(),
+        state: NodeState::Ready as i32,
+        last_report_unix_nanos: now_nanos() - S,
+        latest: Some(NodeReport {
+            gpu: Some(GpuSection {
+                source: GpuSource::DcgmExporter as i32,
+                missing: vec![Missing {
+                    field: "gpus".to_owned(),
+                    reason: DCGM_DOWN.to_owned(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+const DCGM_DOWN: &str = "GET http://10.0.0.3:9400/metrics: connection refused";
+
+const GPUS_TABLE: &str = "\
+NODE         GPU   MODEL                   UTIL   MEMORY       POWER   TEMP   PODS
+gpu-node-1   0     NVIDIA H100 80GB HBM3   97%    60Gi/80Gi    612W    64°C   ml/trainer-0
+gpu-node-1   1     NVIDIA H100 80GB HBM3   0%     512Mi/80Gi   72W     31°C   research/notebook-7
+";
+
+#[tokio::test]
+async fn gpus_table_lists_every_gpu_with_its_pods() {
+    let url = serve_nodes().await;
+    let (result, out) = aistorctl(&["--server", &url, "gpus"]).await;
+    result.unwrap();
+    // The node without NVML has no GPU rows; the busy GPU's pod comes from its
+    // process's pod uid, the idle GPU's from its allocation.
+    assert_eq!(out, GPUS_TABLE);
+    assert_aligned(&out);
+
+    let (result, out) = aistorctl(&["--server", &url, "gpus", "--node", "gpu-node-1"]).await;
+    result.unwrap();
+    assert_eq!(out, GPUS_TABLE, "--node keeps that node's GPUs");
+}
+
+#[tokio::test]
+async fn gpus_wide_adds_uuid_source_limits_clock_activity_and_processes() {
+    let url = serve_nodes().await;
+    let (result, out) = aistorctl(&["--server", &url, "gpus", "-o", "wide"]).await;
+    result.unwrap();
+    let lines: Vec<Vec<&str>> = out.lines().map(cells).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[0],
+        [
+            "NODE",
+            "GPU",
+            "MODEL",
+            "UTIL",
+            "MEMORY",
+            "POWER",
+            "TEMP",
+            "PODS",
+            "UUID",
+            "SOURCE",
+            "POWER LIMIT",
+            "SM CLOCK",
+            "SM ACTIVE",
+            "TENSOR ACTIVE",
+            "PROCESSES"
+        ]
+    );
+    let table: Vec<Vec<&str>> = GPUS_TABLE.lines().map(cells).collect();
+    for (wide, narrow) in lines.iter().zip(&table) {
+        assert_eq!(wide[..8], narrow[..], "{out}");
+    }
+    assert_eq!(
+        lines[1][8..],
+        [BUSY_UUID, "nvml", "700W", "1980MHz", "88%", "71%", "1"]
+    );
+    // Not read: unknown, never 0; no process listed is a real 0.
+    assert_eq!(
+        lines[2][8..],
+        [IDLE_UUID, "nvml", "700W", UNKNOWN, UNKNOWN, UNKNOWN, "0"]
+    );
+    assert_aligned(&out);
+}
+
+#[tokio::test]
+async fn gpus_without_any_gpu_say_why_per_node() {
+    let url = serve(FakeCluster::new(|| vec![dcgm_down_node(), stale_node()])).await;
+    let (result, out) = aistorctl(&["--server", &url, "gpus"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "No GPUs found on any node:\n\
+             cpu-node-2: {NO_NVML}\n\
+             cpu-node-3: {DCGM_DOWN}\n"
+        )
+    );
+    // The same text in wide: there is no table to widen.
+    let (result, wide) = aistorctl(&["--server", &url, "gpus", "-o", "wide"]).await;
+    result.unwrap();
+    assert_eq!(wide, out);
+
+    let (result, out) = aistorctl(&["--server", &url, "gpus", "--node", "cpu-node-2"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        format!("No GPUs found on node cpu-node-2:\ncpu-node-2: {NO_NVML}\n")
+    );
+
+    let (result, out) = aistorctl(&["--server", &url, "gpus", "--node", "gpu-node-9"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "No node named gpu-node-9 has reported to the coordinator.\n"
+    );
+
+    let (result, json) = aistorctl(&["--server", &url, "gpus", "-o", "json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "gpus": [],
+            "count": 0,
+            "nodes_without_gpus": [
+                {"node": "cpu-node-2", "reasons": [NO_NVML]},
+                {"node": "cpu-node-3", "reasons": [DCGM_DOWN]},
+            ],
+        })
+    );
+
+    let url = serve(FakeCluster::new(Vec::new)).await;
+    let (result, out) = aistorctl(&["--server", &url, "gpus"]).await;
+    result.unwrap();
+    assert_eq!(out, cli::NO_NODES);
+}
+
+#[tokio::test]
+async fn gpus_json_and_yaml_are_the_same_document() {
+    let url = serve_nodes().await;
+    let (result, json) = aistorctl(&["--server", &url, "gpus", "-o", "json"]).await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert!(
+        json.starts_with("{\n  \"gpus\": ["),
+        "pretty-printed, gpus first:\n{json}"
+    );
+    assert_eq!(doc["count"], 2);
+    let gpus = doc["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 2);
+    assert_eq!(gpus[0]["node"], "gpu-node-1");
+    assert_eq!(gpus[0]["source"], "nvml");
+    assert_eq!(gpus[0]["pods"], serde_json::json!(["ml/trainer-0"]));
+    assert_eq!(gpus[0]["gpu"]["index"], 0);
+    assert_eq!(gpus[0]["gpu"]["uuid"], BUSY_UUID);
+    assert_eq!(gpus[0]["gpu"]["utilization_percent"], 97.0);
+    assert_eq!(gpus[0]["gpu"]["processes"][0]["pod_uid"], TRAINER_UID);
+    assert_eq!(gpus[0]["gpu"]["gpm"]["tensor_active_percent"], 71.2);
+    assert_eq!(gpus[1]["gpu"]["uuid"], IDLE_UUID);
+    assert_eq!(gpus[1]["pods"], serde_json::json!(["research/notebook-7"]));
+    assert_eq!(gpus[1]["gpu"]["sm_clock_mhz"], serde_json::Value::Null);
+    assert_eq!(gpus[1]["gpu"]["missing"][0]["field"], "sm_clock_mhz");
+    assert_eq!(
+        doc["nodes_without_gpus"],
+        serde_json::json!([{"node": "cpu-node-2", "reasons": [NO_NVML]}])
+    );
+
+    let (result, yaml) = aistorctl(&["--server", &url, "gpus", "-o", "yaml"]).await;
+    result.unwrap();
+    assert!(
+        yaml.starts_with("gpus:\n- node: gpu-node-1\n  source: nvml\n"),
+        "{yaml}"
+    );
+    let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("valid YAML");
+    assert_eq!(from_yaml, doc);
+
+    let (result, json) = aistorctl(&[
+        "--server",
+        &url,
+        "gpus",
+        "--node",
+        "cpu-node-2",
+        "-o",
+        "json",
+    ])
+    .await;
+    result.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["count"], 0);
+    assert_eq!(doc["nodes_without_gpus"][0]["node"], "cpu-node-2");
+}
+
+/// The GPU node with GPU 0 at `utilization` percent.
+fn gpu_node_at(utilization: f64) -> NodeStatus {
+    let mut node = ready_node(850.0);
+    let section = node.latest.as_mut().unwrap().gpu.as_mut().unwrap();
+    section.gpus[1] = busy_gpu(utilization);
+    node
+}
+
+#[tokio::test]
+async fn top_gpus_redraws_from_the_node_watch() {
+    let url = serve(FakeCluster {
+        script: vec![
+            (
+                Duration::ZERO,
+                event(node_event::Kind::Existing, stale_node()),
+            ),
+            (
+                Duration::ZERO,
+                event(node_event::Kind::Existing, gpu_node_at(97.0)),
+            ),
+            (
+                Duration::from_millis(300),
+                event(node_event::Kind::Updated, gpu_node_at(12.0)),
+            ),
+        ],
+        linger: Duration::from_secs(5),
+        ..FakeCluster::new(Vec::new)
+    })
+    .await;
+    let (result, out) = aistorctl(&[
+        "--server",
+        &url,
+        "top",
+        "gpus",
+        "--interval",
+        "0s",
+        "--frames",
+        "2",
+    ])
+    .await;
+    result.unwrap();
+    assert!(
+        !out.contains('\x1b'),
+        "no screen clearing when not a terminal"
+    );
+    let frames: Vec<&str> = out.split("\n\n").collect();
+    assert_eq!(
+        frames.len(),
+        2,
+        "two frames separated by a blank line:\n{out}"
+    );
+    // 1: the initial listing, both GPUs in one frame, exactly `gpus`' table.
+    assert_eq!(format!("{}\n", frames[0]), GPUS_TABLE);
+    // 2: the update: GPU 0 is less busy.
+    let second: Vec<Vec<&str>> = frames[1].lines().map(cells).collect();
+    assert_eq!(second.len(), 3, "{}", frames[1]);
+    assert_eq!(second[1][..4], ["gpu-node-1", "0", H100, "12%"]);
+    assert_eq!(second[1][7], "ml/trainer-0");
+    assert_eq!(second[2][..4], ["gpu-node-1", "1", H100, "0%"]);
+    assert_aligned(frames[1]);
+
+    // --node: a node without GPUs shows its reason, live too.
+    let url = serve(FakeCluster {
+        script: vec![(
+            Duration::ZERO,
+            event(node_event::Kind::Existing, stale_node()),
+        )],
+        linger: Duration::from_secs(5),
+        ..FakeCluster::new(Vec::new)
+    })
+    .await;
+    let (result, out) = aistorctl(&[
+        "--server",
+        &url,
+        "top",
+        "gpus",
+        "--node",
+        "cpu-node-2",
+        "--frames",
+        "1",
+    ])
+    .await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        format!("No GPUs found on node cpu-node-2:\ncpu-node-2: {NO_NVML}\n")
+    );
 }
 
 /// A local address nothing listens on: bound, then released.

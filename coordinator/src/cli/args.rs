@@ -21,7 +21,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
   aistorctl top nodes --interval 1s        live view until Ctrl-C
   aistorctl pods -n ml --sort cpu          pods of one namespace, busiest first
   aistorctl pods --node gpu-node-1 -o wide plus QoS, uid, how found, RSS, node state
-  aistorctl top pods --sort memory         live pod view (polled) until Ctrl-C"
+  aistorctl top pods --sort memory         live pod view (polled) until Ctrl-C
+  aistorctl gpus                           every GPU with its pods (or why a node has none)
+  aistorctl gpus --node gpu-node-1 -o wide plus UUID, source, power limit, clocks, activity
+  aistorctl top gpus                       live GPU view until Ctrl-C"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
@@ -50,6 +53,9 @@ pub enum Command {
     Nodes(NodesArgs),
     /// List the pods (and workload cgroups) every node reported, with their usage.
     Pods(PodsArgs),
+    /// List every GPU the nodes reported, with the pods using or holding it; when
+    /// no node reported one, say why for each node.
+    Gpus(GpusArgs),
     /// Live views, redrawn until Ctrl-C.
     #[command(subcommand)]
     Top(TopCommand),
@@ -78,6 +84,24 @@ pub struct PodsArgs {
     /// pods are sorted by namespace, then name.
     #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
     pub sort: Option<PodSort>,
+
+    /// Output format.
+    #[arg(
+        short,
+        long,
+        env = "AISTOR_OUTPUT",
+        value_enum,
+        default_value_t = Format::Table,
+        value_name = "FORMAT"
+    )]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GpusArgs {
+    /// Only GPUs of this node.
+    #[arg(long, env = "AISTOR_NODE", value_name = "NODE")]
+    pub node: Option<String>,
 
     /// Output format.
     #[arg(
@@ -120,6 +144,8 @@ pub enum TopCommand {
     Nodes(TopNodesArgs),
     /// Pod usage, polled and redrawn until Ctrl-C.
     Pods(TopPodsArgs),
+    /// GPU usage and the pods on each GPU, redrawn live until Ctrl-C.
+    Gpus(TopGpusArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,17 +205,47 @@ pub struct TopPodsArgs {
     pub frames: Option<u64>,
 }
 
-/// How `nodes` and `pods` print their result.
+#[derive(Debug, Clone, Args)]
+pub struct TopGpusArgs {
+    /// Only GPUs of this node.
+    #[arg(long, env = "AISTOR_NODE", value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Redraw at most once per this long (e.g. `500ms`, `2s`, `1m`).
+    #[arg(
+        long,
+        env = "AISTOR_TOP_INTERVAL",
+        default_value = "2s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub interval: Duration,
+
+    /// Exit (status 0) after drawing this many frames instead of running until
+    /// Ctrl-C; for scripts, e.g. `aistorctl top gpus --frames 1 > snapshot.txt`.
+    /// Error frames (coordinator unreachable, stream ended) count too.
+    #[arg(
+        long,
+        env = "AISTOR_TOP_FRAMES",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub frames: Option<u64>,
+}
+
+/// How `nodes`, `pods` and `gpus` print their result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Aligned columns of the essentials, units humanised.
     Table,
     /// `table` plus more columns: for nodes kernel, cgroup mode, CPUs, pods, GPUs,
     /// CPU pressure and agent version; for pods QoS, uid, how the pod was found,
-    /// RSS and the node's state.
+    /// RSS and the node's state; for GPUs UUID, source, power limit, SM clock, SM
+    /// and tensor activity and the process count.
     Wide,
-    /// `{"nodes": [NodeStatus...], "count": N}` (or `"pods": [PodStatus...]`),
-    /// every field, pretty-printed.
+    /// `{"nodes": [NodeStatus...], "count": N}` (or `"pods": [PodStatus...]`;
+    /// for GPUs `"gpus": [{node, source, pods, gpu: Gpu}...]` plus
+    /// `"nodes_without_gpus": [{node, reasons}...]`), every field, pretty-printed.
     Json,
     /// The same document as `json`, as YAML.
     Yaml,

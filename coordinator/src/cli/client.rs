@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
-use aistor_proto::v1::{ListPodsRequest, PodStatus};
+use aistor_proto::v1::{ListNodesRequest, ListPodsRequest, NodeStatus, PodStatus};
 use tonic::transport::{Channel, Endpoint};
 
 use super::args::PodFilter;
@@ -42,6 +42,21 @@ pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, 
             cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
         })?;
     Ok(ClusterServiceClient::new(channel))
+}
+
+/// `ListNodes` under [`CALL_TIMEOUT`]: every node the coordinator knows.
+pub(crate) async fn list_nodes(
+    client: &mut ClusterServiceClient<Channel>,
+    url: &str,
+) -> Result<Vec<NodeStatus>, CliError> {
+    let mut request = tonic::Request::new(ListNodesRequest {});
+    request.set_timeout(CALL_TIMEOUT);
+    Ok(client
+        .list_nodes(request)
+        .await
+        .map_err(|s| CliError::from_status(url, "ListNodes", &s))?
+        .into_inner()
+        .nodes)
 }
 
 /// `ListPods` under [`CALL_TIMEOUT`]; the coordinator applies `filter`.

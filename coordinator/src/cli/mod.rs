@@ -1,18 +1,20 @@
-//! `aistorctl`, the command line for people: node and pod tables (`nodes`,
-//! `pods`, in `table`, `wide`, `json` or `yaml`) and live views (`top nodes`,
-//! `top pods`), read from the coordinator's `ClusterService`.
+//! `aistorctl`, the command line for people: node, pod and GPU tables (`nodes`,
+//! `pods`, `gpus`, in `table`, `wide`, `json` or `yaml`) and live views (`top
+//! nodes`, `top pods`, `top gpus`), read from the coordinator's `ClusterService`.
 //!
 //! The binary only parses arguments and calls [`run`]; everything else lives here
 //! so tests drive it with a real gRPC server and an in-memory `out`. Rendering is
-//! pure ([`render_nodes`] takes the clock as an argument, [`render_pods`] needs none).
+//! pure ([`render_nodes`] takes the clock as an argument, [`render_pods`] and
+//! [`render_gpus`] need none).
 //!
 //! - `args`: the clap command line ([`Cli`]).
 //! - `client`: dialling the coordinator.
-//! - `summary`: the node and pod values a table shows, absent ones as `None`.
+//! - `summary`: the node, GPU and pod values a table shows, absent ones as `None`.
 //! - `units`: humanising CPU, bytes, throughput and ages.
 //! - `table`: kubectl-style aligned columns.
 //! - `render`: `-o table|wide|json|yaml`.
-//! - `top`: the live views (`WatchNodes` for nodes, polled `ListPods` for pods).
+//! - `top`: the live views (`WatchNodes` for nodes and GPUs, polled `ListPods`
+//!   for pods).
 
 mod args;
 mod client;
@@ -26,14 +28,12 @@ mod units;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aistor_proto::v1::ListNodesRequest;
-
 pub use args::{
-    Cli, Command, DEFAULT_SERVER, Format, NodesArgs, PodFilter, PodSort, PodsArgs, TopCommand,
-    TopNodesArgs, TopPodsArgs,
+    Cli, Command, DEFAULT_SERVER, Format, GpusArgs, NodesArgs, PodFilter, PodSort, PodsArgs,
+    TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
 };
 pub use error::CliError;
-pub use render::{NO_NODES, UNKNOWN, render_nodes, render_pods};
+pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_pods};
 
 /// Runs one `aistorctl` command, writing what a person reads to `out`.
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
@@ -41,13 +41,26 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
     match cli.command {
         Command::Nodes(args) => nodes(&url, args.output, out).await,
         Command::Pods(args) => pods(&url, &args, out).await,
+        Command::Gpus(args) => gpus(&url, &args, out).await,
         Command::Top(TopCommand::Nodes(args)) => {
             top::nodes::run(&url, &args, cli.terminal, out).await
         }
         Command::Top(TopCommand::Pods(args)) => {
             top::pods::run(&url, &args, cli.terminal, out).await
         }
+        Command::Top(TopCommand::Gpus(args)) => {
+            top::gpus::run(&url, &args, cli.terminal, out).await
+        }
     }
+}
+
+async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+    let mut client = client::connect(url).await?;
+    let nodes = client::list_nodes(&mut client, url).await?;
+    let text = render_gpus(&nodes, args.output, args.node.as_deref())?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
@@ -61,14 +74,7 @@ async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Resu
 
 async fn nodes(url: &str, format: Format, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let mut request = tonic::Request::new(ListNodesRequest {});
-    request.set_timeout(client::CALL_TIMEOUT);
-    let nodes = client
-        .list_nodes(request)
-        .await
-        .map_err(|s| CliError::from_status(url, "ListNodes", &s))?
-        .into_inner()
-        .nodes;
+    let nodes = client::list_nodes(&mut client, url).await?;
     let text = render_nodes(&nodes, format, now_unix_nanos())?;
     out.write_all(text.as_bytes())?;
     out.flush()?;

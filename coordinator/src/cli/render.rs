@@ -1,15 +1,15 @@
-//! Turning node and pod statuses into what `aistorctl nodes` and `aistorctl pods`
-//! print, in every `-o` format. Pure: the caller passes the clock, so output is a
-//! function of its inputs.
+//! Turning node and pod statuses into what `aistorctl nodes`, `aistorctl pods`
+//! and `aistorctl gpus` print, in every `-o` format. Pure: the caller passes the
+//! clock, so output is a function of its inputs.
 
 use std::cmp::Ordering;
 
-use aistor_proto::v1::{CgroupMode, NodeState, NodeStatus, PodStatus};
+use aistor_proto::v1::{CgroupMode, Gpu, GpuSource, NodeState, NodeStatus, PodStatus};
 use serde::Serialize;
 
 use super::args::{Format, PodFilter, PodSort};
 use super::error::CliError;
-use super::summary::{NodeSummary, PodSummary};
+use super::summary::{GpuSummary, NodeSummary, PodSummary, node_name};
 use super::table::Table;
 use super::units;
 
@@ -49,6 +49,23 @@ const POD_TABLE_HEADER: [&str; 9] = [
 
 const POD_WIDE_EXTRA_HEADER: [&str; 5] = ["QOS", "UID", "DISCOVERED BY", "RSS", "NODE STATE"];
 
+const GPU_TABLE_HEADER: [&str; 8] = [
+    "NODE", "GPU", "MODEL", "UTIL", "MEMORY", "POWER", "TEMP", "PODS",
+];
+
+const GPU_WIDE_EXTRA_HEADER: [&str; 7] = [
+    "UUID",
+    "SOURCE",
+    "POWER LIMIT",
+    "SM CLOCK",
+    "SM ACTIVE",
+    "TENSOR ACTIVE",
+    "PROCESSES",
+];
+
+/// Printed in the PODS cell of a GPU no pod is known to use or hold.
+pub const NO_PODS: &str = "-";
+
 /// The `json` / `yaml` document of `nodes`.
 #[derive(Serialize)]
 struct NodeList<'a> {
@@ -61,6 +78,32 @@ struct NodeList<'a> {
 struct PodList<'a> {
     pods: Vec<&'a PodStatus>,
     count: usize,
+}
+
+/// The `json` / `yaml` document of `gpus`.
+#[derive(Serialize)]
+struct GpuList<'a> {
+    gpus: Vec<GpuEntry<'a>>,
+    count: usize,
+    /// Every node (of those asked about) that reported no GPU, with why.
+    nodes_without_gpus: Vec<NodeWithoutGpus<'a>>,
+}
+
+/// One GPU as the agent reported it, with its node, source and pods.
+#[derive(Serialize)]
+struct GpuEntry<'a> {
+    node: &'a str,
+    /// `nvml`, `dcgm_exporter`, ... as the REST API names it.
+    source: &'static str,
+    /// `namespace/name` of the pods using or holding it (the REST API's rule).
+    pods: Vec<String>,
+    gpu: &'a Gpu,
+}
+
+#[derive(Serialize)]
+struct NodeWithoutGpus<'a> {
+    node: &'a str,
+    reasons: Vec<String>,
 }
 
 /// `doc` as YAML, or else as pretty JSON with a final newline.
@@ -259,6 +302,197 @@ pub(crate) fn pod_table(pods: &[PodSummary<'_>], wide: bool, filter: &PodFilter)
         t.push(row);
     }
     t.render()
+}
+
+/// The nodes `gpus` looks at, sorted by name: all of them, or the one `--node` names.
+fn gpu_nodes<'a>(nodes: &[&'a NodeStatus], node: Option<&str>) -> Vec<&'a NodeStatus> {
+    let node = node.filter(|n| !n.is_empty());
+    let mut picked: Vec<&NodeStatus> = nodes
+        .iter()
+        .copied()
+        .filter(|s| node.is_none_or(|n| node_name(s) == n))
+        .collect();
+    picked.sort_by(|a, b| node_name(a).cmp(node_name(b)));
+    picked
+}
+
+/// Renders the GPUs of `nodes` in `format`, sorted by node, then index; only
+/// those of the node named `node`, when given.
+pub fn render_gpus(
+    nodes: &[NodeStatus],
+    format: Format,
+    node: Option<&str>,
+) -> Result<String, CliError> {
+    let all: Vec<&NodeStatus> = nodes.iter().collect();
+    match format {
+        Format::Table | Format::Wide => Ok(gpu_text(&all, format == Format::Wide, node)),
+        Format::Json | Format::Yaml => {
+            let mut gpus = Vec::new();
+            let mut nodes_without_gpus = Vec::new();
+            for status in gpu_nodes(&all, node) {
+                let name = node_name(status);
+                let found = status
+                    .latest
+                    .as_ref()
+                    .map(crate::gpus::node_gpus)
+                    .unwrap_or_default();
+                if found.is_empty() {
+                    nodes_without_gpus.push(NodeWithoutGpus {
+                        node: name,
+                        reasons: no_gpu_reasons(status),
+                    });
+                }
+                let mut found: Vec<GpuEntry<'_>> = found
+                    .into_iter()
+                    .map(|g| GpuEntry {
+                        node: name,
+                        source: crate::gpus::source_name(g.source),
+                        pods: g.pods,
+                        gpu: g.gpu,
+                    })
+                    .collect();
+                found.sort_by(|a, b| (a.gpu.index, &a.gpu.uuid).cmp(&(b.gpu.index, &b.gpu.uuid)));
+                gpus.extend(found);
+            }
+            let doc = GpuList {
+                count: gpus.len(),
+                gpus,
+                nodes_without_gpus,
+            };
+            document(&doc, format == Format::Yaml)
+        }
+    }
+}
+
+/// The `table` (or `wide`) text of the GPUs of `nodes` (only `node`'s when
+/// given). When none of them reported a GPU, each node's reason instead, one
+/// line per node: `node-1: NVML library not found: ...`.
+pub(crate) fn gpu_text(nodes: &[&NodeStatus], wide: bool, node: Option<&str>) -> String {
+    let node = node.filter(|n| !n.is_empty());
+    let picked = gpu_nodes(nodes, node);
+    if picked.is_empty() {
+        return match node {
+            Some(n) => format!("No node named {n} has reported to the coordinator.\n"),
+            None => NO_NODES.to_owned(),
+        };
+    }
+    let mut rows: Vec<GpuSummary<'_>> = Vec::new();
+    for status in &picked {
+        let mut gpus = GpuSummary::of_node(status);
+        gpus.sort_by(|a, b| (a.index, a.uuid).cmp(&(b.index, b.uuid)));
+        rows.extend(gpus);
+    }
+    if rows.is_empty() {
+        let mut text = match node {
+            Some(n) => format!("No GPUs found on node {n}:\n"),
+            None => "No GPUs found on any node:\n".to_owned(),
+        };
+        for status in &picked {
+            let name = Some(node_name(status)).filter(|n| !n.is_empty());
+            text.push_str(name.unwrap_or(UNKNOWN));
+            text.push_str(": ");
+            text.push_str(&no_gpu_reasons(status).join("; "));
+            text.push('\n');
+        }
+        return text;
+    }
+    gpu_table(&rows, wide)
+}
+
+/// Why a node reported no GPU: its GPU section's `missing` reasons (a reason
+/// about a field other than `gpus` is prefixed with the field), or what is
+/// lacking when it gave none.
+pub(crate) fn no_gpu_reasons(status: &NodeStatus) -> Vec<String> {
+    let Some(report) = status.latest.as_ref() else {
+        return vec!["no report received yet".to_owned()];
+    };
+    let Some(section) = report.gpu.as_ref() else {
+        return vec!["its report has no GPU section".to_owned()];
+    };
+    if section.missing.is_empty() {
+        let source = GpuSource::try_from(section.source)
+            .ok()
+            .filter(|s| *s != GpuSource::Unspecified);
+        return vec![match source {
+            Some(s) => format!(
+                "the GPU source ({}) reported no GPU",
+                crate::gpus::source_name(s)
+            ),
+            None => "no GPU reported".to_owned(),
+        }];
+    }
+    section
+        .missing
+        .iter()
+        .map(|m| {
+            if m.field.is_empty() || m.field == "gpus" {
+                m.reason.clone()
+            } else {
+                format!("{}: {}", m.field, m.reason)
+            }
+        })
+        .collect()
+}
+
+/// The `table` (or `wide`) rows of GPUs, in the order given.
+pub(crate) fn gpu_table(gpus: &[GpuSummary<'_>], wide: bool) -> String {
+    let mut header = GPU_TABLE_HEADER.to_vec();
+    if wide {
+        header.extend(GPU_WIDE_EXTRA_HEADER);
+    }
+    let mut t = Table::new(header);
+    for g in gpus {
+        let mut row = vec![
+            text(g.node),
+            g.index.to_string(),
+            text(g.model),
+            text(g.utilization_percent.map(whole_percent)),
+            gpu_memory(g.memory_used_bytes, g.memory_total_bytes),
+            text(g.power_watts.map(watts)),
+            text(g.temperature_celsius.map(|c| format!("{c:.0}°C"))),
+            text(g.pods.as_ref().map(|p| {
+                if p.is_empty() {
+                    NO_PODS.to_owned()
+                } else {
+                    p.join(",")
+                }
+            })),
+        ];
+        if wide {
+            row.extend([
+                text(g.uuid),
+                text(g.source.map(crate::gpus::source_name)),
+                text(g.power_limit_watts.map(watts)),
+                text(g.sm_clock_mhz.map(|m| format!("{m}MHz"))),
+                text(g.sm_active_percent.map(whole_percent)),
+                text(g.tensor_active_percent.map(whole_percent)),
+                text(g.processes),
+            ]);
+        }
+        t.push(row);
+    }
+    t.render()
+}
+
+/// `used/total` in IEC units; `<unknown>` for either part that is absent, and
+/// for the whole cell when both are.
+fn gpu_memory(used: Option<u64>, total: Option<u64>) -> String {
+    if used.is_none() && total.is_none() {
+        return UNKNOWN.to_owned();
+    }
+    format!(
+        "{}/{}",
+        text(used.map(units::bytes_iec)),
+        text(total.map(units::bytes_iec))
+    )
+}
+
+fn whole_percent(p: f64) -> String {
+    format!("{p:.0}%")
+}
+
+fn watts(w: f64) -> String {
+    format!("{w:.0}W")
 }
 
 fn text(value: Option<impl ToString>) -> String {
@@ -684,6 +918,216 @@ mod tests {
             assert!(yaml.ends_with("count: 4\n"), "{yaml}");
             let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
             assert_eq!(from_yaml["pods"][0]["pod"]["name"], "c");
+        }
+    }
+
+    mod gpus {
+        use super::rows;
+        use crate::cli::render::*;
+        use crate::cli::table::column_starts;
+        use aistor_proto::v1::{GpuAllocation, GpuSection, Missing, NodeIdentity, NodeReport, Pod};
+
+        fn node(name: &str, section: Option<GpuSection>) -> NodeStatus {
+            NodeStatus {
+                name: name.to_owned(),
+                state: NodeState::Ready as i32,
+                latest: Some(NodeReport {
+                    node: Some(NodeIdentity {
+                        name: name.to_owned(),
+                        ..Default::default()
+                    }),
+                    pods: vec![Pod {
+                        uid: "u1".to_owned(),
+                        name: "trainer".to_owned(),
+                        namespace: "ml".to_owned(),
+                        ..Default::default()
+                    }],
+                    gpu: section,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        }
+
+        fn nvml(gpus: Vec<Gpu>) -> Option<GpuSection> {
+            Some(GpuSection {
+                source: GpuSource::Nvml as i32,
+                gpus,
+                ..Default::default()
+            })
+        }
+
+        fn gpu(index: u32) -> Gpu {
+            Gpu {
+                index,
+                uuid: format!("GPU-{index}"),
+                model: "NVIDIA L4".to_owned(),
+                ..Default::default()
+            }
+        }
+
+        fn missing(field: &str, reason: &str) -> Missing {
+            Missing {
+                field: field.to_owned(),
+                reason: reason.to_owned(),
+            }
+        }
+
+        #[test]
+        fn rows_are_sorted_by_node_then_index_and_aligned() {
+            let nodes = [
+                node("b", nvml(vec![gpu(1), gpu(0)])),
+                node("a", nvml(vec![gpu(7)])),
+                node("c", None),
+            ];
+            for format in [Format::Table, Format::Wide] {
+                let out = render_gpus(&nodes, format, None).unwrap();
+                let keys: Vec<(&str, &str)> =
+                    rows(&out).iter().skip(1).map(|r| (r[0], r[1])).collect();
+                assert_eq!(keys, [("a", "7"), ("b", "0"), ("b", "1")], "{out}");
+                let lines: Vec<&str> = out.lines().collect();
+                let starts = column_starts(lines[0]);
+                for line in &lines {
+                    assert_eq!(column_starts(line), starts, "{format:?} line {line:?}");
+                }
+            }
+            let out = render_gpus(&nodes, Format::Table, Some("b")).unwrap();
+            assert_eq!(out.lines().count(), 3, "{out}");
+        }
+
+        #[test]
+        fn absent_values_are_unknown_and_no_pods_is_a_dash() {
+            let mut held = gpu(1);
+            held.memory_total_bytes = Some(24 << 30);
+            held.allocations = vec![GpuAllocation {
+                pod_name: "b".to_owned(),
+                pod_namespace: "x".to_owned(),
+                ..Default::default()
+            }];
+            let mut unread = gpu(2);
+            unread.missing = vec![missing("processes", "not supported")];
+            let nodes = [node("n", nvml(vec![gpu(0), held, unread]))];
+            let out = render_gpus(&nodes, Format::Wide, None).unwrap();
+            let r = rows(&out);
+            assert_eq!(
+                r[0].len(),
+                GPU_TABLE_HEADER.len() + GPU_WIDE_EXTRA_HEADER.len()
+            );
+            // Nothing measured: unknown everywhere, but no pod and no process is known.
+            assert_eq!(
+                r[1],
+                [
+                    "n",
+                    "0",
+                    "NVIDIA L4",
+                    UNKNOWN,
+                    UNKNOWN,
+                    UNKNOWN,
+                    UNKNOWN,
+                    NO_PODS,
+                    "GPU-0",
+                    "nvml",
+                    UNKNOWN,
+                    UNKNOWN,
+                    UNKNOWN,
+                    UNKNOWN,
+                    "0"
+                ]
+            );
+            assert_eq!(r[2][4], "<unknown>/24Gi", "{out}");
+            assert_eq!(r[2][7], "x/b");
+            assert_eq!(r[3][7], UNKNOWN, "processes not listed: pods unknown");
+            assert_eq!(r[3][14], UNKNOWN);
+            assert!(
+                !out.contains(" 0%"),
+                "no zero stands in for a missing value:\n{out}"
+            );
+        }
+
+        #[test]
+        fn without_any_gpu_each_node_says_why() {
+            let nodes = [
+                node(
+                    "b",
+                    Some(GpuSection {
+                        source: GpuSource::Nvml as i32,
+                        missing: vec![
+                            missing(
+                                "driver_version",
+                                "nvmlSystemGetDriverVersion: Uninitialized",
+                            ),
+                            missing("gpus", "nvmlDeviceGetCount: Uninitialized"),
+                        ],
+                        ..Default::default()
+                    }),
+                ),
+                node("a", None),
+                node("d", nvml(vec![])),
+                node(
+                    "e",
+                    Some(GpuSection {
+                        source: 0,
+                        ..Default::default()
+                    }),
+                ),
+                NodeStatus {
+                    name: "c".to_owned(),
+                    ..Default::default()
+                },
+            ];
+            let out = render_gpus(&nodes, Format::Table, None).unwrap();
+            assert_eq!(
+                out,
+                "No GPUs found on any node:\n\
+                 a: its report has no GPU section\n\
+                 b: driver_version: nvmlSystemGetDriverVersion: Uninitialized; nvmlDeviceGetCount: Uninitialized\n\
+                 c: no report received yet\n\
+                 d: the GPU source (nvml) reported no GPU\n\
+                 e: no GPU reported\n"
+            );
+            assert_eq!(
+                render_gpus(&nodes, Format::Wide, Some("d")).unwrap(),
+                "No GPUs found on node d:\nd: the GPU source (nvml) reported no GPU\n"
+            );
+            assert_eq!(render_gpus(&[], Format::Table, None).unwrap(), NO_NODES);
+            assert_eq!(
+                render_gpus(&nodes, Format::Table, Some("z")).unwrap(),
+                "No node named z has reported to the coordinator.\n"
+            );
+            let json = render_gpus(&nodes, Format::Json, Some("z")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                v,
+                serde_json::json!({"gpus": [], "count": 0, "nodes_without_gpus": []})
+            );
+        }
+
+        #[test]
+        fn json_names_the_source_and_pods_with_every_gpu_field() {
+            let mut busy = gpu(0);
+            busy.utilization_percent = Some(50.0);
+            busy.processes = vec![aistor_proto::v1::GpuProcess {
+                pid: 9,
+                pod_uid: "u1".to_owned(),
+                ..Default::default()
+            }];
+            let nodes = [node("n", nvml(vec![gpu(1), busy])), node("m", None)];
+            let json = render_gpus(&nodes, Format::Json, None).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v["count"], 2);
+            assert_eq!(v["gpus"][0]["node"], "n");
+            assert_eq!(v["gpus"][0]["source"], "nvml");
+            assert_eq!(v["gpus"][0]["pods"], serde_json::json!(["ml/trainer"]));
+            assert_eq!(v["gpus"][0]["gpu"]["utilization_percent"], 50.0);
+            assert_eq!(v["gpus"][1]["gpu"]["index"], 1);
+            assert_eq!(v["gpus"][1]["pods"], serde_json::json!([]));
+            assert_eq!(
+                v["nodes_without_gpus"],
+                serde_json::json!([{"node": "m", "reasons": ["its report has no GPU section"]}])
+            );
+            let yaml = render_gpus(&nodes, Format::Yaml, None).unwrap();
+            let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+            assert_eq!(from_yaml, v);
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The handful of values a person looks at, pulled out of a `NodeStatus`
-//! ([`NodeSummary`]) or a `PodStatus` ([`PodSummary`]). Every value a report did
-//! not carry is `None` (printed as `<unknown>`), never 0: proto `optional` fields,
-//! unset messages, and the identity fields the agent leaves at 0 or empty when it
-//! could not read them.
+//! ([`NodeSummary`], and [`GpuSummary`] for each of its GPUs) or a `PodStatus`
+//! ([`PodSummary`]). Every value a report did not carry is `None` (printed as
+//! `<unknown>`), never 0: proto `optional` fields, unset messages, and the
+//! identity fields the agent leaves at 0 or empty when it could not read them.
 
-use aistor_proto::v1::{CgroupMode, NodeReport, NodeState, NodeStatus, PodStatus};
+use aistor_proto::v1::{CgroupMode, Gpu, GpuSource, NodeReport, NodeState, NodeStatus, PodStatus};
 
 use crate::convert::whole_disk_rates;
+use crate::gpus::node_gpus;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodeSummary<'a> {
@@ -38,14 +39,8 @@ impl<'a> NodeSummary<'a> {
         // coordinator's decisions never disagree about a node's throughput.
         let (disk_read, disk_write) = report.map_or((None, None), whole_disk_rates);
 
-        let name = if status.name.is_empty() {
-            identity.map_or("", |n| n.name.as_str())
-        } else {
-            status.name.as_str()
-        };
-
         Self {
-            name,
+            name: node_name(status),
             state: NodeState::try_from(status.state)
                 .ok()
                 .filter(|s| *s != NodeState::Unspecified),
@@ -92,6 +87,19 @@ impl<'a> NodeSummary<'a> {
     }
 }
 
+/// The node's name: the coordinator's, else the one the agent reported ("" if neither).
+pub(crate) fn node_name(status: &NodeStatus) -> &str {
+    if status.name.is_empty() {
+        status
+            .latest
+            .as_ref()
+            .and_then(|r| r.node.as_ref())
+            .map_or("", |n| n.name.as_str())
+    } else {
+        status.name.as_str()
+    }
+}
+
 /// Pods found on the node; unknown when the agent says it could not look.
 fn pod_count(report: &NodeReport) -> Option<usize> {
     let could_not_look = report.missing.iter().any(|m| m.field == "pods");
@@ -110,6 +118,82 @@ fn gpu_count(report: &NodeReport) -> Option<usize> {
         None
     } else {
         Some(gpu.gpus.len())
+    }
+}
+
+/// The values of one GPU that `aistorctl gpus` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GpuSummary<'a> {
+    pub(crate) node: Option<&'a str>,
+    pub(crate) index: u32,
+    pub(crate) uuid: Option<&'a str>,
+    pub(crate) model: Option<&'a str>,
+    /// Where the node's GPU section came from; unknown when unspecified.
+    pub(crate) source: Option<GpuSource>,
+    pub(crate) utilization_percent: Option<f64>,
+    pub(crate) memory_used_bytes: Option<u64>,
+    pub(crate) memory_total_bytes: Option<u64>,
+    pub(crate) power_watts: Option<f64>,
+    pub(crate) power_limit_watts: Option<f64>,
+    pub(crate) temperature_celsius: Option<f64>,
+    pub(crate) sm_clock_mhz: Option<u32>,
+    pub(crate) sm_active_percent: Option<f64>,
+    pub(crate) tensor_active_percent: Option<f64>,
+    /// Processes running on the GPU; unknown when the agent could not list them.
+    pub(crate) processes: Option<usize>,
+    /// `namespace/name` of the pods on the GPU, by the coordinator's rule
+    /// ([`crate::gpus::node_gpus`]). Unknown, rather than none, when none were
+    /// found but the agent could not list the GPU's processes or allocations.
+    pub(crate) pods: Option<Vec<String>>,
+}
+
+impl<'a> GpuSummary<'a> {
+    /// Every GPU of the node's latest report, in the report's order.
+    pub(crate) fn of_node(status: &'a NodeStatus) -> Vec<Self> {
+        let Some(report) = status.latest.as_ref() else {
+            return Vec::new();
+        };
+        let node = Some(node_name(status)).filter(|n| !n.is_empty());
+        node_gpus(report)
+            .into_iter()
+            .map(|g| {
+                let gpu = g.gpu;
+                let lacks = |field: &str| gpu.missing.iter().any(|m| m.field == field);
+                let processes_unread = lacks("gpu") || lacks("processes");
+                let holders_unread = processes_unread || lacks("allocations");
+                let gpm = gpu.gpm.as_ref();
+                Self {
+                    node,
+                    index: gpu.index,
+                    uuid: Some(gpu.uuid.as_str()).filter(|v| !v.is_empty()),
+                    model: Some(gpu.model.as_str()).filter(|v| !v.is_empty()),
+                    source: Some(g.source).filter(|s| *s != GpuSource::Unspecified),
+                    utilization_percent: finite(gpu.utilization_percent),
+                    memory_used_bytes: gpu.memory_used_bytes,
+                    memory_total_bytes: gpu.memory_total_bytes.filter(|v| *v > 0),
+                    power_watts: finite(gpu.power_watts),
+                    power_limit_watts: finite(gpu.power_limit_watts),
+                    temperature_celsius: finite(gpu.temperature_celsius),
+                    sm_clock_mhz: gpu.sm_clock_mhz,
+                    sm_active_percent: finite(gpm.and_then(|m| m.sm_active_percent)),
+                    tensor_active_percent: finite(gpm.and_then(|m| m.tensor_active_percent)),
+                    processes: process_count(gpu, processes_unread),
+                    pods: Some(g.pods).filter(|p| !p.is_empty() || !holders_unread),
+                }
+            })
+            .collect()
+    }
+}
+
+fn finite(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| v.is_finite())
+}
+
+fn process_count(gpu: &Gpu, unread: bool) -> Option<usize> {
+    if gpu.processes.is_empty() && unread {
+        None
+    } else {
+        Some(gpu.processes.len())
     }
 }
 
@@ -190,7 +274,8 @@ mod tests {
     use super::*;
     use aistor_proto::v1::{
         CgroupCpu, CgroupIo, CgroupMemory, CgroupUsage, Container, Disk, DiskKind, DiskRates,
-        GpuSection, IoRates, Missing, NodeCpu, NodeIdentity, NodeMemory, NodeUsage, Pod,
+        GpmMetrics, GpuAllocation, GpuProcess, GpuSection, IoRates, Missing, NodeCpu, NodeIdentity,
+        NodeMemory, NodeUsage, Pod,
     };
 
     fn disk(name: &str, kind: DiskKind, rates: Option<(f64, f64)>) -> Disk {
@@ -363,6 +448,138 @@ mod tests {
         let s = NodeSummary::of(&st);
         assert_eq!(s.pods, None);
         assert_eq!(s.gpus, None);
+    }
+
+    fn gpu_status(name: &str, identity_name: &str, pods: Vec<Pod>, gpus: Vec<Gpu>) -> NodeStatus {
+        NodeStatus {
+            name: name.to_owned(),
+            latest: Some(NodeReport {
+                node: Some(NodeIdentity {
+                    name: identity_name.to_owned(),
+                    ..Default::default()
+                }),
+                pods,
+                gpu: Some(GpuSection {
+                    source: GpuSource::Nvml as i32,
+                    gpus,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn lacking(fields: &[&str]) -> Vec<Missing> {
+        fields
+            .iter()
+            .map(|f| Missing {
+                field: (*f).to_owned(),
+                reason: "not read".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gpu_values_come_from_the_documented_fields() {
+        let gpu = Gpu {
+            index: 3,
+            uuid: "GPU-3".to_owned(),
+            model: "NVIDIA A100".to_owned(),
+            memory_used_bytes: Some(0),
+            memory_total_bytes: Some(40 << 30),
+            utilization_percent: Some(55.0),
+            power_watts: Some(250.0),
+            power_limit_watts: Some(400.0),
+            temperature_celsius: Some(f64::NAN),
+            sm_clock_mhz: Some(1410),
+            gpm: Some(GpmMetrics {
+                sm_active_percent: Some(40.0),
+                tensor_active_percent: None,
+                ..Default::default()
+            }),
+            processes: vec![GpuProcess {
+                pid: 1,
+                pod_uid: "u1".to_owned(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let trainer = Pod {
+            uid: "u1".to_owned(),
+            name: "trainer".to_owned(),
+            namespace: "ml".to_owned(),
+            ..Default::default()
+        };
+        let st = gpu_status("", "from-identity", vec![trainer], vec![gpu]);
+        assert_eq!(
+            GpuSummary::of_node(&st),
+            [GpuSummary {
+                node: Some("from-identity"),
+                index: 3,
+                uuid: Some("GPU-3"),
+                model: Some("NVIDIA A100"),
+                source: Some(GpuSource::Nvml),
+                utilization_percent: Some(55.0),
+                memory_used_bytes: Some(0),
+                memory_total_bytes: Some(40 << 30),
+                power_watts: Some(250.0),
+                power_limit_watts: Some(400.0),
+                temperature_celsius: None,
+                sm_clock_mhz: Some(1410),
+                sm_active_percent: Some(40.0),
+                tensor_active_percent: None,
+                processes: Some(1),
+                pods: Some(vec!["ml/trainer".to_owned()]),
+            }]
+        );
+    }
+
+    #[test]
+    fn gpu_pods_and_processes_are_unknown_only_when_unread() {
+        let gpu = |missing: &[&str]| Gpu {
+            missing: lacking(missing),
+            ..Default::default()
+        };
+        let st = gpu_status(
+            "n1",
+            "",
+            vec![],
+            vec![
+                gpu(&[]),
+                gpu(&["processes"]),
+                gpu(&["allocations"]),
+                gpu(&["gpu"]),
+                Gpu {
+                    allocations: vec![GpuAllocation {
+                        pod_name: "p".to_owned(),
+                        pod_namespace: "ns".to_owned(),
+                        ..Default::default()
+                    }],
+                    ..gpu(&["processes"])
+                },
+            ],
+        );
+        let got: Vec<_> = GpuSummary::of_node(&st)
+            .into_iter()
+            .map(|g| (g.processes, g.pods))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Everything read, nothing there: none, not unknown.
+                (Some(0), Some(vec![])),
+                (None, None),
+                // Processes read (none), holders not: who holds it is unknown.
+                (Some(0), None),
+                (None, None),
+                // A holder is known even when processes were not read.
+                (None, Some(vec!["ns/p".to_owned()])),
+            ]
+        );
+        assert_eq!(GpuSummary::of_node(&st)[0].uuid, None, "empty is unknown");
+        assert_eq!(GpuSummary::of_node(&st)[0].node, Some("n1"));
+        assert!(GpuSummary::of_node(&NodeStatus::default()).is_empty());
     }
 
     fn pod_status(pod: Pod) -> PodStatus {

@@ -1,6 +1,7 @@
 //! `aistorctl top`: live views until Ctrl-C (or `--frames N`).
 //!
 //! - `nodes`: fed by the `WatchNodes` stream, redrawn on changes.
+//! - `gpus`: the same stream as `nodes`, drawn as the `gpus` table.
 //! - `pods`: there is no pod watch, so `ListPods` is polled every `--interval`.
 //!
 //! Both draw frames the same way ([`Screen`]): on a terminal the screen is cleared
@@ -9,6 +10,7 @@
 //! reached the last table stays under an error line while [`Backoff`] spaces the
 //! retries.
 
+pub(crate) mod gpus;
 pub(crate) mod nodes;
 pub(crate) mod pods;
 
@@ -58,6 +60,11 @@ impl Screen {
             frames,
             drawn: 0,
         }
+    }
+
+    /// Whether frames go to a terminal (cleared between frames).
+    pub(super) fn terminal(&self) -> bool {
+        self.terminal
     }
 
     /// Writes one frame; `true` when it was the last one `--frames` asked for.

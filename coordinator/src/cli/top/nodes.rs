@@ -6,6 +6,9 @@
 //! does not flash a partial table. When the stream ends or fails, the last table
 //! stays on screen under an error line while the watch is re-established with a
 //! short backoff. Ctrl-C exits 0; `--frames N` exits 0 after N frames.
+//!
+//! [`watch`] is that loop with the drawing left to its caller: `top gpus` (see
+//! `gpus`) draws the same stream as a GPU table.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,7 +25,7 @@ use super::{Backoff, Screen, interrupted};
 use crate::cli::args::TopNodesArgs;
 use crate::cli::client;
 use crate::cli::error::CliError;
-use crate::cli::render::{self, NO_NODES};
+use crate::cli::render;
 
 /// Quiet time after a `KIND_EXISTING` event before the first frame is drawn.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -55,8 +58,9 @@ impl TopView {
         }
     }
 
-    /// One frame: the error line, if any, above the table.
-    pub(crate) fn frame(&self, now_unix_nanos: u64) -> String {
+    /// One frame: the error line, if any, above what `draw` makes of the nodes
+    /// (sorted by name).
+    pub(crate) fn frame(&self, draw: impl Fn(&[&NodeStatus]) -> String) -> String {
         let mut text = String::new();
         if let Some(error) = &self.error {
             text.push_str(error);
@@ -64,11 +68,7 @@ impl TopView {
         }
         if self.listed {
             let nodes: Vec<&NodeStatus> = self.nodes.values().collect();
-            if nodes.is_empty() {
-                text.push_str(NO_NODES);
-            } else {
-                text.push_str(&render::table(&nodes, false, now_unix_nanos));
-            }
+            text.push_str(&draw(&nodes));
         }
         text
     }
@@ -144,10 +144,26 @@ pub(crate) async fn run(
     terminal: bool,
     out: &mut (impl Write + Send),
 ) -> Result<(), CliError> {
+    // `table` says so when there are no nodes.
+    let draw = |nodes: &[&NodeStatus], now| render::table(nodes, false, now);
+    let screen = Screen::new(terminal, args.frames);
+    watch(url, args.interval, screen, out, draw).await
+}
+
+/// Follows `WatchNodes` at `url`, drawing each frame with `draw(nodes, now)`
+/// (nodes sorted by name, `now` the wall clock in Unix nanoseconds) at most once
+/// per `interval`, until Ctrl-C or the screen's last frame.
+pub(super) async fn watch(
+    url: &str,
+    interval: Duration,
+    mut screen: Screen,
+    out: &mut (impl Write + Send),
+    draw: impl Fn(&[&NodeStatus], u64) -> String,
+) -> Result<(), CliError> {
+    let terminal = screen.terminal();
     let mut view = TopView::default();
     let mut link = subscribe(url.to_owned(), Duration::ZERO);
     let mut backoff = Backoff::new();
-    let mut screen = Screen::new(terminal, args.frames);
     let mut owed: Option<Instant> = None;
     let mut last_draw: Option<Instant> = None;
     // Set while the initial listing of a subscription is arriving.
@@ -157,13 +173,14 @@ pub(crate) async fn run(
     tokio::pin!(interrupted);
 
     loop {
-        let draw_at = next_draw(owed, last_draw, terminal, args.interval);
+        let draw_at = next_draw(owed, last_draw, terminal, interval);
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             biased;
             () = &mut interrupted => return Ok(()),
             () = tokio::time::sleep_until(draw_at.unwrap_or(far)), if draw_at.is_some() => {
-                let done = screen.draw(out, &view.frame(crate::cli::now_unix_nanos()))?;
+                let now = crate::cli::now_unix_nanos();
+                let done = screen.draw(out, &view.frame(|nodes| draw(nodes, now)))?;
                 last_draw = Some(Instant::now());
                 owed = None;
                 listing_since = None;
@@ -229,7 +246,12 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::render::NO_NODES;
     use aistor_proto::v1::NodeState;
+
+    fn table(view: &TopView) -> String {
+        view.frame(|nodes| render::table(nodes, false, 0))
+    }
 
     fn event(kind: node_event::Kind, name: &str, state: NodeState) -> NodeEvent {
         NodeEvent {
@@ -245,18 +267,14 @@ mod tests {
     #[test]
     fn events_replace_a_node_and_the_error_sits_above_the_table() {
         let mut view = TopView::default();
-        assert_eq!(
-            view.frame(0),
-            "",
-            "nothing to show before the first listing"
-        );
+        assert_eq!(table(&view), "", "nothing to show before the first listing");
         view.subscribed();
-        assert_eq!(view.frame(0), NO_NODES);
+        assert_eq!(table(&view), NO_NODES);
         view.apply(event(node_event::Kind::Existing, "b", NodeState::Ready));
         view.apply(event(node_event::Kind::Existing, "a", NodeState::Ready));
         view.apply(event(node_event::Kind::Updated, "b", NodeState::Stale));
         view.error = Some("error: gone".to_owned());
-        let frame = view.frame(0);
+        let frame = table(&view);
         let lines: Vec<&str> = frame.lines().collect();
         assert_eq!(lines[0], "error: gone");
         assert!(lines[1].starts_with("NAME   STATUS   CPU"), "{frame}");
@@ -265,7 +283,7 @@ mod tests {
         assert_eq!(lines.len(), 4);
 
         view.subscribed();
-        assert_eq!(view.frame(0), NO_NODES, "a new subscription starts afresh");
+        assert_eq!(table(&view), NO_NODES, "a new subscription starts afresh");
     }
 
     #[test]
