@@ -62,13 +62,22 @@ async fn agent(
     grpc: SocketAddr,
     interval: Duration,
 ) -> Running<Result<(), aistor_agent::Error>> {
+    agent_with_gpus(node, grpc, interval, Default::default()).await
+}
+
+async fn agent_with_gpus(
+    node: &str,
+    grpc: SocketAddr,
+    interval: Duration,
+    gpu: aistor_agent::config::GpuConfig,
+) -> Running<Result<(), aistor_agent::Error>> {
     let config = RunConfig {
         host: HostConfig {
             host_root: "/".into(),
             node_name: node.into(),
             disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
             pods: PodConfig::default(),
-            gpu: Default::default(),
+            gpu,
         },
         coordinator: format!("http://{grpc}"),
         interval,
@@ -484,6 +493,105 @@ async fn a_measurement_run_goes_to_its_node_and_the_result_comes_back() {
     let (code, _) = http_get(bound.http, "/api/v1/measurements/nope").await;
     assert_eq!(code, 404);
 
+    agent.stop().await.unwrap();
+    coord.stop().await.unwrap();
+}
+
+/// Serves one fixed body over HTTP/1.1 on loopback, like a node's dcgm-exporter.
+async fn serve_payload(body: String) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_dcgm_exporter_payload_reaches_the_gpu_view() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../agent/tests/fixtures/dcgm/l40s-upcloud.prom"
+    );
+    let exporter = serve_payload(std::fs::read_to_string(fixture).unwrap()).await;
+    let (bound, coord) = coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let gpu = aistor_agent::config::GpuConfig {
+        source: aistor_agent::config::GpuSourceKind::Dcgm,
+        dcgm_url: format!("http://{exporter}/metrics"),
+        ..Default::default()
+    };
+    let agent = agent_with_gpus("gpu-node", bound.grpc, Duration::from_millis(200), gpu).await;
+
+    let gpus = eventually(Duration::from_secs(10), async || {
+        let (_, body) = http_get(bound.http, "/api/v1/gpus").await;
+        (body["count"] == 1).then_some(body)
+    })
+    .await
+    .expect("the exporter's GPU in /api/v1/gpus");
+    let g = &gpus["gpus"][0];
+    assert_eq!(g["node"], "gpu-node");
+    assert_eq!(g["model"], "NVIDIA L40S");
+    assert_eq!(g["uuid"], "GPU-5b4e07f6-3a86-4340-039d-25f2a83cdc43");
+    assert_eq!(g["source"], "dcgm_exporter");
+    for figure in [
+        "utilization_percent",
+        "memory_used_bytes",
+        "power_watts",
+        "temperature_celsius",
+    ] {
+        assert!(
+            g[figure].is_number(),
+            "{figure} mapped from the payload: {g}"
+        );
+    }
+    // The full report keeps the section as the agent sent it.
+    let (_, node) = http_get(bound.http, "/api/v1/nodes/gpu-node").await;
+    assert_eq!(node["report"]["gpu"]["source"], "dcgm_exporter");
+    assert_eq!(node["report"]["gpu"]["gpus"][0]["index"], 0);
+
+    agent.stop().await.unwrap();
+    coord.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nvml_the_report_says_why() {
+    let (bound, coord) = coordinator("127.0.0.1:0".parse().unwrap()).await;
+    let gpu = aistor_agent::config::GpuConfig {
+        source: aistor_agent::config::GpuSourceKind::Nvml,
+        nvml_library: Some("/nonexistent/libnvidia-ml.so.1".into()),
+        ..Default::default()
+    };
+    let agent = agent_with_gpus("cpu-node", bound.grpc, Duration::from_millis(200), gpu).await;
+    let node = eventually(Duration::from_secs(5), async || {
+        get_node(bound.grpc, "cpu-node").await
+    })
+    .await
+    .expect("visible");
+    let section = node
+        .latest
+        .unwrap()
+        .gpu
+        .expect("a GPU section, empty with a reason");
+    assert!(section.gpus.is_empty());
+    let reason = &section.missing.first().expect("a reason").reason;
+    assert!(
+        reason.contains("no NVML") && reason.contains("/nonexistent/libnvidia-ml.so.1"),
+        "{reason}"
+    );
+    let (_, gpus) = http_get(bound.http, "/api/v1/gpus").await;
+    assert_eq!(gpus["count"], 0);
     agent.stop().await.unwrap();
     coord.stop().await.unwrap();
 }

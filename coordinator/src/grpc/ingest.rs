@@ -62,6 +62,7 @@ impl AgentService for Ingest {
                                 .as_ref()
                                 .map(|n| n.name.clone())
                                 .unwrap_or_default();
+                            shared.register_stream(&node, tx.clone());
                             tracing::info!(node, ?peer, "agent connected");
                         }
                         let ack = Directive {
