@@ -133,20 +133,26 @@ impl Shared {
     /// Re-evaluates staleness and announces every node whose state changed.
     pub fn refresh(&self) {
         let now = self.now();
-        let changed: Vec<pb::NodeStatus> = {
+        // Decoding a full status is only worth it when someone is watching.
+        let watched = self.inner.events.receiver_count() > 0;
+        let changed: Vec<(String, aistor_core::NodeState, Option<pb::NodeStatus>)> = {
             let mut view = self.view();
             let names = view.refresh(now.monotonic);
             let counts = view.state_counts();
             self.inner.metrics.set_node_counts(&counts);
             names
-                .iter()
-                .filter_map(|n| view.node(n))
-                .map(convert::node_status)
+                .into_iter()
+                .filter_map(|n| {
+                    let entry = view.node(&n)?;
+                    Some((n, entry.state(), watched.then(|| convert::node_status(entry))))
+                })
                 .collect()
         };
-        for status in changed {
-            tracing::info!(node = %status.name, state = ?pb::NodeState::try_from(status.state), "node state changed");
-            self.announce(status);
+        for (name, state, status) in changed {
+            tracing::info!(node = %name, ?state, "node state changed");
+            if let Some(status) = status {
+                self.announce(status);
+            }
         }
     }
 
