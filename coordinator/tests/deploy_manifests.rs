@@ -1,6 +1,8 @@
-//! Offline validation of the kustomize base in `deploy/base` (no cluster involved).
+//! Offline validation of the kustomize base in `deploy/base` and of the overlays built on it
+//! (`deploy/overlays/gpu`); no cluster involved. Every check below runs on every rendering, so an
+//! overlay keeps every property of the base; the overlay's own changes are asserted separately.
 //!
-//! 1. `kubectl kustomize deploy/base` renders the stream.
+//! 1. `kubectl kustomize <dir>` renders the stream.
 //! 2. Every document is deserialised into its k8s-openapi type by `kind` (an unknown kind fails), and
 //!    serialising it back must give the same document: a field k8s-openapi does not know (a typo) would
 //!    otherwise be dropped silently.
@@ -36,6 +38,15 @@ const COORDINATOR: &str = "aistor-coordinator";
 const KUBERNETES_VERSION: &str = "1.37.0";
 /// Capability-free, read-only verbs: the only ones the coordinator holds until actuation exists.
 const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
+/// The kustomizations rendered, relative to the repository root.
+const BASE: &str = "deploy/base";
+const GPU_OVERLAY: &str = "deploy/overlays/gpu";
+/// The env vars the NVIDIA container runtime reads; the GPU overlay sets them, the base must not.
+const NVIDIA_ENV: [(&str, &str); 2] = [
+    ("NVIDIA_VISIBLE_DEVICES", "all"),
+    ("NVIDIA_DRIVER_CAPABILITIES", "utility"),
+];
+const GPU_NODE_LABEL: &str = "nvidia.com/gpu.present";
 
 // ---------------------------------------------------------------------------------------------------
 // Rendering and typing
@@ -43,7 +54,7 @@ const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
 
 macro_rules! kinds {
     ($($kind:ident),* $(,)?) => {
-        /// Every kind the base may contain. A new kind is added here, and to the checks below.
+        /// Every kind the manifests may contain. A new kind is added here, and to the checks below.
         enum Object {
             $($kind($kind)),*
         }
@@ -57,7 +68,7 @@ macro_rules! kinds {
                         .map_err(|e| format!("{kind} does not deserialise into k8s-openapi: {e}")),)*
                     other => Err(format!(
                         "unknown kind {other:?}: add it to the test's `kinds!` list (and its checks) \
-                         or remove it from deploy/base"
+                         or remove it from the manifests"
                     )),
                 }
             }
@@ -120,13 +131,17 @@ impl Document {
 }
 
 struct Rendered {
+    /// The kustomization, relative to the repository root.
+    dir: &'static str,
     yaml: String,
     documents: Vec<Document>,
 }
 
-fn base_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base");
-    dir.canonicalize().unwrap_or(dir)
+fn repo_dir(dir: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir);
+    path.canonicalize().unwrap_or(path)
 }
 
 /// A tool the test needs is not installed: fail under `AISTOR_REQUIRE_TOOLS=1`, otherwise say so on
@@ -151,16 +166,16 @@ fn run_tool(command: &mut Command) -> Option<Output> {
     }
 }
 
-fn render() -> Option<Rendered> {
-    let dir = base_dir();
-    let Some(output) = run_tool(Command::new("kubectl").arg("kustomize").arg(&dir)) else {
-        tool_missing("kubectl", "rendering deploy/base");
+fn render(dir: &'static str) -> Option<Rendered> {
+    let path = repo_dir(dir);
+    let Some(output) = run_tool(Command::new("kubectl").arg("kustomize").arg(&path)) else {
+        tool_missing("kubectl", &format!("rendering {dir}"));
         return None;
     };
     assert!(
         output.status.success(),
         "kubectl kustomize {} failed ({}):\n{}",
-        dir.display(),
+        path.display(),
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -169,22 +184,44 @@ fn render() -> Option<Rendered> {
     let mut documents = Vec::new();
     for (index, doc) in serde_yaml_ng::Deserializer::from_str(&yaml).enumerate() {
         let raw = Value::deserialize(doc)
-            .unwrap_or_else(|e| panic!("document {index} of the rendered base is not YAML: {e}"));
+            .unwrap_or_else(|e| panic!("document {index} of the rendered {dir} is not YAML: {e}"));
         if raw.is_null() {
             continue; // an empty document between separators
         }
         let object = Object::from_value(raw.clone())
-            .unwrap_or_else(|e| panic!("document {index} of the rendered base: {e}"));
+            .unwrap_or_else(|e| panic!("document {index} of the rendered {dir}: {e}"));
         documents.push(Document { raw, object });
     }
-    assert!(!documents.is_empty(), "kustomize rendered no objects");
-    Some(Rendered { yaml, documents })
+    assert!(
+        !documents.is_empty(),
+        "kustomize rendered no objects from {dir}"
+    );
+    Some(Rendered {
+        dir,
+        yaml,
+        documents,
+    })
 }
 
-/// Rendered once per test binary; `None` when kubectl is missing (and not required).
+/// `deploy/base`, rendered once per test binary; `None` when kubectl is missing (and not required).
 fn rendered() -> Option<&'static Rendered> {
     static RENDERED: OnceLock<Option<Rendered>> = OnceLock::new();
-    RENDERED.get_or_init(render).as_ref()
+    RENDERED.get_or_init(|| render(BASE)).as_ref()
+}
+
+/// `deploy/overlays/gpu`, rendered once per test binary, like [`rendered`].
+fn rendered_gpu() -> Option<&'static Rendered> {
+    static RENDERED: OnceLock<Option<Rendered>> = OnceLock::new();
+    RENDERED.get_or_init(|| render(GPU_OVERLAY)).as_ref()
+}
+
+/// Runs `check` on the base and on every overlay. The kustomization being checked is printed first,
+/// so a failure (whose output the harness shows) names it.
+fn each_rendering(check: impl Fn(&Rendered)) {
+    for rendered in [rendered(), rendered_gpu()].into_iter().flatten() {
+        println!("checking {}", rendered.dir);
+        check(rendered);
+    }
 }
 
 impl Rendered {
@@ -193,7 +230,12 @@ impl Rendered {
             .iter()
             .filter(|d| d.object.metadata().name.as_deref() == Some(name))
             .find_map(|d| pick(&d.object))
-            .unwrap_or_else(|| panic!("the rendered base has no object named {name} of that kind"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the rendered {} has no object named {name} of that kind",
+                    self.dir
+                )
+            })
     }
 
     fn daemon_set(&self, name: &str) -> &DaemonSet {
@@ -325,66 +367,73 @@ fn differences(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<S
 
 #[test]
 fn every_document_is_a_known_kind_and_has_no_unknown_fields() {
-    let Some(rendered) = rendered() else { return };
-    let kinds: BTreeSet<&str> = rendered.documents.iter().map(|d| d.object.kind()).collect();
-    for expected in [
-        "Namespace",
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "DaemonSet",
-        "Deployment",
-        "Service",
-    ] {
-        assert!(kinds.contains(expected), "the base renders no {expected}");
-    }
-    for d in &rendered.documents {
-        let mut diff = Vec::new();
-        differences(&d.raw, &d.object.to_value(), "", &mut diff);
-        assert!(
-            diff.is_empty(),
-            "{} does not survive a k8s-openapi round trip (misspelt or misplaced fields?): {diff:#?}",
-            d.id()
-        );
-    }
+    each_rendering(|rendered| {
+        let kinds: BTreeSet<&str> = rendered.documents.iter().map(|d| d.object.kind()).collect();
+        for expected in [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "DaemonSet",
+            "Deployment",
+            "Service",
+        ] {
+            assert!(
+                kinds.contains(expected),
+                "{} renders no {expected}",
+                rendered.dir
+            );
+        }
+        for d in &rendered.documents {
+            let mut diff = Vec::new();
+            differences(&d.raw, &d.object.to_value(), "", &mut diff);
+            assert!(
+                diff.is_empty(),
+                "{} does not survive a k8s-openapi round trip (misspelt or misplaced fields?): {diff:#?}",
+                d.id()
+            );
+        }
+    });
 }
 
 #[test]
 fn namespaced_objects_live_in_aistor_system() {
-    let Some(rendered) = rendered() else { return };
-    for d in &rendered.documents {
-        let namespace = d.object.metadata().namespace.as_deref();
-        if d.object.is_namespaced() {
+    each_rendering(|rendered| {
+        for d in &rendered.documents {
+            let namespace = d.object.metadata().namespace.as_deref();
+            if d.object.is_namespaced() {
+                assert_eq!(
+                    namespace,
+                    Some(NAMESPACE),
+                    "{} must be in namespace {NAMESPACE}",
+                    d.id()
+                );
+            } else {
+                assert_eq!(
+                    namespace,
+                    None,
+                    "{} is cluster-scoped and must not name a namespace",
+                    d.id()
+                );
+            }
+            let labels = d.object.metadata().labels.clone().unwrap_or_default();
             assert_eq!(
-                namespace,
-                Some(NAMESPACE),
-                "{} must be in namespace {NAMESPACE}",
-                d.id()
-            );
-        } else {
-            assert_eq!(
-                namespace,
-                None,
-                "{} is cluster-scoped and must not name a namespace",
+                labels.get("app.kubernetes.io/part-of").map(String::as_str),
+                Some("aistor"),
+                "{} must carry app.kubernetes.io/part-of: aistor",
                 d.id()
             );
         }
-        let labels = d.object.metadata().labels.clone().unwrap_or_default();
-        assert_eq!(
-            labels.get("app.kubernetes.io/part-of").map(String::as_str),
-            Some("aistor"),
-            "{} must carry app.kubernetes.io/part-of: aistor",
-            d.id()
+        assert!(
+            rendered
+                .documents
+                .iter()
+                .any(|d| matches!(&d.object, Object::Namespace(n)
+                if n.metadata.name.as_deref() == Some(NAMESPACE))),
+            "{} must create the {NAMESPACE} namespace",
+            rendered.dir
         );
-    }
-    assert!(
-        rendered
-            .documents
-            .iter()
-            .any(|d| matches!(&d.object, Object::Namespace(n)
-            if n.metadata.name.as_deref() == Some(NAMESPACE))),
-        "the base must create the {NAMESPACE} namespace"
-    );
+    });
 }
 
 fn assert_hardened(owner: &str, pod: &PodSpec, container: &Container) {
@@ -460,237 +509,240 @@ fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
 
 #[test]
 fn agent_daemon_set_reads_the_host_safely() {
-    let Some(rendered) = rendered() else { return };
-    let ds = rendered.daemon_set(AGENT);
-    let pod = pod_spec_of_daemon_set(ds);
-    let who = format!("DaemonSet/{AGENT}");
+    each_rendering(|rendered| {
+        let ds = rendered.daemon_set(AGENT);
+        let pod = pod_spec_of_daemon_set(ds);
+        let who = format!("DaemonSet/{AGENT}");
 
-    assert_eq!(
-        pod.host_pid,
-        Some(true),
-        "{who}: hostPID must be true (GPU processes and /proc/<pid>/cgroup need host PIDs)"
-    );
-    assert!(
-        pod.tolerations
-            .iter()
-            .flatten()
-            .any(|t| t.operator.as_deref() == Some("Exists")
-                && t.key.is_none()
-                && t.effect.is_none()),
-        "{who} must tolerate every taint: a toleration with operator Exists and no key or effect"
-    );
-
-    // Every hostPath volume is mounted read-only wherever it is mounted.
-    let host_paths: BTreeMap<&str, &str> = pod
-        .volumes
-        .iter()
-        .flatten()
-        .filter_map(|v| Some((v.name.as_str(), v.host_path.as_ref()?.path.as_str())))
-        .collect();
-    assert!(!host_paths.is_empty(), "{who} mounts no hostPath volume");
-    for container in all_containers(pod) {
-        for mount in container.volume_mounts.iter().flatten() {
-            if let Some(host_path) = host_paths.get(mount.name.as_str()) {
-                assert_eq!(
-                    mount.read_only,
-                    Some(true),
-                    "{who} container {}: hostPath {host_path} mounted at {} must be readOnly",
-                    container.name,
-                    mount.mount_path
-                );
-            }
-        }
-    }
-
-    let agent = pod
-        .containers
-        .iter()
-        .find(|c| c.name == "agent")
-        .unwrap_or_else(|| panic!("{who} has no container named agent"));
-
-    // /proc and /sys are mounted under the configured host root.
-    let host_root = env_value(agent, "AISTOR_AGENT_HOST_ROOT")
-        .unwrap_or_else(|| panic!("{who}: AISTOR_AGENT_HOST_ROOT is not set"));
-    for host in ["/proc", "/sys"] {
-        let want = format!("{host_root}{host}");
+        assert_eq!(
+            pod.host_pid,
+            Some(true),
+            "{who}: hostPID must be true (GPU processes and /proc/<pid>/cgroup need host PIDs)"
+        );
         assert!(
-            agent
-                .volume_mounts
+            pod.tolerations
                 .iter()
                 .flatten()
-                .any(|m| m.mount_path == want && host_paths.get(m.name.as_str()) == Some(&host)),
-            "{who}: hostPath {host} must be mounted at {want} (AISTOR_AGENT_HOST_ROOT + {host})"
+                .any(|t| t.operator.as_deref() == Some("Exists")
+                    && t.key.is_none()
+                    && t.effect.is_none()),
+            "{who} must tolerate every taint: a toleration with operator Exists and no key or effect"
         );
-    }
 
-    let node_name = agent
-        .env
-        .iter()
-        .flatten()
-        .find(|e| e.name == "AISTOR_AGENT_NODE_NAME")
-        .and_then(|e| e.value_from.as_ref()?.field_ref.as_ref())
-        .map(|f| f.field_path.as_str());
-    assert_eq!(
-        node_name,
-        Some("spec.nodeName"),
-        "{who}: AISTOR_AGENT_NODE_NAME must come from fieldRef spec.nodeName"
-    );
-
-    assert_probe(&who, agent, agent.liveness_probe.as_ref(), "/live");
-    assert_probe(&who, agent, agent.readiness_probe.as_ref(), "/ready");
-
-    for container in all_containers(pod) {
-        assert_hardened(&who, pod, container);
-        let resources = container.resources.as_ref();
-        for (what, map) in [
-            ("requests", resources.and_then(|r| r.requests.as_ref())),
-            ("limits", resources.and_then(|r| r.limits.as_ref())),
-        ] {
-            for resource in ["cpu", "memory"] {
-                assert!(
-                    map.is_some_and(|m| m.contains_key(resource)),
-                    "{who} container {} must set resources.{what}.{resource}",
-                    container.name
-                );
+        // Every hostPath volume is mounted read-only wherever it is mounted.
+        let host_paths: BTreeMap<&str, &str> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| Some((v.name.as_str(), v.host_path.as_ref()?.path.as_str())))
+            .collect();
+        assert!(!host_paths.is_empty(), "{who} mounts no hostPath volume");
+        for container in all_containers(pod) {
+            for mount in container.volume_mounts.iter().flatten() {
+                if let Some(host_path) = host_paths.get(mount.name.as_str()) {
+                    assert_eq!(
+                        mount.read_only,
+                        Some(true),
+                        "{who} container {}: hostPath {host_path} mounted at {} must be readOnly",
+                        container.name,
+                        mount.mount_path
+                    );
+                }
             }
         }
-    }
+
+        let agent = pod
+            .containers
+            .iter()
+            .find(|c| c.name == "agent")
+            .unwrap_or_else(|| panic!("{who} has no container named agent"));
+
+        // /proc and /sys are mounted under the configured host root.
+        let host_root = env_value(agent, "AISTOR_AGENT_HOST_ROOT")
+            .unwrap_or_else(|| panic!("{who}: AISTOR_AGENT_HOST_ROOT is not set"));
+        for host in ["/proc", "/sys"] {
+            let want = format!("{host_root}{host}");
+            assert!(
+                agent
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .any(|m| m.mount_path == want && host_paths.get(m.name.as_str()) == Some(&host)),
+                "{who}: hostPath {host} must be mounted at {want} (AISTOR_AGENT_HOST_ROOT + {host})"
+            );
+        }
+
+        let node_name = agent
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "AISTOR_AGENT_NODE_NAME")
+            .and_then(|e| e.value_from.as_ref()?.field_ref.as_ref())
+            .map(|f| f.field_path.as_str());
+        assert_eq!(
+            node_name,
+            Some("spec.nodeName"),
+            "{who}: AISTOR_AGENT_NODE_NAME must come from fieldRef spec.nodeName"
+        );
+
+        assert_probe(&who, agent, agent.liveness_probe.as_ref(), "/live");
+        assert_probe(&who, agent, agent.readiness_probe.as_ref(), "/ready");
+
+        for container in all_containers(pod) {
+            assert_hardened(&who, pod, container);
+            let resources = container.resources.as_ref();
+            for (what, map) in [
+                ("requests", resources.and_then(|r| r.requests.as_ref())),
+                ("limits", resources.and_then(|r| r.limits.as_ref())),
+            ] {
+                for resource in ["cpu", "memory"] {
+                    assert!(
+                        map.is_some_and(|m| m.contains_key(resource)),
+                        "{who} container {} must set resources.{what}.{resource}",
+                        container.name
+                    );
+                }
+            }
+        }
+    });
 }
 
 #[test]
 fn coordinator_runs_as_non_root() {
-    let Some(rendered) = rendered() else { return };
-    let deployment = rendered.deployment(COORDINATOR);
-    let pod = pod_spec_of_deployment(deployment);
-    let who = format!("Deployment/{COORDINATOR}");
-    let pod_sc: Option<&PodSecurityContext> = pod.security_context.as_ref();
-    for container in all_containers(pod) {
-        let sc = container.security_context.as_ref();
-        let non_root = sc
-            .and_then(|s| s.run_as_non_root)
-            .or_else(|| pod_sc?.run_as_non_root);
-        assert_eq!(
-            non_root,
-            Some(true),
-            "{who} container {}: runAsNonRoot must be true",
-            container.name
-        );
-        let user = sc
-            .and_then(|s| s.run_as_user)
-            .or_else(|| pod_sc?.run_as_user);
-        assert!(
-            user.is_some_and(|u| u != 0),
-            "{who} container {}: runAsUser must be set to a non-zero uid (got {user:?})",
-            container.name
-        );
-        assert_hardened(&who, pod, container);
-        assert!(
-            container
-                .resources
-                .as_ref()
-                .and_then(|r| r.limits.as_ref())
-                .is_some_and(|l| l.contains_key("memory")),
-            "{who} container {} must set a memory limit",
-            container.name
-        );
-    }
+    each_rendering(|rendered| {
+        let deployment = rendered.deployment(COORDINATOR);
+        let pod = pod_spec_of_deployment(deployment);
+        let who = format!("Deployment/{COORDINATOR}");
+        let pod_sc: Option<&PodSecurityContext> = pod.security_context.as_ref();
+        for container in all_containers(pod) {
+            let sc = container.security_context.as_ref();
+            let non_root = sc
+                .and_then(|s| s.run_as_non_root)
+                .or_else(|| pod_sc?.run_as_non_root);
+            assert_eq!(
+                non_root,
+                Some(true),
+                "{who} container {}: runAsNonRoot must be true",
+                container.name
+            );
+            let user = sc
+                .and_then(|s| s.run_as_user)
+                .or_else(|| pod_sc?.run_as_user);
+            assert!(
+                user.is_some_and(|u| u != 0),
+                "{who} container {}: runAsUser must be set to a non-zero uid (got {user:?})",
+                container.name
+            );
+            assert_hardened(&who, pod, container);
+            assert!(
+                container
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.limits.as_ref())
+                    .is_some_and(|l| l.contains_key("memory")),
+                "{who} container {} must set a memory limit",
+                container.name
+            );
+        }
+    });
 }
 
 #[test]
 fn cluster_roles_are_read_only_without_wildcards() {
-    let Some(rendered) = rendered() else { return };
-    let mut seen = 0;
-    for role in rendered.cluster_roles() {
-        seen += 1;
-        let name = role.metadata.name.as_deref().unwrap_or_default();
-        assert!(
-            role.aggregation_rule.is_none(),
-            "ClusterRole/{name} must not aggregate other roles"
-        );
-        for rule in role.rules.iter().flatten() {
-            for verb in &rule.verbs {
-                assert!(
-                    READ_VERBS.contains(&verb.as_str()),
-                    "ClusterRole/{name} grants verb {verb:?}; only {READ_VERBS:?} are allowed until a feature needs more"
-                );
-            }
-            for (field, values) in [
-                ("apiGroups", rule.api_groups.as_ref()),
-                ("resources", rule.resources.as_ref()),
-                ("resourceNames", rule.resource_names.as_ref()),
-                ("nonResourceURLs", rule.non_resource_urls.as_ref()),
-            ] {
-                assert!(
-                    !values.into_iter().flatten().any(|v| v.contains('*')),
-                    "ClusterRole/{name}: wildcard in {field}"
-                );
+    each_rendering(|rendered| {
+        let mut seen = 0;
+        for role in rendered.cluster_roles() {
+            seen += 1;
+            let name = role.metadata.name.as_deref().unwrap_or_default();
+            assert!(
+                role.aggregation_rule.is_none(),
+                "ClusterRole/{name} must not aggregate other roles"
+            );
+            for rule in role.rules.iter().flatten() {
+                for verb in &rule.verbs {
+                    assert!(
+                        READ_VERBS.contains(&verb.as_str()),
+                        "ClusterRole/{name} grants verb {verb:?}; only {READ_VERBS:?} are allowed until a feature needs more"
+                    );
+                }
+                for (field, values) in [
+                    ("apiGroups", rule.api_groups.as_ref()),
+                    ("resources", rule.resources.as_ref()),
+                    ("resourceNames", rule.resource_names.as_ref()),
+                    ("nonResourceURLs", rule.non_resource_urls.as_ref()),
+                ] {
+                    assert!(
+                        !values.into_iter().flatten().any(|v| v.contains('*')),
+                        "ClusterRole/{name}: wildcard in {field}"
+                    );
+                }
             }
         }
-    }
-    assert!(seen > 0, "the base renders no ClusterRole");
+        assert!(seen > 0, "{} renders no ClusterRole", rendered.dir);
+    });
 }
 
 #[test]
 fn service_accounts_and_bindings_line_up() {
-    let Some(rendered) = rendered() else { return };
-
-    let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
-    assert_eq!(
-        agent_pod.service_account_name.as_deref(),
-        Some(AGENT),
-        "DaemonSet/{AGENT} must use the {AGENT} ServiceAccount"
-    );
-    assert_eq!(
-        rendered
-            .service_account(AGENT)
-            .automount_service_account_token,
-        Some(false),
-        "ServiceAccount/{AGENT}: automountServiceAccountToken must be false (the agent never calls the API server)"
-    );
-    assert_ne!(
-        agent_pod.automount_service_account_token,
-        Some(true),
-        "DaemonSet/{AGENT} must not mount a service account token"
-    );
-
-    let coordinator_pod = pod_spec_of_deployment(rendered.deployment(COORDINATOR));
-    assert_eq!(
-        coordinator_pod.service_account_name.as_deref(),
-        Some(COORDINATOR),
-        "Deployment/{COORDINATOR} must use the {COORDINATOR} ServiceAccount"
-    );
-    rendered.service_account(COORDINATOR);
-
-    let roles: BTreeSet<&str> = rendered
-        .cluster_roles()
-        .filter_map(|r| r.metadata.name.as_deref())
-        .collect();
-    let mut bound = false;
-    for binding in rendered.cluster_role_bindings() {
-        let name = binding.metadata.name.as_deref().unwrap_or_default();
-        assert!(
-            binding.role_ref.kind == "ClusterRole"
-                && roles.contains(binding.role_ref.name.as_str()),
-            "ClusterRoleBinding/{name} must reference a ClusterRole of the base, not {:?}",
-            binding.role_ref.name
+    each_rendering(|rendered| {
+        let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
+        assert_eq!(
+            agent_pod.service_account_name.as_deref(),
+            Some(AGENT),
+            "DaemonSet/{AGENT} must use the {AGENT} ServiceAccount"
         );
-        for subject in binding.subjects.iter().flatten() {
-            assert_eq!(
-                (subject.kind.as_str(), subject.namespace.as_deref()),
-                ("ServiceAccount", Some(NAMESPACE)),
-                "ClusterRoleBinding/{name}: subjects must be ServiceAccounts in {NAMESPACE}"
+        assert_eq!(
+            rendered
+                .service_account(AGENT)
+                .automount_service_account_token,
+            Some(false),
+            "ServiceAccount/{AGENT}: automountServiceAccountToken must be false (the agent never calls the API server)"
+        );
+        assert_ne!(
+            agent_pod.automount_service_account_token,
+            Some(true),
+            "DaemonSet/{AGENT} must not mount a service account token"
+        );
+
+        let coordinator_pod = pod_spec_of_deployment(rendered.deployment(COORDINATOR));
+        assert_eq!(
+            coordinator_pod.service_account_name.as_deref(),
+            Some(COORDINATOR),
+            "Deployment/{COORDINATOR} must use the {COORDINATOR} ServiceAccount"
+        );
+        rendered.service_account(COORDINATOR);
+
+        let roles: BTreeSet<&str> = rendered
+            .cluster_roles()
+            .filter_map(|r| r.metadata.name.as_deref())
+            .collect();
+        let mut bound = false;
+        for binding in rendered.cluster_role_bindings() {
+            let name = binding.metadata.name.as_deref().unwrap_or_default();
+            assert!(
+                binding.role_ref.kind == "ClusterRole"
+                    && roles.contains(binding.role_ref.name.as_str()),
+                "ClusterRoleBinding/{name} must reference a ClusterRole of the manifests, not {:?}",
+                binding.role_ref.name
             );
-            assert_ne!(
-                subject.name, AGENT,
-                "ClusterRoleBinding/{name}: the agent must hold no RBAC"
-            );
-            bound |= subject.name == COORDINATOR;
+            for subject in binding.subjects.iter().flatten() {
+                assert_eq!(
+                    (subject.kind.as_str(), subject.namespace.as_deref()),
+                    ("ServiceAccount", Some(NAMESPACE)),
+                    "ClusterRoleBinding/{name}: subjects must be ServiceAccounts in {NAMESPACE}"
+                );
+                assert_ne!(
+                    subject.name, AGENT,
+                    "ClusterRoleBinding/{name}: the agent must hold no RBAC"
+                );
+                bound |= subject.name == COORDINATOR;
+            }
         }
-    }
-    assert!(
-        bound,
-        "no ClusterRoleBinding grants the {COORDINATOR} ServiceAccount its ClusterRole"
-    );
+        assert!(
+            bound,
+            "no ClusterRoleBinding grants the {COORDINATOR} ServiceAccount its ClusterRole"
+        );
+    });
 }
 
 /// `repo[:port]/name:tag` or `...@sha256:...`; a tag of `latest` does not count.
@@ -704,19 +756,24 @@ fn image_is_pinned(image: &str) -> bool {
 
 #[test]
 fn every_container_image_has_a_tag() {
-    let Some(rendered) = rendered() else { return };
-    let templates = rendered.pod_templates();
-    assert!(!templates.is_empty(), "the base renders no workloads");
-    for (owner, pod, _) in templates {
-        for container in all_containers(pod) {
-            let image = container.image.as_deref().unwrap_or_default();
-            assert!(
-                image_is_pinned(image),
-                "{owner} container {}: image {image:?} needs an explicit tag (not latest) or digest",
-                container.name
-            );
+    each_rendering(|rendered| {
+        let templates = rendered.pod_templates();
+        assert!(
+            !templates.is_empty(),
+            "{} renders no workloads",
+            rendered.dir
+        );
+        for (owner, pod, _) in templates {
+            for container in all_containers(pod) {
+                let image = container.image.as_deref().unwrap_or_default();
+                assert!(
+                    image_is_pinned(image),
+                    "{owner} container {}: image {image:?} needs an explicit tag (not latest) or digest",
+                    container.name
+                );
+            }
         }
-    }
+    });
 }
 
 #[test]
@@ -732,108 +789,337 @@ fn image_tag_rule() {
 
 #[test]
 fn service_selects_the_coordinator_pods() {
-    let Some(rendered) = rendered() else { return };
-    let service = rendered.service(COORDINATOR);
-    let spec = service.spec.as_ref().expect("the Service has a spec");
-    let selector = spec.selector.clone().unwrap_or_default();
-    assert!(
-        !selector.is_empty(),
-        "Service/{COORDINATOR} needs a selector"
-    );
-
-    let deployment = rendered.deployment(COORDINATOR);
-    let labels = template_labels_of_deployment(deployment);
-    for (key, value) in &selector {
-        assert_eq!(
-            labels.get(key),
-            Some(value),
-            "Service/{COORDINATOR} selects {key}={value}, which the coordinator pods do not carry"
+    each_rendering(|rendered| {
+        let service = rendered.service(COORDINATOR);
+        let spec = service.spec.as_ref().expect("the Service has a spec");
+        let selector = spec.selector.clone().unwrap_or_default();
+        assert!(
+            !selector.is_empty(),
+            "Service/{COORDINATOR} needs a selector"
         );
-    }
-    for (owner, _, labels) in rendered.pod_templates() {
-        if owner != format!("Deployment/{COORDINATOR}") {
-            assert!(
-                !selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
-                "Service/{COORDINATOR} also selects the pods of {owner}"
+
+        let deployment = rendered.deployment(COORDINATOR);
+        let labels = template_labels_of_deployment(deployment);
+        for (key, value) in &selector {
+            assert_eq!(
+                labels.get(key),
+                Some(value),
+                "Service/{COORDINATOR} selects {key}={value}, which the coordinator pods do not carry"
             );
         }
-    }
+        for (owner, _, labels) in rendered.pod_templates() {
+            if owner != format!("Deployment/{COORDINATOR}") {
+                assert!(
+                    !selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+                    "Service/{COORDINATOR} also selects the pods of {owner}"
+                );
+            }
+        }
 
-    // Every Service port lands on a declared coordinator port.
-    let pod = pod_spec_of_deployment(deployment);
-    let ports = spec.ports.as_deref().unwrap_or_default();
-    assert!(!ports.is_empty(), "Service/{COORDINATOR} exposes no port");
-    for port in ports {
-        let target = port
-            .target_port
-            .clone()
-            .unwrap_or(IntOrString::Int(port.port));
-        assert!(
-            pod.containers.iter().any(|c| port_declared(c, &target)),
-            "Service/{COORDINATOR} port {} targets {target:?}, which no coordinator container declares",
-            port.port
+        // Every Service port lands on a declared coordinator port.
+        let pod = pod_spec_of_deployment(deployment);
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        assert!(!ports.is_empty(), "Service/{COORDINATOR} exposes no port");
+        for port in ports {
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
+            assert!(
+                pod.containers.iter().any(|c| port_declared(c, &target)),
+                "Service/{COORDINATOR} port {} targets {target:?}, which no coordinator container declares",
+                port.port
+            );
+        }
+        let grpc = ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some("grpc"))
+            .unwrap_or_else(|| panic!("Service/{COORDINATOR} needs a port named grpc"));
+        assert_eq!(
+            grpc.app_protocol.as_deref(),
+            Some("grpc"),
+            "Service/{COORDINATOR}: the grpc port must declare appProtocol grpc"
         );
-    }
-    let grpc = ports
-        .iter()
-        .find(|p| p.name.as_deref() == Some("grpc"))
-        .unwrap_or_else(|| panic!("Service/{COORDINATOR} needs a port named grpc"));
-    assert_eq!(
-        grpc.app_protocol.as_deref(),
-        Some("grpc"),
-        "Service/{COORDINATOR}: the grpc port must declare appProtocol grpc"
-    );
 
-    // The agent dials exactly this Service.
-    let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
-    let url = agent_pod
-        .containers
-        .iter()
-        .find_map(|c| env_value(c, "AISTOR_AGENT_COORDINATOR"))
-        .expect("the agent sets AISTOR_AGENT_COORDINATOR");
-    let want_host = format!("{COORDINATOR}.{NAMESPACE}.svc");
-    let (host, port) = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split_once(':'))
-        .unwrap_or_else(|| panic!("AISTOR_AGENT_COORDINATOR {url:?} is not http://host:port"));
-    assert_eq!(
-        host, want_host,
-        "AISTOR_AGENT_COORDINATOR must name the coordinator Service"
-    );
-    assert_eq!(
-        port.parse::<i32>().ok(),
-        Some(grpc.port),
-        "AISTOR_AGENT_COORDINATOR must use the Service's grpc port"
-    );
+        // The agent dials exactly this Service.
+        let agent_pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
+        let url = agent_pod
+            .containers
+            .iter()
+            .find_map(|c| env_value(c, "AISTOR_AGENT_COORDINATOR"))
+            .expect("the agent sets AISTOR_AGENT_COORDINATOR");
+        let want_host = format!("{COORDINATOR}.{NAMESPACE}.svc");
+        let (host, port) = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split_once(':'))
+            .unwrap_or_else(|| panic!("AISTOR_AGENT_COORDINATOR {url:?} is not http://host:port"));
+        assert_eq!(
+            host, want_host,
+            "AISTOR_AGENT_COORDINATOR must name the coordinator Service"
+        );
+        assert_eq!(
+            port.parse::<i32>().ok(),
+            Some(grpc.port),
+            "AISTOR_AGENT_COORDINATOR must use the Service's grpc port"
+        );
+    });
 }
 
 #[test]
-fn kubernetes_validate_strict_accepts_the_base() {
-    let Some(rendered) = rendered() else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("rendered.yaml");
-    std::fs::write(&file, &rendered.yaml).expect("write the rendered base");
-    let Some(output) = run_tool(
-        Command::new("kubernetes-validate")
-            .args([
-                "--strict",
-                "--quiet",
-                "--kubernetes-version",
-                KUBERNETES_VERSION,
-            ])
-            .arg(&file),
-    ) else {
-        tool_missing(
-            "kubernetes-validate",
-            "schema validation (pip install kubernetes-validate)",
+fn kubernetes_validate_strict_accepts_every_rendering() {
+    each_rendering(|rendered| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("rendered.yaml");
+        std::fs::write(&file, &rendered.yaml).expect("write the rendered manifests");
+        let Some(output) = run_tool(
+            Command::new("kubernetes-validate")
+                .args([
+                    "--strict",
+                    "--quiet",
+                    "--kubernetes-version",
+                    KUBERNETES_VERSION,
+                ])
+                .arg(&file),
+        ) else {
+            tool_missing(
+                "kubernetes-validate",
+                "schema validation (pip install kubernetes-validate)",
+            );
+            return;
+        };
+        assert!(
+            output.status.success(),
+            "kubernetes-validate --strict (Kubernetes {KUBERNETES_VERSION}) rejected the rendered {} ({}):\n{}{}",
+            rendered.dir,
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Agent configuration and the GPU overlay
+// ---------------------------------------------------------------------------------------------------
+
+fn agent_of(rendered: &Rendered) -> (&PodSpec, &Container) {
+    let pod = pod_spec_of_daemon_set(rendered.daemon_set(AGENT));
+    let agent = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "agent")
+        .unwrap_or_else(|| panic!("DaemonSet/{AGENT} has no container named agent"));
+    (pod, agent)
+}
+
+/// The hostPath (path, type) of the volume mounted in `container` at exactly `mount_path`.
+fn host_path_mounted_at<'a>(
+    pod: &'a PodSpec,
+    container: &Container,
+    mount_path: &str,
+) -> Option<(&'a str, Option<&'a str>)> {
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == mount_path)?;
+    let host_path = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)?
+        .host_path
+        .as_ref()?;
+    Some((host_path.path.as_str(), host_path.type_.as_deref()))
+}
+
+#[test]
+fn agent_env_points_at_the_mounted_sockets_and_the_nodes_dcgm_exporter() {
+    each_rendering(|rendered| {
+        let (pod, agent) = agent_of(rendered);
+        let who = format!("{} DaemonSet/{AGENT}", rendered.dir);
+        let env = |name: &str| {
+            env_value(agent, name).unwrap_or_else(|| panic!("{who}: {name} is not set"))
+        };
+
+        // containerd: the socket exactly where the host's socket is mounted.
+        let containerd = env("AISTOR_AGENT_CONTAINERD_SOCKET");
+        assert_eq!(
+            host_path_mounted_at(pod, agent, containerd),
+            Some(("/run/containerd/containerd.sock", Some("Socket"))),
+            "{who}: AISTOR_AGENT_CONTAINERD_SOCKET={containerd} must be where the host's containerd socket is mounted"
+        );
+        assert_eq!(env("AISTOR_AGENT_CONTAINERD_NAMESPACES"), "k8s.io");
+
+        // pod-resources: kubelet.sock inside the mounted kubelet directory.
+        let pod_resources = env("AISTOR_AGENT_POD_RESOURCES_SOCKET");
+        let (dir, file) = pod_resources
+            .rsplit_once('/')
+            .unwrap_or_else(|| panic!("{who}: {pod_resources} is not a path"));
+        assert_eq!(
+            file, "kubelet.sock",
+            "{who}: AISTOR_AGENT_POD_RESOURCES_SOCKET"
+        );
+        assert_eq!(
+            host_path_mounted_at(pod, agent, dir),
+            Some(("/var/lib/kubelet/pod-resources", Some("Directory"))),
+            "{who}: AISTOR_AGENT_POD_RESOURCES_SOCKET={pod_resources} must be inside the mounted \
+             kubelet pod-resources directory"
+        );
+
+        assert_eq!(env("AISTOR_AGENT_GPU_SOURCE"), "auto", "{who}");
+
+        // DCGM: the pod is not on the host network, so the node-local exporter is reached by the
+        // node's IP. Kubernetes expands $(HOST_IP) only from a variable defined earlier in the list.
+        assert_ne!(
+            pod.host_network,
+            Some(true),
+            "{who}: on the host network the DCGM URL would not need HOST_IP"
+        );
+        let vars = agent.env.as_deref().unwrap_or_default();
+        let host_ip = vars
+            .iter()
+            .position(|e| {
+                e.name == "HOST_IP"
+                    && e.value_from
+                        .as_ref()
+                        .and_then(|v| v.field_ref.as_ref())
+                        .is_some_and(|f| f.field_path == "status.hostIP")
+            })
+            .unwrap_or_else(|| panic!("{who}: HOST_IP must come from fieldRef status.hostIP"));
+        let dcgm = vars
+            .iter()
+            .position(|e| e.name == "AISTOR_AGENT_DCGM_URL")
+            .unwrap_or_else(|| panic!("{who}: AISTOR_AGENT_DCGM_URL is not set"));
+        assert_eq!(
+            vars[dcgm].value.as_deref(),
+            Some("http://$(HOST_IP):9400/metrics"),
+            "{who}"
+        );
+        assert!(
+            host_ip < dcgm,
+            "{who}: HOST_IP must be defined before AISTOR_AGENT_DCGM_URL, which uses it"
+        );
+    });
+}
+
+/// Whether any container requests or limits an `nvidia.com/gpu`.
+fn takes_a_gpu(pod: &PodSpec) -> bool {
+    all_containers(pod).any(|c| {
+        let r = c.resources.as_ref();
+        [
+            r.and_then(|r| r.requests.as_ref()),
+            r.and_then(|r| r.limits.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|m| m.keys().any(|k| k.starts_with("nvidia.com/")))
+    })
+}
+
+#[test]
+fn the_base_is_gpu_agnostic() {
+    let Some(rendered) = rendered() else { return };
+    let (pod, agent) = agent_of(rendered);
+    let who = format!("{BASE} DaemonSet/{AGENT}");
+    assert_eq!(
+        pod.runtime_class_name, None,
+        "{who}: the base uses the default runtime (the nvidia one is deploy/overlays/gpu's)"
+    );
+    assert!(
+        pod.node_selector.is_none() && pod.affinity.is_none(),
+        "{who}: the base runs on every node"
+    );
+    for (name, _) in NVIDIA_ENV {
+        assert_eq!(
+            env_value(agent, name),
+            None,
+            "{who}: {name} belongs in the GPU overlay"
+        );
+    }
+    assert!(!takes_a_gpu(pod), "{who} must not take a GPU");
+}
+
+/// `value` with the object at `path` (keys) removed; `true` when it was there.
+fn remove_at(value: &mut Value, path: &[&str]) -> bool {
+    let (last, parents) = path.split_last().expect("a path");
+    let mut here = value;
+    for key in parents {
+        match here.get_mut(*key) {
+            Some(next) => here = next,
+            None => return false,
+        }
+    }
+    here.as_object_mut().and_then(|o| o.remove(*last)).is_some()
+}
+
+#[test]
+fn gpu_overlay_runs_the_agent_under_the_nvidia_runtime_on_gpu_nodes() {
+    let Some(overlay) = rendered_gpu() else {
         return;
     };
-    assert!(
-        output.status.success(),
-        "kubernetes-validate --strict (Kubernetes {KUBERNETES_VERSION}) rejected the rendered base ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (pod, agent) = agent_of(overlay);
+    let who = format!("{GPU_OVERLAY} DaemonSet/{AGENT}");
+
+    assert_eq!(
+        pod.runtime_class_name.as_deref(),
+        Some("nvidia"),
+        "{who}: the NVIDIA container runtime injects libnvidia-ml and the device nodes"
     );
+    assert_eq!(
+        pod.node_selector.clone().unwrap_or_default(),
+        BTreeMap::from([(GPU_NODE_LABEL.to_owned(), "true".to_owned())]),
+        "{who}: only GPU nodes have the nvidia runtime"
+    );
+    for (name, value) in NVIDIA_ENV {
+        assert_eq!(env_value(agent, name), Some(value), "{who}: {name}");
+    }
+    assert!(
+        !takes_a_gpu(pod),
+        "{who}: the agent reads every GPU through NVIDIA_VISIBLE_DEVICES=all and must not take one \
+         from the device plugin"
+    );
+
+    // The overlay is the base plus exactly these: every other object and field is the base's.
+    let Some(base) = rendered() else { return };
+    let ids = |r: &Rendered| {
+        r.documents
+            .iter()
+            .map(Document::id)
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(
+        ids(overlay),
+        ids(base),
+        "{GPU_OVERLAY} renders the base's objects"
+    );
+    for d in &overlay.documents {
+        let original = &base
+            .documents
+            .iter()
+            .find(|b| b.id() == d.id())
+            .expect("same ids")
+            .raw;
+        let mut raw = d.raw.clone();
+        if d.id() == format!("DaemonSet/{AGENT}") {
+            let spec = ["spec", "template", "spec"];
+            for key in ["runtimeClassName", "nodeSelector"] {
+                assert!(remove_at(&mut raw, &[&spec[..], &[key]].concat()));
+            }
+            let containers = raw["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .expect("containers");
+            for container in containers {
+                if let Some(env) = container["env"].as_array_mut() {
+                    env.retain(|e| !NVIDIA_ENV.iter().any(|(name, _)| e["name"] == *name));
+                }
+            }
+        }
+        assert_eq!(
+            &raw,
+            original,
+            "{GPU_OVERLAY}: {} differs from the base beyond the GPU changes",
+            d.id()
+        );
+    }
 }
