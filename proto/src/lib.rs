@@ -11,4 +11,17 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/aistor_descriptor.bin");
 }
 
+/// The kubelet's APIs that the agent calls, from our own minimal copies of their
+/// wire contracts under `kubelet/` (same packages and field numbers as the kubelet's).
+pub mod kubelet {
+    /// Pod resources (`/var/lib/kubelet/pod-resources/kubelet.sock`).
+    pub mod podresources {
+        /// Package `v1`: `PodResourcesLister.List`, gRPC path `/v1.PodResourcesLister/List`.
+        pub mod v1 {
+            #![allow(unreachable_pub, clippy::all, rust_2018_idioms)]
+            include!("gen/v1.rs");
+        }
+    }
+}
+
 mod json;

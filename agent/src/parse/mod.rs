@@ -3,6 +3,10 @@
 //! Every parser takes the file's text and never touches the file system, so tests feed it
 //! captured fixtures and arbitrary strings alike. The I/O layer reads `<host_root>/proc/...` and
 //! adds the path to errors. Nothing here panics on any input: numbers are checked, not indexed.
+//!
+//! Why not procfs-core's parsers: we need every absent field as `None` with the reason,
+//! errors that name the key and line, the cgroup files (which procfs does not cover), and
+//! the same conventions across all of them; each file format here is a few dozen lines.
 
 pub mod cgroup;
 pub mod diskstats;

@@ -12,6 +12,11 @@ const PROTOS: &[&str] = &[
     "aistor/v1/cluster.proto",
 ];
 
+/// Our own copy of the kubelet's pod-resources contract (package `v1`, lands in
+/// `src/gen/v1.rs`). Compiled apart from the aistor protos so that their descriptor set,
+/// which gRPC reflection serves, does not advertise the kubelet's service.
+const KUBELET_PROTOS: &[&str] = &["kubelet/podresources/v1/api.proto"];
+
 #[test]
 fn generated_code_matches_protos() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,8 +73,18 @@ fn generated_code_matches_protos() {
         .compile_fds(fds)
         .expect("code generation succeeds");
 
+    // Client for the agent, server for its tests' fake kubelet.
+    let kubelet_fds = protox::compile(KUBELET_PROTOS, [root]).expect("kubelet protos compile");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .build_transport(false)
+        .out_dir(&scratch)
+        .compile_fds(kubelet_fds)
+        .expect("kubelet code generation succeeds");
+
     let mut drift = Vec::new();
-    for name in ["aistor.v1.rs", "aistor_descriptor.bin"] {
+    for name in ["aistor.v1.rs", "aistor_descriptor.bin", "v1.rs"] {
         let fresh = std::fs::read(scratch.join(name)).expect("generated file exists");
         let checked_in = std::fs::read(gen_dir.join(name)).unwrap_or_default();
         if fresh != checked_in {
