@@ -51,7 +51,11 @@ impl PodSampler {
                 discovered_by: target.discovered_by.to_owned(),
             });
         }
-        // Only what was read this tick is kept: ended workloads leave no state behind.
+        // Only what was read this tick is kept: ended workloads leave no state behind, and the
+        // reader closes what it kept open for them.
+        for path in self.previous.keys().filter(|p| !seen.contains_key(*p)) {
+            reader.forget(path);
+        }
         self.previous = seen;
         pods
     }

@@ -20,8 +20,14 @@ use crate::parse::cgroup::{Limit, parse_max_or_u64, parse_single_u64, v1, v2};
 use crate::parse::mountinfo::{CgroupLayout, cgroup_layout};
 use crate::parse::pressure::{PressureFile, parse_pressure};
 use crate::parse::stat::ticks_to_nanos;
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 pub use crate::parse::cgroup::io::{DeviceCounters, DeviceId};
@@ -106,31 +112,151 @@ pub enum CgroupRead {
 }
 
 /// Reads cgroups by their path relative to the cgroup root.
-#[derive(Debug, Clone)]
+///
+/// What a cgroup's reading needs is decided once per cgroup and kept (a [`Plan`]): which of its
+/// directories exist, which files are absent and why, and, on a real cgroup file system, the
+/// open files themselves, re-read from offset 0 every time (the kernel regenerates a cgroup file's
+/// text on every read from offset 0). A read on the hot path is then one `pread` per file: no path
+/// walk, no `stat`, no `open`. Absent files and directories are probed again with a back-off
+/// (1 s doubling to 64 s of the caller's clock), so a value that appears later is picked up. A
+/// kept file of a removed cgroup fails to read (ENODEV), and a file read by path fails with
+/// ENOENT: either drops the plan and the cgroup is read afresh, which finds it
+/// [`CgroupRead::Vanished`] (or recreated).
+#[derive(Debug)]
 pub struct CgroupReader {
     fs: HostFs,
     layout: CgroupLayout,
     ticks_per_second: u64,
+    plans: Mutex<Plans>,
+    /// Open files kept across reads, against [`Self::keep_budget`].
+    kept: Arc<AtomicUsize>,
+    keep_budget: usize,
+    /// `st_dev` of the cgroup and cgroup2 mounts this process sees (its own mountinfo): files
+    /// are kept open only there, where a removed cgroup's files fail to read.
+    cgroup_devs: Vec<u64>,
+}
+
+impl Clone for CgroupReader {
+    /// A reader of the same hierarchies with no plans of its own.
+    fn clone(&self) -> Self {
+        Self {
+            fs: self.fs.clone(),
+            layout: self.layout.clone(),
+            ticks_per_second: self.ticks_per_second,
+            plans: Mutex::default(),
+            kept: Arc::new(AtomicUsize::new(0)),
+            keep_budget: self.keep_budget,
+            cgroup_devs: self.cgroup_devs.clone(),
+        }
+    }
 }
 
 /// The v1 controllers read, in the order their directories are checked.
 const V1_READ: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
 
-/// Where one group of values is read from for one cgroup.
+/// At most this many files are kept open (and never more than half of `RLIMIT_NOFILE`); a
+/// cgroup whose files do not fit is read by path. Each kept cgroup file also holds a page of
+/// kernel memory (its seq_file buffer).
+const MAX_KEPT_FILES: usize = 8192;
+/// Absent files and directories are probed again after this long, doubling up to the maximum.
+const RECHECK_FIRST: Duration = Duration::from_secs(1);
+const RECHECK_MAX: Duration = Duration::from_secs(64);
+/// A plan not read for this long is dropped (its files closed); checked at most every
+/// `SWEEP_EVERY`.
+const UNUSED_FOR: Duration = Duration::from_secs(60);
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Where one group of values is read from for one cgroup: an index into [`Plan::dirs`].
 #[derive(Debug, Clone, Copy)]
-enum Src<'a> {
-    V1(&'a str),
-    V2(&'a str),
+enum Src {
+    V1(usize),
+    V2(usize),
     Unmounted,
+}
+
+/// The plans by normalized cgroup path.
+#[derive(Debug, Default)]
+struct Plans {
+    by_path: HashMap<String, Arc<Mutex<Plan>>>,
+    swept_at: Option<Duration>,
+}
+
+/// How one cgroup is read (see [`CgroupReader`]).
+#[derive(Debug)]
+struct Plan {
+    /// Every mounted hierarchy's directory of the cgroup, present or not.
+    dirs: Vec<Dir>,
+    /// The v1 controllers' sources, in [`V1_READ`] order.
+    srcs: [Src; 5],
+    unified: Option<usize>,
+    /// Every file read so far, in first-read order.
+    files: Vec<PlanFile>,
+    /// Some directory or file is absent (or could not be opened).
+    has_absent: bool,
+    built_at: Duration,
+    recheck_after: Duration,
+    last_read: Duration,
+    kept: usize,
+    kept_total: Arc<AtomicUsize>,
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        self.kept_total.fetch_sub(self.kept, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct Dir {
+    /// The host path (mount point joined with the cgroup path), as the old reasons name it.
+    host: String,
+    /// `host` under the host root, as file reasons name it.
+    display: Arc<str>,
+    present: bool,
+    /// On a cgroup file system: files may be kept open.
+    keep: bool,
+}
+
+#[derive(Debug)]
+struct PlanFile {
+    dir: usize,
+    name: &'static str,
+    state: FileState,
+}
+
+#[derive(Debug)]
+enum FileState {
+    /// Open; read with `pread` from offset 0.
+    Kept(File),
+    /// Opened and read by path every time (no cgroup file system, or no fd budget left).
+    ByPath,
+    /// Could not be opened when the plan was made: the reason, naming the path.
+    Absent(String),
+}
+
+/// How a reading of a cgroup ended.
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Read(CgroupSample),
+    Vanished,
+    /// A file the plan had read before failed: read the cgroup afresh.
+    Stale,
 }
 
 impl CgroupReader {
     /// `ticks_per_second` (USER_HZ, for v1 `cpuacct.stat`) is this machine's.
     pub fn new(fs: HostFs, layout: CgroupLayout) -> Self {
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Self {
             fs,
             layout,
             ticks_per_second: rustix::param::clock_ticks_per_second(),
+            plans: Mutex::default(),
+            kept: Arc::new(AtomicUsize::new(0)),
+            keep_budget: (nofile / 2).min(MAX_KEPT_FILES),
+            cgroup_devs: cgroup_mount_devs(),
         }
     }
 
@@ -182,6 +308,14 @@ impl CgroupReader {
         self.mounts().any(|m| self.is_dir(&join(m, &rel)))
     }
 
+    /// Drops what is kept for reading this cgroup (its open files): the caller will not read it
+    /// again soon. Reading it later works as for a cgroup never read.
+    pub fn forget(&self, path: &str) {
+        if let Some(rel) = normalize(path) {
+            lock(&self.plans).by_path.remove(&rel);
+        }
+    }
+
     /// Reads one cgroup. `path` is relative to the cgroup root, the same in every hierarchy
     /// (a leading '/' is ignored; a path with a ".." component names no cgroup). `monotonic` is
     /// the caller's CLOCK_MONOTONIC at the read.
@@ -189,47 +323,130 @@ impl CgroupReader {
         let Some(rel) = normalize(path) else {
             return CgroupRead::Vanished;
         };
-        let present: Vec<String> = self
-            .mounts()
-            .map(|m| join(m, &rel))
-            .filter(|dir| self.is_dir(dir))
-            .collect();
-        if present.is_empty() {
-            return CgroupRead::Vanished;
-        }
-        let mut ctx = Ctx {
-            fs: &self.fs,
-            missing: Vec::new(),
-            failed_reads: false,
+        let cached = {
+            let mut plans = lock(&self.plans);
+            plans.sweep(monotonic);
+            plans.by_path.get(&rel).cloned()
         };
-        let dir_of = |controller: &str| self.layout.v1.get(controller).map(|m| join(m, &rel));
-        let v1_dirs: Vec<Option<String>> = V1_READ.iter().map(|c| dir_of(c)).collect();
-        let unified = self.layout.unified.as_ref().map(|m| join(m, &rel));
-        let pick = |index: usize| -> Src<'_> {
-            let v1 = v1_dirs.get(index).and_then(Option::as_deref);
-            let v2 = unified.as_deref();
-            let here = |d: &str| present.iter().any(|p| p == d);
-            match (v1, v2) {
+        let mut recheck_after = RECHECK_FIRST;
+        if let Some(plan) = cached {
+            let mut plan = lock(&plan);
+            let due =
+                plan.has_absent && monotonic.saturating_sub(plan.built_at) >= plan.recheck_after;
+            if due {
+                recheck_after = (plan.recheck_after * 2).min(RECHECK_MAX);
+            } else {
+                match self.sample(&mut plan, monotonic, false) {
+                    Outcome::Read(sample) => {
+                        plan.last_read = monotonic;
+                        return CgroupRead::Present(sample);
+                    }
+                    Outcome::Vanished | Outcome::Stale => {}
+                }
+            }
+        }
+        // No plan, a stale one or one due for a new look: read the cgroup afresh.
+        lock(&self.plans).by_path.remove(&rel);
+        let Some(mut plan) = self.plan(&rel, monotonic, recheck_after) else {
+            return CgroupRead::Vanished;
+        };
+        match self.sample(&mut plan, monotonic, true) {
+            Outcome::Read(sample) => {
+                lock(&self.plans)
+                    .by_path
+                    .insert(rel, Arc::new(Mutex::new(plan)));
+                CgroupRead::Present(sample)
+            }
+            Outcome::Vanished | Outcome::Stale => CgroupRead::Vanished,
+        }
+    }
+
+    /// A new plan for the cgroup: which of its directories exist. None when none does.
+    fn plan(&self, rel: &str, monotonic: Duration, recheck_after: Duration) -> Option<Plan> {
+        let mut dirs: Vec<Dir> = self
+            .mounts()
+            .map(|m| {
+                let host = join(m, rel);
+                let meta = std::fs::metadata(self.fs.path(&host)).ok();
+                let present = meta.as_ref().is_some_and(|m| m.is_dir());
+                let keep = meta.is_some_and(|m| self.cgroup_devs.contains(&m.dev()));
+                Dir {
+                    display: self.fs.path(&host).display().to_string().into(),
+                    host,
+                    present,
+                    keep: present && keep,
+                }
+            })
+            .collect();
+        if !dirs.iter().any(|d| d.present) {
+            return None;
+        }
+        let index = |mount: &str, dirs: &[Dir]| {
+            let host = join(mount, rel);
+            dirs.iter().position(|d| d.host == host)
+        };
+        let unified = self.layout.unified.as_deref().and_then(|m| index(m, &dirs));
+        let srcs = V1_READ.map(|controller| {
+            let v1 = self.layout.v1.get(controller).and_then(|m| index(m, &dirs));
+            let here = |d: usize| dirs[d].present;
+            match (v1, unified) {
                 (Some(v), _) if here(v) => Src::V1(v),
                 (_, Some(u)) if here(u) => Src::V2(u),
                 (Some(v), _) => Src::V1(v),
                 (None, Some(u)) => Src::V2(u),
                 (None, None) => Src::Unmounted,
             }
+        });
+        let has_absent = dirs.iter().any(|d| !d.present);
+        dirs.shrink_to_fit();
+        Some(Plan {
+            dirs,
+            srcs,
+            unified,
+            files: Vec::with_capacity(20),
+            has_absent,
+            built_at: monotonic,
+            recheck_after,
+            last_read: monotonic,
+            kept: 0,
+            kept_total: Arc::clone(&self.kept),
+        })
+    }
+
+    /// Reads every value of the cgroup along its plan; `fresh`: the plan was just made.
+    fn sample(&self, plan: &mut Plan, monotonic: Duration, fresh: bool) -> Outcome {
+        let mut ctx = Ctx {
+            reader: self,
+            plan,
+            buf: READ_BUF.take(),
+            missing: Vec::new(),
+            failed_reads: false,
+            stale: false,
         };
-
+        let srcs = ctx.plan.srcs;
+        let unified = ctx.plan.unified;
         let mut cpu = CgroupCpuSample::default();
-        self.cpu_usage(&mut ctx, pick(0), &mut cpu);
-        cpu_throttling(&mut ctx, pick(1), &mut cpu);
-        let memory = memory(&mut ctx, pick(2));
-        let io = io(&mut ctx, pick(3));
-        let pids_current = pids(&mut ctx, pick(4));
-        let pressure = pressure(&mut ctx, unified.as_deref());
+        self.cpu_usage(&mut ctx, srcs[0], &mut cpu);
+        cpu_throttling(&mut ctx, srcs[1], &mut cpu);
+        let memory = memory(&mut ctx, srcs[2]);
+        let io = io(&mut ctx, srcs[3]);
+        let pids_current = pids(&mut ctx, srcs[4]);
+        let pressure = pressure(&mut ctx, unified);
+        READ_BUF.set(std::mem::take(&mut ctx.buf));
 
-        if ctx.failed_reads && present.iter().any(|dir| !self.is_dir(dir)) {
-            return CgroupRead::Vanished;
+        if ctx.stale && !fresh {
+            return Outcome::Stale;
         }
-        CgroupRead::Present(CgroupSample {
+        if ctx.failed_reads
+            && ctx
+                .plan
+                .dirs
+                .iter()
+                .any(|d| d.present && !self.is_dir(&d.host))
+        {
+            return Outcome::Vanished;
+        }
+        Outcome::Read(CgroupSample {
             monotonic,
             cpu,
             memory,
@@ -255,7 +472,7 @@ impl CgroupReader {
         self.fs.path(host_path).is_dir()
     }
 
-    fn cpu_usage(&self, ctx: &mut Ctx<'_>, src: Src<'_>, cpu: &mut CgroupCpuSample) {
+    fn cpu_usage(&self, ctx: &mut Ctx<'_>, src: Src, cpu: &mut CgroupCpuSample) {
         const FIELDS: [&str; 3] = [
             "cpu.usage_nanos_total",
             "cpu.user_nanos_total",
@@ -303,6 +520,91 @@ impl CgroupReader {
     }
 }
 
+impl Plans {
+    /// Drops the plans nobody read for [`UNUSED_FOR`], at most every [`SWEEP_EVERY`].
+    fn sweep(&mut self, now: Duration) {
+        match self.swept_at {
+            Some(at) if now.saturating_sub(at) < SWEEP_EVERY => return,
+            _ => {}
+        }
+        self.swept_at = Some(now);
+        self.by_path.retain(|_, plan| {
+            // A plan being read right now is in use.
+            plan.try_lock()
+                .map_or(true, |p| now.saturating_sub(p.last_read) < UNUSED_FOR)
+        });
+    }
+}
+
+/// A lock whose holder panicked is still usable: plans are only caches.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// One read buffer per thread, reused by every read.
+    static READ_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// `st_dev` of every cgroup and cgroup2 mount in this process's mountinfo (field 3,
+/// "major:minor"); empty when it cannot be read.
+fn cgroup_mount_devs() -> Vec<u64> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut devs = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let Some(dev) = fields.nth(2) else { continue };
+        let Some(fstype) = fields.skip_while(|f| *f != "-").nth(1) else {
+            continue;
+        };
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let Some((major, minor)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse::<u64>(), minor.parse::<u64>()) else {
+            continue;
+        };
+        // glibc's makedev.
+        let dev = ((major & 0xffff_f000) << 32)
+            | ((major & 0xfff) << 8)
+            | ((minor & 0xffff_ff00) << 12)
+            | (minor & 0xff);
+        if !devs.contains(&dev) {
+            devs.push(dev);
+        }
+    }
+    devs
+}
+
+/// Reads the whole file into `buf` (grown as needed) from offset 0; returns the length. A short
+/// read ends the file: a cgroup file's text is produced by one `show` call and handed out whole
+/// when the buffer is large enough (and a regular file reads short only at its end).
+fn read_whole(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    const INITIAL: usize = 16 * 1024;
+    if buf.len() < INITIAL {
+        buf.resize(INITIAL, 0);
+    }
+    let mut len = 0;
+    loop {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => return Ok(len),
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    return Ok(len);
+                }
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `first` (a nanosecond file) when it was read, else the `cpuacct.stat` ticks in nanoseconds.
 fn from_ticks(
     first: Result<u64, String>,
@@ -319,7 +621,7 @@ fn from_ticks(
 }
 
 /// Throttling counters and the quota.
-fn cpu_throttling(ctx: &mut Ctx<'_>, src: Src<'_>, cpu: &mut CgroupCpuSample) {
+fn cpu_throttling(ctx: &mut Ctx<'_>, src: Src, cpu: &mut CgroupCpuSample) {
     const FIELDS: [&str; 4] = [
         "cpu.periods_total",
         "cpu.throttled_periods_total",
@@ -343,7 +645,9 @@ fn cpu_throttling(ctx: &mut Ctx<'_>, src: Src<'_>, cpu: &mut CgroupCpuSample) {
                     .and_then(|period| {
                         v2::limit_millicores(Some(q), period)
                             .map(Some)
-                            .ok_or_else(|| format!("{dir}/cpu.cfs_period_us: the period is 0"))
+                            .ok_or_else(|| {
+                                format!("{}/cpu.cfs_period_us: the period is 0", ctx.host(dir))
+                            })
                     }),
             });
             cpu.limit_millicores = ctx.or_missing(FIELDS[3], limit).flatten();
@@ -367,7 +671,7 @@ fn cpu_throttling(ctx: &mut Ctx<'_>, src: Src<'_>, cpu: &mut CgroupCpuSample) {
     }
 }
 
-fn memory(ctx: &mut Ctx<'_>, src: Src<'_>) -> CgroupMemorySample {
+fn memory(ctx: &mut Ctx<'_>, src: Src) -> CgroupMemorySample {
     let mut m = CgroupMemorySample::default();
     match src {
         Src::V1(dir) => {
@@ -497,7 +801,7 @@ const MEMORY_FIELDS: [&str; 17] = [
     "memory.oom_kill_events_total",
 ];
 
-fn io(ctx: &mut Ctx<'_>, src: Src<'_>) -> Option<BTreeMap<DeviceId, DeviceCounters>> {
+fn io(ctx: &mut Ctx<'_>, src: Src) -> Option<BTreeMap<DeviceId, DeviceCounters>> {
     const BYTES: &str = "blkio.throttle.io_service_bytes_recursive";
     const IOS: &str = "blkio.throttle.io_serviced_recursive";
     let devices = match src {
@@ -516,7 +820,7 @@ fn io(ctx: &mut Ctx<'_>, src: Src<'_>) -> Option<BTreeMap<DeviceId, DeviceCounte
     ctx.or_missing("io", devices)
 }
 
-fn pids(ctx: &mut Ctx<'_>, src: Src<'_>) -> Option<u64> {
+fn pids(ctx: &mut Ctx<'_>, src: Src) -> Option<u64> {
     match src {
         Src::V1(dir) | Src::V2(dir) => ctx.value("pids_current", dir, "pids.current", |t| {
             parse_single_u64(t, "pids.current")
@@ -528,7 +832,7 @@ fn pids(ctx: &mut Ctx<'_>, src: Src<'_>) -> Option<u64> {
     }
 }
 
-fn pressure(ctx: &mut Ctx<'_>, unified: Option<&str>) -> CgroupPressureSample {
+fn pressure(ctx: &mut Ctx<'_>, unified: Option<usize>) -> CgroupPressureSample {
     let mut out = CgroupPressureSample::default();
     let slots = [
         ("pressure.cpu", "cpu.pressure", &mut out.cpu),
@@ -547,17 +851,23 @@ fn pressure(ctx: &mut Ctx<'_>, unified: Option<&str>) -> CgroupPressureSample {
     out
 }
 
-/// One read's state: the file system and the reasons collected so far.
+/// One read's state: the cgroup's plan, the read buffer and the reasons collected so far.
 struct Ctx<'a> {
-    fs: &'a HostFs,
+    reader: &'a CgroupReader,
+    plan: &'a mut Plan,
+    buf: Vec<u8>,
     missing: Vec<(String, String)>,
-    /// Some file could not be read (it may mean the cgroup vanished meanwhile).
+    /// A file read for the first time could not be read (it may mean the cgroup vanished
+    /// meanwhile).
     failed_reads: bool,
+    /// A file the plan had read before failed.
+    stale: bool,
 }
 
 /// A flat-keyed file as read, with its host path for "no such key" reasons.
 struct Keyed {
-    path: String,
+    dir: Arc<str>,
+    file: &'static str,
     data: Result<FlatKeyed, String>,
 }
 
@@ -567,7 +877,7 @@ impl Keyed {
         match &self.data {
             Ok(data) => data
                 .get(key)
-                .ok_or_else(|| format!("{}: no \"{key}\" key", self.path)),
+                .ok_or_else(|| format!("{}/{}: no \"{key}\" key", self.dir, self.file)),
             Err(e) => Err(e.clone()),
         }
     }
@@ -576,29 +886,108 @@ impl Keyed {
     fn get_nanos_from_micros(&self, key: &str) -> Result<u64, String> {
         self.get(key)?
             .checked_mul(1000)
-            .ok_or_else(|| format!("{}: {key} overflows in nanoseconds", self.path))
+            .ok_or_else(|| format!("{}/{}: {key} overflows in nanoseconds", self.dir, self.file))
     }
 }
 
 impl Ctx<'_> {
-    /// Reads `dir/file` (host paths) and parses it; the error names the path.
-    fn parsed<T>(
-        &mut self,
-        dir: &str,
-        file: &str,
-        parse: impl FnOnce(&str) -> Result<T, ParseError>,
-    ) -> Result<T, String> {
-        let host = format!("{dir}/{file}");
-        let text = self.fs.read(&host).map_err(|e| {
-            self.failed_reads = true;
-            e.to_string()
-        })?;
-        parse(&text).map_err(|e| format!("{}: {e}", self.fs.path(&host).display()))
+    /// The host path of a plan directory (mount point joined with the cgroup path).
+    fn host(&self, dir: usize) -> &str {
+        &self.plan.dirs[dir].host
     }
 
-    fn keyed(&mut self, dir: &str, file: &'static str) -> Keyed {
+    /// Reads `file` of the plan's directory `dir` into the buffer; returns its length, or why it
+    /// is absent (naming the path).
+    fn load(&mut self, dir: usize, file: &'static str) -> Result<usize, String> {
+        let reason = |dirs: &[Dir], e: &io::Error| format!("{}/{file}: {e}", dirs[dir].display);
+        let known = self
+            .plan
+            .files
+            .iter()
+            .position(|f| f.dir == dir && f.name == file);
+        if let Some(i) = known {
+            let result = match &self.plan.files[i].state {
+                FileState::Absent(why) => return Err(why.clone()),
+                FileState::Kept(f) => read_whole(f, &mut self.buf),
+                FileState::ByPath => self.read_by_path(dir, file).map(|(len, _)| len),
+            };
+            return result.map_err(|e| {
+                self.stale = true;
+                reason(&self.plan.dirs, &e)
+            });
+        }
+        // The first read of this file for this plan.
+        match self.read_by_path(dir, file) {
+            Ok((len, f)) => {
+                let keep = self.plan.dirs[dir].keep
+                    && self
+                        .reader
+                        .kept
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            (n < self.reader.keep_budget).then_some(n + 1)
+                        })
+                        .is_ok();
+                let state = if keep {
+                    self.plan.kept += 1;
+                    FileState::Kept(f)
+                } else {
+                    FileState::ByPath
+                };
+                self.plan.files.push(PlanFile {
+                    dir,
+                    name: file,
+                    state,
+                });
+                Ok(len)
+            }
+            Err(e) => {
+                self.failed_reads = true;
+                let why = reason(&self.plan.dirs, &e);
+                self.plan.has_absent = true;
+                self.plan.files.push(PlanFile {
+                    dir,
+                    name: file,
+                    state: FileState::Absent(why.clone()),
+                });
+                Err(why)
+            }
+        }
+    }
+
+    /// Opens `dir/file` by its host path and reads it whole.
+    fn read_by_path(&mut self, dir: usize, file: &'static str) -> io::Result<(usize, File)> {
+        let path = self
+            .reader
+            .fs
+            .path(&format!("{}/{file}", self.plan.dirs[dir].host));
+        let f = File::open(path)?;
+        let len = read_whole(&f, &mut self.buf)?;
+        Ok((len, f))
+    }
+
+    /// Reads `file` of the directory `dir` and parses it; the error names the path.
+    fn parsed<T>(
+        &mut self,
+        dir: usize,
+        file: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<T, String> {
+        let len = self.load(dir, file)?;
+        let display = &self.plan.dirs[dir].display;
+        let text = std::str::from_utf8(&self.buf[..len]).map_err(|_| {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            );
+            format!("{display}/{file}: {e}")
+        })?;
+        parse(text).map_err(|e| format!("{display}/{file}: {e}"))
+    }
+
+    fn keyed(&mut self, dir: usize, file: &'static str) -> Keyed {
         Keyed {
-            path: self.fs.path(&format!("{dir}/{file}")).display().to_string(),
+            dir: Arc::clone(&self.plan.dirs[dir].display),
+            file,
             data: self.parsed(dir, file, |t| parse_flat_keyed(t, file)),
         }
     }
@@ -607,8 +996,8 @@ impl Ctx<'_> {
     fn value<T>(
         &mut self,
         field: &str,
-        dir: &str,
-        file: &str,
+        dir: usize,
+        file: &'static str,
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Option<T> {
         let parsed = self.parsed(dir, file, parse);
