@@ -14,9 +14,7 @@ pub mod process;
 pub mod rest;
 pub mod state;
 
-use aistor_proto::v1::{
-    agent_service_server::AgentServiceServer, cluster_service_server::ClusterServiceServer,
-};
+use aistor_proto::v1::cluster_service_server::ClusterServiceServer;
 use config::Config;
 use process::Drain;
 use std::future::Future;
@@ -71,9 +69,7 @@ pub async fn run(
     let shared = state::Shared::new(config.view, metrics);
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AgentServiceServer<grpc::ingest::Ingest>>()
-        .await;
+    health.set_serving::<grpc::ingest::AgentServer>().await;
     health
         .set_serving::<ClusterServiceServer<grpc::cluster::Cluster>>()
         .await;
@@ -85,7 +81,7 @@ pub async fn run(
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AgentServiceServer::new(grpc::ingest::Ingest::new(
+        .add_service(grpc::ingest::AgentServer::new(grpc::ingest::Ingest::new(
             shared.clone(),
             drain.clone(),
         )))
@@ -100,9 +96,7 @@ pub async fn run(
                 let health = health.clone();
                 async move {
                     drain.signaled().await;
-                    health
-                        .set_not_serving::<AgentServiceServer<grpc::ingest::Ingest>>()
-                        .await;
+                    health.set_not_serving::<grpc::ingest::AgentServer>().await;
                     health
                         .set_not_serving::<ClusterServiceServer<grpc::cluster::Cluster>>()
                         .await;

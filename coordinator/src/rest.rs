@@ -149,16 +149,21 @@ async fn get_node(
     State(s): State<RestState>,
     Path(name): Path<String>,
 ) -> Result<Json<NodeDetail>, ApiError> {
-    let view = s.shared.view();
-    let entry = view.node(&name).ok_or_else(|| {
+    // Copy under the view's lock, decode the report after releasing it.
+    let found = s
+        .shared
+        .view()
+        .node(&name)
+        .map(|entry| (summary(entry), convert::NodeSnapshot::of(entry)));
+    let (summary, snapshot) = found.ok_or_else(|| {
         ApiError::not_found(
             "node not found",
             format!("no agent on node {name:?} has reported"),
         )
     })?;
-    let status = convert::node_status(entry);
+    let status = snapshot.status();
     Ok(Json(NodeDetail {
-        summary: summary(entry),
+        summary,
         reports_received_total: status.reports_received_total,
         duplicates_dropped_total: status.duplicates_dropped_total,
         report: status.latest,

@@ -1,7 +1,7 @@
 //! The coordinator's shared state: the core's view behind a lock, the feed of node
 //! changes for watchers, and the coordinator's clocks.
 
-use crate::convert::{self, StoredReport};
+use crate::convert::{self, NodeSnapshot, ReceivedReport, ReportPods, StoredReport};
 use crate::measurements;
 use crate::metrics::CoordinatorMetrics;
 use aistor_core::{ClusterView, Ingested, Now, ReportKey, ViewConfig};
@@ -81,51 +81,53 @@ impl Shared {
     }
 
     /// Validates and applies one report; announces it to watchers when it became the
-    /// node's latest.
-    pub fn ingest(&self, report: &pb::NodeReport) -> Result<Ingested, InvalidReport> {
-        let node = report.node.as_ref().ok_or(InvalidReport::NoNode)?;
+    /// node's latest. The report's bytes are stored as they are; only its head was
+    /// decoded.
+    pub fn ingest(&self, report: ReceivedReport) -> Result<Ingested, InvalidReport> {
+        let ReceivedReport { head, bytes } = report;
+        let node = head.node.as_ref().ok_or(InvalidReport::NoNode)?;
         if node.name.is_empty() {
             return Err(InvalidReport::NoName);
         }
-        if report.seq == 0 {
+        if head.seq == 0 {
             return Err(InvalidReport::ZeroSeq);
         }
-        if report.agent_instance.is_empty() {
+        if head.agent_instance.is_empty() {
             return Err(InvalidReport::NoInstance);
         }
         let key = ReportKey {
             node: &node.name,
             boot_id: &node.boot_id,
-            agent_instance: &report.agent_instance,
-            seq: report.seq,
+            agent_instance: &head.agent_instance,
+            seq: head.seq,
         };
-        let sample = convert::node_sample(report);
-        let interval = Duration::from_nanos(report.collect_interval_nanos.max(1));
-        let stored = StoredReport::from(report.encode_to_vec());
+        let sample = convert::node_sample(&head);
+        let interval = Duration::from_nanos(head.collect_interval_nanos.max(1));
         let now = self.now();
-        let (outcome, status) = {
+        let (outcome, snapshot) = {
             let mut view = self.view();
-            let outcome = view.ingest(key, interval, sample, stored, now);
-            // Decoding the full status is only worth it when someone is watching.
+            let outcome = view.ingest(key, interval, sample, bytes, now);
+            // Decoding the full status is only worth it when someone is watching; it
+            // happens after the lock is released.
             let watched = self.inner.events.receiver_count() > 0;
-            let status = match outcome {
+            let snapshot = match outcome {
                 Ingested::Applied { latest: true } if watched => {
-                    view.node(&node.name).map(convert::node_status)
+                    view.node(&node.name).map(NodeSnapshot::of)
                 }
                 _ => None,
             };
-            (outcome, status)
+            (outcome, snapshot)
         };
         self.inner.metrics.record_ingest(outcome);
         if let Ingested::Applied { .. } = outcome {
-            for result in &report.measurements {
+            for result in head.measurements {
                 self.inner
                     .measurements
-                    .complete(result.clone(), now.wall_unix_nanos);
+                    .complete(result, now.wall_unix_nanos);
             }
         }
-        if let Some(status) = status {
-            self.announce(status);
+        if let Some(snapshot) = snapshot {
+            self.announce(snapshot.status());
         }
         Ok(outcome)
     }
@@ -135,7 +137,7 @@ impl Shared {
         let now = self.now();
         // Decoding a full status is only worth it when someone is watching.
         let watched = self.inner.events.receiver_count() > 0;
-        let changed: Vec<(String, aistor_core::NodeState, Option<pb::NodeStatus>)> = {
+        let changed: Vec<(String, aistor_core::NodeState, Option<NodeSnapshot>)> = {
             let mut view = self.view();
             let names = view.refresh(now.monotonic);
             let counts = view.state_counts();
@@ -144,16 +146,36 @@ impl Shared {
                 .into_iter()
                 .filter_map(|n| {
                     let entry = view.node(&n)?;
-                    Some((n, entry.state(), watched.then(|| convert::node_status(entry))))
+                    Some((n, entry.state(), watched.then(|| NodeSnapshot::of(entry))))
                 })
                 .collect()
         };
-        for (name, state, status) in changed {
+        for (name, state, snapshot) in changed {
             tracing::info!(node = %name, ?state, "node state changed");
-            if let Some(status) = status {
-                self.announce(status);
+            if let Some(snapshot) = snapshot {
+                self.announce(snapshot.status());
             }
         }
+    }
+
+    /// The full status of `node` (its latest report decoded outside the view's lock).
+    pub fn node_status(&self, node: &str) -> Option<pb::NodeStatus> {
+        let snapshot = self.view().node(node).map(NodeSnapshot::of);
+        snapshot.map(NodeSnapshot::status)
+    }
+
+    /// The full status of every node (reports decoded outside the view's lock).
+    pub fn node_statuses(&self) -> Vec<pb::NodeStatus> {
+        self.snapshots()
+            .into_iter()
+            .map(NodeSnapshot::status)
+            .collect()
+    }
+
+    /// Every node's bookkeeping and latest report bytes, copied under the lock
+    /// (cheap: the bytes are reference-counted), for decoding after it.
+    fn snapshots(&self) -> Vec<NodeSnapshot> {
+        self.view().nodes().map(NodeSnapshot::of).collect()
     }
 
     pub fn measurements(&self) -> &measurements::Store {
@@ -192,30 +214,31 @@ impl Shared {
 
     /// The node whose latest report has a pod matching `matches`.
     pub fn find_pod_node(&self, matches: impl Fn(&pb::Pod) -> bool) -> Option<String> {
-        let view = self.view();
-        view.nodes().find_map(|entry| {
-            let report = pb::NodeReport::decode(entry.latest().clone()).ok()?;
-            report
-                .pods
-                .iter()
-                .any(&matches)
-                .then(|| entry.name().to_owned())
+        self.snapshots().into_iter().find_map(|node| {
+            let report = ReportPods::decode(node.latest).ok()?;
+            report.pods.iter().any(&matches).then_some(node.name)
         })
     }
 
     /// Pods of every node (filtered), from each node's latest report.
     pub fn pods(&self, node: &str, namespace: &str) -> Vec<pb::PodStatus> {
-        let view = self.view();
+        let snapshots: Vec<NodeSnapshot> = self
+            .view()
+            .nodes()
+            .filter(|e| node.is_empty() || e.name() == node)
+            .map(NodeSnapshot::of)
+            .collect();
         let mut out = Vec::new();
-        for entry in view.nodes().filter(|e| node.is_empty() || e.name() == node) {
-            let Ok(report) = pb::NodeReport::decode(entry.latest().clone()) else {
+        for snapshot in snapshots {
+            let Ok(report) = ReportPods::decode(snapshot.latest) else {
                 continue;
             };
+            let node_state = convert::node_state(snapshot.state) as i32;
             for pod in report.pods {
                 if namespace.is_empty() || pod.namespace == namespace {
                     out.push(pb::PodStatus {
-                        node: entry.name().to_owned(),
-                        node_state: convert::node_state(entry.state()) as i32,
+                        node: snapshot.name.clone(),
+                        node_state,
                         report_wall_time_unix_nanos: report.wall_time_unix_nanos,
                         pod: Some(pod),
                     });
@@ -225,14 +248,14 @@ impl Shared {
         out
     }
 
-    /// Every node's latest report, decoded, with the node's state (for views that
-    /// read inside reports: GPUs).
+    /// Every node's latest report, decoded (outside the view's lock), with the
+    /// node's state (for views that read inside reports: GPUs).
     pub fn latest_reports(&self) -> Vec<(pb::NodeState, pb::NodeReport)> {
-        let view = self.view();
-        view.nodes()
-            .filter_map(|e| {
-                let report = pb::NodeReport::decode(e.latest().clone()).ok()?;
-                Some((convert::node_state(e.state()), report))
+        self.snapshots()
+            .into_iter()
+            .filter_map(|s| {
+                let report = pb::NodeReport::decode(s.latest).ok()?;
+                Some((convert::node_state(s.state), report))
             })
             .collect()
     }

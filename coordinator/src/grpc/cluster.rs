@@ -1,6 +1,5 @@
 //! `ClusterService`: the live view for people and tools.
 
-use crate::convert;
 use crate::measurements;
 use crate::process::Drain;
 use crate::state::Shared;
@@ -25,11 +24,7 @@ impl Cluster {
     }
 
     fn all(&self) -> Vec<NodeStatus> {
-        self.shared
-            .view()
-            .nodes()
-            .map(convert::node_status)
-            .collect()
+        self.shared.node_statuses()
     }
 }
 
@@ -52,11 +47,11 @@ impl ClusterService for Cluster {
         if name.is_empty() {
             return Err(Status::invalid_argument("field `name` is required"));
         }
-        let view = self.shared.view();
-        let node = view
-            .node(&name)
+        let node = self
+            .shared
+            .node_status(&name)
             .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
-        Ok(Response::new(convert::node_status(node)))
+        Ok(Response::new(node))
     }
 
     async fn list_pods(

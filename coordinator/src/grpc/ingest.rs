@@ -1,15 +1,30 @@
 //! `AgentService.Connect`: one bidirectional stream per agent. Each report is applied
 //! to the view, then acknowledged; acknowledgements are cumulative, so when the
 //! outbound queue is full one can be skipped without loss.
+//!
+//! The route is served by [`AgentServer`] rather than the generated server so that a
+//! report is not decoded in full on arrival: [`ReportCodec`] keeps each message's
+//! bytes as received (they are what the view stores) and decodes only its head
+//! ([`ReportHead`](crate::convert::ReportHead): identity, seq, node usage, disks,
+//! measurement results), skipping the pods and the GPU section.
 
+use crate::convert::ReceivedReport;
 use crate::process::Drain;
 use crate::state::Shared;
-use aistor_proto::v1::{Ack, Directive, NodeReport, agent_service_server::AgentService, directive};
+use aistor_proto::v1::{Ack, Directive, directive};
+use bytes::Buf;
+use prost::Message;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+/// The gRPC path of the one method served here.
+const CONNECT_PATH: &str = "/aistor.v1.AgentService/Connect";
 
 pub struct Ingest {
     shared: Shared,
@@ -24,14 +39,11 @@ impl Ingest {
 
 type DirectiveStream = Pin<Box<dyn Stream<Item = Result<Directive, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl AgentService for Ingest {
-    type ConnectStream = DirectiveStream;
-
-    async fn connect(
+impl Ingest {
+    pub async fn connect(
         &self,
-        request: Request<Streaming<NodeReport>>,
-    ) -> Result<Response<Self::ConnectStream>, Status> {
+        request: Request<Streaming<ReceivedReport>>,
+    ) -> Result<Response<DirectiveStream>, Status> {
         let peer = request.remote_addr();
         let mut reports = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<Directive, Status>>(64);
@@ -49,26 +61,36 @@ impl AgentService for Ingest {
                 let report = match message {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
+                    Err(status) if status.code() == Code::InvalidArgument => {
+                        // A message that is not a report: tell the agent why.
+                        shared.metrics().record_invalid();
+                        tracing::warn!(node, ?peer, %status, "refused a report that does not decode");
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
                     Err(status) => {
                         tracing::debug!(node, ?peer, %status, "agent stream ended with an error");
                         break;
                     }
                 };
-                match shared.ingest(&report) {
+                let seq = report.head.seq;
+                let agent_instance = report.head.agent_instance.clone();
+                let name = if node.is_empty() {
+                    report.head.node.as_ref().map(|n| n.name.clone())
+                } else {
+                    None
+                };
+                match shared.ingest(report) {
                     Ok(_) => {
-                        if node.is_empty() {
-                            node = report
-                                .node
-                                .as_ref()
-                                .map(|n| n.name.clone())
-                                .unwrap_or_default();
+                        if let Some(name) = name {
+                            node = name;
                             shared.register_stream(&node, tx.clone());
                             tracing::info!(node, ?peer, "agent connected");
                         }
                         let ack = Directive {
                             kind: Some(directive::Kind::Ack(Ack {
-                                agent_instance: report.agent_instance,
-                                seq: report.seq,
+                                agent_instance,
+                                seq,
                             })),
                         };
                         if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(ack)) {
@@ -77,7 +99,7 @@ impl AgentService for Ingest {
                     }
                     Err(invalid) => {
                         shared.metrics().record_invalid();
-                        tracing::warn!(?peer, seq = report.seq, error = %invalid, "refused an invalid report");
+                        tracing::warn!(?peer, seq, error = %invalid, "refused an invalid report");
                         let _ = tx
                             .send(Err(Status::invalid_argument(invalid.to_string())))
                             .await;
@@ -92,5 +114,230 @@ impl AgentService for Ingest {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Decodes `NodeReport` messages into [`ReceivedReport`]s (bytes kept, head decoded)
+/// and encodes `Directive`s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportCodec;
+
+impl Codec for ReportCodec {
+    type Encode = Directive;
+    type Decode = ReceivedReport;
+    type Encoder = DirectiveEncoder;
+    type Decoder = ReportDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DirectiveEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ReportDecoder
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectiveEncoder;
+
+impl Encoder for DirectiveEncoder {
+    type Item = Directive;
+    type Error = Status;
+
+    fn encode(&mut self, item: Directive, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding a directive: {e}")))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        // Directives are acks of a few dozen bytes; the default 8 KiB buffer per
+        // stream would be most of what a stream costs.
+        BufferSettings::new(256, 32 * 1024)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportDecoder;
+
+impl Decoder for ReportDecoder {
+    type Item = ReceivedReport;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ReceivedReport>, Status> {
+        // The message's bytes are split off the stream's buffer, not copied: tonic
+        // reserved room for exactly this message, so the view keeps that allocation
+        // and the stream starts a fresh one for the next message.
+        let bytes = src.copy_to_bytes(src.remaining());
+        ReceivedReport::decode(bytes)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("message is not a NodeReport: {e}")))
+    }
+}
+
+/// `aistor.v1.AgentService` with [`ReportCodec`] (the generated server would decode
+/// every report in full).
+#[derive(Clone)]
+pub struct AgentServer {
+    ingest: Arc<Ingest>,
+}
+
+impl AgentServer {
+    pub fn new(ingest: Ingest) -> Self {
+        Self {
+            ingest: Arc::new(ingest),
+        }
+    }
+}
+
+impl tonic::server::NamedService for AgentServer {
+    const NAME: &'static str = aistor_proto::v1::agent_service_server::SERVICE_NAME;
+}
+
+struct ConnectMethod(Arc<Ingest>);
+
+impl tonic::server::StreamingService<ReceivedReport> for ConnectMethod {
+    type Response = Directive;
+    type ResponseStream = DirectiveStream;
+    type Future = BoxFuture<Response<DirectiveStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<ReceivedReport>>) -> Self::Future {
+        let ingest = Arc::clone(&self.0);
+        Box::pin(async move { ingest.connect(request).await })
+    }
+}
+
+impl<B> Service<http::Request<B>> for AgentServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != CONNECT_PATH {
+            return Box::pin(async {
+                Ok(Status::unimplemented("no such method in aistor.v1.AgentService").into_http())
+            });
+        }
+        let method = ConnectMethod(Arc::clone(&self.ingest));
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(ReportCodec);
+            Ok(grpc.streaming(method, req).await)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aistor_proto::v1 as pb;
+
+    /// Messages framed as on the wire (uncompressed), read back through tonic's
+    /// request decoding with [`ReportDecoder`].
+    async fn receive(messages: &[&[u8]]) -> Vec<Result<ReceivedReport, Status>> {
+        let mut body = Vec::new();
+        for m in messages {
+            body.push(0u8);
+            body.extend_from_slice(&u32::try_from(m.len()).unwrap().to_be_bytes());
+            body.extend_from_slice(m);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from(body));
+        let mut stream = Streaming::new_request(ReportDecoder, body, None, None);
+        let mut out = Vec::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => return out,
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn report(seq: u64) -> pb::NodeReport {
+        pb::NodeReport {
+            agent_instance: "a".into(),
+            seq,
+            pods: vec![pb::Pod {
+                name: "p".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_decoder_keeps_the_bytes_and_decodes_the_head() {
+        let (one, two) = (report(7).encode_to_vec(), report(8).encode_to_vec());
+        let received = receive(&[&one, &two]).await;
+        assert_eq!(received.len(), 2);
+        for (r, (encoded, seq)) in received.into_iter().zip([(&one, 7), (&two, 8)]) {
+            let r = r.unwrap();
+            assert_eq!(r.head.seq, seq);
+            assert_eq!(r.head.agent_instance, "a");
+            assert_eq!(r.bytes.as_ref(), encoded.as_slice());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_is_invalid_argument() {
+        let good = report(1).encode_to_vec();
+        let received = receive(&[&good, &[0x0a, 0x7f, 0x01]]).await;
+        assert!(received[0].is_ok());
+        let status = received[1].as_ref().err().unwrap();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("not a NodeReport"), "{status}");
+    }
+
+    /// Through a real server and the generated client (what agents use): the report
+    /// is acknowledged and the view stores the bytes the client sent.
+    #[tokio::test]
+    async fn a_report_from_the_generated_client_is_stored_byte_exact() {
+        let shared = Shared::new(Default::default(), Default::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(AgentServer::new(Ingest::new(
+                    shared.clone(),
+                    Drain::on(std::future::pending()),
+                )))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+        let mut sent = report(3);
+        sent.node = Some(pb::NodeIdentity {
+            name: "n".into(),
+            ..Default::default()
+        });
+        let mut directives = client
+            .connect(tokio_stream::iter(vec![sent.clone()]))
+            .await
+            .unwrap()
+            .into_inner();
+        let ack = directives.message().await.unwrap().unwrap();
+        assert_eq!(
+            ack.kind,
+            Some(directive::Kind::Ack(Ack {
+                agent_instance: "a".into(),
+                seq: 3
+            }))
+        );
+        let stored = shared.view().node("n").unwrap().latest().clone();
+        assert_eq!(stored.as_ref(), sent.encode_to_vec().as_slice());
+        assert_eq!(shared.node_status("n").unwrap().latest, Some(sent));
     }
 }
