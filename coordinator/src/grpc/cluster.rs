@@ -115,7 +115,15 @@ impl ClusterService for Cluster {
             loop {
                 let received = tokio::select! {
                     r = updates.recv() => r,
-                    () = drain.signaled() => return,
+                    () = drain.signaled() => {
+                        // Deliver what happened before the drain, then end the stream.
+                        while let Ok(event) = updates.try_recv() {
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
                 };
                 let item = match received {
                     Ok(event) => Ok(event),
