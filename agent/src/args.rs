@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// How long unacknowledged reports are kept for replay after a coordinator outage.
     #[arg(long, env = "AISTOR_AGENT_REPLAY_BUFFER", default_value = "5m", value_parser = parse_duration)]
     pub replay_buffer: Duration,
+    /// Size budget of the replay buffer in MiB (encoded reports); the oldest are dropped first.
+    #[arg(long, env = "AISTOR_AGENT_REPLAY_BUFFER_MAX_MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub replay_buffer_max_mib: u64,
     /// Longest drain after SIGTERM.
     #[arg(long, env = "AISTOR_AGENT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -253,6 +256,8 @@ impl RunArgs {
             interval: self.interval,
             admin_addr: self.admin_addr,
             replay_buffer: self.replay_buffer,
+            replay_buffer_max_bytes: usize::try_from(self.replay_buffer_max_mib << 20)
+                .unwrap_or(usize::MAX),
             shutdown_grace: self.shutdown_grace,
         }
     }

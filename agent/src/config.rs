@@ -89,6 +89,8 @@ pub struct RunConfig {
     pub admin_addr: SocketAddr,
     /// How long unacknowledged reports are kept for replay.
     pub replay_buffer: Duration,
+    /// Size budget for those reports (encoded size; the newest is always kept).
+    pub replay_buffer_max_bytes: usize,
     /// How long a drain may take after SIGTERM.
     pub shutdown_grace: Duration,
 }

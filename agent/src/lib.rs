@@ -276,7 +276,7 @@ pub async fn run(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
 
-    let outbox = uplink::Outbox::new(config.replay_buffer);
+    let outbox = uplink::Outbox::new(config.replay_buffer, config.replay_buffer_max_bytes);
     let stats = Arc::new(uplink::UplinkStats::default());
     let (publish, latest) = watch::channel::<Option<Arc<Published>>>(None);
 

@@ -9,6 +9,7 @@ use crate::shutdown::Shutdown;
 use aistor_proto::v1::{
     Directive, NodeReport, agent_service_client::AgentServiceClient, directive,
 };
+use prost::Message;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +17,24 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
-/// Reports not yet acknowledged, oldest first, bounded by age.
+/// One buffered report: when it was collected and its encoded size.
+#[derive(Debug)]
+struct Buffered {
+    monotonic: Duration,
+    bytes: usize,
+    report: NodeReport,
+}
+
+/// Reports not yet acknowledged, oldest first, bounded by age and by size: with
+/// hundreds of pods a report is hundreds of KiB, so minutes of them during a
+/// coordinator outage would outgrow the agent's memory limit.
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    reports: VecDeque<(Duration, NodeReport)>,
+    reports: VecDeque<Buffered>,
     max_age: Duration,
+    /// Budget for the reports' encoded size; the newest report is always kept.
+    max_bytes: usize,
+    bytes: usize,
     dropped_total: u64,
 }
 
@@ -29,39 +43,65 @@ impl ReplayBuffer {
         Self {
             reports: VecDeque::new(),
             max_age,
+            max_bytes: usize::MAX,
+            bytes: 0,
             dropped_total: 0,
         }
     }
 
-    /// Adds a report collected at `monotonic`; drops (and counts) reports older
-    /// than the buffer's age, which the coordinator will then never see.
+    /// Also bounds the buffer by the reports' encoded size.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Adds a report collected at `monotonic`; drops (and counts) the oldest reports
+    /// while any is older than the buffer's age or the buffer is over its size
+    /// budget. The coordinator will never see those.
     pub fn push(&mut self, monotonic: Duration, report: NodeReport) {
-        self.reports.push_back((monotonic, report));
-        while self
-            .reports
-            .front()
-            .is_some_and(|(t, _)| monotonic.saturating_sub(*t) > self.max_age)
+        let bytes = report.encoded_len();
+        self.bytes += bytes;
+        self.reports.push_back(Buffered {
+            monotonic,
+            bytes,
+            report,
+        });
+        while self.reports.len() > 1
+            && self.reports.front().is_some_and(|b| {
+                monotonic.saturating_sub(b.monotonic) > self.max_age || self.bytes > self.max_bytes
+            })
         {
-            self.reports.pop_front();
+            self.pop_front();
             self.dropped_total += 1;
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(b) = self.reports.pop_front() {
+            self.bytes -= b.bytes;
         }
     }
 
     /// The coordinator stored everything up to `seq`.
     pub fn ack(&mut self, seq: u64) {
-        while self.reports.front().is_some_and(|(_, r)| r.seq <= seq) {
-            self.reports.pop_front();
+        while self.reports.front().is_some_and(|b| b.report.seq <= seq) {
+            self.pop_front();
         }
     }
 
     /// The oldest buffered report with `seq >= from`.
     pub fn next_from(&self, from: u64) -> Option<&NodeReport> {
-        let at = self.reports.partition_point(|(_, r)| r.seq < from);
-        self.reports.get(at).map(|(_, r)| r)
+        let at = self.reports.partition_point(|b| b.report.seq < from);
+        self.reports.get(at).map(|b| &b.report)
     }
 
     pub fn oldest_seq(&self) -> Option<u64> {
-        self.reports.front().map(|(_, r)| r.seq)
+        self.reports.front().map(|b| b.report.seq)
+    }
+
+    /// Encoded size of the buffered reports.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -85,9 +125,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(max_age: Duration) -> Self {
+    pub fn new(max_age: Duration, max_bytes: usize) -> Self {
         Self {
-            buffer: Arc::new(Mutex::new(ReplayBuffer::new(max_age))),
+            buffer: Arc::new(Mutex::new(
+                ReplayBuffer::new(max_age).with_max_bytes(max_bytes),
+            )),
             added: Arc::new(Notify::new()),
         }
     }
@@ -312,5 +354,30 @@ mod tests {
         assert_eq!(b.oldest_seq(), Some(10));
         assert_eq!(b.len(), 11);
         assert_eq!(b.dropped_total(), 9);
+    }
+
+    #[test]
+    fn the_size_budget_drops_the_oldest_but_keeps_the_newest() {
+        let big = |seq| NodeReport {
+            seq,
+            agent_instance: "x".repeat(1000),
+            ..Default::default()
+        };
+        let size = big(1).encoded_len();
+        let mut b = ReplayBuffer::new(Duration::from_secs(300)).with_max_bytes(3 * size);
+        for seq in 1..=5 {
+            b.push(Duration::from_secs(seq), big(seq));
+        }
+        assert_eq!(b.oldest_seq(), Some(3));
+        assert_eq!((b.len(), b.bytes(), b.dropped_total()), (3, 3 * size, 2));
+        b.ack(4);
+        assert_eq!((b.len(), b.bytes()), (1, size));
+        let mut tiny = ReplayBuffer::new(Duration::from_secs(300)).with_max_bytes(1);
+        tiny.push(Duration::ZERO, big(9));
+        assert_eq!(
+            tiny.oldest_seq(),
+            Some(9),
+            "the newest report is kept even over budget"
+        );
     }
 }

@@ -110,9 +110,9 @@ impl Collector for AgentCollector {
                 Some(p.report.seq as f64),
             )?;
         }
-        let (buffered, dropped) = {
+        let (buffered, buffered_bytes, dropped) = {
             let b = self.outbox.lock();
-            (b.len() as f64, b.dropped_total() as f64)
+            (b.len() as f64, b.bytes() as f64, b.dropped_total() as f64)
         };
         let u = &self.uplink;
         let gauges = [
@@ -125,6 +125,11 @@ impl Collector for AgentCollector {
                 "aistor_agent_replay_buffer_reports",
                 "Reports collected but not yet acknowledged by the coordinator.",
                 buffered,
+            ),
+            (
+                "aistor_agent_replay_buffer_bytes",
+                "Encoded size of the reports waiting for the coordinator's acknowledgement.",
+                buffered_bytes,
             ),
         ];
         for (name, help, v) in gauges {
@@ -143,7 +148,7 @@ impl Collector for AgentCollector {
             ),
             (
                 "aistor_agent_replay_dropped_reports",
-                "Reports dropped unacknowledged because they outlived the replay buffer.",
+                "Reports dropped unacknowledged because they outlived the replay buffer's age or size.",
                 dropped,
             ),
         ];
