@@ -3,7 +3,8 @@
 //! Needs root and a writable cgroup file system. Where that is missing the tests print that they
 //! were skipped, or fail under `AISTOR_REQUIRE_TOOLS=1` (hack/test.sh sets it).
 //!
-//! The cgroups are made with plain `mkdir` and `cgroup.procs` writes, not with the cgroups-rs crate:
+//! The cgroups are made (by `examples/support/live.rs`, shared with the measurement benchmarks)
+//! with plain `mkdir` and `cgroup.procs` writes, not with the cgroups-rs crate:
 //! cgroups-rs 0.5 depends on zbus (a whole D-Bus stack) and nix 0.25 without an option to leave
 //! them out, which is a large footprint for creating a directory; and its v1 hierarchy creates the
 //! cgroup in every mounted controller (cpuset included, which needs cpus/mems set first), where
@@ -12,6 +13,9 @@
 //! Helper processes are this test binary run again with `AISTOR_CGROUP_LIVE_HELPER` set, running
 //! the same test, which turns into the helper before doing anything else. A helper waits for a
 //! line on stdin before it starts (so it is in the cgroup first) and exits when stdin closes.
+
+#[path = "../examples/support/live.rs"]
+mod live;
 
 use aistor_agent::cgroup_usage::usage;
 use aistor_agent::clock;
@@ -97,59 +101,29 @@ fn burn(duty: f64) {
 // ---------------------------------------------------------------------------------------------
 // The parent side: a cgroup in every hierarchy the reader reads, removed on drop.
 
-/// A fresh cgroup with the same relative path in each hierarchy the reader reads; the processes
-/// put in it are killed and the directories removed when it drops, also when a test fails.
+/// A fresh cgroup (made by the shared [`live::LiveCgroup`]) plus the helper processes and
+/// shells a test starts in it; they are killed and the directories removed when it drops, also
+/// when a test fails.
 struct LiveCgroup {
     rel: String,
-    dirs: Vec<PathBuf>,
+    cg: live::LiveCgroup,
     children: Vec<Child>,
 }
 
 impl LiveCgroup {
-    /// Creates `aistor-live-<pid>-<name>` under each hierarchy root.
-    fn create(reader: &CgroupReader, name: &str) -> Result<Self, String> {
-        let rel = format!("aistor-live-{}-{name}", std::process::id());
-        let layout = reader.layout();
-        let mut mounts: Vec<String> = Vec::new();
-        if layout.mode == CgroupMode::V2 {
-            let unified = layout.unified.clone().ok_or("v2 without a unified mount")?;
-            // Controllers must be enabled in the parent for the child to have their files.
-            let control = PathBuf::from(&unified).join("cgroup.subtree_control");
-            std::fs::write(&control, "+cpu +memory +io +pids")
-                .map_err(|e| format!("enabling controllers in {}: {e}", control.display()))?;
-            mounts.push(unified);
-        } else {
-            for controller in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
-                let mount = layout
-                    .v1
-                    .get(controller)
-                    .ok_or(format!("no v1 hierarchy with the {controller} controller"))?;
-                if !mounts.contains(mount) {
-                    mounts.push(mount.clone());
-                }
-            }
-            mounts.extend(layout.unified.iter().cloned());
-        }
-        let mut cg = Self {
-            rel,
-            dirs: Vec::new(),
+    /// Creates `aistor-live-<pid>-<name>` under each hierarchy root the reader reads.
+    fn create(_reader: &CgroupReader, name: &str) -> Result<Self, String> {
+        let cg = live::LiveCgroup::create(&format!("aistor-live-{}-{name}", std::process::id()))?;
+        Ok(Self {
+            rel: cg.rel.clone(),
+            cg,
             children: Vec::new(),
-        };
-        for mount in mounts {
-            let dir = PathBuf::from(mount).join(&cg.rel);
-            std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-            cg.dirs.push(dir);
-        }
-        Ok(cg)
+        })
     }
 
     /// Moves process `pid` (all its threads) into the cgroup in every hierarchy.
     fn join(&self, pid: u32) {
-        for dir in &self.dirs {
-            let procs = dir.join("cgroup.procs");
-            std::fs::write(&procs, pid.to_string())
-                .unwrap_or_else(|e| panic!("writing {pid} to {}: {e}", procs.display()));
-        }
+        self.cg.join(pid).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts this test binary as a helper with `role`, in the cgroup, and tells it to go.
@@ -203,28 +177,7 @@ impl LiveCgroup {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let mut errors = Vec::new();
-        for dir in self.dirs.drain(..).rev() {
-            // A cgroup whose last task is still exiting is busy for a moment.
-            let mut result = std::fs::remove_dir(&dir);
-            for _ in 0..100 {
-                if result.is_ok() || !dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-                result = std::fs::remove_dir(&dir);
-            }
-            if let Err(e) = result
-                && dir.exists()
-            {
-                errors.push(format!("rmdir {}: {e}", dir.display()));
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        self.cg.remove()
     }
 }
 
