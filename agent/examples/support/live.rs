@@ -1,5 +1,5 @@
 //! Shared by the live measurement programs: the `burner` and `precision` examples and the
-//! `measure_live` test, which include this file with `#[path]` (each uses part of it).
+//! `measure_live` and `cgroup_live` tests, which include this file with `#[path]` (each uses part of it).
 //!
 //! - A CPU burner that logs its own CPU clock ([`burner_main`], [`Trace`]): ground truth for what
 //!   the agent reads from the burner's cgroup.
