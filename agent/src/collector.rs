@@ -180,7 +180,8 @@ impl Collector {
 
     /// One collection. Reading procfs, sysfs and cgroupfs does not block on storage,
     /// so this runs inline on the runtime.
-    pub fn collect(&mut self) -> (Published, Duration) {
+    /// `measurements`: runs that finished since the previous collection; they ride along.
+    pub fn collect(&mut self, measurements: Vec<pb::MeasurementResult>) -> (Published, Duration) {
         let started = Instant::now();
         let reading: NodeReading = self.source.read();
         let monotonic = reading.monotonic;
@@ -196,8 +197,10 @@ impl Collector {
             Ok(gpus) => gpus.collect(&mut report),
             Err(section) => report.gpu = Some(section.clone()),
         }
+        report.measurements = measurements;
         let published = Published {
-            report,
+            // Shared with the outbox: a report with hundreds of pods is not copied per tick.
+            report: Arc::new(report),
             extras,
             ticks_per_second: self.ticks_per_second,
             collect_seconds: started.elapsed().as_secs_f64(),
@@ -224,10 +227,11 @@ pub async fn run(
             _ = ticker.tick() => {}
             () = shutdown.wait() => return,
         }
-        let (mut published, monotonic) = collector.collect();
+        let mut finished = Vec::new();
         while let Ok(result) = results.try_recv() {
-            published.report.measurements.push(result);
+            finished.push(result);
         }
+        let (published, monotonic) = collector.collect(finished);
         outbox.push(monotonic, published.report.clone());
         publish.send_replace(Some(Arc::new(published)));
     }

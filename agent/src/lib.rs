@@ -371,10 +371,10 @@ pub async fn snapshot(
         shutdown::from_future(std::future::pending()),
     );
     let mut collector = collector(&host, interval, pods, gpus);
-    collector.collect();
+    collector.collect(Vec::new());
     tokio::time::sleep(interval).await;
-    let (published, _) = collector.collect();
-    serde_json::to_writer_pretty(&mut *out, &published.report)?;
+    let (published, _) = collector.collect(Vec::new());
+    serde_json::to_writer_pretty(&mut *out, &*published.report)?;
     writeln!(out)?;
     Ok(())
 }

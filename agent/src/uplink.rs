@@ -22,7 +22,7 @@ use tonic::transport::Endpoint;
 struct Buffered {
     monotonic: Duration,
     bytes: usize,
-    report: NodeReport,
+    report: Arc<NodeReport>,
 }
 
 /// Reports not yet acknowledged, oldest first, bounded by age and by size: with
@@ -58,7 +58,8 @@ impl ReplayBuffer {
     /// Adds a report collected at `monotonic`; drops (and counts) the oldest reports
     /// while any is older than the buffer's age or the buffer is over its size
     /// budget. The coordinator will never see those.
-    pub fn push(&mut self, monotonic: Duration, report: NodeReport) {
+    pub fn push(&mut self, monotonic: Duration, report: impl Into<Arc<NodeReport>>) {
+        let report = report.into();
         let bytes = report.encoded_len();
         self.bytes += bytes;
         self.reports.push_back(Buffered {
@@ -92,7 +93,7 @@ impl ReplayBuffer {
     /// The oldest buffered report with `seq >= from`.
     pub fn next_from(&self, from: u64) -> Option<&NodeReport> {
         let at = self.reports.partition_point(|b| b.report.seq < from);
-        self.reports.get(at).map(|b| &b.report)
+        self.reports.get(at).map(|b| &*b.report)
     }
 
     pub fn oldest_seq(&self) -> Option<u64> {
@@ -134,7 +135,7 @@ impl Outbox {
         }
     }
 
-    pub fn push(&self, monotonic: Duration, report: NodeReport) {
+    pub fn push(&self, monotonic: Duration, report: impl Into<Arc<NodeReport>>) {
         self.lock().push(monotonic, report);
         self.added.notify_one();
     }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 /// One collection as published to readers (exposition, readiness).
 #[derive(Debug, Clone)]
 pub struct Published {
-    pub report: NodeReport,
+    pub report: Arc<NodeReport>,
     pub extras: Extras,
     pub ticks_per_second: u64,
     pub collect_seconds: f64,
