@@ -232,7 +232,10 @@ pub async fn run(
             finished.push(result);
         }
         let (published, monotonic) = collector.collect(finished);
-        outbox.push(monotonic, published.report.clone());
-        publish.send_replace(Some(Arc::new(published)));
+        // One step for readers of both (a scrape sees the buffer and the report it holds).
+        let report = published.report.clone();
+        outbox.push_then(monotonic, report, || {
+            publish.send_replace(Some(Arc::new(published)));
+        });
     }
 }

@@ -136,7 +136,22 @@ impl Outbox {
     }
 
     pub fn push(&self, monotonic: Duration, report: impl Into<Arc<NodeReport>>) {
-        self.lock().push(monotonic, report);
+        self.push_then(monotonic, report, || {});
+    }
+
+    /// Pushes and runs `also` while still holding the buffer, so a reader that takes the
+    /// buffer first (`/metrics`) sees both or neither.
+    pub fn push_then(
+        &self,
+        monotonic: Duration,
+        report: impl Into<Arc<NodeReport>>,
+        also: impl FnOnce(),
+    ) {
+        {
+            let mut buffer = self.lock();
+            buffer.push(monotonic, report);
+            also();
+        }
         self.added.notify_one();
     }
 

@@ -91,7 +91,18 @@ pub(crate) fn single(
 
 impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
-        let latest = self.latest.borrow().clone();
+        // The buffer first, then the report: the collector updates both under the buffer's
+        // lock, so this scrape's figures belong to one tick.
+        let (latest, buffered, buffered_bytes, dropped) = {
+            let b = self.outbox.lock();
+            let latest = self.latest.borrow().clone();
+            (
+                latest,
+                b.len() as f64,
+                b.bytes() as f64,
+                b.dropped_total() as f64,
+            )
+        };
         if let Some(p) = latest {
             node::encode(&mut enc, &p)?;
             cgroups::encode(&mut enc, &p.report)?;
@@ -110,10 +121,6 @@ impl Collector for AgentCollector {
                 Some(p.report.seq as f64),
             )?;
         }
-        let (buffered, buffered_bytes, dropped) = {
-            let b = self.outbox.lock();
-            (b.len() as f64, b.bytes() as f64, b.dropped_total() as f64)
-        };
         let u = &self.uplink;
         let gauges = [
             (
