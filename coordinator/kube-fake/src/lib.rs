@@ -1,0 +1,1 @@
+//! A Kubernetes API server fake for tests (work in progress).
