@@ -2,9 +2,13 @@
 //! the decisions taken from it. Nothing here does I/O or reads a clock: time is a
 //! parameter, so every rule is tested with exact instants.
 
+pub mod clock;
+pub mod model;
 pub mod sequence;
+pub mod validate;
 pub mod view;
 
+pub use clock::{Clock, ManualClock, Now};
 pub use view::{
-    ClusterView, Ingested, NodeEntry, NodeSample, NodeState, Now, ReportKey, ViewConfig,
+    ClusterView, Ingested, NodeEntry, NodeReading, NodeSample, NodeState, ReportKey, ViewConfig,
 };

@@ -5,22 +5,18 @@
 //! The payload `R` is whatever the shell keeps of a report (the encoded protobuf):
 //! the core only reads the figures in [`NodeSample`].
 
+pub use crate::clock::Now;
+use crate::model::{GpuDevice, Pod, PodSample};
 use crate::sequence::SeqTracker;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
-
-/// The coordinator's clocks at one instant: monotonic time decides staleness (wall
-/// clocks jump); wall time is what people are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Now {
-    pub monotonic: Duration,
-    pub wall_unix_nanos: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewConfig {
     /// How much history each node keeps.
     pub window: Duration,
+    /// How much history each pod keeps: the longest span a decision reads.
+    pub pod_window: Duration,
     /// Collection intervals without a report after which a node is stale.
     pub stale_after_intervals: u32,
 }
@@ -29,6 +25,7 @@ impl Default for ViewConfig {
     fn default() -> Self {
         Self {
             window: Duration::from_secs(300),
+            pod_window: Duration::from_secs(30),
             stale_after_intervals: 3,
         }
     }
@@ -56,6 +53,38 @@ pub struct NodeSample {
     pub disk_write_bytes_per_second: Option<f64>,
 }
 
+/// Everything ingest took from one report, converted once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeReading {
+    pub sample: NodeSample,
+    /// The measured interval the report's rates cover; absent on an agent's first report.
+    pub interval: Option<Duration>,
+    /// The node's pods, or why the agent could not look.
+    pub pods: Result<Vec<Pod>, Box<str>>,
+    pub gpus: Vec<GpuDevice>,
+}
+
+impl Default for NodeReading {
+    fn default() -> Self {
+        Self {
+            sample: NodeSample::default(),
+            interval: None,
+            pods: Ok(Vec::new()),
+            gpus: Vec::new(),
+        }
+    }
+}
+
+impl From<NodeSample> for NodeReading {
+    /// A reading of the node's own figures only (no pods or GPUs reported).
+    fn from(sample: NodeSample) -> Self {
+        Self {
+            sample,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeState {
     Ready,
@@ -81,6 +110,9 @@ pub struct NodeEntry<R> {
     name: String,
     latest: R,
     latest_sample: NodeSample,
+    latest_interval: Option<Duration>,
+    pods: Result<Vec<Pod>, Box<str>>,
+    gpus: Vec<GpuDevice>,
     latest_origin: (String, u64),
     last_received: Duration,
     last_received_wall_unix_nanos: u64,
@@ -102,6 +134,19 @@ impl<R> NodeEntry<R> {
     }
     pub fn latest_sample(&self) -> &NodeSample {
         &self.latest_sample
+    }
+    /// The interval the latest report's rates were measured over.
+    pub fn latest_interval(&self) -> Option<Duration> {
+        self.latest_interval
+    }
+    /// The pods of the latest report, ordered by namespace, name and uid; or why
+    /// the agent could not look.
+    pub fn pods(&self) -> Result<&[Pod], &str> {
+        self.pods.as_deref().map_err(|reason| &**reason)
+    }
+    /// The GPUs of the latest report.
+    pub fn gpus(&self) -> &[GpuDevice] {
+        &self.gpus
     }
     /// The state as of the last [`ClusterView::refresh`] or ingest.
     pub fn state(&self) -> NodeState {
@@ -146,6 +191,58 @@ impl<R> NodeEntry<R> {
         &mut self.instances[at].1
     }
 
+    /// The latest pods replace the previous ones; each keeps its window (matched by
+    /// identity) and gains this report's sample. A pod that left the node leaves
+    /// its window behind with it.
+    fn replace_pods(
+        &mut self,
+        pods: Result<Vec<Pod>, Box<str>>,
+        at_unix_nanos: u64,
+        span: Duration,
+    ) {
+        let mut previous: HashMap<Box<str>, crate::model::PodWindow> =
+            match std::mem::replace(&mut self.pods, Ok(Vec::new())) {
+                Ok(old) => old
+                    .into_iter()
+                    .map(|p| (pod_identity(&p).into(), p.window))
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+        self.pods = pods.map(|mut pods| {
+            for pod in &mut pods {
+                let mut window = previous.remove(pod_identity(pod)).unwrap_or_default();
+                window.insert(PodSample::of(at_unix_nanos, &pod.usage, &pod.gpus), span);
+                pod.window = window;
+            }
+            pods
+        });
+    }
+
+    /// A late report (a replay filling a gap) adds its samples to the windows of the
+    /// pods that are still here; it changes nothing else.
+    fn fill_pod_windows(
+        &mut self,
+        pods: Result<Vec<Pod>, Box<str>>,
+        at_unix_nanos: u64,
+        span: Duration,
+    ) {
+        let (Ok(late), Ok(current)) = (pods, &mut self.pods) else {
+            return;
+        };
+        let at: HashMap<Box<str>, usize> = current
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (pod_identity(p).into(), i))
+            .collect();
+        for pod in &late {
+            if let Some(&i) = at.get(pod_identity(pod)) {
+                current[i]
+                    .window
+                    .insert(PodSample::of(at_unix_nanos, &pod.usage, &pod.gpus), span);
+            }
+        }
+    }
+
     fn insert_sample(&mut self, sample: NodeSample, window: Duration) {
         // Replays arrive late; keep the window ordered by the agent's clock.
         let at = self
@@ -161,6 +258,16 @@ impl<R> NodeEntry<R> {
         {
             self.window.pop_front();
         }
+    }
+}
+
+/// What identifies a pod across reports: its uid, or for a workload cgroup (no
+/// uid) its cgroup path.
+fn pod_identity(pod: &Pod) -> &str {
+    if pod.key.uid.is_empty() {
+        &pod.cgroup_path
+    } else {
+        &pod.key.uid
     }
 }
 
@@ -185,17 +292,29 @@ impl<R> ClusterView<R> {
         &mut self,
         key: ReportKey<'_>,
         collect_interval: Duration,
-        sample: NodeSample,
+        reading: NodeReading,
         report: R,
         now: Now,
     ) -> Ingested {
-        let window = self.config.window;
+        let (window, pod_window) = (self.config.window, self.config.pod_window);
         let origin = (format!("{}/{}", key.boot_id, key.agent_instance), key.seq);
+        let NodeReading {
+            sample,
+            interval,
+            mut pods,
+            gpus,
+        } = reading;
+        if let Ok(pods) = &mut pods {
+            pods.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         let Some(entry) = self.nodes.get_mut(key.node) else {
             let mut entry = NodeEntry {
                 name: key.node.to_owned(),
                 latest: report,
                 latest_sample: sample,
+                latest_interval: interval,
+                pods: Ok(Vec::new()),
+                gpus,
                 latest_origin: origin.clone(),
                 last_received: now.monotonic,
                 last_received_wall_unix_nanos: now.wall_unix_nanos,
@@ -208,6 +327,7 @@ impl<R> ClusterView<R> {
             };
             entry.tracker(origin.0).admit(key.seq);
             entry.insert_sample(sample, window);
+            entry.replace_pods(pods, sample.wall_time_unix_nanos, pod_window);
             self.nodes.insert(key.node.to_owned(), entry);
             return Ingested::Applied { latest: true };
         };
@@ -228,11 +348,16 @@ impl<R> ClusterView<R> {
         if newer {
             entry.latest = report;
             entry.latest_sample = sample;
+            entry.latest_interval = interval;
+            entry.gpus = gpus;
+            entry.replace_pods(pods, sample.wall_time_unix_nanos, pod_window);
             entry.latest_origin = origin;
             entry.collect_interval = collect_interval;
             entry.last_received = now.monotonic;
             entry.last_received_wall_unix_nanos = now.wall_unix_nanos;
             entry.state = NodeState::Ready;
+        } else {
+            entry.fill_pod_windows(pods, sample.wall_time_unix_nanos, pod_window);
         }
         Ingested::Applied { latest: newer }
     }
@@ -314,6 +439,10 @@ mod tests {
         }
     }
 
+    fn reading(wall_secs: u64, cpu: f64) -> NodeReading {
+        sample(wall_secs, cpu).into()
+    }
+
     fn at(secs: u64) -> Now {
         Now {
             monotonic: Duration::from_secs(secs),
@@ -331,15 +460,15 @@ mod tests {
     fn newest_report_is_latest_and_replays_are_dropped() {
         let mut v = view();
         assert_eq!(
-            v.ingest(key(1), INTERVAL, sample(1, 10.0), 1, at(1)),
+            v.ingest(key(1), INTERVAL, reading(1, 10.0), 1, at(1)),
             Ingested::Applied { latest: true }
         );
         assert_eq!(
-            v.ingest(key(2), INTERVAL, sample(2, 20.0), 2, at(2)),
+            v.ingest(key(2), INTERVAL, reading(2, 20.0), 2, at(2)),
             Ingested::Applied { latest: true }
         );
         assert_eq!(
-            v.ingest(key(2), INTERVAL, sample(2, 20.0), 2, at(3)),
+            v.ingest(key(2), INTERVAL, reading(2, 20.0), 2, at(3)),
             Ingested::Duplicate
         );
         let n = v.node("n1").unwrap();
@@ -352,10 +481,10 @@ mod tests {
     #[test]
     fn a_late_gap_fill_joins_the_window_but_not_latest() {
         let mut v = view();
-        v.ingest(key(1), INTERVAL, sample(1, 10.0), 1, at(1));
-        v.ingest(key(3), INTERVAL, sample(3, 30.0), 3, at(3));
+        v.ingest(key(1), INTERVAL, reading(1, 10.0), 1, at(1));
+        v.ingest(key(3), INTERVAL, reading(3, 30.0), 3, at(3));
         assert_eq!(
-            v.ingest(key(2), INTERVAL, sample(2, 20.0), 2, at(4)),
+            v.ingest(key(2), INTERVAL, reading(2, 20.0), 2, at(4)),
             Ingested::Applied { latest: false }
         );
         let n = v.node("n1").unwrap();
@@ -367,14 +496,14 @@ mod tests {
     #[test]
     fn a_restarted_agent_is_not_mistaken_for_a_replay() {
         let mut v = view();
-        v.ingest(key(5), INTERVAL, sample(5, 10.0), 5, at(5));
+        v.ingest(key(5), INTERVAL, reading(5, 10.0), 5, at(5));
         let restarted = ReportKey {
             agent_instance: "200-9",
             seq: 1,
             ..key(0)
         };
         assert_eq!(
-            v.ingest(restarted, INTERVAL, sample(6, 60.0), 6, at(6)),
+            v.ingest(restarted, INTERVAL, reading(6, 60.0), 6, at(6)),
             Ingested::Applied { latest: true }
         );
         assert_eq!(*v.node("n1").unwrap().latest(), 6);
@@ -383,7 +512,7 @@ mod tests {
     #[test]
     fn a_node_silent_for_three_intervals_becomes_stale_and_recovers() {
         let mut v = view();
-        v.ingest(key(1), INTERVAL, sample(1, 10.0), 1, at(10));
+        v.ingest(key(1), INTERVAL, reading(1, 10.0), 1, at(10));
         assert!(
             v.refresh(Duration::from_secs(13)).is_empty(),
             "exactly 3 intervals is still ready"
@@ -393,14 +522,14 @@ mod tests {
         assert_eq!(v.node("n1").unwrap().state(), NodeState::Stale);
         assert_eq!(v.usable_nodes(Duration::from_millis(13_001)).count(), 0);
         assert_eq!(v.state_counts()["stale"], 1);
-        v.ingest(key(2), INTERVAL, sample(14, 10.0), 2, at(14));
+        v.ingest(key(2), INTERVAL, reading(14, 10.0), 2, at(14));
         assert_eq!(v.node("n1").unwrap().state(), NodeState::Ready);
     }
 
     #[test]
     fn staleness_follows_each_agents_interval() {
         let mut v = view();
-        v.ingest(key(1), Duration::from_secs(10), sample(1, 1.0), 1, at(0));
+        v.ingest(key(1), Duration::from_secs(10), reading(1, 1.0), 1, at(0));
         assert!(v.refresh(Duration::from_secs(29)).is_empty());
         assert_eq!(v.refresh(Duration::from_secs(31)), ["n1"]);
     }
@@ -412,7 +541,7 @@ mod tests {
             ..Default::default()
         });
         for s in 1..=30 {
-            v.ingest(key(s), INTERVAL, sample(s, s as f64), s, at(s));
+            v.ingest(key(s), INTERVAL, reading(s, s as f64), s, at(s));
         }
         let n = v.node("n1").unwrap();
         let first = n.window().next().unwrap().wall_time_unix_nanos;
@@ -427,7 +556,199 @@ mod tests {
             cpu_millicores: None,
             ..sample(1, 0.0)
         };
-        v.ingest(key(1), INTERVAL, blind, 1, at(1));
+        v.ingest(key(1), INTERVAL, blind.into(), 1, at(1));
         assert_eq!(v.node("n1").unwrap().latest_sample().cpu_millicores, None);
+    }
+
+    fn pod(uid: &str, name: &str, cpu: f64) -> Pod {
+        use crate::model::{DiscoveredBy, PodKey, PodWindow, QosClass, Usage, UsageFigures};
+        Pod {
+            key: PodKey {
+                namespace: "ns".into(),
+                name: name.into(),
+                uid: uid.into(),
+            },
+            qos_class: QosClass::Burstable,
+            cgroup_path: format!("kubepods/pod{uid}").into(),
+            discovered_by: DiscoveredBy::Containerd,
+            usage: Usage::new(
+                UsageFigures {
+                    cpu_millicores: Some(cpu),
+                    ..Default::default()
+                },
+                Vec::new(),
+            ),
+            containers: Box::new([]),
+            gpus: Box::new([]),
+            window: PodWindow::default(),
+        }
+    }
+
+    fn with_pods(wall_secs: u64, pods: Vec<Pod>) -> NodeReading {
+        NodeReading {
+            pods: Ok(pods),
+            interval: Some(INTERVAL),
+            ..reading(wall_secs, 1.0)
+        }
+    }
+
+    fn cpus(v: &ClusterView<u64>, uid: &str) -> Vec<(u64, f64)> {
+        let pods = v.node("n1").unwrap().pods().unwrap();
+        let p = pods.iter().find(|p| p.uid() == uid).unwrap();
+        p.window
+            .samples()
+            .map(|s| {
+                (
+                    s.at_unix_nanos / SEC,
+                    s.get(crate::model::Metric::CpuMillicores).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pods_are_sorted_and_keep_their_windows_across_reports() {
+        let mut v = view();
+        v.ingest(
+            key(1),
+            INTERVAL,
+            with_pods(1, vec![pod("b", "zeta", 1.0), pod("a", "alpha", 10.0)]),
+            1,
+            at(1),
+        );
+        v.ingest(
+            key(2),
+            INTERVAL,
+            with_pods(2, vec![pod("a", "alpha", 20.0), pod("c", "new", 5.0)]),
+            2,
+            at(2),
+        );
+        let n = v.node("n1").unwrap();
+        let names: Vec<&str> = n.pods().unwrap().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["alpha", "new"], "sorted; the pod that left is gone");
+        assert_eq!(n.latest_interval(), Some(INTERVAL));
+        assert_eq!(cpus(&v, "a"), [(1, 10.0), (2, 20.0)]);
+        assert_eq!(cpus(&v, "c"), [(2, 5.0)]);
+        // The latest figures are the latest report's.
+        assert_eq!(
+            v.node("n1").unwrap().pods().unwrap()[0]
+                .usage
+                .cpu_millicores()
+                .measured(),
+            Some(20.0)
+        );
+    }
+
+    #[test]
+    fn a_late_report_fills_pod_windows_without_replacing_pods() {
+        let mut v = view();
+        v.ingest(
+            key(1),
+            INTERVAL,
+            with_pods(1, vec![pod("a", "p", 1.0)]),
+            1,
+            at(1),
+        );
+        v.ingest(
+            key(3),
+            INTERVAL,
+            with_pods(3, vec![pod("a", "p", 3.0)]),
+            3,
+            at(3),
+        );
+        let late = with_pods(2, vec![pod("a", "p", 2.0), pod("gone", "q", 9.0)]);
+        assert_eq!(
+            v.ingest(key(2), INTERVAL, late, 2, at(4)),
+            Ingested::Applied { latest: false }
+        );
+        assert_eq!(cpus(&v, "a"), [(1, 1.0), (2, 2.0), (3, 3.0)]);
+        assert_eq!(v.node("n1").unwrap().pods().unwrap().len(), 1);
+        // A duplicate adds nothing.
+        let again = with_pods(2, vec![pod("a", "p", 99.0)]);
+        assert_eq!(
+            v.ingest(key(2), INTERVAL, again, 2, at(5)),
+            Ingested::Duplicate
+        );
+        assert_eq!(cpus(&v, "a"), [(1, 1.0), (2, 2.0), (3, 3.0)]);
+    }
+
+    #[test]
+    fn pod_windows_span_the_pod_window_not_the_node_window() {
+        let mut v = ClusterView::new(ViewConfig {
+            pod_window: Duration::from_secs(5),
+            ..Default::default()
+        });
+        for s in 1..=20 {
+            v.ingest(
+                key(s),
+                INTERVAL,
+                with_pods(s, vec![pod("a", "p", s as f64)]),
+                s,
+                at(s),
+            );
+        }
+        assert_eq!(cpus(&v, "a").first(), Some(&(15, 15.0)));
+        assert_eq!(v.node("n1").unwrap().window().len(), 20);
+    }
+
+    #[test]
+    fn pods_the_agent_could_not_list_say_why_and_windows_restart() {
+        let mut v = view();
+        v.ingest(
+            key(1),
+            INTERVAL,
+            with_pods(1, vec![pod("a", "p", 1.0)]),
+            1,
+            at(1),
+        );
+        let blind = NodeReading {
+            pods: Err("containerd: connection refused".into()),
+            ..reading(2, 1.0)
+        };
+        v.ingest(key(2), INTERVAL, blind, 2, at(2));
+        assert_eq!(
+            v.node("n1").unwrap().pods().unwrap_err(),
+            "containerd: connection refused"
+        );
+        // A late report while pods are unknown changes nothing.
+        v.ingest(
+            key(1),
+            INTERVAL,
+            with_pods(1, vec![pod("a", "p", 1.0)]),
+            1,
+            at(3),
+        );
+        v.ingest(
+            key(3),
+            INTERVAL,
+            with_pods(3, vec![pod("a", "p", 3.0)]),
+            3,
+            at(3),
+        );
+        assert_eq!(cpus(&v, "a"), [(3, 3.0)]);
+    }
+
+    #[test]
+    fn workload_cgroups_without_uid_keep_windows_by_path() {
+        let mut v = view();
+        let workload = |cpu| Pod {
+            cgroup_path: "system.slice/batch.service".into(),
+            ..pod("", "", cpu)
+        };
+        v.ingest(
+            key(1),
+            INTERVAL,
+            with_pods(1, vec![workload(1.0)]),
+            1,
+            at(1),
+        );
+        v.ingest(
+            key(2),
+            INTERVAL,
+            with_pods(2, vec![workload(2.0)]),
+            2,
+            at(2),
+        );
+        assert_eq!(cpus(&v, ""), [(1, 1.0), (2, 2.0)]);
     }
 }

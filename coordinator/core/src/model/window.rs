@@ -1,0 +1,348 @@
+//! A pod's recent samples, so a decision can take the latest value, a mean over a
+//! span or a percentile. Kept as long as the longest span any decision asks for
+//! (30 s by default), one small fixed-size sample per report.
+
+use super::{GpuUse, Usage, compact};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// What a window can be asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    CpuMillicores,
+    MemoryWorkingSetBytes,
+    IoReadBytesPerSecond,
+    IoWriteBytesPerSecond,
+    IoReadsPerSecond,
+    IoWritesPerSecond,
+    /// SM utilisation attributed to the pod, summed over its GPUs (percent of one GPU).
+    GpuSmPercent,
+    /// GPU memory attributed to the pod, summed over its GPUs.
+    GpuMemoryBytes,
+}
+
+/// One report's figures of one pod, by the agent's wall clock. `f32` keeps a sample
+/// at 40 bytes; seven significant digits are more than any decision uses (the exact
+/// latest values stay in the pod's [`Usage`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PodSample {
+    pub at_unix_nanos: u64,
+    values: [f32; 8],
+}
+
+impl PodSample {
+    /// The figures of `usage` and `gpus` measured at `at_unix_nanos`.
+    pub fn of(at_unix_nanos: u64, usage: &Usage, gpus: &[GpuUse]) -> Self {
+        let f = usage.figures();
+        let sum = |of: &dyn Fn(&GpuUse) -> Option<f64>| -> Option<f64> {
+            gpus.iter().map(of).try_fold(0.0, |acc, v| Some(acc + v?))
+        };
+        let (gpu_sm, gpu_memory) = if gpus.is_empty() {
+            (None, None)
+        } else {
+            (
+                sum(&|g| g.sm_utilization_percent().measured()),
+                sum(&|g| g.memory_used_bytes().measured().map(|b| b as f64)),
+            )
+        };
+        Self {
+            at_unix_nanos,
+            values: [
+                f.cpu_millicores,
+                f.memory_working_set_bytes.map(|b| b as f64),
+                f.io_read_bytes_per_second,
+                f.io_write_bytes_per_second,
+                f.io_reads_per_second,
+                f.io_writes_per_second,
+                gpu_sm,
+                gpu_memory,
+            ]
+            .map(compact::rate),
+        }
+    }
+
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        compact::rate_of(self.values[metric as usize])
+    }
+}
+
+/// How a decision reads a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    /// The newest sample that has the metric.
+    Latest,
+    /// The mean of the samples within `span` of the newest one.
+    Mean(Duration),
+    /// The nearest-rank percentile (0–100) of the samples within `span` of the newest.
+    Percentile(Duration, f64),
+}
+
+/// What a window answered: the value and how many samples it rests on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub samples: usize,
+    /// Agent wall time of the newest sample used.
+    pub newest_unix_nanos: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PodWindow {
+    samples: VecDeque<PodSample>,
+}
+
+impl PodWindow {
+    /// Adds a sample in time order (replays arrive late) and forgets samples more
+    /// than `span` older than the newest. A sample at an instant already held
+    /// replaces it.
+    pub fn insert(&mut self, sample: PodSample, span: Duration) {
+        let at = self
+            .samples
+            .partition_point(|s| s.at_unix_nanos < sample.at_unix_nanos);
+        match self.samples.get_mut(at) {
+            Some(s) if s.at_unix_nanos == sample.at_unix_nanos => *s = sample,
+            _ => self.samples.insert(at, sample),
+        }
+        let newest = self.samples.back().map_or(0, |s| s.at_unix_nanos);
+        let horizon = newest.saturating_sub(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| s.at_unix_nanos < horizon)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Oldest first.
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = &PodSample> {
+        self.samples.iter()
+    }
+
+    /// `None` when no sample in reach has the metric.
+    pub fn read(&self, metric: Metric, stat: Stat) -> Option<Reading> {
+        let newest = self.samples.back()?.at_unix_nanos;
+        let span = match stat {
+            Stat::Latest => {
+                let s = self
+                    .samples
+                    .iter()
+                    .rev()
+                    .find(|s| s.get(metric).is_some())?;
+                return Some(Reading {
+                    value: s.get(metric)?,
+                    samples: 1,
+                    newest_unix_nanos: s.at_unix_nanos,
+                });
+            }
+            Stat::Mean(span) | Stat::Percentile(span, _) => span,
+        };
+        let horizon = newest.saturating_sub(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+        let mut used: Vec<(u64, f64)> = self
+            .samples
+            .iter()
+            .filter(|s| s.at_unix_nanos >= horizon)
+            .filter_map(|s| Some((s.at_unix_nanos, s.get(metric)?)))
+            .collect();
+        let newest_unix_nanos = used.iter().map(|(t, _)| *t).max()?;
+        let samples = used.len();
+        let value = match stat {
+            Stat::Percentile(_, p) => {
+                used.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let p = p.clamp(0.0, 100.0);
+                // Nearest rank: the smallest value with at least p % of samples at or below it.
+                let rank = ((p / 100.0) * samples as f64).ceil() as usize;
+                used[rank.clamp(1, samples) - 1].1
+            }
+            _ => used.iter().map(|(_, v)| v).sum::<f64>() / samples as f64,
+        };
+        Some(Reading {
+            value,
+            samples,
+            newest_unix_nanos,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GpuUseFigures, UsageFigures};
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn at(secs: u64, cpu: Option<f64>) -> PodSample {
+        let usage = Usage::new(
+            UsageFigures {
+                cpu_millicores: cpu,
+                memory_working_set_bytes: Some(secs * 100),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        PodSample::of(secs * SEC, &usage, &[])
+    }
+
+    fn window(cpus: &[(u64, Option<f64>)]) -> PodWindow {
+        let mut w = PodWindow::default();
+        for &(t, c) in cpus {
+            w.insert(at(t, c), Duration::from_secs(30));
+        }
+        w
+    }
+
+    #[test]
+    fn samples_take_every_figure_and_sum_gpus() {
+        let usage = Usage::new(
+            UsageFigures {
+                cpu_millicores: Some(1.0),
+                memory_working_set_bytes: Some(2),
+                io_read_bytes_per_second: Some(3.0),
+                io_write_bytes_per_second: Some(4.0),
+                io_reads_per_second: Some(5.0),
+                io_writes_per_second: Some(6.0),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        let gpu = |sm, mem| {
+            GpuUse::new(GpuUseFigures {
+                gpu_uuid: "g".into(),
+                sm_utilization_percent: sm,
+                memory_used_bytes: mem,
+                ..Default::default()
+            })
+        };
+        let s = PodSample::of(
+            9,
+            &usage,
+            &[gpu(Some(30.0), Some(10)), gpu(Some(20.0), Some(5))],
+        );
+        use Metric::*;
+        let got: Vec<Option<f64>> = [
+            CpuMillicores,
+            MemoryWorkingSetBytes,
+            IoReadBytesPerSecond,
+            IoWriteBytesPerSecond,
+            IoReadsPerSecond,
+            IoWritesPerSecond,
+            GpuSmPercent,
+            GpuMemoryBytes,
+        ]
+        .map(|m| s.get(m))
+        .to_vec();
+        assert_eq!(
+            got,
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 50.0, 15.0]
+                .map(Some)
+                .to_vec()
+        );
+        assert_eq!(s.at_unix_nanos, 9);
+        // One GPU without a figure makes the sum unknown, not smaller.
+        let s = PodSample::of(9, &usage, &[gpu(Some(30.0), None), gpu(None, Some(5))]);
+        assert_eq!((s.get(GpuSmPercent), s.get(GpuMemoryBytes)), (None, None));
+        // No GPU at all: no GPU figure (not zero).
+        assert_eq!(PodSample::of(9, &usage, &[]).get(GpuSmPercent), None);
+    }
+
+    #[test]
+    fn the_window_is_ordered_bounded_and_deduplicated() {
+        let mut w = window(&[(10, Some(1.0)), (30, Some(3.0)), (20, Some(2.0))]);
+        let times: Vec<u64> = w.samples().map(|s| s.at_unix_nanos / SEC).collect();
+        assert_eq!(times, [10, 20, 30]);
+        w.insert(at(20, Some(9.0)), Duration::from_secs(30));
+        assert_eq!(w.len(), 3, "same instant replaces");
+        assert_eq!(
+            w.samples().nth(1).unwrap().get(Metric::CpuMillicores),
+            Some(9.0)
+        );
+        w.insert(at(41, Some(4.0)), Duration::from_secs(30));
+        let times: Vec<u64> = w.samples().map(|s| s.at_unix_nanos / SEC).collect();
+        assert_eq!(
+            times,
+            [20, 30, 41],
+            "older than 30 s before the newest is gone"
+        );
+        w.insert(at(71, Some(4.0)), Duration::from_secs(30));
+        assert_eq!(w.len(), 2, "exactly 30 s old is kept");
+        assert!(!w.is_empty());
+        assert!(PodWindow::default().is_empty());
+    }
+
+    #[test]
+    fn latest_skips_samples_without_the_metric() {
+        let w = window(&[(1, Some(5.0)), (2, None)]);
+        let r = w.read(Metric::CpuMillicores, Stat::Latest).unwrap();
+        assert_eq!((r.value, r.samples, r.newest_unix_nanos), (5.0, 1, SEC));
+        assert_eq!(
+            window(&[(1, None)]).read(Metric::CpuMillicores, Stat::Latest),
+            None
+        );
+        assert_eq!(
+            PodWindow::default().read(Metric::CpuMillicores, Stat::Latest),
+            None
+        );
+    }
+
+    #[test]
+    fn means_cover_the_span_before_the_newest_sample() {
+        let w = window(&[
+            (1, Some(100.0)),
+            (5, Some(10.0)),
+            (6, None),
+            (7, Some(20.0)),
+        ]);
+        let r = w
+            .read(Metric::CpuMillicores, Stat::Mean(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!((r.value, r.samples), (15.0, 2));
+        assert_eq!(r.newest_unix_nanos, 7 * SEC);
+        let r = w
+            .read(Metric::CpuMillicores, Stat::Mean(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!((r.value, r.samples), (130.0 / 3.0, 3));
+        assert_eq!(
+            window(&[(1, None)]).read(Metric::CpuMillicores, Stat::Mean(Duration::from_secs(9))),
+            None
+        );
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let w = window(
+            &(1..=10)
+                .map(|s| (s, Some(s as f64 * 10.0)))
+                .collect::<Vec<_>>(),
+        );
+        let p = |q| {
+            w.read(
+                Metric::CpuMillicores,
+                Stat::Percentile(Duration::from_secs(60), q),
+            )
+            .unwrap()
+            .value
+        };
+        assert_eq!(p(50.0), 50.0);
+        assert_eq!(p(90.0), 90.0);
+        assert_eq!(p(91.0), 100.0);
+        assert_eq!(p(100.0), 100.0);
+        assert_eq!(p(0.0), 10.0);
+        assert_eq!(p(150.0), 100.0, "clamped");
+        assert_eq!(p(-5.0), 10.0, "clamped");
+        let r = w
+            .read(
+                Metric::CpuMillicores,
+                Stat::Percentile(Duration::from_secs(3), 50.0),
+            )
+            .unwrap();
+        assert_eq!((r.samples, r.value), (4, 80.0));
+    }
+}
