@@ -12,6 +12,8 @@ pub struct Config {
     pub view: aistor_core::ViewConfig,
     /// How often staleness is re-evaluated.
     pub refresh_every: Duration,
+    /// Bounds on what one agent report may carry.
+    pub limits: aistor_core::validate::Limits,
     pub shutdown_grace: Duration,
 }
 
@@ -61,6 +63,9 @@ pub struct RunArgs {
     /// History kept per node for percentiles and stabilisation.
     #[arg(long, env = "AISTOR_COORDINATOR_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub window: Duration,
+    /// History kept per pod: the longest span a decision reads (mean, percentile).
+    #[arg(long, env = "AISTOR_COORDINATOR_POD_WINDOW", default_value = "30s", value_parser = parse_duration)]
+    pub pod_window: Duration,
     /// Collection intervals without a report before a node is stale.
     #[arg(long, env = "AISTOR_COORDINATOR_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub stale_after_intervals: u32,
@@ -73,6 +78,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 10s or 5m)"))
 }
 
+impl Config {
+    /// The defaults of `aistor-coordinator run` on the given addresses.
+    pub fn new(grpc_addr: SocketAddr, http_addr: SocketAddr) -> Self {
+        Self {
+            grpc_addr,
+            http_addr,
+            view: aistor_core::ViewConfig::default(),
+            refresh_every: Duration::from_millis(250),
+            limits: aistor_core::validate::Limits::default(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 impl RunArgs {
     pub fn into_config(self) -> Config {
         Config {
@@ -80,9 +99,11 @@ impl RunArgs {
             http_addr: self.http_addr,
             view: aistor_core::ViewConfig {
                 window: self.window,
+                pod_window: self.pod_window,
                 stale_after_intervals: self.stale_after_intervals,
             },
             refresh_every: Duration::from_millis(250),
+            limits: aistor_core::validate::Limits::default(),
             shutdown_grace: self.shutdown_grace,
         }
     }

@@ -1,95 +1,10 @@
-//! Between the wire (`aistor_proto`) and the core's model. Proto types stop here and
+//! The core's model → the wire types the APIs answer with. Proto types stop here and
 //! in the API adapters; the core never sees them.
 
-use aistor_core::{NodeEntry, NodeSample, NodeState};
+use crate::ingest::wire::ReportHead;
+use aistor_core::NodeState;
+use aistor_core::model::{Container, ContainerState, GpuUse, Missing, Pod, Usage};
 use aistor_proto::v1 as pb;
-use bytes::Bytes;
-use prost::Message;
-
-/// What the view keeps of a report: the protobuf exactly as the agent sent it
-/// (compact; decoded only when someone asks for the full node).
-pub type StoredReport = Bytes;
-
-/// The part of a `NodeReport` the coordinator reads on every report: the same field
-/// numbers as `aistor.v1.NodeReport` except the pods (10) and the GPU section (11),
-/// the bulk of a report, which decoding this skips without building them.
-#[derive(Clone, PartialEq, Message)]
-pub struct ReportHead {
-    #[prost(message, optional, tag = "1")]
-    pub node: Option<pb::NodeIdentity>,
-    #[prost(string, tag = "2")]
-    pub agent_instance: String,
-    #[prost(uint64, tag = "3")]
-    pub seq: u64,
-    #[prost(uint64, tag = "4")]
-    pub wall_time_unix_nanos: u64,
-    #[prost(uint64, tag = "5")]
-    pub monotonic_nanos: u64,
-    #[prost(uint64, optional, tag = "6")]
-    pub interval_nanos: Option<u64>,
-    #[prost(uint64, tag = "7")]
-    pub collect_interval_nanos: u64,
-    #[prost(message, optional, tag = "8")]
-    pub usage: Option<pb::NodeUsage>,
-    #[prost(message, repeated, tag = "9")]
-    pub disks: Vec<pb::Disk>,
-    #[prost(message, repeated, tag = "12")]
-    pub measurements: Vec<pb::MeasurementResult>,
-    #[prost(message, repeated, tag = "15")]
-    pub missing: Vec<pb::Missing>,
-}
-
-/// A report as received: its encoded bytes, kept as they are, and its decoded head.
-#[derive(Debug, Clone)]
-pub struct ReceivedReport {
-    pub head: ReportHead,
-    pub bytes: Bytes,
-}
-
-impl ReceivedReport {
-    /// Decodes the head of an encoded `NodeReport`; the bytes are kept, not copied.
-    pub fn decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        let head = ReportHead::decode(bytes.as_ref())?;
-        Ok(Self { head, bytes })
-    }
-
-    /// Encodes `report` (tests and tools; agents' reports arrive encoded).
-    pub fn from_report(report: &pb::NodeReport) -> Self {
-        Self::decode(Bytes::from(report.encode_to_vec())).expect("a report just encoded decodes")
-    }
-}
-
-/// Only the pods of an encoded report (field 10) and its wall time (field 4); every
-/// other field is skipped.
-#[derive(Clone, PartialEq, Message)]
-pub struct ReportPods {
-    #[prost(uint64, tag = "4")]
-    pub wall_time_unix_nanos: u64,
-    #[prost(message, repeated, tag = "10")]
-    pub pods: Vec<pb::Pod>,
-}
-
-/// The figures the core decides on, taken from a report's head.
-pub fn node_sample(report: &ReportHead) -> NodeSample {
-    let usage = report.usage.as_ref();
-    let (disk_read, disk_write) = whole_disks_rates(&report.disks);
-    NodeSample {
-        wall_time_unix_nanos: report.wall_time_unix_nanos,
-        cpu_millicores: usage
-            .and_then(|u| u.cpu.as_ref())
-            .and_then(|c| c.usage_millicores),
-        cpu_capacity_millicores: report
-            .node
-            .as_ref()
-            .map_or(0, |n| n.cpu_capacity_millicores),
-        memory_working_set_bytes: usage
-            .and_then(|u| u.memory.as_ref())
-            .and_then(|m| m.working_set_bytes),
-        memory_total_bytes: report.node.as_ref().map_or(0, |n| n.memory_total_bytes),
-        disk_read_bytes_per_second: disk_read,
-        disk_write_bytes_per_second: disk_write,
-    }
-}
 
 /// Node disk throughput: the sum over *whole* disks only (partitions, dm and md
 /// volumes would count the same bytes again). `None` when no whole disk has rates
@@ -121,49 +36,141 @@ pub fn node_state(state: NodeState) -> pb::NodeState {
     }
 }
 
-/// What the APIs need of one node, copied out of the view under its lock without
-/// decoding anything (the report's bytes are reference-counted): decode it with
-/// [`NodeSnapshot::status`] after the lock is released.
-#[derive(Debug, Clone)]
-pub struct NodeSnapshot {
-    pub name: String,
-    pub state: NodeState,
-    pub last_report_unix_nanos: u64,
-    pub reports_received_total: u64,
-    pub duplicates_dropped_total: u64,
-    pub latest: StoredReport,
+/// A report as the APIs show it: the stored head plus the given pods.
+pub fn node_report(head: &ReportHead, pods: Vec<pb::Pod>) -> pb::NodeReport {
+    pb::NodeReport {
+        node: head.node.clone(),
+        agent_instance: head.agent_instance.clone(),
+        seq: head.seq,
+        wall_time_unix_nanos: head.wall_time_unix_nanos,
+        monotonic_nanos: head.monotonic_nanos,
+        interval_nanos: head.interval_nanos,
+        collect_interval_nanos: head.collect_interval_nanos,
+        usage: head.usage.clone(),
+        disks: head.disks.clone(),
+        pods,
+        gpu: head.gpu.clone(),
+        measurements: Vec::new(),
+        missing: head.missing.clone(),
+    }
 }
 
-impl NodeSnapshot {
-    pub fn of(entry: &NodeEntry<StoredReport>) -> Self {
-        Self {
-            name: entry.name().to_owned(),
-            state: entry.state(),
-            last_report_unix_nanos: entry.last_received_wall_unix_nanos(),
-            reports_received_total: entry.reports_received_total(),
-            duplicates_dropped_total: entry.duplicates_dropped_total(),
-            latest: entry.latest().clone(),
-        }
-    }
+fn missing(list: &[Missing]) -> Vec<pb::Missing> {
+    list.iter()
+        .map(|m| pb::Missing {
+            field: m.field.to_string(),
+            reason: m.reason.to_string(),
+        })
+        .collect()
+}
 
-    /// The full status of the node for the APIs (decodes the whole report). A stored
-    /// report that does not decode (its pods or GPU section, which ingest does not
-    /// read, are malformed) is reported as absent rather than a panic.
-    pub fn status(self) -> pb::NodeStatus {
-        pb::NodeStatus {
-            latest: pb::NodeReport::decode(self.latest).ok(),
-            name: self.name,
-            state: node_state(self.state) as i32,
-            last_report_unix_nanos: self.last_report_unix_nanos,
-            reports_received_total: self.reports_received_total,
-            duplicates_dropped_total: self.duplicates_dropped_total,
-        }
+/// The figures the model keeps, in the wire's shape (what it does not keep, such as
+/// per-device I/O and pressure, is absent).
+pub fn usage(u: &Usage) -> pb::CgroupUsage {
+    let f = u.figures();
+    let io = match (
+        f.io_read_bytes_per_second,
+        f.io_write_bytes_per_second,
+        f.io_reads_per_second,
+        f.io_writes_per_second,
+    ) {
+        (Some(r), Some(w), Some(rs), Some(ws)) => Some(pb::CgroupIo {
+            rates: Some(pb::IoRates {
+                read_bytes_per_second: r,
+                write_bytes_per_second: w,
+                reads_per_second: rs,
+                writes_per_second: ws,
+            }),
+            ..Default::default()
+        }),
+        _ => None,
+    };
+    pb::CgroupUsage {
+        cpu: Some(pb::CgroupCpu {
+            usage_millicores: f.cpu_millicores,
+            limit_millicores: f.cpu_limit_millicores,
+            ..Default::default()
+        }),
+        memory: Some(pb::CgroupMemory {
+            usage_bytes: f.memory_usage_bytes,
+            working_set_bytes: f.memory_working_set_bytes,
+            rss_bytes: f.memory_rss_bytes,
+            cache_bytes: f.memory_cache_bytes,
+            limit_bytes: f.memory_limit_bytes,
+            ..Default::default()
+        }),
+        io,
+        pressure: None,
+        pids_current: f.pids_current,
+        missing: missing(u.missing()),
+    }
+}
+
+fn gpu_use(g: &GpuUse) -> pb::GpuUse {
+    let f = g.figures();
+    pb::GpuUse {
+        gpu_uuid: f.gpu_uuid,
+        mig_uuid: f.mig_uuid.unwrap_or_default(),
+        allocated: f.allocated,
+        memory_used_bytes: f.memory_used_bytes,
+        sm_utilization_percent: f.sm_utilization_percent,
+        memory_utilization_percent: f.memory_utilization_percent,
+    }
+}
+
+fn container_state(state: &ContainerState) -> pb::ContainerState {
+    match state {
+        ContainerState::Running => pb::ContainerState::Running,
+        ContainerState::Paused => pb::ContainerState::Paused,
+        ContainerState::Terminated { .. } => pb::ContainerState::Stopped,
+        ContainerState::Waiting { .. } | ContainerState::Unknown => pb::ContainerState::Unspecified,
+    }
+}
+
+fn container(c: &Container) -> pb::Container {
+    pb::Container {
+        id: c.id.to_string(),
+        name: c.name.to_string(),
+        cgroup_path: String::new(),
+        pid: None,
+        state: container_state(&c.state) as i32,
+        image: c.image.to_string(),
+        usage: Some(usage(&c.usage)),
+        gpus: c.gpus.iter().map(gpu_use).collect(),
+    }
+}
+
+/// A pod with every figure the model keeps.
+pub fn pod(p: &Pod) -> pb::Pod {
+    pb::Pod {
+        uid: p.uid().to_owned(),
+        name: p.name().to_owned(),
+        namespace: p.namespace().to_owned(),
+        qos_class: p.qos_class.as_str().to_owned(),
+        cgroup_path: p.cgroup_path.to_string(),
+        usage: Some(usage(&p.usage)),
+        containers: p.containers.iter().map(container).collect(),
+        gpus: p.gpus.iter().map(gpu_use).collect(),
+        discovered_by: p.discovered_by.as_str().to_owned(),
+    }
+}
+
+/// A pod's identity only (what a node summary keeps of the pods on its GPUs, so
+/// GPU views can name them).
+pub fn pod_identity(p: &Pod) -> pb::Pod {
+    pb::Pod {
+        uid: p.uid().to_owned(),
+        name: p.name().to_owned(),
+        namespace: p.namespace().to_owned(),
+        ..Default::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::reading;
+    use crate::ingest::wire::ReceivedReport;
 
     fn disk(name: &str, kind: pb::DiskKind, rates: Option<(f64, f64)>) -> pb::Disk {
         pb::Disk {
@@ -190,115 +197,65 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(whole_disk_rates(&report), (Some(101.0), Some(12.0)));
-        assert_eq!(whole_disks_rates(&report.disks), (Some(101.0), Some(12.0)));
+        assert_eq!(
+            whole_disks_rates(&[disk("sda", pb::DiskKind::Whole, None)]),
+            (None, None)
+        );
     }
 
+    /// Through the model and back: every figure the model keeps arrives unchanged.
     #[test]
-    fn no_rates_yet_is_unknown_not_zero() {
-        let head = ReportHead {
-            disks: vec![disk("sda", pb::DiskKind::Whole, None)],
-            ..Default::default()
-        };
-        assert_eq!(whole_disks_rates(&head.disks), (None, None));
-        assert_eq!(node_sample(&head).cpu_millicores, None);
-    }
-
-    fn full_report() -> pb::NodeReport {
-        pb::NodeReport {
-            node: Some(pb::NodeIdentity {
-                name: "node-a".into(),
-                boot_id: "boot".into(),
-                cpu_capacity_millicores: 8000,
-                memory_total_bytes: 1 << 34,
-                ..Default::default()
-            }),
-            agent_instance: "1234@5".into(),
-            seq: 42,
-            wall_time_unix_nanos: 1_700_000_000_000_000_000,
-            monotonic_nanos: 99,
-            interval_nanos: Some(10_000_000_000),
-            collect_interval_nanos: 10_000_000_000,
-            usage: Some(pb::NodeUsage {
-                cpu: Some(pb::NodeCpu {
-                    usage_millicores: Some(1234.5),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            disks: vec![disk("sda", pb::DiskKind::Whole, Some((1.0, 2.0)))],
-            pods: (0..3)
-                .map(|i| pb::Pod {
-                    namespace: "default".into(),
-                    name: format!("pod-{i}"),
-                    uid: format!("uid-{i}"),
-                    ..Default::default()
-                })
-                .collect(),
-            gpu: Some(pb::GpuSection::default()),
-            measurements: vec![pb::MeasurementResult {
-                id: "m-1".into(),
-                ..Default::default()
-            }],
-            missing: vec![pb::Missing {
-                field: "pods".into(),
-                reason: "none".into(),
-            }],
-        }
-    }
-
-    #[test]
-    fn head_has_every_field_but_pods_and_gpu() {
-        let report = full_report();
-        let encoded = Bytes::from(report.encode_to_vec());
-        let received = ReceivedReport::decode(encoded.clone()).unwrap();
-        let head = &received.head;
-        assert_eq!(head.node, report.node);
-        assert_eq!(head.agent_instance, report.agent_instance);
-        assert_eq!(head.seq, report.seq);
-        assert_eq!(head.wall_time_unix_nanos, report.wall_time_unix_nanos);
-        assert_eq!(head.monotonic_nanos, report.monotonic_nanos);
-        assert_eq!(head.interval_nanos, report.interval_nanos);
-        assert_eq!(head.collect_interval_nanos, report.collect_interval_nanos);
-        assert_eq!(head.usage, report.usage);
-        assert_eq!(head.disks, report.disks);
-        assert_eq!(head.measurements, report.measurements);
-        assert_eq!(head.missing, report.missing);
-        // Pods and the GPU section are skipped, not kept as unknown fields: the
-        // head re-encodes to less than the report.
-        assert!(head.encoded_len() < encoded.len());
-        let mut without_bulk = report.clone();
-        without_bulk.pods.clear();
-        without_bulk.gpu = None;
-        assert_eq!(head.encode_to_vec(), without_bulk.encode_to_vec());
-
-        // The bytes are kept exactly as received (and not copied).
-        assert_eq!(received.bytes, encoded);
-        assert_eq!(received.bytes.as_ptr(), encoded.as_ptr());
-        assert_eq!(pb::NodeReport::decode(received.bytes).unwrap(), report);
-
-        let sample = node_sample(head);
-        assert_eq!(sample.cpu_millicores, Some(1234.5));
-        assert_eq!(sample.cpu_capacity_millicores, 8000);
-        assert_eq!(sample.disk_write_bytes_per_second, Some(2.0));
-    }
-
-    #[test]
-    fn pods_decode_alone() {
-        let report = full_report();
-        let pods = ReportPods::decode(report.encode_to_vec().as_slice()).unwrap();
-        assert_eq!(pods.pods, report.pods);
-        assert_eq!(pods.wall_time_unix_nanos, report.wall_time_unix_nanos);
-    }
-
-    #[test]
-    fn malformed_bytes_are_an_error_not_a_panic() {
-        let encoded = full_report().encode_to_vec();
-        for bad in [
-            &encoded[..encoded.len() / 2],
-            &[0xff, 0xff, 0xff][..],
-            &[0x0a, 0x7f, 0x01][..],
-        ] {
-            assert!(ReceivedReport::decode(Bytes::copy_from_slice(bad)).is_err());
-        }
+    fn pods_round_trip_through_the_model() {
+        let report = crate::ingest::wire::tests_support::full_report();
+        let received = ReceivedReport::from_report(&report);
+        let converted =
+            reading::convert(received, report.wall_time_unix_nanos, &Default::default()).unwrap();
+        let pods = converted.reading.pods.unwrap();
+        let back = pod(&pods[0]);
+        let sent = &report.pods[0];
+        assert_eq!(
+            (&back.uid, &back.name, &back.namespace, &back.qos_class),
+            (&sent.uid, &sent.name, &sent.namespace, &sent.qos_class)
+        );
+        assert_eq!(back.cgroup_path, sent.cgroup_path);
+        assert_eq!(back.discovered_by, sent.discovered_by);
+        assert_eq!(back.gpus, sent.gpus);
+        let (u, s) = (back.usage.unwrap(), sent.usage.clone().unwrap());
+        assert_eq!(
+            u.cpu.unwrap().usage_millicores,
+            s.cpu.as_ref().unwrap().usage_millicores
+        );
+        let (m, sm) = (u.memory.unwrap(), s.memory.unwrap());
+        assert_eq!(
+            (
+                m.usage_bytes,
+                m.working_set_bytes,
+                m.rss_bytes,
+                m.cache_bytes,
+                m.limit_bytes
+            ),
+            (
+                sm.usage_bytes,
+                sm.working_set_bytes,
+                sm.rss_bytes,
+                sm.cache_bytes,
+                sm.limit_bytes
+            )
+        );
+        assert_eq!(u.io.unwrap().rates, s.io.unwrap().rates);
+        assert_eq!(u.pids_current, s.pids_current);
+        assert_eq!(u.missing, s.missing);
+        let c = &back.containers[0];
+        assert_eq!(
+            (&c.id, &c.name, &c.image, c.state),
+            (
+                &sent.containers[0].id,
+                &sent.containers[0].name,
+                &sent.containers[0].image,
+                sent.containers[0].state
+            )
+        );
+        let id = pod_identity(&pods[0]);
+        assert_eq!((id.uid, id.usage), (sent.uid.clone(), None));
     }
 }

@@ -2,10 +2,11 @@
 //! the stream of the node that runs the target, completed when the agent's result
 //! arrives in a report.
 
-use crate::state::Shared;
+use crate::directives::{Directives, SendError};
+use crate::view::LiveView;
 use aistor_proto::v1 as pb;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runs kept for `GetMeasurement`; the oldest finished ones are forgotten first.
@@ -31,8 +32,8 @@ pub enum RunError {
     UnknownNode(String),
     #[error("node {0:?} is stale: its agent is not reporting")]
     StaleNode(String),
-    #[error("node {0:?} has no open agent stream")]
-    NotConnected(String),
+    #[error("{0}")]
+    NotSent(#[from] SendError),
 }
 
 impl RunError {
@@ -132,53 +133,79 @@ impl Store {
     }
 }
 
-/// Finds the node, sends the run, records it as running.
-pub fn start(
-    shared: &Shared,
-    req: pb::StartMeasurementRequest,
-) -> Result<pb::Measurement, RunError> {
-    validate(&req)?;
-    let target = req.target.clone().unwrap_or_default();
-    let node = match (&target.target, req.node.is_empty()) {
-        (_, false) => req.node.clone(),
-        (Some(pb::measure_target::Target::Pod(p)), true) => shared
-            .find_pod_node(|pod| pod.namespace == p.namespace && pod.name == p.name)
-            .ok_or_else(|| RunError::PodNotFound(format!("{}/{}", p.namespace, p.name)))?,
-        (Some(pb::measure_target::Target::PodUid(uid)), true) => shared
-            .find_pod_node(|pod| pod.uid == *uid)
-            .ok_or_else(|| RunError::PodNotFound(format!("uid {uid}")))?,
-        _ => return Err(RunError::NodeRequired),
-    };
-    match shared.node_state(&node) {
-        None => return Err(RunError::UnknownNode(node)),
-        Some(aistor_core::NodeState::Stale) => return Err(RunError::StaleNode(node)),
-        Some(aistor_core::NodeState::Ready) => {}
+/// The lifecycle of measurement runs: started through the APIs, sent to the node
+/// that runs the target, completed when the agent's result arrives in a report.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    view: LiveView,
+    directives: Directives,
+    runs: Arc<Store>,
+}
+
+impl Measurements {
+    pub fn new(view: LiveView, directives: Directives) -> Self {
+        Self {
+            view,
+            directives,
+            runs: Arc::default(),
+        }
     }
-    let now = shared.now().wall_unix_nanos;
-    let store = shared.measurements();
-    let run = pb::MeasureRun {
-        id: store.next_id(now),
-        target: Some(target),
-        samples: req.samples,
-        interval_nanos: req.interval_nanos,
-        trim: req.trim,
-    };
-    let directive = pb::Directive {
-        kind: Some(pb::directive::Kind::Measure(run.clone())),
-    };
-    if !shared.send_directive(&node, directive) {
-        return Err(RunError::NotConnected(node));
+
+    pub async fn get(&self, id: &str) -> Option<pb::Measurement> {
+        self.runs.get(id)
     }
-    let measurement = pb::Measurement {
-        id: run.id.clone(),
-        node,
-        state: pb::MeasurementState::Running as i32,
-        run: Some(run),
-        created_unix_nanos: now,
-        ..Default::default()
-    };
-    store.insert(measurement.clone());
-    Ok(measurement)
+
+    /// Records a result that arrived in a report.
+    pub async fn complete(&self, result: pb::MeasurementResult, now_unix_nanos: u64) {
+        self.runs.complete(result, now_unix_nanos);
+    }
+
+    /// Finds the node, sends the run, records it as running.
+    pub async fn start(
+        &self,
+        req: pb::StartMeasurementRequest,
+    ) -> Result<pb::Measurement, RunError> {
+        validate(&req)?;
+        let target = req.target.clone().unwrap_or_default();
+        let view = &self.view;
+        let node = match (&target.target, req.node.is_empty()) {
+            (_, false) => req.node.clone(),
+            (Some(pb::measure_target::Target::Pod(p)), true) => view
+                .find_pod_node(|pod| pod.namespace() == p.namespace && pod.name() == p.name)
+                .ok_or_else(|| RunError::PodNotFound(format!("{}/{}", p.namespace, p.name)))?,
+            (Some(pb::measure_target::Target::PodUid(uid)), true) => view
+                .find_pod_node(|pod| pod.uid() == uid)
+                .ok_or_else(|| RunError::PodNotFound(format!("uid {uid}")))?,
+            _ => return Err(RunError::NodeRequired),
+        };
+        match view.node_state(&node) {
+            None => return Err(RunError::UnknownNode(node)),
+            Some(aistor_core::NodeState::Stale) => return Err(RunError::StaleNode(node)),
+            Some(aistor_core::NodeState::Ready) => {}
+        }
+        let now = view.now().wall_unix_nanos;
+        let run = pb::MeasureRun {
+            id: self.runs.next_id(now),
+            target: Some(target),
+            samples: req.samples,
+            interval_nanos: req.interval_nanos,
+            trim: req.trim,
+        };
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::Measure(run.clone())),
+        };
+        self.directives.send(&node, directive)?;
+        let measurement = pb::Measurement {
+            id: run.id.clone(),
+            node,
+            state: pb::MeasurementState::Running as i32,
+            run: Some(run),
+            created_unix_nanos: now,
+            ..Default::default()
+        };
+        self.runs.insert(measurement.clone());
+        Ok(measurement)
+    }
 }
 
 #[cfg(test)]

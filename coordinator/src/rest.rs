@@ -1,8 +1,8 @@
 //! The REST API (JSON, snake_case), compatible in shape with the system aistor
 //! replaces: errors are `{"error": ..., "details": ...}`.
 
-use crate::convert;
-use crate::state::Shared;
+use crate::measurements::Measurements;
+use crate::view::{LiveView, StoredHead};
 use aistor_core::{NodeEntry, NodeState};
 use aistor_proto::v1 as pb;
 use axum::extract::rejection::JsonRejection;
@@ -18,11 +18,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Clone)]
 struct RestState {
-    shared: Shared,
+    view: LiveView,
+    measurements: Measurements,
     registry: Arc<Registry>,
 }
 
-pub fn router(shared: Shared, registry: Arc<Registry>) -> Router {
+pub fn router(view: LiveView, measurements: Measurements, registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/v1/nodes", get(list_nodes))
@@ -36,7 +37,11 @@ pub fn router(shared: Shared, registry: Arc<Registry>) -> Router {
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
         })
-        .with_state(RestState { shared, registry })
+        .with_state(RestState {
+            view,
+            measurements,
+            registry,
+        })
 }
 
 /// An API error as the original system wrote them.
@@ -107,7 +112,7 @@ pub struct NodeSummary {
     pub last_report_at: String,
 }
 
-fn summary(entry: &NodeEntry<convert::StoredReport>) -> NodeSummary {
+fn summary(entry: &NodeEntry<StoredHead>) -> NodeSummary {
     let s = entry.latest_sample();
     NodeSummary {
         name: entry.name().to_owned(),
@@ -130,7 +135,7 @@ fn rfc3339(unix_nanos: u64) -> String {
 }
 
 async fn list_nodes(State(s): State<RestState>) -> impl IntoResponse {
-    let nodes: Vec<NodeSummary> = s.shared.view().nodes().map(summary).collect();
+    let nodes: Vec<NodeSummary> = s.view.read(|v| v.nodes().map(summary).collect());
     Json(serde_json::json!({ "count": nodes.len(), "nodes": nodes }))
 }
 
@@ -149,19 +154,13 @@ async fn get_node(
     State(s): State<RestState>,
     Path(name): Path<String>,
 ) -> Result<Json<NodeDetail>, ApiError> {
-    // Copy under the view's lock, decode the report after releasing it.
-    let found = s
-        .shared
-        .view()
-        .node(&name)
-        .map(|entry| (summary(entry), convert::NodeSnapshot::of(entry)));
-    let (summary, snapshot) = found.ok_or_else(|| {
+    let found = s.view.read(|v| v.node(&name).map(summary));
+    let (summary, status) = found.zip(s.view.node_status(&name)).ok_or_else(|| {
         ApiError::not_found(
             "node not found",
             format!("no agent on node {name:?} has reported"),
         )
     })?;
-    let status = snapshot.status();
     Ok(Json(NodeDetail {
         summary,
         reports_received_total: status.reports_received_total,
@@ -274,9 +273,14 @@ async fn list_pods(
     State(s): State<RestState>,
     Query(filter): Query<PodFilter>,
 ) -> impl IntoResponse {
+    let filter = crate::view::PodFilter {
+        node: filter.node,
+        namespace: filter.namespace,
+    };
     let pods: Vec<PodSummary> = s
-        .shared
-        .pods(&filter.node, &filter.namespace)
+        .view
+        .pods(&filter, None, usize::MAX)
+        .0
         .into_iter()
         .map(pod_summary)
         .collect();
@@ -287,8 +291,13 @@ async fn get_pod(
     State(s): State<RestState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<pb::PodStatus>, ApiError> {
-    s.shared
-        .pods("", &namespace)
+    let filter = crate::view::PodFilter {
+        node: String::new(),
+        namespace: namespace.clone(),
+    };
+    s.view
+        .pods(&filter, None, usize::MAX)
+        .0
         .into_iter()
         .find(|p| p.pod.as_ref().is_some_and(|pod| pod.name == name))
         .map(Json)
@@ -378,7 +387,7 @@ async fn start_measurement(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(body) =
         body.map_err(|e| ApiError::bad_request("invalid request body", e.body_text()))?;
-    let measurement = crate::measurements::start(&s.shared, body.into_proto()?)?;
+    let measurement = s.measurements.start(body.into_proto()?).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -393,7 +402,7 @@ async fn get_measurement(
     State(s): State<RestState>,
     Path(id): Path<String>,
 ) -> Result<Json<pb::Measurement>, ApiError> {
-    s.shared.measurements().get(&id).map(Json).ok_or_else(|| {
+    s.measurements.get(&id).await.map(Json).ok_or_else(|| {
         ApiError::not_found(
             "measurement not found",
             format!("no measurement with id {id:?}"),
@@ -454,7 +463,7 @@ async fn list_gpus(
     State(s): State<RestState>,
     Query(filter): Query<PodFilter>,
 ) -> impl IntoResponse {
-    let gpus: Vec<GpuSummary> = gpu_summaries(s.shared.latest_reports())
+    let gpus: Vec<GpuSummary> = gpu_summaries(s.view.latest_reports())
         .into_iter()
         .filter(|g| filter.node.is_empty() || g.node == filter.node)
         .collect();

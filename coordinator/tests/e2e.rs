@@ -34,11 +34,9 @@ impl<T> Running<T> {
 
 async fn coordinator(grpc: SocketAddr) -> (Bound, Running<Result<(), aistor_coordinator::Error>>) {
     let config = Config {
-        grpc_addr: grpc,
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        view: aistor_core::ViewConfig::default(),
         refresh_every: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(2),
+        ..Config::new(grpc, "127.0.0.1:0".parse().unwrap())
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let (bound_tx, bound_rx) = oneshot::channel();

@@ -385,6 +385,19 @@ impl<R> ClusterView<R> {
         self.nodes.values()
     }
 
+    /// Nodes by name after `after` (all of them when `None`): where a page that
+    /// ended at `after` continues, however nodes came and went in between.
+    pub fn nodes_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a NodeEntry<R>> + 'a {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        self.nodes
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(_, n)| n)
+    }
+
     /// Nodes that may be used for decisions at `now`: never a stale one.
     pub fn usable_nodes(&self, now: Duration) -> impl Iterator<Item = &NodeEntry<R>> {
         let config = self.config;
@@ -547,6 +560,27 @@ mod tests {
         let first = n.window().next().unwrap().wall_time_unix_nanos;
         assert_eq!(first, 20 * SEC);
         assert_eq!(n.window().len(), 11);
+    }
+
+    #[test]
+    fn nodes_after_continues_past_a_name_that_is_gone() {
+        let mut v = view();
+        for name in ["a", "b", "d"] {
+            let k = ReportKey {
+                node: name,
+                ..key(1)
+            };
+            v.ingest(k, INTERVAL, reading(1, 1.0), 1, at(1));
+        }
+        let after = |a| {
+            v.nodes_after(a)
+                .map(|n| n.name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(after(None), ["a", "b", "d"]);
+        assert_eq!(after(Some("a")), ["b", "d"]);
+        assert_eq!(after(Some("c")), ["d"]);
+        assert!(after(Some("d")).is_empty());
     }
 
     #[test]

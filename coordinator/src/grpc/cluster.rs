@@ -1,8 +1,8 @@
 //! `ClusterService`: the live view for people and tools.
 
-use crate::measurements;
+use crate::measurements::{self, Measurements};
 use crate::process::Drain;
-use crate::state::Shared;
+use crate::view::{LiveView, PodFilter};
 use aistor_proto::v1::{
     GetMeasurementRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, ListPodsRequest,
     ListPodsResponse, Measurement, NodeEvent, NodeStatus, StartMeasurementRequest,
@@ -14,17 +14,22 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 pub struct Cluster {
-    shared: Shared,
+    view: LiveView,
+    measurements: Measurements,
     drain: Drain,
 }
 
 impl Cluster {
-    pub fn new(shared: Shared, drain: Drain) -> Self {
-        Self { shared, drain }
+    pub fn new(view: LiveView, measurements: Measurements, drain: Drain) -> Self {
+        Self {
+            view,
+            measurements,
+            drain,
+        }
     }
 
     fn all(&self) -> Vec<NodeStatus> {
-        self.shared.node_statuses()
+        self.view.node_summaries(None, usize::MAX).0
     }
 }
 
@@ -48,7 +53,7 @@ impl ClusterService for Cluster {
             return Err(Status::invalid_argument("field `name` is required"));
         }
         let node = self
-            .shared
+            .view
             .node_status(&name)
             .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
         Ok(Response::new(node))
@@ -60,7 +65,10 @@ impl ClusterService for Cluster {
     ) -> Result<Response<ListPodsResponse>, Status> {
         let ListPodsRequest { node, namespace } = request.into_inner();
         Ok(Response::new(ListPodsResponse {
-            pods: self.shared.pods(&node, &namespace),
+            pods: self
+                .view
+                .pods(&PodFilter { node, namespace }, None, usize::MAX)
+                .0,
         }))
     }
 
@@ -68,7 +76,9 @@ impl ClusterService for Cluster {
         &self,
         request: Request<StartMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
-        measurements::start(&self.shared, request.into_inner())
+        self.measurements
+            .start(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(|e| {
                 use measurements::RunError as E;
@@ -85,9 +95,9 @@ impl ClusterService for Cluster {
         request: Request<GetMeasurementRequest>,
     ) -> Result<Response<Measurement>, Status> {
         let id = request.into_inner().id;
-        self.shared
-            .measurements()
+        self.measurements
             .get(&id)
+            .await
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("no measurement with id {id:?}")))
     }
@@ -99,7 +109,7 @@ impl ClusterService for Cluster {
         _: Request<WatchNodesRequest>,
     ) -> Result<Response<Self::WatchNodesStream>, Status> {
         // Subscribe before listing so no change between the two is missed.
-        let mut updates = self.shared.subscribe();
+        let mut updates = self.view.subscribe();
         let existing = self.all();
         let mut drain = self.drain.clone();
         let stream = async_stream(move |tx| async move {

@@ -1,4 +1,4 @@
 //! gRPC adapters. Domain errors become `tonic::Status` here and nowhere else.
 
+pub mod agent;
 pub mod cluster;
-pub mod ingest;

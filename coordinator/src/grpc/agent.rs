@@ -5,12 +5,13 @@
 //! The route is served by [`AgentServer`] rather than the generated server so that a
 //! report is not decoded in full on arrival: [`ReportCodec`] keeps each message's
 //! bytes as received (they are what the view stores) and decodes only its head
-//! ([`ReportHead`](crate::convert::ReportHead): identity, seq, node usage, disks,
-//! measurement results), skipping the pods and the GPU section.
+//! ([`ReportHead`](crate::ingest::wire::ReportHead): identity, seq, node usage, disks,
+//! GPUs, measurement results); ingest then decodes the pods lean, once.
 
-use crate::convert::ReceivedReport;
+use crate::directives::Directives;
+use crate::ingest::Ingest;
+use crate::ingest::wire::ReceivedReport;
 use crate::process::Drain;
-use crate::state::Shared;
 use aistor_proto::v1::{Ack, Directive, directive};
 use bytes::Buf;
 use prost::Message;
@@ -26,20 +27,26 @@ use tonic::{Code, Request, Response, Status, Streaming};
 /// The gRPC path of the one method served here.
 const CONNECT_PATH: &str = "/aistor.v1.AgentService/Connect";
 
-pub struct Ingest {
-    shared: Shared,
+/// The agents' side of the coordinator: one task per connected agent.
+pub struct Agents {
+    ingest: Ingest,
+    directives: Directives,
     drain: Drain,
 }
 
-impl Ingest {
-    pub fn new(shared: Shared, drain: Drain) -> Self {
-        Self { shared, drain }
+impl Agents {
+    pub fn new(ingest: Ingest, directives: Directives, drain: Drain) -> Self {
+        Self {
+            ingest,
+            directives,
+            drain,
+        }
     }
 }
 
 type DirectiveStream = Pin<Box<dyn Stream<Item = Result<Directive, Status>> + Send>>;
 
-impl Ingest {
+impl Agents {
     pub async fn connect(
         &self,
         request: Request<Streaming<ReceivedReport>>,
@@ -47,10 +54,12 @@ impl Ingest {
         let peer = request.remote_addr();
         let mut reports = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<Directive, Status>>(64);
-        let shared = self.shared.clone();
+        let ingest = self.ingest.clone();
+        let directives = self.directives.clone();
+        let metrics = ingest.view().metrics().clone();
         let mut drain = self.drain.clone();
         tokio::spawn(async move {
-            shared.metrics().stream_opened();
+            metrics.stream_opened();
             let mut node = String::new();
             loop {
                 let message = tokio::select! {
@@ -63,7 +72,7 @@ impl Ingest {
                     Ok(None) => break,
                     Err(status) if status.code() == Code::InvalidArgument => {
                         // A message that is not a report: tell the agent why.
-                        shared.metrics().record_invalid();
+                        metrics.record_invalid();
                         tracing::warn!(node, ?peer, %status, "refused a report that does not decode");
                         let _ = tx.send(Err(status)).await;
                         break;
@@ -80,11 +89,11 @@ impl Ingest {
                 } else {
                     None
                 };
-                match shared.ingest(report) {
+                match ingest.apply(report).await {
                     Ok(_) => {
                         if let Some(name) = name {
                             node = name;
-                            shared.register_stream(&node, tx.clone());
+                            directives.register(&node, tx.clone());
                             tracing::info!(node, ?peer, "agent connected");
                         }
                         let ack = Directive {
@@ -98,7 +107,7 @@ impl Ingest {
                         }
                     }
                     Err(invalid) => {
-                        shared.metrics().record_invalid();
+                        metrics.record_invalid();
                         tracing::warn!(?peer, seq, error = %invalid, "refused an invalid report");
                         let _ = tx
                             .send(Err(Status::invalid_argument(invalid.to_string())))
@@ -107,9 +116,9 @@ impl Ingest {
                     }
                 }
             }
-            shared.metrics().stream_closed();
+            metrics.stream_closed();
             if !node.is_empty() {
-                shared.unregister_stream(&node, &tx);
+                directives.unregister(&node, &tx);
                 tracing::info!(node, "agent disconnected");
             }
         });
@@ -178,13 +187,13 @@ impl Decoder for ReportDecoder {
 /// every report in full).
 #[derive(Clone)]
 pub struct AgentServer {
-    ingest: Arc<Ingest>,
+    agents: Arc<Agents>,
 }
 
 impl AgentServer {
-    pub fn new(ingest: Ingest) -> Self {
+    pub fn new(agents: Agents) -> Self {
         Self {
-            ingest: Arc::new(ingest),
+            agents: Arc::new(agents),
         }
     }
 }
@@ -193,7 +202,7 @@ impl tonic::server::NamedService for AgentServer {
     const NAME: &'static str = aistor_proto::v1::agent_service_server::SERVICE_NAME;
 }
 
-struct ConnectMethod(Arc<Ingest>);
+struct ConnectMethod(Arc<Agents>);
 
 impl tonic::server::StreamingService<ReceivedReport> for ConnectMethod {
     type Response = Directive;
@@ -201,8 +210,8 @@ impl tonic::server::StreamingService<ReceivedReport> for ConnectMethod {
     type Future = BoxFuture<Response<DirectiveStream>, Status>;
 
     fn call(&mut self, request: Request<Streaming<ReceivedReport>>) -> Self::Future {
-        let ingest = Arc::clone(&self.0);
-        Box::pin(async move { ingest.connect(request).await })
+        let agents = Arc::clone(&self.0);
+        Box::pin(async move { agents.connect(request).await })
     }
 }
 
@@ -225,7 +234,7 @@ where
                 Ok(Status::unimplemented("no such method in aistor.v1.AgentService").into_http())
             });
         }
-        let method = ConnectMethod(Arc::clone(&self.ingest));
+        let method = ConnectMethod(Arc::clone(&self.agents));
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(ReportCodec);
             Ok(grpc.streaming(method, req).await)
@@ -267,6 +276,7 @@ mod tests {
             agent_instance: "a".into(),
             seq,
             pods: vec![pb::Pod {
+                uid: "u1".into(),
                 name: "p".into(),
                 ..Default::default()
             }],
@@ -298,17 +308,25 @@ mod tests {
     }
 
     /// Through a real server and the generated client (what agents use): the report
-    /// is acknowledged and the view stores the bytes the client sent.
+    /// is acknowledged and the view holds what the client sent.
     #[tokio::test]
-    async fn a_report_from_the_generated_client_is_stored_byte_exact() {
-        let shared = Shared::new(Default::default(), Default::default());
+    async fn a_report_from_the_generated_client_is_acknowledged_and_applied() {
+        let clock = std::sync::Arc::new(aistor_core::ManualClock::new(aistor_core::Now {
+            monotonic: std::time::Duration::from_secs(1),
+            wall_unix_nanos: 2_000_000_000,
+        }));
+        let view = crate::view::LiveView::new(Default::default(), clock, Default::default());
+        let streams = Directives::default();
+        let measurements = crate::measurements::Measurements::new(view.clone(), streams.clone());
+        let ingest = Ingest::new(view.clone(), measurements, Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(AgentServer::new(Ingest::new(
-                    shared.clone(),
-                    Drain::on(std::future::pending()),
+                .add_service(AgentServer::new(Agents::new(
+                    ingest,
+                    streams.clone(),
+                    Drain::never(),
                 )))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
@@ -336,8 +354,11 @@ mod tests {
                 seq: 3
             }))
         );
-        let stored = shared.view().node("n").unwrap().latest().clone();
-        assert_eq!(stored.as_ref(), sent.encode_to_vec().as_slice());
-        assert_eq!(shared.node_status("n").unwrap().latest, Some(sent));
+        let mut shown = view.node_status("n").unwrap().latest.unwrap();
+        assert_eq!(shown.pods.len(), 1);
+        assert_eq!((&*shown.pods[0].uid, &*shown.pods[0].name), ("u1", "p"));
+        shown.pods.clear();
+        sent.pods.clear();
+        assert_eq!(shown, sent);
     }
 }

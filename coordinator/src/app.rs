@@ -1,0 +1,175 @@
+//! The composition root of `aistor-coordinator`: builds the owners (view, directives,
+//! measurements, ingest), serves gRPC and REST, and supervises the essential tasks.
+
+use crate::config::Config;
+use crate::directives::Directives;
+use crate::grpc;
+use crate::ingest::Ingest;
+use crate::measurements::Measurements;
+use crate::metrics::CoordinatorMetrics;
+use crate::process::{Drain, Supervisor, TaskEnded};
+use crate::rest;
+use crate::view::LiveView;
+use aistor_core::{Clock, Now};
+use aistor_proto::v1::cluster_service_server::ClusterServiceServer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    TaskEnded(#[from] TaskEnded),
+}
+
+/// The addresses actually bound (port 0 in tests becomes a real port).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// The system's clocks: monotonic from the process start, wall from the OS.
+#[derive(Debug)]
+pub struct SystemClock {
+    started: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Now {
+        Now {
+            monotonic: self.started.elapsed(),
+            wall_unix_nanos: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { what, addr, source })?;
+    Ok((listener, local))
+}
+
+/// Serves until `shutdown` resolves, then drains for at most the grace period; or
+/// until an essential task ends, which is an error naming it.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<(), Error> {
+    let (drain, trigger) = Drain::on(shutdown);
+    let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc_addr).await?;
+    let (http_listener, http_addr) = bind("HTTP", config.http_addr).await?;
+
+    let metrics = CoordinatorMetrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let view = LiveView::new(config.view, clock, metrics);
+    let directives = Directives::default();
+    let measurements = Measurements::new(view.clone(), directives.clone());
+    let ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<grpc::agent::AgentServer>().await;
+    health
+        .set_serving::<ClusterServiceServer<grpc::cluster::Cluster>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(aistor_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let mut tasks = Supervisor::new();
+    tasks.spawn(
+        "grpc-server",
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(grpc::agent::AgentServer::new(grpc::agent::Agents::new(
+                ingest,
+                directives.clone(),
+                drain.clone(),
+            )))
+            .add_service(ClusterServiceServer::new(grpc::cluster::Cluster::new(
+                view.clone(),
+                measurements.clone(),
+                drain.clone(),
+            )))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                {
+                    let mut drain = drain.clone();
+                    let health = health.clone();
+                    async move {
+                        drain.signaled().await;
+                        health.set_not_serving::<grpc::agent::AgentServer>().await;
+                        health
+                            .set_not_serving::<ClusterServiceServer<grpc::cluster::Cluster>>()
+                            .await;
+                    }
+                },
+            ),
+    );
+    tasks.spawn(
+        "http-server",
+        axum::serve(
+            http_listener,
+            rest::router(view.clone(), measurements.clone(), Arc::new(registry)),
+        )
+        .with_graceful_shutdown({
+            let mut drain = drain.clone();
+            async move { drain.signaled().await }
+        })
+        .into_future(),
+    );
+    tasks.spawn("staleness-refresher", {
+        let view = view.clone();
+        let mut drain = drain.clone();
+        let every = config.refresh_every;
+        async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => view.refresh(),
+                    () = drain.signaled() => return Ok::<(), std::convert::Infallible>(()),
+                }
+            }
+        }
+    });
+
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "aistor-coordinator serving");
+    if let Some(tx) = bound {
+        let _ = tx.send(Bound {
+            grpc: grpc_addr,
+            http: http_addr,
+        });
+    }
+    tasks.run(drain, trigger, config.shutdown_grace).await?;
+    tracing::info!("aistor-coordinator stopped");
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! The parts of an encoded `NodeReport` that ingest reads, as lean prost messages
+//! with the same field numbers as `aistor.v1`: prost skips every field a message
+//! does not declare without building it, so per-device I/O, pressure, counters and
+//! cgroup paths of containers cost nothing to decode.
+
+use aistor_proto::v1 as pb;
+use bytes::Bytes;
+use prost::Message;
+
+/// The node-level part of a report: every field of `aistor.v1.NodeReport` except
+/// the pods (10), the bulk of a report.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReportHead {
+    #[prost(message, optional, tag = "1")]
+    pub node: Option<pb::NodeIdentity>,
+    #[prost(string, tag = "2")]
+    pub agent_instance: String,
+    #[prost(uint64, tag = "3")]
+    pub seq: u64,
+    #[prost(uint64, tag = "4")]
+    pub wall_time_unix_nanos: u64,
+    #[prost(uint64, tag = "5")]
+    pub monotonic_nanos: u64,
+    #[prost(uint64, optional, tag = "6")]
+    pub interval_nanos: Option<u64>,
+    #[prost(uint64, tag = "7")]
+    pub collect_interval_nanos: u64,
+    #[prost(message, optional, tag = "8")]
+    pub usage: Option<pb::NodeUsage>,
+    #[prost(message, repeated, tag = "9")]
+    pub disks: Vec<pb::Disk>,
+    #[prost(message, optional, tag = "11")]
+    pub gpu: Option<pb::GpuSection>,
+    #[prost(message, repeated, tag = "12")]
+    pub measurements: Vec<pb::MeasurementResult>,
+    #[prost(message, repeated, tag = "15")]
+    pub missing: Vec<pb::Missing>,
+}
+
+/// The pods of a report (field 10), each with only what the model keeps.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReportPods {
+    #[prost(message, repeated, tag = "10")]
+    pub pods: Vec<Pod>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Pod {
+    #[prost(string, tag = "1")]
+    pub uid: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    #[prost(string, tag = "4")]
+    pub qos_class: String,
+    #[prost(string, tag = "5")]
+    pub cgroup_path: String,
+    #[prost(message, optional, tag = "6")]
+    pub usage: Option<Usage>,
+    #[prost(message, repeated, tag = "7")]
+    pub containers: Vec<Container>,
+    #[prost(message, repeated, tag = "8")]
+    pub gpus: Vec<pb::GpuUse>,
+    #[prost(string, tag = "9")]
+    pub discovered_by: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Container {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(enumeration = "pb::ContainerState", tag = "5")]
+    pub state: i32,
+    #[prost(string, tag = "6")]
+    pub image: String,
+    #[prost(message, optional, tag = "7")]
+    pub usage: Option<Usage>,
+    #[prost(message, repeated, tag = "8")]
+    pub gpus: Vec<pb::GpuUse>,
+}
+
+/// `aistor.v1.CgroupUsage` without pressure, counters and per-device I/O.
+#[derive(Clone, PartialEq, Message)]
+pub struct Usage {
+    #[prost(message, optional, tag = "1")]
+    pub cpu: Option<Cpu>,
+    #[prost(message, optional, tag = "2")]
+    pub memory: Option<Memory>,
+    #[prost(message, optional, tag = "3")]
+    pub io: Option<Io>,
+    #[prost(uint64, optional, tag = "5")]
+    pub pids_current: Option<u64>,
+    #[prost(message, repeated, tag = "15")]
+    pub missing: Vec<pb::Missing>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Cpu {
+    #[prost(double, optional, tag = "4")]
+    pub usage_millicores: Option<f64>,
+    #[prost(double, optional, tag = "8")]
+    pub limit_millicores: Option<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Memory {
+    #[prost(uint64, optional, tag = "1")]
+    pub usage_bytes: Option<u64>,
+    #[prost(uint64, optional, tag = "2")]
+    pub working_set_bytes: Option<u64>,
+    #[prost(uint64, optional, tag = "3")]
+    pub rss_bytes: Option<u64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub cache_bytes: Option<u64>,
+    #[prost(uint64, optional, tag = "15")]
+    pub limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Io {
+    #[prost(message, optional, tag = "2")]
+    pub rates: Option<pb::IoRates>,
+}
+
+/// A report as received: its head decoded, the rest kept encoded until ingest
+/// converts the pods (once, outside any lock).
+#[derive(Debug, Clone)]
+pub struct ReceivedReport {
+    pub head: ReportHead,
+    pub bytes: Bytes,
+}
+
+impl ReceivedReport {
+    /// Decodes the head of an encoded `NodeReport`; the bytes are kept, not copied.
+    pub fn decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        let head = ReportHead::decode(bytes.as_ref())?;
+        Ok(Self { head, bytes })
+    }
+
+    /// Encodes `report` (tests and tools; agents' reports arrive encoded).
+    pub fn from_report(report: &pb::NodeReport) -> Self {
+        Self::decode(Bytes::from(report.encode_to_vec())).expect("a report just encoded decodes")
+    }
+
+    /// The pods, decoded lean.
+    pub fn pods(&self) -> Result<ReportPods, prost::DecodeError> {
+        ReportPods::decode(self.bytes.as_ref())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use aistor_proto::v1 as pb;
+
+    /// A report with every section filled (shared by the conversion tests).
+    pub(crate) fn full_report() -> pb::NodeReport {
+        let usage = pb::CgroupUsage {
+            cpu: Some(pb::CgroupCpu {
+                usage_millicores: Some(250.0),
+                usage_nanos_total: Some(99),
+                limit_millicores: Some(1000.0),
+                ..Default::default()
+            }),
+            memory: Some(pb::CgroupMemory {
+                usage_bytes: Some(10),
+                working_set_bytes: Some(8),
+                rss_bytes: Some(5),
+                cache_bytes: Some(3),
+                limit_bytes: Some(100),
+                anon_bytes: Some(4),
+                ..Default::default()
+            }),
+            io: Some(pb::CgroupIo {
+                rates: Some(pb::IoRates {
+                    read_bytes_per_second: 1.0,
+                    write_bytes_per_second: 2.0,
+                    reads_per_second: 3.0,
+                    writes_per_second: 4.0,
+                }),
+                devices: vec![pb::DeviceIo::default()],
+                ..Default::default()
+            }),
+            pressure: Some(pb::PressureSet::default()),
+            pids_current: Some(7),
+            missing: vec![pb::Missing {
+                field: "io.counters.discards_total".into(),
+                reason: "v1".into(),
+            }],
+        };
+        pb::NodeReport {
+            node: Some(pb::NodeIdentity {
+                name: "node-a".into(),
+                boot_id: "boot".into(),
+                cpu_capacity_millicores: 8000,
+                memory_total_bytes: 1 << 34,
+                ..Default::default()
+            }),
+            agent_instance: "1234@5".into(),
+            seq: 42,
+            wall_time_unix_nanos: 1_700_000_000_000_000_000,
+            monotonic_nanos: 99,
+            interval_nanos: Some(10_000_000_000),
+            collect_interval_nanos: 10_000_000_000,
+            usage: Some(pb::NodeUsage {
+                cpu: Some(pb::NodeCpu {
+                    usage_millicores: Some(1234.5),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            disks: vec![pb::Disk {
+                name: "sda".into(),
+                ..Default::default()
+            }],
+            pods: (0..3)
+                .map(|i| pb::Pod {
+                    namespace: "default".into(),
+                    name: format!("pod-{i}"),
+                    uid: format!("uid-{i}"),
+                    qos_class: "burstable".into(),
+                    cgroup_path: format!("kubepods/burstable/poduid-{i}"),
+                    usage: Some(usage.clone()),
+                    containers: vec![pb::Container {
+                        id: format!("c{i}"),
+                        name: "main".into(),
+                        cgroup_path: "long/path".into(),
+                        pid: Some(7),
+                        state: pb::ContainerState::Running as i32,
+                        image: "busybox".into(),
+                        usage: Some(usage.clone()),
+                        gpus: vec![],
+                    }],
+                    gpus: vec![pb::GpuUse {
+                        gpu_uuid: "GPU-1".into(),
+                        sm_utilization_percent: Some(50.0),
+                        ..Default::default()
+                    }],
+                    discovered_by: "containerd".into(),
+                })
+                .collect(),
+            gpu: Some(pb::GpuSection {
+                source: pb::GpuSource::Nvml as i32,
+                ..Default::default()
+            }),
+            measurements: vec![pb::MeasurementResult {
+                id: "m-1".into(),
+                ..Default::default()
+            }],
+            missing: vec![pb::Missing {
+                field: "disks".into(),
+                reason: "none".into(),
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::full_report;
+    use super::*;
+
+    #[test]
+    fn head_has_every_field_but_pods() {
+        let report = full_report();
+        let encoded = Bytes::from(report.encode_to_vec());
+        let received = ReceivedReport::decode(encoded.clone()).unwrap();
+        let mut without_pods = report.clone();
+        without_pods.pods.clear();
+        assert_eq!(received.head.encode_to_vec(), without_pods.encode_to_vec());
+        // The bytes are kept exactly as received (and not copied).
+        assert_eq!(received.bytes.as_ptr(), encoded.as_ptr());
+    }
+
+    #[test]
+    fn lean_pods_keep_exactly_the_model_fields() {
+        let report = full_report();
+        let pods = ReceivedReport::from_report(&report).pods().unwrap().pods;
+        assert_eq!(pods.len(), 3);
+        let p = &pods[1];
+        assert_eq!(
+            (&*p.uid, &*p.name, &*p.namespace, &*p.qos_class),
+            ("uid-1", "pod-1", "default", "burstable")
+        );
+        assert_eq!(p.cgroup_path, "kubepods/burstable/poduid-1");
+        assert_eq!(p.discovered_by, "containerd");
+        assert_eq!(p.gpus, report.pods[1].gpus);
+        let u = p.usage.as_ref().unwrap();
+        let cpu = u.cpu.as_ref().unwrap();
+        assert_eq!(
+            (cpu.usage_millicores, cpu.limit_millicores),
+            (Some(250.0), Some(1000.0))
+        );
+        let m = u.memory.as_ref().unwrap();
+        assert_eq!(
+            (
+                m.usage_bytes,
+                m.working_set_bytes,
+                m.rss_bytes,
+                m.cache_bytes,
+                m.limit_bytes
+            ),
+            (Some(10), Some(8), Some(5), Some(3), Some(100))
+        );
+        assert_eq!(
+            u.io.as_ref().unwrap().rates,
+            report.pods[1]
+                .usage
+                .as_ref()
+                .unwrap()
+                .io
+                .as_ref()
+                .unwrap()
+                .rates
+        );
+        assert_eq!(u.pids_current, Some(7));
+        assert_eq!(u.missing.len(), 1);
+        let c = &p.containers[0];
+        assert_eq!((&*c.id, &*c.name, &*c.image), ("c1", "main", "busybox"));
+        assert_eq!(c.state, pb::ContainerState::Running as i32);
+        assert!(c.usage.is_some());
+    }
+
+    #[test]
+    fn malformed_bytes_are_an_error_not_a_panic() {
+        let encoded = full_report().encode_to_vec();
+        for bad in [
+            &encoded[..encoded.len() / 2],
+            &[0xff, 0xff, 0xff][..],
+            &[0x0a, 0x7f, 0x01][..],
+        ] {
+            let head = ReceivedReport::decode(Bytes::copy_from_slice(bad));
+            let pods = ReportPods::decode(bad);
+            assert!(head.is_err() || pods.is_err());
+        }
+    }
+}
