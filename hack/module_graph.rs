@@ -129,7 +129,12 @@ pub(crate) fn crate_graph(root: &Path) -> Result<ModuleGraph, Error> {
             }
             pending.push(child_file(&file, child)?);
         }
-        references.extend(scanned.references.into_iter().map(|r| (file.path.clone(), r)));
+        references.extend(
+            scanned
+                .references
+                .into_iter()
+                .map(|r| (file.path.clone(), r)),
+        );
     }
     // Resolved only now: a reference may name a top-level module declared after it.
     for (file, reference) in references {
@@ -400,8 +405,7 @@ fn tokenize(text: &str) -> Vec<(Tok, usize)> {
             out.push((Tok::Other, start_line));
         } else if c.is_ascii_digit() {
             while i < chars.len()
-                && (is_ident_continue(chars[i])
-                    || (chars[i] == '.' && at(i + 1).is_ascii_digit()))
+                && (is_ident_continue(chars[i]) || (chars[i] == '.' && at(i + 1).is_ascii_digit()))
             {
                 i += 1;
             }
@@ -431,7 +435,10 @@ fn tokenize(text: &str) -> Vec<(Tok, usize)> {
                         }
                         j += 1;
                     }
-                    out.push((Tok::Str(chars[body..j.min(chars.len())].iter().collect()), start_line));
+                    out.push((
+                        Tok::Str(chars[body..j.min(chars.len())].iter().collect()),
+                        start_line,
+                    ));
                     i = j + 1 + hashes;
                     continue;
                 }
@@ -562,7 +569,11 @@ fn scan(toks: &[(Tok, usize)], module: &[String]) -> Scanned {
                     path_attr = None;
                     continue;
                 }
-                if let [(Tok::Ident(name), _), (Tok::Punct('='), _), (Tok::Str(p), _)] = body
+                if let [
+                    (Tok::Ident(name), _),
+                    (Tok::Punct('='), _),
+                    (Tok::Str(p), _),
+                ] = body
                     && name == "path"
                 {
                     path_attr = Some(p.clone());
@@ -639,11 +650,7 @@ fn scan(toks: &[(Tok, usize)], module: &[String]) -> Scanned {
                 }
                 let from = current(module, &inline);
                 if let Some(target) = resolve(&from, &segments) {
-                    scanned.references.push(Reference {
-                        from,
-                        target,
-                        line,
-                    });
+                    scanned.references.push(Reference { from, target, line });
                 }
                 i = j + 1;
                 continue;
@@ -760,11 +767,12 @@ fn split_top_level(toks: &[(Tok, usize)]) -> Vec<&[(Tok, usize)]> {
 /// Whether an attribute body (inside `#[…]`) is `cfg(…)` true only under test.
 fn cfg_test(body: &[(Tok, usize)]) -> bool {
     match body {
-        [(Tok::Ident(cfg), _), (Tok::Punct('('), _), predicate @ .., (Tok::Punct(')'), _)]
-            if cfg == "cfg" =>
-        {
-            test_only(predicate)
-        }
+        [
+            (Tok::Ident(cfg), _),
+            (Tok::Punct('('), _),
+            predicate @ ..,
+            (Tok::Punct(')'), _),
+        ] if cfg == "cfg" => test_only(predicate),
         _ => false,
     }
 }
@@ -773,7 +781,12 @@ fn cfg_test(body: &[(Tok, usize)]) -> bool {
 fn test_only(predicate: &[(Tok, usize)]) -> bool {
     match predicate {
         [(Tok::Ident(t), _)] => t == "test",
-        [(Tok::Ident(op), _), (Tok::Punct('('), _), list @ .., (Tok::Punct(')'), _)] => {
+        [
+            (Tok::Ident(op), _),
+            (Tok::Punct('('), _),
+            list @ ..,
+            (Tok::Punct(')'), _),
+        ] => {
             let items = split_commas(list);
             match op.as_str() {
                 "all" => items.iter().any(|p| test_only(p)),
@@ -915,7 +928,12 @@ mod tests {
         g.edges
             .iter()
             .map(|((f, t), s)| {
-                let file = s.file.file_name().expect("name").to_string_lossy().into_owned();
+                let file = s
+                    .file
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
                 (f.clone(), t.clone(), file, s.line)
             })
             .collect()
@@ -933,7 +951,10 @@ mod tests {
             ("b.rs", "pub struct X;\npub fn f(_: crate::a::Y) {}\n"),
         ]);
         let g = graph(&dir);
-        assert_eq!(edges(&g), vec![e("a", "b", "a.rs", 3), e("b", "a", "b.rs", 2)]);
+        assert_eq!(
+            edges(&g),
+            vec![e("a", "b", "a.rs", 3), e("b", "a", "b.rs", 2)]
+        );
         assert_eq!(g.cycles(), vec![vec!["a".to_owned(), "b".to_owned()]]);
         let text = g.describe_cycles(dir.path()).expect("a cycle");
         assert!(text.contains("cycle 1: a -> b -> a"), "{text}");
@@ -1019,7 +1040,10 @@ macro_rules! m { () => { $crate::a::Y } }
             ),
         ]);
         let g = graph(&dir);
-        assert_eq!(edges(&g), vec![e("a", "b", "a.rs", 1), e("b", "a", "b.rs", 5)]);
+        assert_eq!(
+            edges(&g),
+            vec![e("a", "b", "a.rs", 1), e("b", "a", "b.rs", 5)]
+        );
         assert_eq!(g.cycles().len(), 1);
     }
 
@@ -1029,15 +1053,25 @@ macro_rules! m { () => { $crate::a::Y } }
             ("lib.rs", "mod a;\nmod b;\nmod c;\nmod d;\nmod e;\n"),
             ("a.rs", "use crate::b::B;\npub struct A;\n"),
             ("b.rs", "use crate::c::C;\npub struct B;\n"),
-            ("c.rs", "use crate::a::A;\nuse crate::b::B;\npub struct C;\n"),
+            (
+                "c.rs",
+                "use crate::a::A;\nuse crate::b::B;\npub struct C;\n",
+            ),
             ("d.rs", "use crate::e::E;\npub struct D;\n"),
-            ("e.rs", "pub struct E;\nfn f() -> crate::d::D { crate::d::D }\n"),
+            (
+                "e.rs",
+                "pub struct E;\nfn f() -> crate::d::D { crate::d::D }\n",
+            ),
         ]);
         let g = graph(&dir);
         let names = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             g.cycles(),
-            vec![names(&["a", "b", "c"]), names(&["b", "c"]), names(&["d", "e"])]
+            vec![
+                names(&["a", "b", "c"]),
+                names(&["b", "c"]),
+                names(&["d", "e"])
+            ]
         );
         let text = g.describe_cycles(dir.path()).expect("cycles");
         assert!(text.starts_with("3 module cycle(s)"), "{text}");
@@ -1067,6 +1101,9 @@ macro_rules! m { () => { $crate::a::Y } }
         let dir = tree(&[("lib.rs", "mod a;\nmod gone;\n"), ("a.rs", "")]);
         let err = module_graphs(&dir.path().join("src")).expect_err("missing file");
         let text = err.to_string();
-        assert!(text.contains("lib.rs:2: module `gone` has no file"), "{text}");
+        assert!(
+            text.contains("lib.rs:2: module `gone` has no file"),
+            "{text}"
+        );
     }
 }
