@@ -2,7 +2,7 @@
 //! the coordinator.
 //!
 //! Pure parts (`parse`, `rate`, `report`) turn kernel text into typed values, rates
-//! and reports; the I/O shell (`source`, `collector`, `uplink`, `admin`) reads files
+//! and reports, over the sample types in `model`; the I/O shell (`source`, `collector`, `uplink`, `admin`) reads files
 //! under the configured host root and talks to the network. [`run`] is the one
 //! composition root.
 
@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod exposition;
 pub mod gpu;
 pub mod measure;
+pub mod model;
 pub mod parse;
 pub mod pods;
 pub mod rate;

@@ -3,63 +3,16 @@
 //! elapsed time; the first reading and counter resets give no rate. Anything that
 //! could not be read or parsed is absent and listed in `missing` with the reason.
 
+use crate::model::{DiskCatalog, NodeReading, ReadError, StaticIdentity};
 use crate::parse::diskstats::{self, DiskStatLine};
 use crate::parse::meminfo::{self, Meminfo};
 use crate::parse::pressure::{self, PressureFile, Stall};
 use crate::parse::stat::{self, CpuTicks, ProcStat};
 use crate::rate;
-use crate::source::{DiskCatalog, ReadError};
 use aistor_proto::v1 as pb;
 use regex::Regex;
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The raw text of the node's files at one instant, as read.
-#[derive(Debug, Clone)]
-pub struct NodeReading {
-    /// CLOCK_MONOTONIC when the files were read.
-    pub monotonic: Duration,
-    pub wall_unix_nanos: u64,
-    pub stat: Result<String, ReadError>,
-    pub meminfo: Result<String, ReadError>,
-    pub pressure_cpu: Result<String, ReadError>,
-    pub pressure_memory: Result<String, ReadError>,
-    pub pressure_io: Result<String, ReadError>,
-    pub diskstats: Result<String, ReadError>,
-}
-
-/// Facts about the node that do not change between ticks, read once at start.
-#[derive(Debug, Clone)]
-pub struct StaticIdentity {
-    pub name: String,
-    pub machine_id: Result<String, String>,
-    pub boot_id: Result<String, String>,
-    pub kernel_version: Result<String, String>,
-    pub os_image: Result<String, String>,
-    pub cgroup_mode: Result<pb::CgroupMode, String>,
-}
-
-impl Default for NodeReading {
-    fn default() -> Self {
-        let absent = || {
-            Err(ReadError {
-                path: String::new(),
-                message: "not read".into(),
-                not_found: true,
-            })
-        };
-        Self {
-            monotonic: Duration::ZERO,
-            wall_unix_nanos: 0,
-            stat: absent(),
-            meminfo: absent(),
-            pressure_cpu: absent(),
-            pressure_memory: absent(),
-            pressure_io: absent(),
-            diskstats: absent(),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
@@ -421,7 +374,7 @@ pub(crate) fn duration_nanos(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::DiskInfo;
+    use crate::model::DiskInfo;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
 

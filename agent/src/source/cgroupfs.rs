@@ -12,7 +12,8 @@
 //! the host path. A cgroup whose directory is in no hierarchy, or disappears while it is being read,
 //! is [`CgroupRead::Vanished`]: its container ended.
 
-use super::{HostFs, ReadError};
+use super::HostFs;
+use crate::model::ReadError;
 use crate::parse::ParseError;
 use crate::parse::cgroup::flat::{FlatKeyed, parse_flat_keyed};
 use crate::parse::cgroup::io::{blkio_counters, parse_blkio, parse_io_stat};

@@ -1,27 +1,7 @@
 //! Reading files under the host root, with the path in every error.
 
-use std::io;
+use crate::model::ReadError;
 use std::path::{Path, PathBuf};
-
-/// A file that could not be read; the message names the host path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ReadError {
-    pub path: String,
-    pub message: String,
-    /// The file does not exist (a feature the kernel lacks, a vanished cgroup).
-    pub not_found: bool,
-}
-
-impl ReadError {
-    fn new(path: &Path, err: &io::Error) -> Self {
-        Self {
-            path: path.display().to_string(),
-            message: err.to_string(),
-            not_found: err.kind() == io::ErrorKind::NotFound,
-        }
-    }
-}
 
 /// The host's filesystem as seen from the agent: `/` on a plain host, `/host` in a pod.
 #[derive(Debug, Clone)]

@@ -12,18 +12,6 @@ pub use containerd::{
     CgroupMembership, CgroupResolver, ContainerInfo, Containerd, EventStream, RuntimeError,
     RuntimeEvent,
 };
-pub use host::{HostFs, ReadError};
+pub use host::HostFs;
 pub use node::{HostNode, NodeSource};
-pub use sysfs::{DiskInfo, SysfsDisks};
-
-/// Describes block devices by name (kind, parent, rotational). The real one reads
-/// sysfs; tests use a map.
-pub trait DiskCatalog {
-    fn describe(&mut self, name: &str) -> DiskInfo;
-}
-
-impl DiskCatalog for std::collections::HashMap<String, DiskInfo> {
-    fn describe(&mut self, name: &str) -> DiskInfo {
-        self.get(name).cloned().unwrap_or_default()
-    }
-}
+pub use sysfs::SysfsDisks;

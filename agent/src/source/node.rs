@@ -2,8 +2,8 @@
 
 use super::HostFs;
 use crate::clock;
+use crate::model::{NodeReading, StaticIdentity};
 use crate::parse::mountinfo;
-use crate::report::{NodeReading, StaticIdentity};
 
 /// Reads the node's files into a [`NodeReading`].
 pub trait NodeSource: Send {

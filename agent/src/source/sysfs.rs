@@ -3,17 +3,11 @@
 //! (`nvme0n1p1`), dm and md devices are classified right. Cached: sysfs is read once
 //! per device and again only after `refresh_every`.
 
-use super::{DiskCatalog, HostFs};
+use super::HostFs;
+use crate::model::{DiskCatalog, DiskInfo};
 use aistor_proto::v1::DiskKind;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DiskInfo {
-    pub kind: DiskKind,
-    pub parent: String,
-    pub rotational: Option<bool>,
-}
 
 pub struct SysfsDisks {
     fs: HostFs,
