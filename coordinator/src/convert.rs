@@ -1,32 +1,14 @@
 //! The core's model → the wire types the APIs answer with. Proto types stop here and
 //! in the API adapters; the core never sees them.
 
-use crate::ingest::wire::ReportHead;
+use crate::wire::ReportHead;
 use aistor_core::NodeState;
 use aistor_core::model::{Container, ContainerState, GpuUse, Missing, Pod, Usage};
 use aistor_proto::v1 as pb;
 
-/// Node disk throughput: the sum over *whole* disks only (partitions, dm and md
-/// volumes would count the same bytes again). `None` when no whole disk has rates
-/// yet (first reading, or a counter reset).
+/// Node disk throughput of a report (the core's whole-disk rule).
 pub fn whole_disk_rates(report: &pb::NodeReport) -> (Option<f64>, Option<f64>) {
-    whole_disks_rates(&report.disks)
-}
-
-/// [`whole_disk_rates`] of a list of disks.
-pub fn whole_disks_rates(disks: &[pb::Disk]) -> (Option<f64>, Option<f64>) {
-    let rates: Vec<&pb::DiskRates> = disks
-        .iter()
-        .filter(|d| d.kind == pb::DiskKind::Whole as i32)
-        .filter_map(|d| d.rates.as_ref())
-        .collect();
-    if rates.is_empty() {
-        return (None, None);
-    }
-    (
-        Some(rates.iter().map(|r| r.read_bytes_per_second).sum()),
-        Some(rates.iter().map(|r| r.write_bytes_per_second).sum()),
-    )
+    crate::wire::whole_disks_rates(&report.disks)
 }
 
 pub fn node_state(state: NodeState) -> pb::NodeState {
@@ -170,7 +152,7 @@ pub fn pod_identity(p: &Pod) -> pb::Pod {
 mod tests {
     use super::*;
     use crate::ingest::reading;
-    use crate::ingest::wire::ReceivedReport;
+    use crate::wire::ReceivedReport;
 
     fn disk(name: &str, kind: pb::DiskKind, rates: Option<(f64, f64)>) -> pb::Disk {
         pb::Disk {
@@ -198,7 +180,7 @@ mod tests {
         };
         assert_eq!(whole_disk_rates(&report), (Some(101.0), Some(12.0)));
         assert_eq!(
-            whole_disks_rates(&[disk("sda", pb::DiskKind::Whole, None)]),
+            crate::wire::whole_disks_rates(&[disk("sda", pb::DiskKind::Whole, None)]),
             (None, None)
         );
     }
@@ -206,7 +188,7 @@ mod tests {
     /// Through the model and back: every figure the model keeps arrives unchanged.
     #[test]
     fn pods_round_trip_through_the_model() {
-        let report = crate::ingest::wire::tests_support::full_report();
+        let report = crate::wire::tests_support::full_report();
         let received = ReceivedReport::from_report(&report);
         let converted =
             reading::convert(received, report.wall_time_unix_nanos, &Default::default()).unwrap();

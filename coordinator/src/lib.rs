@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod process;
 pub mod rest;
 pub mod view;
+pub mod wire;
 
 pub use app::{Bound, Error, run};

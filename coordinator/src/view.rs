@@ -3,8 +3,8 @@
 //! types built from the model under the lock, a page at a time.
 
 use crate::convert;
-use crate::ingest::wire::ReportHead;
 use crate::metrics::CoordinatorMetrics;
+use crate::wire::ReportHead;
 use aistor_core::model::Pod;
 use aistor_core::{
     Clock, ClusterView, Ingested, NodeEntry, NodeReading, NodeState, Now, ReportKey, ViewConfig,

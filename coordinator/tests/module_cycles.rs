@@ -5,7 +5,6 @@
 mod module_graph;
 
 #[test]
-#[ignore = "coordinator restructure in progress"]
 fn the_coordinator_has_no_module_cycles() {
     module_graph::assert_no_cycles(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
 }

@@ -5,13 +5,13 @@
 //! The route is served by [`AgentServer`] rather than the generated server so that a
 //! report is not decoded in full on arrival: [`ReportCodec`] keeps each message's
 //! bytes as received (they are what the view stores) and decodes only its head
-//! ([`ReportHead`](crate::ingest::wire::ReportHead): identity, seq, node usage, disks,
+//! ([`ReportHead`](crate::wire::ReportHead): identity, seq, node usage, disks,
 //! GPUs, measurement results); ingest then decodes the pods lean, once.
 
 use crate::directives::Directives;
 use crate::ingest::Ingest;
-use crate::ingest::wire::ReceivedReport;
 use crate::process::Drain;
+use crate::wire::ReceivedReport;
 use aistor_proto::v1::{Ack, Directive, directive};
 use bytes::Buf;
 use prost::Message;

@@ -3,15 +3,14 @@
 //! view, and its measurement results handed to their runs.
 
 pub mod reading;
-pub mod wire;
 
 use crate::measurements::Measurements;
 use crate::view::LiveView;
+use crate::wire::ReceivedReport;
 use aistor_core::validate::Limits;
 use aistor_core::{Ingested, ReportKey};
 use reading::Refused;
 use std::time::Duration;
-use wire::ReceivedReport;
 
 #[derive(Debug, Clone)]
 pub struct Ingest {

@@ -1,7 +1,7 @@
 //! A received report → the core's [`NodeReading`], once, validated by the core's
 //! rules. After this nothing reads protobuf to decide.
 
-use super::wire::{self, ReceivedReport, ReportHead};
+use crate::wire::{self, ReceivedReport, ReportHead};
 use aistor_core::model::{
     Container, ContainerState, DiscoveredBy, GpuDevice, GpuDeviceFigures, GpuUse, GpuUseFigures,
     Missing, Pod, PodKey, PodWindow, QosClass, Usage, UsageFigures,
@@ -99,7 +99,7 @@ pub fn convert(
 /// The node's own figures, from a report's head.
 pub fn node_sample(head: &ReportHead) -> NodeSample {
     let usage = head.usage.as_ref();
-    let (disk_read, disk_write) = crate::convert::whole_disks_rates(&head.disks);
+    let (disk_read, disk_write) = wire::whole_disks_rates(&head.disks);
     NodeSample {
         wall_time_unix_nanos: head.wall_time_unix_nanos,
         cpu_millicores: usage

@@ -7,11 +7,13 @@
 //! inside the type, and the reasons in one list per measured object. Accessors
 //! return a [`Figure`], so an absent value cannot be mistaken for zero.
 
+mod disk;
 mod gpu;
 mod pod;
 mod usage;
 mod window;
 
+pub use disk::{DiskRates, whole_disk_throughput};
 pub use gpu::{GpuDevice, GpuDeviceFigures, GpuUse, GpuUseFigures};
 pub use pod::{
     Container, ContainerState, DiscoveredBy, Pod, PodKey, QosClass, Requests, SPEC_UNKNOWN,

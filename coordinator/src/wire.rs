@@ -125,6 +125,20 @@ pub struct Io {
     pub rates: Option<pb::IoRates>,
 }
 
+/// Node disk throughput of a report's disks: the core's whole-disk rule, with the
+/// disk kind the agent decided from sysfs.
+pub fn whole_disks_rates(disks: &[pb::Disk]) -> (Option<f64>, Option<f64>) {
+    aistor_core::model::whole_disk_throughput(disks.iter().map(|d| {
+        aistor_core::model::DiskRates {
+            whole: d.kind == pb::DiskKind::Whole as i32,
+            rates: d
+                .rates
+                .as_ref()
+                .map(|r| (r.read_bytes_per_second, r.write_bytes_per_second)),
+        }
+    }))
+}
+
 /// A report as received: its head decoded, the rest kept encoded until ingest
 /// converts the pods (once, outside any lock).
 #[derive(Debug, Clone)]
