@@ -30,7 +30,9 @@ pub(crate) struct Conflict {
 /// server-managed metadata (labels, annotations, finalizers and ownerReferences count).
 fn leaves(object: &Value) -> Vec<(String, &Value)> {
     let mut out = Vec::new();
-    let Value::Object(map) = object else { return out };
+    let Value::Object(map) = object else {
+        return out;
+    };
     for (key, value) in map {
         match key.as_str() {
             "apiVersion" | "kind" => {}
@@ -78,11 +80,13 @@ impl FieldOwners {
     pub(crate) fn record_update(&mut self, old: Option<&Value>, new: &Value, manager: &str) {
         let new_leaves = leaves(new);
         let present: BTreeSet<&str> = new_leaves.iter().map(|(p, _)| p.as_str()).collect();
-        self.owners.retain(|path, _| present.contains(path.as_str()));
+        self.owners
+            .retain(|path, _| present.contains(path.as_str()));
         for (path, value) in new_leaves {
             let before = old.and_then(|o| o.pointer(&path));
             if before != Some(value) || !self.owners.contains_key(&path) {
-                self.owners.insert(path, BTreeSet::from([manager.to_owned()]));
+                self.owners
+                    .insert(path, BTreeSet::from([manager.to_owned()]));
             }
         }
     }
@@ -122,7 +126,9 @@ impl FieldOwners {
                 return Err(conflicts);
             }
         }
-        let mut object = current.cloned().unwrap_or_else(|| Value::Object(Map::new()));
+        let mut object = current
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
         let specified: BTreeSet<&str> = config_leaves.iter().map(|(p, _)| p.as_str()).collect();
         // Fields this manager applied before and no longer specifies.
         let dropped: Vec<String> = self
@@ -169,7 +175,9 @@ fn set_pointer(object: &mut Value, pointer: &str, value: Value) {
 }
 
 fn remove_pointer(object: &mut Value, pointer: &str) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
     let parent = if parent.is_empty() {
         Some(object)
     } else {
@@ -182,12 +190,25 @@ fn remove_pointer(object: &mut Value, pointer: &str) {
 
 /// The real server's conflict message.
 pub(crate) fn conflict_message(conflicts: &[Conflict], api_version: &str) -> String {
-    let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
+    let noun = if conflicts.len() == 1 {
+        "conflict"
+    } else {
+        "conflicts"
+    };
     let lines: Vec<String> = conflicts
         .iter()
-        .map(|c| format!("conflict with \"{}\" using {api_version}: {}", c.manager, c.field))
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {api_version}: {}",
+                c.manager, c.field
+            )
+        })
         .collect();
-    format!("Apply failed with {} {noun}: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} {noun}: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 #[cfg(test)]
@@ -204,7 +225,10 @@ mod tests {
         let conflicts = owners.apply(Some(&object), &b, "b", false).unwrap_err();
         assert_eq!(
             conflicts,
-            vec![Conflict { manager: "a".into(), field: ".spec.holderIdentity".into() }]
+            vec![Conflict {
+                manager: "a".into(),
+                field: ".spec.holderIdentity".into()
+            }]
         );
         let forced = owners.apply(Some(&object), &b, "b", true).unwrap();
         assert_eq!(forced.pointer("/spec/holderIdentity"), Some(&json!("b")));
@@ -235,14 +259,24 @@ mod tests {
         let released = json!({"spec": {}});
         owners.record_update(Some(&object), &released, "b");
         let taken = owners
-            .apply(Some(&released), &json!({"spec": {"holder": "c"}}), "c", false)
+            .apply(
+                Some(&released),
+                &json!({"spec": {"holder": "c"}}),
+                "c",
+                false,
+            )
             .unwrap();
         assert_eq!(taken.pointer("/spec/holder"), Some(&json!("c")));
         let mut changed = taken.clone();
         changed["spec"]["holder"] = json!("d");
         owners.record_update(Some(&taken), &changed, "d");
         let conflicts = owners
-            .apply(Some(&changed), &json!({"spec": {"holder": "c"}}), "c", false)
+            .apply(
+                Some(&changed),
+                &json!({"spec": {"holder": "c"}}),
+                "c",
+                false,
+            )
             .unwrap_err();
         assert_eq!(conflicts[0].manager, "d");
         assert_eq!(

@@ -67,7 +67,11 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         format!("{group}/{version}")
     };
     let mut resources = Vec::new();
-    for r in registry.all().iter().filter(|r| r.group == group && r.version == version) {
+    for r in registry
+        .all()
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         resources.push(json!({
             "name": r.plural,
             "singularName": r.kind.to_lowercase(),
@@ -75,29 +79,42 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             "kind": r.kind,
             "verbs": VERBS,
         }));
-        let mut sub = |name: &str, kind: &str, group: Option<&str>, version: Option<&str>, verbs: &[&str]| {
-            let mut entry = json!({
-                "name": format!("{}/{name}", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": kind,
-                "verbs": verbs,
-            });
-            if let (Some(g), Some(v)) = (group, version) {
-                entry["group"] = json!(g);
-                entry["version"] = json!(v);
-            }
-            resources.push(entry);
-        };
+        let mut sub =
+            |name: &str, kind: &str, group: Option<&str>, version: Option<&str>, verbs: &[&str]| {
+                let mut entry = json!({
+                    "name": format!("{}/{name}", r.plural),
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": kind,
+                    "verbs": verbs,
+                });
+                if let (Some(g), Some(v)) = (group, version) {
+                    entry["group"] = json!(g);
+                    entry["version"] = json!(v);
+                }
+                resources.push(entry);
+            };
         if r.status_subresource {
             sub("status", &r.kind, None, None, &["get", "patch", "update"]);
         }
         if r.scale_subresource {
-            sub("scale", "Scale", Some("autoscaling"), Some("v1"), &["get", "patch", "update"]);
+            sub(
+                "scale",
+                "Scale",
+                Some("autoscaling"),
+                Some("v1"),
+                &["get", "patch", "update"],
+            );
         }
         if r.group.is_empty() && r.plural == "pods" {
             sub("binding", "Binding", None, None, &["create"]);
-            sub("eviction", "Eviction", Some("policy"), Some("v1"), &["create"]);
+            sub(
+                "eviction",
+                "Eviction",
+                Some("policy"),
+                Some("v1"),
+                &["create"],
+            );
         }
     }
     json!({

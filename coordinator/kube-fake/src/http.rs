@@ -100,7 +100,10 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         ApiError::new(
             code,
             Reason::for_code(code),
-            format!("injected failure: {code} for {} {}", record.method, record.path),
+            format!(
+                "injected failure: {code} for {} {}",
+                record.method, record.path
+            ),
         )
         .into_response()
     } else {
@@ -109,7 +112,9 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
             Err(_) => ApiError::new(
                 413,
                 Reason::RequestEntityTooLarge,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes or could not be read"),
+                format!(
+                    "the request body is larger than {MAX_BODY_BYTES} bytes or could not be read"
+                ),
             )
             .into_response(),
         }
@@ -148,7 +153,10 @@ fn handle(
         Route::ResourceList { group, version } => {
             let store = shared.store();
             if store.registry.has_group_version(group, version) {
-                ok(200, discovery::resource_list(&store.registry, group, version))
+                ok(
+                    200,
+                    discovery::resource_list(&store.registry, group, version),
+                )
             } else {
                 ApiError::unknown_path().into_response()
             }
@@ -172,7 +180,11 @@ fn default_manager(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn list_query(resource: &Resource, params: &Params, name: Option<&str>) -> Result<ListQuery, ApiError> {
+fn list_query(
+    resource: &Resource,
+    params: &Params,
+    name: Option<&str>,
+) -> Result<ListQuery, ApiError> {
     let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
     let mut fields = params.get("fieldSelector").unwrap_or("").to_owned();
@@ -193,7 +205,10 @@ fn list_query(resource: &Resource, params: &Params, name: Option<&str>) -> Resul
         labels,
         fields,
         limit,
-        continue_token: params.get("continue").filter(|c| !c.is_empty()).map(str::to_owned),
+        continue_token: params
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
     })
 }
 
@@ -223,8 +238,11 @@ fn resource_request(
     if wrong_scope || !known_subresource {
         return Err(ApiError::unknown_path());
     }
-    let not_allowed =
-        || ApiError::method_not_allowed("the server does not allow this method on the requested resource");
+    let not_allowed = || {
+        ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )
+    };
     let verb = verb.ok_or_else(not_allowed)?;
     let ns = path.namespace.as_deref();
     let manager = params
@@ -238,7 +256,9 @@ fn resource_request(
     };
     let store = &mut *store;
     match (verb, path.name.as_deref(), path.subresource.as_deref()) {
-        (Verb::Get, Some(name), None | Some("status")) => Ok(ok(200, store.get(&resource, ns, name)?)),
+        (Verb::Get, Some(name), None | Some("status")) => {
+            Ok(ok(200, store.get(&resource, ns, name)?))
+        }
         (Verb::Get, Some(name), Some("scale")) => {
             Ok(ok(200, subresource::get_scale(store, &resource, ns, name)?))
         }
@@ -247,40 +267,74 @@ fn resource_request(
             Ok(ok(200, store.list(&resource, ns, &query)?))
         }
         (Verb::Watch, name, None) => start_watch(store, &resource, ns, name, params),
-        (Verb::Create, None, None) if !resource.namespaced || ns.is_some() => {
-            Ok(ok(201, store.create(&resource, ns, parse_json(body)?, options)?))
-        }
+        (Verb::Create, None, None) if !resource.namespaced || ns.is_some() => Ok(ok(
+            201,
+            store.create(&resource, ns, parse_json(body)?, options)?,
+        )),
         (Verb::Create, Some(name), Some("binding")) => {
             let binding = parse_json(body)?;
-            Ok(ok(201, subresource::bind(store, &resource, ns, name, &binding, options)?))
+            Ok(ok(
+                201,
+                subresource::bind(store, &resource, ns, name, &binding, options)?,
+            ))
         }
         (Verb::Create, Some(name), Some("eviction")) => {
             let eviction = parse_json(body)?;
-            Ok(ok(201, subresource::evict(store, &resource, ns, name, &eviction, options)?))
+            Ok(ok(
+                201,
+                subresource::evict(store, &resource, ns, name, &eviction, options)?,
+            ))
         }
         (Verb::Update, Some(name), None | Some("status")) => {
-            let target = if path.subresource.is_some() { Target::Status } else { Target::Main };
-            Ok(ok(200, store.replace(&resource, ns, name, parse_json(body)?, target, options)?))
+            let target = if path.subresource.is_some() {
+                Target::Status
+            } else {
+                Target::Main
+            };
+            Ok(ok(
+                200,
+                store.replace(&resource, ns, name, parse_json(body)?, target, options)?,
+            ))
         }
         (Verb::Update, Some(name), Some("scale")) => {
             let scale = parse_json(body)?;
-            Ok(ok(200, subresource::put_scale(store, &resource, ns, name, &scale, options)?))
+            Ok(ok(
+                200,
+                subresource::put_scale(store, &resource, ns, name, &scale, options)?,
+            ))
         }
-        (Verb::Patch, Some(name), subresource) => {
-            patch(store, &resource, ns, name, subresource, headers, params, body, options)
-        }
+        (Verb::Patch, Some(name), subresource) => patch(
+            store,
+            &resource,
+            ns,
+            name,
+            subresource,
+            headers,
+            params,
+            body,
+            options,
+        ),
         (Verb::Delete, Some(name), None) => {
             let (preconditions, dry_run) = delete_options(body)?;
-            let options = WriteOptions { dry_run: options.dry_run || dry_run, ..options };
+            let options = WriteOptions {
+                dry_run: options.dry_run || dry_run,
+                ..options
+            };
             let deleted = store.delete(&resource, ns, name, &preconditions, options.dry_run)?;
             // 202 Accepted: the object still exists until its finalizers are removed.
-            let pending = deleted.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+            let pending = deleted
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
             Ok(ok(if pending { 202 } else { 200 }, deleted))
         }
         (Verb::DeleteCollection, None, None) => {
             let (_, dry_run) = delete_options(body)?;
             let query = list_query(&resource, params, None)?;
-            Ok(ok(200, store.delete_collection(&resource, ns, &query, options.dry_run || dry_run)?))
+            Ok(ok(
+                200,
+                store.delete_collection(&resource, ns, &query, options.dry_run || dry_run)?,
+            ))
         }
         _ => Err(not_allowed()),
     }
@@ -315,8 +369,9 @@ fn patch(
     })?;
     let patch = if kind == PatchKind::Apply {
         parse_json(body).or_else(|_| {
-            serde_yaml_ng::from_slice::<Value>(body)
-                .map_err(|e| ApiError::bad_request(format!("the apply configuration is not valid YAML: {e}")))
+            serde_yaml_ng::from_slice::<Value>(body).map_err(|e| {
+                ApiError::bad_request(format!("the apply configuration is not valid YAML: {e}"))
+            })
         })?
     } else {
         parse_json(body)?
@@ -325,9 +380,16 @@ fn patch(
         let scale = subresource::patch_scale(store, resource, ns, name, kind, &patch, options)?;
         return Ok(ok(200, scale));
     }
-    let target = if subresource == Some("status") { Target::Status } else { Target::Main };
+    let target = if subresource == Some("status") {
+        Target::Status
+    } else {
+        Target::Main
+    };
     if kind != PatchKind::Apply {
-        return Ok(ok(200, store.patch(resource, ns, name, kind, &patch, target, options)?));
+        return Ok(ok(
+            200,
+            store.patch(resource, ns, name, kind, &patch, target, options)?,
+        ));
     }
     if params.get("fieldManager").is_none_or(str::is_empty) {
         return Err(ApiError::invalid(
@@ -403,10 +465,11 @@ fn start_watch(
     } else {
         match params.get("resourceVersion") {
             None | Some("" | "0") => WatchFrom::Current,
-            Some(rv) => WatchFrom::Revision(
-                rv.parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?,
-            ),
+            Some(rv) => {
+                WatchFrom::Revision(rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version {rv:?}"))
+                })?)
+            }
         }
     };
     let deadline = match params.get("timeoutSeconds") {

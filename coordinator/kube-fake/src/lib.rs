@@ -189,13 +189,26 @@ impl FakeApiServer {
     /// Stops serving: open watches end, in-flight requests get a few seconds to finish.
     pub async fn shutdown(self) {
         self.handle.shared.store().close_watches();
-        let stop = self.handle.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let stop = self
+            .handle
+            .stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        let task = self.handle.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let task = self
+            .handle
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(mut task) = task {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }

@@ -18,7 +18,9 @@ impl PatchKind {
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/json-patch+json" => Some(PatchKind::Json),
             "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(PatchKind::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                Some(PatchKind::Apply)
+            }
             _ => None,
         }
     }
@@ -49,8 +51,14 @@ pub(crate) fn apply_patch(kind: PatchKind, target: &Value, patch: &Value) -> Res
 /// types). Lists not named here are replaced whole.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "containerStatuses" | "initContainerStatuses" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "containerStatuses"
+        | "initContainerStatuses" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "ports" => "containerPort",

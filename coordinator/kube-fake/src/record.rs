@@ -68,12 +68,18 @@ pub struct RequestMatcher {
 impl RequestMatcher {
     pub fn matches(&self, request: &RecordedRequest) -> bool {
         self.verb.is_none_or(|v| v == request.verb)
-            && self.resource.as_ref().is_none_or(|r| *r == request.resource)
+            && self
+                .resource
+                .as_ref()
+                .is_none_or(|r| *r == request.resource)
             && self
                 .subresource
                 .as_ref()
                 .is_none_or(|s| Some(s) == request.subresource.as_ref())
-            && self.name.as_ref().is_none_or(|n| Some(n) == request.name.as_ref())
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| Some(n) == request.name.as_ref())
     }
 }
 
@@ -99,7 +105,10 @@ impl Recorder {
     }
 
     pub(crate) fn clear(&self) {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub(crate) fn fail_next(&self, matcher: RequestMatcher, status: u16) {

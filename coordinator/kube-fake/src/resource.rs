@@ -127,8 +127,14 @@ fn builtins() -> Vec<Resource> {
     vec![
         Resource::new("", "v1", "Node", "nodes", false).with_status(),
         Resource::new("", "v1", "Pod", "pods", true).with_status(),
-        Resource::new("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true)
-            .with_status(),
+        Resource::new(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+        )
+        .with_status(),
         Resource::new("", "v1", "Namespace", "namespaces", false).with_status(),
         Resource::new("", "v1", "Event", "events", true),
         Resource::new("", "v1", "ConfigMap", "configmaps", true),
@@ -141,8 +147,14 @@ fn builtins() -> Vec<Resource> {
         Resource::new("apps", "v1", "ReplicaSet", "replicasets", true)
             .with_status()
             .with_scale(),
-        Resource::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
-            .with_status(),
+        Resource::new(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+        )
+        .with_status(),
         Resource::new("coordination.k8s.io", "v1", "Lease", "leases", true),
         Resource::new("events.k8s.io", "v1", "Event", "events", true),
         Resource::new(

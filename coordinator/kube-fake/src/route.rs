@@ -24,7 +24,10 @@ pub(crate) enum Route {
     /// `/apis`
     Groups,
     /// `/api/v1`, `/apis/{group}/{version}`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     Resource(ResourcePath),
     Unknown,
 }
@@ -105,17 +108,42 @@ mod tests {
     fn paths() {
         let p = resource("/api/v1/namespaces/ns1/pods/p1/eviction");
         assert_eq!(
-            (p.group.as_str(), p.plural.as_str(), p.namespace.as_deref(), p.name.as_deref(), p.subresource.as_deref()),
+            (
+                p.group.as_str(),
+                p.plural.as_str(),
+                p.namespace.as_deref(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
             ("", "pods", Some("ns1"), Some("p1"), Some("eviction"))
         );
         let n = resource("/api/v1/namespaces/ns1/status");
-        assert_eq!((n.plural.as_str(), n.name.as_deref(), n.subresource.as_deref()), ("namespaces", Some("ns1"), Some("status")));
+        assert_eq!(
+            (
+                n.plural.as_str(),
+                n.name.as_deref(),
+                n.subresource.as_deref()
+            ),
+            ("namespaces", Some("ns1"), Some("status"))
+        );
         let all = resource("/apis/apps/v1/deployments");
-        assert_eq!((all.group.as_str(), all.namespace, all.name), ("apps", None, None));
+        assert_eq!(
+            (all.group.as_str(), all.namespace, all.name),
+            ("apps", None, None)
+        );
         let lease = resource("/apis/coordination.k8s.io/v1/namespaces/x/leases");
-        assert_eq!((lease.plural.as_str(), lease.namespace.as_deref()), ("leases", Some("x")));
+        assert_eq!(
+            (lease.plural.as_str(), lease.namespace.as_deref()),
+            ("leases", Some("x"))
+        );
         assert_eq!(parse("/apis"), Route::Groups);
-        assert_eq!(parse("/api/v1"), Route::ResourceList { group: String::new(), version: "v1".into() });
+        assert_eq!(
+            parse("/api/v1"),
+            Route::ResourceList {
+                group: String::new(),
+                version: "v1".into()
+            }
+        );
         assert_eq!(parse("/nope"), Route::Unknown);
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::Unknown);
     }

@@ -56,7 +56,9 @@ impl LabelSelector {
         let mut requirements = Vec::new();
         if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                let v = v.as_str().ok_or_else(|| format!("matchLabels.{k} is not a string"))?;
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| format!("matchLabels.{k} is not a string"))?;
                 requirements.push(LabelRequirement::Equals(k.clone(), v.to_owned()));
             }
         }
@@ -70,7 +72,12 @@ impl LabelSelector {
                 let values: BTreeSet<String> = expr
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|vs| vs.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .map(|vs| {
+                        vs.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let operator = expr.get("operator").and_then(Value::as_str).unwrap_or("");
                 requirements.push(match operator {
@@ -78,7 +85,9 @@ impl LabelSelector {
                     "NotIn" => LabelRequirement::NotIn(key, values),
                     "Exists" => LabelRequirement::Exists(key),
                     "DoesNotExist" => LabelRequirement::DoesNotExist(key),
-                    other => return Err(format!("{other:?} is not a valid label selector operator")),
+                    other => {
+                        return Err(format!("{other:?} is not a valid label selector operator"));
+                    }
                 });
             }
         }
@@ -103,7 +112,9 @@ impl LabelSelector {
     }
 
     pub(crate) fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         self.requirements.iter().all(|r| r.matches(labels))
     }
 }
@@ -140,13 +151,22 @@ fn parse_requirement(part: &str) -> Result<LabelRequirement, String> {
         return Ok(LabelRequirement::DoesNotExist(checked_key(key.trim())?));
     }
     if let Some((k, v)) = part.split_once("!=") {
-        return Ok(LabelRequirement::NotEquals(checked_key(k.trim())?, v.trim().to_owned()));
+        return Ok(LabelRequirement::NotEquals(
+            checked_key(k.trim())?,
+            v.trim().to_owned(),
+        ));
     }
     if let Some((k, v)) = part.split_once("==") {
-        return Ok(LabelRequirement::Equals(checked_key(k.trim())?, v.trim().to_owned()));
+        return Ok(LabelRequirement::Equals(
+            checked_key(k.trim())?,
+            v.trim().to_owned(),
+        ));
     }
     if let Some((k, v)) = part.split_once('=') {
-        return Ok(LabelRequirement::Equals(checked_key(k.trim())?, v.trim().to_owned()));
+        return Ok(LabelRequirement::Equals(
+            checked_key(k.trim())?,
+            v.trim().to_owned(),
+        ));
     }
     let mut words = part.splitn(2, char::is_whitespace);
     let key = words.next().unwrap_or_default();
@@ -172,7 +192,9 @@ fn parse_requirement(part: &str) -> Result<LabelRequirement, String> {
     match operator {
         "in" => Ok(LabelRequirement::In(key, set)),
         "notin" => Ok(LabelRequirement::NotIn(key, set)),
-        other => Err(format!("unknown label selector operator {other:?} in {part:?}")),
+        other => Err(format!(
+            "unknown label selector operator {other:?} in {part:?}"
+        )),
     }
 }
 
@@ -208,7 +230,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
             if !field_supported(kind, field) {
@@ -296,11 +320,24 @@ mod tests {
             "",
         ];
         for s in yes {
-            assert!(LabelSelector::parse(s).unwrap().matches(&p), "{s} should match");
+            assert!(
+                LabelSelector::parse(s).unwrap().matches(&p),
+                "{s} should match"
+            );
         }
-        let no = ["app=db", "app!=web", "app in (db)", "tier notin (front)", "missing", "!app"];
+        let no = [
+            "app=db",
+            "app!=web",
+            "app in (db)",
+            "tier notin (front)",
+            "missing",
+            "!app",
+        ];
         for s in no {
-            assert!(!LabelSelector::parse(s).unwrap().matches(&p), "{s} should not match");
+            assert!(
+                !LabelSelector::parse(s).unwrap().matches(&p),
+                "{s} should not match"
+            );
         }
     }
 
@@ -325,10 +362,26 @@ mod tests {
     #[test]
     fn field_selectors() {
         let p = pod(json!({}));
-        assert!(FieldSelector::parse("spec.nodeName=n1", "Pod").unwrap().matches(&p));
-        assert!(!FieldSelector::parse("spec.nodeName!=n1", "Pod").unwrap().matches(&p));
-        assert!(FieldSelector::parse("status.phase=", "Pod").unwrap().matches(&p));
-        assert!(FieldSelector::parse("metadata.name==p", "Pod").unwrap().matches(&p));
+        assert!(
+            FieldSelector::parse("spec.nodeName=n1", "Pod")
+                .unwrap()
+                .matches(&p)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName!=n1", "Pod")
+                .unwrap()
+                .matches(&p)
+        );
+        assert!(
+            FieldSelector::parse("status.phase=", "Pod")
+                .unwrap()
+                .matches(&p)
+        );
+        assert!(
+            FieldSelector::parse("metadata.name==p", "Pod")
+                .unwrap()
+                .matches(&p)
+        );
         assert!(FieldSelector::parse("spec.nodeName=n1", "ConfigMap").is_err());
         assert!(FieldSelector::parse("nonsense", "Pod").is_err());
     }

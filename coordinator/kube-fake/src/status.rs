@@ -162,17 +162,16 @@ impl ApiError {
         let mut error = ApiError::new(
             422,
             Reason::Invalid,
-            format!(
-                "{} \"{name}\" is invalid: {field}: {why}",
-                resource.kind
-            ),
+            format!("{} \"{name}\" is invalid: {field}: {why}", resource.kind),
         );
         error.details = Some(Details {
             name: name.to_owned(),
             group: resource.group.clone(),
             kind: resource.kind.clone(),
         });
-        error.causes.push(json!({"reason": "FieldValueInvalid", "message": why, "field": field}));
+        error
+            .causes
+            .push(json!({"reason": "FieldValueInvalid", "message": why, "field": field}));
         error
     }
 

@@ -107,7 +107,9 @@ fn desired_state(object: &Value) -> Map<String, Value> {
         .as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -119,15 +121,23 @@ fn is_dns_subdomain(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("metadata was just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata was just made an object")
 }
 
 impl Store {
@@ -149,7 +159,11 @@ impl Store {
     }
 
     fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> ObjectKey {
-        let ns = if resource.namespaced { namespace.unwrap_or("") } else { "" };
+        let ns = if resource.namespaced {
+            namespace.unwrap_or("")
+        } else {
+            ""
+        };
         (ns.to_owned(), name.to_owned())
     }
 
@@ -216,7 +230,13 @@ impl Store {
         // Note: continuing pages are read from the current state, not from a snapshot at
         // `list_revision` as the real server (etcd) does; the list's resourceVersion is kept.
         let mut metadata = json!({"resourceVersion": list_revision.to_string()});
-        let more = self.has_more(resource, namespace, query, last_key.as_ref(), items.len() == limit);
+        let more = self.has_more(
+            resource,
+            namespace,
+            query,
+            last_key.as_ref(),
+            items.len() == limit,
+        );
         if let (true, Some(key)) = (more > 0, last_key) {
             metadata["continue"] = json!(encode_continue(list_revision, &key));
             metadata["remainingItemCount"] = json!(more);
@@ -238,11 +258,18 @@ impl Store {
         last: Option<&ObjectKey>,
         page_full: bool,
     ) -> usize {
-        let (Some(last), true) = (last, page_full) else { return 0 };
+        let (Some(last), true) = (last, page_full) else {
+            return 0;
+        };
         self.objects
             .get(&resource.id())
             .into_iter()
-            .flat_map(|m| m.range((std::ops::Bound::Excluded(last.clone()), std::ops::Bound::Unbounded)))
+            .flat_map(|m| {
+                m.range((
+                    std::ops::Bound::Excluded(last.clone()),
+                    std::ops::Bound::Unbounded,
+                ))
+            })
             .filter(|((ns, _), _)| namespace.is_none_or(|want| !resource.namespaced || ns == want))
             .filter(|(_, s)| query.labels.matches(&s.object) && query.fields.matches(&s.object))
             .count()
@@ -334,12 +361,17 @@ impl Store {
             .registry
             .by_kind(api_version, kind)
             .cloned()
-            .ok_or_else(|| ApiError::bad_request(format!("no resource registered for {api_version} {kind}")))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("no resource registered for {api_version} {kind}"))
+            })?;
         let namespace = meta_str(&body, "namespace")
             .map(str::to_owned)
             .or_else(|| resource.namespaced.then(|| "default".to_owned()));
         let object = self.prepare_create(&resource, namespace.as_deref(), body, true)?;
-        let options = WriteOptions { dry_run: false, manager: "aistor-kube-fake" };
+        let options = WriteOptions {
+            dry_run: false,
+            manager: "aistor-kube-fake",
+        };
         self.store_new(&resource, object, options)
     }
 
@@ -379,7 +411,9 @@ impl Store {
         {
             return Err(ApiError::stale(resource, name));
         }
-        self.write_update(resource, namespace, name, current, body, target, options, None)
+        self.write_update(
+            resource, namespace, name, current, body, target, options, None,
+        )
     }
 
     /// PATCH with a merge, JSON or strategic patch.
@@ -405,7 +439,9 @@ impl Store {
         }
         let mut patched = patched;
         check_type(resource, &mut patched)?;
-        self.write_update(resource, namespace, name, current, patched, target, options, None)
+        self.write_update(
+            resource, namespace, name, current, patched, target, options, None,
+        )
     }
 
     /// Server-side apply (`application/apply-patch+yaml`); creates the object when missing.
@@ -438,7 +474,9 @@ impl Store {
             let mut owners = FieldOwners::default();
             let mut body = owners
                 .apply(None, &config, options.manager, force)
-                .map_err(|c| ApiError::conflict_apply(resource, name, &conflict_message(&c, &api_version)))?;
+                .map_err(|c| {
+                    ApiError::conflict_apply(resource, name, &conflict_message(&c, &api_version))
+                })?;
             metadata_mut(&mut body).insert("name".into(), json!(name));
             let object = self.prepare_create(resource, namespace, body, false)?;
             if options.dry_run {
@@ -446,7 +484,10 @@ impl Store {
             }
             let mut fresh = FieldOwners::default();
             fresh.apply(None, &config, options.manager, true).ok();
-            return Ok((self.commit(resource, ChangeKind::Created, object, None, fresh), true));
+            return Ok((
+                self.commit(resource, ChangeKind::Created, object, None, fresh),
+                true,
+            ));
         };
         if let Some(rv) = meta_str(&config, "resourceVersion")
             && Some(rv) != meta_str(&current, "resourceVersion")
@@ -455,9 +496,19 @@ impl Store {
         }
         let applied = owners
             .apply(Some(&current), &config, options.manager, force)
-            .map_err(|c| ApiError::conflict_apply(resource, name, &conflict_message(&c, &api_version)))?;
-        let updated =
-            self.write_update(resource, namespace, name, current, applied, target, options, Some(owners))?;
+            .map_err(|c| {
+                ApiError::conflict_apply(resource, name, &conflict_message(&c, &api_version))
+            })?;
+        let updated = self.write_update(
+            resource,
+            namespace,
+            name,
+            current,
+            applied,
+            target,
+            options,
+            Some(owners),
+        )?;
         Ok((updated, false))
     }
 
@@ -509,7 +560,10 @@ impl Store {
                         }
                     }
                 }
-                let old_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+                let old_meta = current
+                    .get("metadata")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
                 let meta = metadata_mut(&mut body);
                 for field in [
                     "name",
@@ -559,7 +613,13 @@ impl Store {
         let updated = self.commit(resource, ChangeKind::Updated, next, Some(current), owners);
         if finished {
             // The last finalizer is gone: the pending deletion completes now.
-            self.commit(resource, ChangeKind::Deleted, updated.clone(), None, FieldOwners::default());
+            self.commit(
+                resource,
+                ChangeKind::Deleted,
+                updated.clone(),
+                None,
+                FieldOwners::default(),
+            );
         }
         Ok(updated)
     }
@@ -580,7 +640,9 @@ impl Store {
                 return Err(ApiError::conflict(
                     resource,
                     name,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                    ),
                 ));
             }
         }
@@ -621,7 +683,13 @@ impl Store {
         if dry_run {
             return Ok(current);
         }
-        Ok(self.commit(resource, ChangeKind::Deleted, current, None, FieldOwners::default()))
+        Ok(self.commit(
+            resource,
+            ChangeKind::Deleted,
+            current,
+            None,
+            FieldOwners::default(),
+        ))
     }
 
     /// DELETE on a collection: deletes every object the selectors match; returns them as a list.
@@ -642,7 +710,13 @@ impl Store {
         for item in list["items"].as_array().cloned().unwrap_or_default() {
             let name = meta_str(&item, "name").unwrap_or_default().to_owned();
             let ns = meta_str(&item, "namespace").map(str::to_owned);
-            deleted.push(self.delete(resource, ns.as_deref(), &name, &Preconditions::default(), dry_run)?);
+            deleted.push(self.delete(
+                resource,
+                ns.as_deref(),
+                &name,
+                &Preconditions::default(),
+                dry_run,
+            )?);
         }
         Ok(json!({
             "kind": format!("{}List", resource.kind),
@@ -663,7 +737,8 @@ impl Store {
         owners: FieldOwners,
     ) -> Value {
         self.revision += 1;
-        metadata_mut(&mut object).insert("resourceVersion".into(), json!(self.revision.to_string()));
+        metadata_mut(&mut object)
+            .insert("resourceVersion".into(), json!(self.revision.to_string()));
         let name = meta_str(&object, "name").unwrap_or_default().to_owned();
         let namespace = meta_str(&object, "namespace").map(str::to_owned);
         let key = Self::key(resource, namespace.as_deref(), &name);
@@ -671,7 +746,13 @@ impl Store {
         if kind == ChangeKind::Deleted {
             objects.remove(&key);
         } else {
-            objects.insert(key, Stored { object: object.clone(), owners });
+            objects.insert(
+                key,
+                Stored {
+                    object: object.clone(),
+                    owners,
+                },
+            );
         }
         let change = Change {
             revision: self.revision,
@@ -760,7 +841,9 @@ impl ApiError {
 /// Fills in or checks apiVersion and kind against the URL's resource.
 fn check_type(resource: &Resource, body: &mut Value) -> Result<(), ApiError> {
     let Value::Object(map) = body else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let api_version = resource.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
@@ -823,7 +906,11 @@ fn encode_continue(revision: u64, key: &ObjectKey) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<(u64, ObjectKey), ApiError> {
-    let invalid = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let invalid = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     if token.len() % 2 != 0 || token.len() > 2048 {
         return Err(invalid());
     }
@@ -834,7 +921,10 @@ fn decode_continue(token: &str) -> Result<(u64, ObjectKey), ApiError> {
         .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let mut parts = text.splitn(3, '\n');
-    let rv = parts.next().and_then(|r| r.parse().ok()).ok_or_else(invalid)?;
+    let rv = parts
+        .next()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(invalid)?;
     let ns = parts.next().ok_or_else(invalid)?.to_owned();
     let name = parts.next().ok_or_else(invalid)?.to_owned();
     Ok((rv, (ns, name)))

@@ -11,7 +11,13 @@ use crate::status::{self, ApiError, Details, Reason};
 use crate::store::{Preconditions, Store, Target, WriteOptions};
 
 fn scale_resource(resource: &Resource) -> Resource {
-    Resource::new("autoscaling", "v1", "Scale", &resource.plural, resource.namespaced)
+    Resource::new(
+        "autoscaling",
+        "v1",
+        "Scale",
+        &resource.plural,
+        resource.namespaced,
+    )
 }
 
 /// The Scale view of a workload: spec.replicas, status.replicas and the selector string.
@@ -37,7 +43,13 @@ fn scale_of(resource: &Resource, object: &Value) -> Value {
     };
     let meta = &object["metadata"];
     let mut metadata = json!({});
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(field) {
             metadata[field] = v.clone();
         }
@@ -74,9 +86,14 @@ pub(crate) fn put_scale(
 ) -> Result<Value, ApiError> {
     let mut object = store.get(resource, namespace, name)?;
     let scale_type = scale_resource(resource);
-    if let Some(rv) = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
         && !rv.is_empty()
-        && Some(rv) != object.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        && Some(rv)
+            != object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
     {
         return Err(ApiError::stale(resource, name));
     }
@@ -109,9 +126,13 @@ pub(crate) fn patch_scale(
     options: WriteOptions<'_>,
 ) -> Result<Value, ApiError> {
     let current = get_scale(store, resource, namespace, name)?;
-    let kind = if kind == PatchKind::Apply { PatchKind::Merge } else { kind };
-    let patched =
-        apply_patch(kind, &current, patch).map_err(|why| ApiError::new(422, Reason::Invalid, why))?;
+    let kind = if kind == PatchKind::Apply {
+        PatchKind::Merge
+    } else {
+        kind
+    };
+    let patched = apply_patch(kind, &current, patch)
+        .map_err(|why| ApiError::new(422, Reason::Invalid, why))?;
     put_scale(store, resource, namespace, name, &patched, options)
 }
 
@@ -137,22 +158,39 @@ pub(crate) fn bind(
             Reason::Conflict,
             format!("Operation cannot be fulfilled on pods/binding \"{name}\": {why}"),
         )
-        .with_details(Details { name: name.to_owned(), group: String::new(), kind: "pods/binding".into() })
+        .with_details(Details {
+            name: name.to_owned(),
+            group: String::new(),
+            kind: "pods/binding".into(),
+        })
     };
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
-        return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
+        return Err(conflict(format!(
+            "pod {name} is being deleted, cannot be assigned to a host"
+        )));
     }
-    if let Some(bound) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-        return Err(conflict(format!("pod {name} is already assigned to node \"{bound}\"")));
+    if let Some(bound) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Err(conflict(format!(
+            "pod {name} is already assigned to node \"{bound}\""
+        )));
     }
     pod["spec"]["nodeName"] = json!(node);
     // As the real server does: binding also records the PodScheduled condition.
     if !pod.get("status").is_some_and(Value::is_object) {
         pod["status"] = json!({});
     }
-    let mut conditions: Vec<Value> = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conditions: Vec<Value> = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-    conditions.push(json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}));
+    conditions.push(
+        json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}),
+    );
     pod["status"]["conditions"] = Value::Array(conditions);
     store.replace(pods, namespace, name, pod, Target::Whole, options)?;
     Ok(status::success(201, None))
@@ -179,14 +217,23 @@ pub(crate) fn evict(
     };
     // Checks existence and preconditions before any budget is spent.
     let pod = store.delete(pods, namespace, name, &preconditions, true)?;
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     // Terminal pods are not protected by budgets (the real server deletes them directly).
     if !matches!(phase, "Succeeded" | "Failed") {
         let pdbs = store
             .registry
             .by_path("policy", "v1", "poddisruptionbudgets")
             .cloned()
-            .ok_or_else(|| ApiError::new(500, Reason::InternalError, "policy/v1 poddisruptionbudgets not registered"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    500,
+                    Reason::InternalError,
+                    "policy/v1 poddisruptionbudgets not registered",
+                )
+            })?;
         let matching: Vec<Value> = store
             .objects_of(&pdbs, namespace)
             .into_iter()
@@ -205,27 +252,54 @@ pub(crate) fn evict(
             ));
         }
         if let Some(pdb) = matching.into_iter().next() {
-            let pdb_name = pdb.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
-            let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+            let pdb_name = pdb
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let allowed = pdb
+                .pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if allowed < 1 {
-                let desired = pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
-                let current = pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0);
+                let desired = pdb
+                    .pointer("/status/desiredHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let current = pdb
+                    .pointer("/status/currentHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 let cause = format!(
                     "The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"
                 );
                 let mut error = ApiError::new(
                     429,
                     Reason::TooManyRequests,
-                    format!("Cannot evict pod as it would violate the pod's disruption budget. {cause}"),
+                    format!(
+                        "Cannot evict pod as it would violate the pod's disruption budget. {cause}"
+                    ),
                 );
-                error.causes.push(json!({"reason": "DisruptionBudget", "message": cause}));
+                error
+                    .causes
+                    .push(json!({"reason": "DisruptionBudget", "message": cause}));
                 return Err(error);
             }
             let mut updated = pdb.clone();
             updated["status"]["disruptionsAllowed"] = json!(allowed - 1);
             updated["status"]["disruptedPods"][name] = json!(now_rfc3339());
-            let pdb_ns = pdb.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
-            store.replace(&pdbs, pdb_ns.as_deref(), &pdb_name, updated, Target::Status, options)?;
+            let pdb_ns = pdb
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            store.replace(
+                &pdbs,
+                pdb_ns.as_deref(),
+                &pdb_name,
+                updated,
+                Target::Status,
+                options,
+            )?;
         }
     }
     store.delete(pods, namespace, name, &preconditions, options.dry_run)?;

@@ -193,7 +193,12 @@ fn finish_on_timeout(state: &mut StreamState) -> Option<Value> {
         let delivered = state
             .queued
             .iter()
-            .filter_map(|e| e.pointer("/object/metadata/resourceVersion")?.as_str()?.parse().ok())
+            .filter_map(|e| {
+                e.pointer("/object/metadata/resourceVersion")?
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
             .fold(state.last_revision, u64::max);
         state.queued.push_back(bookmark(
             &state.options.api_version,
