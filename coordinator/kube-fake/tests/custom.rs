@@ -151,3 +151,27 @@ async fn written_kubeconfig_reaches_the_server() {
         "v1.37.0-aistor-fake"
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_watches_and_stops_serving() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::WatchParams;
+
+    let (server, client) = start("team").await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut watch = api
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let url = server.url();
+    server.shutdown().await;
+    assert!(
+        support::within("the watch to end", watch.next())
+            .await
+            .is_none()
+    );
+    let refused = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await;
+    assert!(refused.is_err(), "nothing listens after shutdown");
+}
