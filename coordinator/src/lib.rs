@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod process;
 pub mod rest;
 pub mod state;
+pub mod store;
 
 use aistor_proto::v1::cluster_service_server::ClusterServiceServer;
 use config::Config;
