@@ -11,9 +11,13 @@
 //! `Arc<dyn Store>` and a Kubernetes-backed implementation fits behind it; nothing
 //! here names SQLite.
 
+pub mod measurements;
+pub mod sqlite;
+
 use futures::future::BoxFuture;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest key accepted, in bytes ("namespace/name" in Kubernetes is at most 63 + 1 + 253).
 pub const MAX_KEY_BYTES: usize = 512;
@@ -100,6 +104,13 @@ pub enum StoreError {
         limit: usize,
         max: usize,
     },
+    #[error("{kind} {key:?}: {field} is {value}, past the largest value stored ({max})", max = i64::MAX)]
+    OutOfRange {
+        kind: &'static str,
+        key: String,
+        field: &'static str,
+        value: u64,
+    },
     #[error("{kind} {key:?}: stored body is not what this binary expects: {reason}")]
     InvalidBody {
         kind: &'static str,
@@ -178,6 +189,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: &'a str,
         expected_generation: Option<u64>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Opens (creating it if needed) the standalone store, `<data_dir>/coordinator.db`.
+/// Blocking: call it before serving, or from `spawn_blocking`.
+pub fn open_standalone(data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sqlite::SqliteStore::open(data_dir)?))
 }
 
 /// Checks a kind name: a DNS label (lower-case letters, digits, '-'), so every
