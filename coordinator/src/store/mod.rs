@@ -145,7 +145,8 @@ pub enum StoreError {
     Closed,
 }
 
-/// Durable objects by `(kind, key)`. Every write resolves only after it is durable.
+/// Durable objects by `(kind, key)`. Every write resolves only after it is durable; a
+/// write whose future is dropped before it resolves may or may not have happened.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The object, or `None` when there is none.
     fn get<'a>(

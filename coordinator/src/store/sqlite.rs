@@ -80,9 +80,8 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         create_dir(data_dir)?;
         let path = data_dir.join(FILE_NAME);
-        let conn = open_connection(&path)?;
+        let mut conn = open_connection(&path)?;
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
-        let mut conn = conn;
         std::thread::Builder::new()
             .name("aistor-store".into())
             .spawn(move || {
