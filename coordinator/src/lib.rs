@@ -15,6 +15,7 @@ pub mod measurements;
 pub mod metrics;
 pub mod process;
 pub mod rest;
+pub mod store;
 pub mod view;
 pub mod wire;
 
