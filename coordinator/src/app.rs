@@ -30,6 +30,11 @@ pub enum Error {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(transparent)]
     TaskEnded(#[from] TaskEnded),
+    #[error("the store in {dir}: {source}")]
+    Store {
+        dir: std::path::PathBuf,
+        source: crate::store::StoreError,
+    },
 }
 
 /// The addresses actually bound (port 0 in tests becomes a real port).
@@ -82,6 +87,29 @@ pub async fn run(
     bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), Error> {
     let (drain, trigger) = Drain::on(shutdown);
+    let store_error = |source| Error::Store {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    let store = {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || crate::store::open_standalone(&dir))
+            .await
+            .map_err(|e| {
+                store_error(crate::store::StoreError::Backend {
+                    context: "opening the store".into(),
+                    source: Box::new(e),
+                })
+            })?
+            .map_err(store_error)?
+    };
+    let runs = crate::store::measurements::Measurements::open(
+        store,
+        crate::store::measurements::DEFAULT_KEEP_FINISHED,
+    )
+    .await
+    .map_err(store_error)?;
+    tracing::info!(data_dir = %config.data_dir.display(), "standalone store open");
     let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc_addr).await?;
     let (http_listener, http_addr) = bind("HTTP", config.http_addr).await?;
 
@@ -91,7 +119,7 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let view = LiveView::new(config.view, clock, metrics);
     let directives = Directives::default();
-    let measurements = Measurements::new(view.clone(), directives.clone());
+    let measurements = Measurements::new(view.clone(), directives.clone(), Arc::new(runs));
     let ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -15,6 +15,8 @@ pub struct Config {
     /// Bounds on what one agent report may carry.
     pub limits: aistor_core::validate::Limits,
     pub shutdown_grace: Duration,
+    /// Where the standalone store keeps its database.
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -69,6 +71,13 @@ pub struct RunArgs {
     /// Collection intervals without a report before a node is stale.
     #[arg(long, env = "AISTOR_COORDINATOR_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub stale_after_intervals: u32,
+    /// Where durable state is kept (the SQLite database of a standalone coordinator).
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_DATA_DIR",
+        default_value = ".aistor/coordinator"
+    )]
+    pub data_dir: std::path::PathBuf,
     /// Longest drain after SIGTERM.
     #[arg(long, env = "AISTOR_COORDINATOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -80,7 +89,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 impl Config {
     /// The defaults of `aistor-coordinator run` on the given addresses.
-    pub fn new(grpc_addr: SocketAddr, http_addr: SocketAddr) -> Self {
+    pub fn new(grpc_addr: SocketAddr, http_addr: SocketAddr, data_dir: std::path::PathBuf) -> Self {
         Self {
             grpc_addr,
             http_addr,
@@ -88,6 +97,7 @@ impl Config {
             refresh_every: Duration::from_millis(250),
             limits: aistor_core::validate::Limits::default(),
             shutdown_grace: Duration::from_secs(10),
+            data_dir,
         }
     }
 }
@@ -105,6 +115,7 @@ impl RunArgs {
             refresh_every: Duration::from_millis(250),
             limits: aistor_core::validate::Limits::default(),
             shutdown_grace: self.shutdown_grace,
+            data_dir: self.data_dir,
         }
     }
 }

@@ -3,16 +3,14 @@
 //! arrives in a report.
 
 use crate::directives::{Directives, SendError};
+use crate::store::StoreError;
+use crate::store::measurements::Measurements as Runs;
 use crate::view::LiveView;
 use aistor_proto::v1 as pb;
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs kept for `GetMeasurement`; the oldest finished ones are forgotten first.
-const KEPT: usize = 1000;
-
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
         "field `target` is required: one of pod (namespace and name), pod_uid, container_id or cgroup_path"
@@ -34,6 +32,8 @@ pub enum RunError {
     StaleNode(String),
     #[error("{0}")]
     NotSent(#[from] SendError),
+    #[error("the coordinator's store failed: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl RunError {
@@ -73,91 +73,36 @@ pub fn validate(req: &pb::StartMeasurementRequest) -> Result<(), RunError> {
     Ok(())
 }
 
-#[derive(Debug, Default)]
-pub struct Store {
-    runs: Mutex<(BTreeMap<String, pb::Measurement>, VecDeque<String>)>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-impl Store {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (BTreeMap<String, pb::Measurement>, VecDeque<String>)> {
-        self.runs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get(&self, id: &str) -> Option<pb::Measurement> {
-        self.lock().0.get(id).cloned()
-    }
-
-    fn insert(&self, m: pb::Measurement) {
-        let mut guard = self.lock();
-        let (runs, order) = &mut *guard;
-        order.push_back(m.id.clone());
-        runs.insert(m.id.clone(), m);
-        while order.len() > KEPT {
-            if let Some(old) = order.pop_front() {
-                runs.remove(&old);
-            }
-        }
-    }
-
-    /// Records a result that arrived in a report; unknown ids (a run started by an
-    /// earlier coordinator, or by the agent's CLI) are kept too, as finished runs.
-    pub fn complete(&self, result: pb::MeasurementResult, now_unix_nanos: u64) {
-        let mut guard = self.lock();
-        let state = if result.error.is_empty() {
-            pb::MeasurementState::Succeeded
-        } else {
-            pb::MeasurementState::Failed
-        };
-        let (runs, order) = &mut *guard;
-        let entry = runs.entry(result.id.clone()).or_insert_with(|| {
-            order.push_back(result.id.clone());
-            pb::Measurement {
-                id: result.id.clone(),
-                node: result.node.clone(),
-                run: result.run.clone(),
-                created_unix_nanos: now_unix_nanos,
-                ..Default::default()
-            }
-        });
-        entry.state = state as i32;
-        entry.error = result.error.clone();
-        entry.result = Some(result);
-    }
-
-    fn next_id(&self, now_unix_nanos: u64) -> String {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("m-{now_unix_nanos:x}-{n}")
-    }
-}
-
 /// The lifecycle of measurement runs: started through the APIs, sent to the node
 /// that runs the target, completed when the agent's result arrives in a report.
 #[derive(Debug, Clone)]
 pub struct Measurements {
     view: LiveView,
     directives: Directives,
-    runs: Arc<Store>,
+    runs: Arc<Runs>,
 }
 
 impl Measurements {
-    pub fn new(view: LiveView, directives: Directives) -> Self {
+    pub fn new(view: LiveView, directives: Directives, runs: Arc<Runs>) -> Self {
         Self {
             view,
             directives,
-            runs: Arc::default(),
+            runs,
         }
     }
 
-    pub async fn get(&self, id: &str) -> Option<pb::Measurement> {
-        self.runs.get(id)
+    pub async fn get(&self, id: &str) -> Result<Option<pb::Measurement>, StoreError> {
+        self.runs.get(id).await
     }
 
-    /// Records a result that arrived in a report.
-    pub async fn complete(&self, result: pb::MeasurementResult, now_unix_nanos: u64) {
-        self.runs.complete(result, now_unix_nanos);
+    /// Records a result that arrived in a report (durably: the report is
+    /// acknowledged only after this returns).
+    pub async fn complete(
+        &self,
+        result: pb::MeasurementResult,
+        now_unix_nanos: u64,
+    ) -> Result<(), StoreError> {
+        self.runs.complete(result, now_unix_nanos).await.map(drop)
     }
 
     /// Finds the node, sends the run, records it as running.
@@ -185,25 +130,36 @@ impl Measurements {
         }
         let now = view.now().wall_unix_nanos;
         let run = pb::MeasureRun {
-            id: self.runs.next_id(now),
+            id: self.runs.next_id(now).await?,
             target: Some(target),
             samples: req.samples,
             interval_nanos: req.interval_nanos,
             trim: req.trim,
         };
-        let directive = pb::Directive {
-            kind: Some(pb::directive::Kind::Measure(run.clone())),
-        };
-        self.directives.send(&node, directive)?;
         let measurement = pb::Measurement {
             id: run.id.clone(),
-            node,
+            node: node.clone(),
             state: pb::MeasurementState::Running as i32,
-            run: Some(run),
+            run: Some(run.clone()),
             created_unix_nanos: now,
             ..Default::default()
         };
-        self.runs.insert(measurement.clone());
+        // Stored before it is sent: a run the agent may be doing is never unknown.
+        self.runs.create(&measurement, now).await?;
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::Measure(run.clone())),
+        };
+        if let Err(e) = self.directives.send(&node, directive) {
+            let failed = pb::MeasurementResult {
+                id: run.id.clone(),
+                node,
+                run: Some(run),
+                error: format!("not sent: {e}"),
+                ..Default::default()
+            };
+            self.runs.complete(failed, now).await?;
+            return Err(e.into());
+        }
         Ok(measurement)
     }
 }
@@ -226,7 +182,7 @@ mod tests {
 
     #[test]
     fn requests_are_validated_naming_the_field() {
-        assert_eq!(validate(&request()), Ok(()));
+        assert!(validate(&request()).is_ok());
         type Breaks = fn(&mut pb::StartMeasurementRequest);
         let cases: [(Breaks, &str); 5] = [
             (|r| r.target = None, "`target`"),
@@ -242,50 +198,5 @@ mod tests {
             assert!(err.is_invalid_request());
             assert!(err.to_string().contains(field), "{err}");
         }
-    }
-
-    #[test]
-    fn results_complete_runs_and_unknown_ids_are_kept() {
-        let store = Store::default();
-        store.insert(pb::Measurement {
-            id: "m1".into(),
-            state: pb::MeasurementState::Running as i32,
-            ..Default::default()
-        });
-        store.complete(
-            pb::MeasurementResult {
-                id: "m1".into(),
-                ..Default::default()
-            },
-            5,
-        );
-        assert_eq!(
-            store.get("m1").unwrap().state,
-            pb::MeasurementState::Succeeded as i32
-        );
-        store.complete(
-            pb::MeasurementResult {
-                id: "x".into(),
-                error: "target not found".into(),
-                ..Default::default()
-            },
-            5,
-        );
-        let failed = store.get("x").unwrap();
-        assert_eq!(failed.state, pb::MeasurementState::Failed as i32);
-        assert_eq!(failed.error, "target not found");
-    }
-
-    #[test]
-    fn the_store_is_bounded() {
-        let store = Store::default();
-        for i in 0..(KEPT + 5) {
-            store.insert(pb::Measurement {
-                id: format!("m{i}"),
-                ..Default::default()
-            });
-        }
-        assert!(store.get("m0").is_none());
-        assert!(store.get(&format!("m{}", KEPT + 4)).is_some());
     }
 }

@@ -77,6 +77,7 @@ impl From<crate::measurements::RunError> for ApiError {
         let status = match &e {
             e if e.is_invalid_request() => StatusCode::BAD_REQUEST,
             E::PodNotFound(_) | E::UnknownNode(_) => StatusCode::NOT_FOUND,
+            E::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::CONFLICT,
         };
         Self::new(status, "measurement not started", e.to_string())
@@ -402,7 +403,14 @@ async fn get_measurement(
     State(s): State<RestState>,
     Path(id): Path<String>,
 ) -> Result<Json<pb::Measurement>, ApiError> {
-    s.measurements.get(&id).await.map(Json).ok_or_else(|| {
+    let found = s.measurements.get(&id).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "measurement not read",
+            e.to_string(),
+        )
+    })?;
+    found.map(Json).ok_or_else(|| {
         ApiError::not_found(
             "measurement not found",
             format!("no measurement with id {id:?}"),

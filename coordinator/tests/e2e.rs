@@ -18,6 +18,8 @@ use tonic::transport::Channel;
 struct Running<T> {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<T>,
+    /// The coordinator's data directory, removed when the test ends.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl<T> Running<T> {
@@ -33,10 +35,12 @@ impl<T> Running<T> {
 }
 
 async fn coordinator(grpc: SocketAddr) -> (Bound, Running<Result<(), aistor_coordinator::Error>>) {
+    let data = tempfile::tempdir().expect("a temporary data dir");
+    let data_dir = data.path();
     let config = Config {
         refresh_every: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(2),
-        ..Config::new(grpc, "127.0.0.1:0".parse().unwrap())
+        ..Config::new(grpc, "127.0.0.1:0".parse().unwrap(), data_dir.to_owned())
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let (bound_tx, bound_rx) = oneshot::channel();
@@ -51,6 +55,7 @@ async fn coordinator(grpc: SocketAddr) -> (Bound, Running<Result<(), aistor_coor
         Running {
             stop: Some(stop),
             task,
+            _data: Some(data),
         },
     )
 }
@@ -93,6 +98,7 @@ async fn agent_with_gpus(
     Running {
         stop: Some(stop),
         task,
+        _data: None,
     }
 }
 

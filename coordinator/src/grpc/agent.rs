@@ -106,6 +106,14 @@ impl Agents {
                             break;
                         }
                     }
+                    Err(crate::ingest::reading::Refused::Store(e)) => {
+                        // Not acknowledged: the agent keeps the report and replays it.
+                        tracing::error!(node, ?peer, seq, error = %e, "a report could not be stored");
+                        let _ = tx
+                            .send(Err(Status::unavailable(format!("report not stored: {e}"))))
+                            .await;
+                        break;
+                    }
                     Err(invalid) => {
                         metrics.record_invalid();
                         tracing::warn!(?peer, seq, error = %invalid, "refused an invalid report");
@@ -317,7 +325,16 @@ mod tests {
         }));
         let view = crate::view::LiveView::new(Default::default(), clock, Default::default());
         let streams = Directives::default();
-        let measurements = crate::measurements::Measurements::new(view.clone(), streams.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_standalone(dir.path()).unwrap();
+        let runs = crate::store::measurements::Measurements::open(store, 10)
+            .await
+            .unwrap();
+        let measurements = crate::measurements::Measurements::new(
+            view.clone(),
+            streams.clone(),
+            std::sync::Arc::new(runs),
+        );
         let ingest = Ingest::new(view.clone(), measurements, Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

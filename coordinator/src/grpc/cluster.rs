@@ -85,6 +85,7 @@ impl ClusterService for Cluster {
                 match e {
                     e if e.is_invalid_request() => Status::invalid_argument(e.to_string()),
                     e @ (E::PodNotFound(_) | E::UnknownNode(_)) => Status::not_found(e.to_string()),
+                    e @ E::Store(_) => Status::unavailable(e.to_string()),
                     e => Status::failed_precondition(e.to_string()),
                 }
             })
@@ -98,6 +99,7 @@ impl ClusterService for Cluster {
         self.measurements
             .get(&id)
             .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("no measurement with id {id:?}")))
     }

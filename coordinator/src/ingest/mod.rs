@@ -55,16 +55,16 @@ impl Ingest {
             seq: head.seq,
         };
         let interval = Duration::from_nanos(head.collect_interval_nanos.max(1));
-        let outcome = self
-            .view
-            .apply(key, interval, converted.reading, converted.head, now);
-        if let Ingested::Applied { .. } = outcome {
-            for result in converted.measurements {
-                self.measurements
-                    .complete(result, now.wall_unix_nanos)
-                    .await;
-            }
+        // Results are stored before the report is applied (and so acknowledged): if
+        // the store fails, the agent replays the report and nothing is lost. A replay
+        // of a report already applied stores the same result again, harmlessly.
+        for result in converted.measurements {
+            self.measurements
+                .complete(result, now.wall_unix_nanos)
+                .await?;
         }
-        Ok(outcome)
+        Ok(self
+            .view
+            .apply(key, interval, converted.reading, converted.head, now))
     }
 }

@@ -18,6 +18,8 @@ pub enum Refused {
     Invalid(#[from] Invalid),
     #[error("field `pods` does not decode: {0}")]
     Pods(prost::DecodeError),
+    #[error("a measurement result could not be stored: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A report taken apart: the figures for the view and the head kept for display.
