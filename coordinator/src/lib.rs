@@ -3,11 +3,13 @@
 //!
 //! [`run`] is the composition root of `aistor-coordinator`.
 
+pub mod actuate;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod gpus;
 pub mod grpc;
+pub mod k8s;
 pub mod measurements;
 pub mod metrics;
 pub mod process;
