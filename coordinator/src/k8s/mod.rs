@@ -72,6 +72,11 @@ pub async fn connect(config: &KubernetesConfig) -> Result<Cluster, Error> {
         }
         ClientSource::InCluster => kube::Config::incluster().map_err(Error::InCluster)?,
     };
+    // No blanket retry of 429/503/504 inside the client: a 429 from the eviction API is an
+    // answer (the disruption budget says no) that the caller must see at once, and every caller
+    // has its own retry policy (the reflectors' backoff, the election's, the decision loops').
+    let mut kube_config = kube_config;
+    kube_config.default_retry = false;
     let namespace = config
         .namespace
         .clone()
