@@ -204,13 +204,12 @@ impl FakeApiServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+        if let Some(mut task) = task
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await
                 .is_err()
-            {
-                task.abort();
-            }
+        {
+            task.abort();
         }
     }
 }

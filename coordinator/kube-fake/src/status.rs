@@ -81,7 +81,7 @@ pub(crate) struct ApiError {
     pub(crate) reason: Reason,
     pub(crate) message: String,
     /// `details`: name, group and kind (the plural, as the real server fills it).
-    pub(crate) details: Option<Details>,
+    pub(crate) details: Option<Box<Details>>,
     pub(crate) causes: Vec<Value>,
 }
 
@@ -114,7 +114,7 @@ impl ApiError {
     }
 
     pub(crate) fn with_details(mut self, details: Details) -> ApiError {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -164,11 +164,11 @@ impl ApiError {
             Reason::Invalid,
             format!("{} \"{name}\" is invalid: {field}: {why}", resource.kind),
         );
-        error.details = Some(Details {
+        error.details = Some(Box::new(Details {
             name: name.to_owned(),
             group: resource.group.clone(),
             kind: resource.kind.clone(),
-        });
+        }));
         error
             .causes
             .push(json!({"reason": "FieldValueInvalid", "message": why, "field": field}));

@@ -1,33 +1,15 @@
-//! The object store: every object by resource, namespace and name; the global resourceVersion;
-//! the event history watches replay from; and the live watch subscriptions.
+//! Writes: create, replace, patch, server-side apply and delete, with the metadata rules the
+//! real server applies (server-owned fields, generation, status subresource, finalizers).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use serde_json::{Value, json};
 
-use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
-
+use super::{Store, desired_state, is_dns_subdomain, meta_str, metadata_mut};
 use crate::apply::{FieldOwners, conflict_message};
-use crate::metadata::{Identities, now_rfc3339};
+use crate::metadata::now_rfc3339;
 use crate::patch::{PatchKind, apply_patch};
-use crate::resource::{Registry, Resource, ResourceId};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::resource::Resource;
 use crate::status::{ApiError, Reason};
-use crate::watch::{self, Change, ChangeKind, Filter, SUBSCRIBER_BUFFER, Subscriber};
-
-/// Changes kept for watches that start from an older resourceVersion; older ones are forgotten
-/// (such a watch gets 410 Expired), which bounds memory as etcd compaction does.
-const HISTORY_LIMIT: usize = 10_000;
-
-/// (namespace, or "" for cluster-scoped, name): sorts like the real server's keys.
-type ObjectKey = (String, String);
-
-#[derive(Debug)]
-struct Stored {
-    object: Value,
-    owners: FieldOwners,
-}
+use crate::watch::ChangeKind;
 
 /// Which part of an object a write may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,31 +29,6 @@ pub(crate) struct WriteOptions<'a> {
     pub(crate) manager: &'a str,
 }
 
-/// `labelSelector`, `fieldSelector`, `limit` and `continue` of a list.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ListQuery {
-    pub(crate) labels: LabelSelector,
-    pub(crate) fields: FieldSelector,
-    pub(crate) limit: Option<usize>,
-    pub(crate) continue_token: Option<String>,
-}
-
-/// Where a watch starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WatchFrom {
-    /// No resourceVersion or "0": synthetic ADDED events for what exists, then changes.
-    Current,
-    /// `sendInitialEvents=true`: like `Current`, then a bookmark marking the end of the initial events.
-    InitialEvents,
-    /// Changes after this resourceVersion.
-    Revision(u64),
-}
-
-pub(crate) struct WatchStart {
-    pub(crate) initial: Vec<Value>,
-    pub(crate) receiver: mpsc::Receiver<Value>,
-}
-
 /// DeleteOptions.preconditions.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Preconditions {
@@ -79,202 +36,7 @@ pub(crate) struct Preconditions {
     pub(crate) resource_version: Option<String>,
 }
 
-#[derive(Debug)]
-pub(crate) struct Store {
-    pub(crate) registry: Registry,
-    objects: HashMap<ResourceId, BTreeMap<ObjectKey, Stored>>,
-    revision: u64,
-    /// The revision readable without the lock (watch bookmarks); set after events are queued.
-    published: Arc<AtomicU64>,
-    history: VecDeque<Change>,
-    /// Watches from a revision below this one have missed forgotten changes: 410 Expired.
-    floor: u64,
-    subscribers: Vec<Subscriber>,
-    identities: Identities,
-}
-
-fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
-    object
-        .get("metadata")?
-        .get(field)?
-        .as_str()
-        .filter(|s| !s.is_empty())
-}
-
-/// `spec` and everything else outside metadata and status: what `generation` counts.
-fn desired_state(object: &Value) -> Map<String, Value> {
-    object
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| {
-                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
-    if !object.get("metadata").is_some_and(Value::is_object) {
-        object["metadata"] = json!({});
-    }
-    object["metadata"]
-        .as_object_mut()
-        .expect("metadata was just made an object")
-}
-
 impl Store {
-    pub(crate) fn new() -> Store {
-        Store {
-            registry: Registry::with_builtins(),
-            objects: HashMap::new(),
-            revision: 1,
-            published: Arc::new(AtomicU64::new(1)),
-            history: VecDeque::new(),
-            floor: 1,
-            subscribers: Vec::new(),
-            identities: Identities::new(),
-        }
-    }
-
-    pub(crate) fn revision_handle(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.published)
-    }
-
-    fn key(resource: &Resource, namespace: Option<&str>, name: &str) -> ObjectKey {
-        let ns = if resource.namespaced {
-            namespace.unwrap_or("")
-        } else {
-            ""
-        };
-        (ns.to_owned(), name.to_owned())
-    }
-
-    fn stored(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> Option<&Stored> {
-        self.objects
-            .get(&resource.id())?
-            .get(&Self::key(resource, namespace, name))
-    }
-
-    pub(crate) fn get(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        self.stored(resource, namespace, name)
-            .map(|s| s.object.clone())
-            .ok_or_else(|| ApiError::not_found(resource, name))
-    }
-
-    /// Objects of a resource in one namespace (or all), in key order.
-    pub(crate) fn objects_of(&self, resource: &Resource, namespace: Option<&str>) -> Vec<Value> {
-        self.objects
-            .get(&resource.id())
-            .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(|((ns, _), _)| namespace.is_none_or(|want| !resource.namespaced || ns == want))
-            .map(|(_, s)| s.object.clone())
-            .collect()
-    }
-
-    /// A `{Kind}List` page.
-    pub(crate) fn list(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        query: &ListQuery,
-    ) -> Result<Value, ApiError> {
-        let (list_revision, after) = match &query.continue_token {
-            Some(token) => {
-                let (rv, key) = decode_continue(token)?;
-                if rv < self.floor {
-                    return Err(ApiError::expired(
-                        "The provided continue parameter is too old to display a consistent list result. \
-                         You can start a new list without the continue parameter.",
-                    ));
-                }
-                (rv, Some(key))
-            }
-            None => (self.revision, None),
-        };
-        let empty = BTreeMap::new();
-        let all = self.objects.get(&resource.id()).unwrap_or(&empty);
-        let limit = query.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let page: Vec<(&ObjectKey, &Stored)> = all
-            .iter()
-            .filter(|(key, _)| after.as_ref().is_none_or(|a| *key > a))
-            .filter(|((ns, _), _)| namespace.is_none_or(|want| !resource.namespaced || ns == want))
-            .filter(|(_, s)| query.labels.matches(&s.object) && query.fields.matches(&s.object))
-            .take(limit)
-            .collect();
-        let last_key = page.last().map(|(key, _)| (*key).clone());
-        let items: Vec<Value> = page.into_iter().map(|(_, s)| s.object.clone()).collect();
-        // Note: continuing pages are read from the current state, not from a snapshot at
-        // `list_revision` as the real server (etcd) does; the list's resourceVersion is kept.
-        let mut metadata = json!({"resourceVersion": list_revision.to_string()});
-        let more = self.has_more(
-            resource,
-            namespace,
-            query,
-            last_key.as_ref(),
-            items.len() == limit,
-        );
-        if let (true, Some(key)) = (more > 0, last_key) {
-            metadata["continue"] = json!(encode_continue(list_revision, &key));
-            metadata["remainingItemCount"] = json!(more);
-        }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
-    }
-
-    /// How many matching objects follow `last` when a page was filled.
-    fn has_more(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        query: &ListQuery,
-        last: Option<&ObjectKey>,
-        page_full: bool,
-    ) -> usize {
-        let (Some(last), true) = (last, page_full) else {
-            return 0;
-        };
-        self.objects
-            .get(&resource.id())
-            .into_iter()
-            .flat_map(|m| {
-                m.range((
-                    std::ops::Bound::Excluded(last.clone()),
-                    std::ops::Bound::Unbounded,
-                ))
-            })
-            .filter(|((ns, _), _)| namespace.is_none_or(|want| !resource.namespaced || ns == want))
-            .filter(|(_, s)| query.labels.matches(&s.object) && query.fields.matches(&s.object))
-            .count()
-    }
-
     /// Checks and completes a body for create (name, namespace, kind) without storing it.
     fn prepare_create(
         &mut self,
@@ -691,149 +453,12 @@ impl Store {
             FieldOwners::default(),
         ))
     }
-
-    /// DELETE on a collection: deletes every object the selectors match; returns them as a list.
-    pub(crate) fn delete_collection(
-        &mut self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        query: &ListQuery,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        let selected = ListQuery {
-            limit: None,
-            continue_token: None,
-            ..query.clone()
-        };
-        let list = self.list(resource, namespace, &selected)?;
-        let mut deleted = Vec::new();
-        for item in list["items"].as_array().cloned().unwrap_or_default() {
-            let name = meta_str(&item, "name").unwrap_or_default().to_owned();
-            let ns = meta_str(&item, "namespace").map(str::to_owned);
-            deleted.push(self.delete(
-                resource,
-                ns.as_deref(),
-                &name,
-                &Preconditions::default(),
-                dry_run,
-            )?);
-        }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": {"resourceVersion": self.revision.to_string()},
-            "items": deleted,
-        }))
-    }
-
-    /// Records a write: bumps the revision, stores or removes the object, keeps the change in
-    /// the history and hands it to the live watches.
-    fn commit(
-        &mut self,
-        resource: &Resource,
-        kind: ChangeKind,
-        mut object: Value,
-        old: Option<Value>,
-        owners: FieldOwners,
-    ) -> Value {
-        self.revision += 1;
-        metadata_mut(&mut object)
-            .insert("resourceVersion".into(), json!(self.revision.to_string()));
-        let name = meta_str(&object, "name").unwrap_or_default().to_owned();
-        let namespace = meta_str(&object, "namespace").map(str::to_owned);
-        let key = Self::key(resource, namespace.as_deref(), &name);
-        let objects = self.objects.entry(resource.id()).or_default();
-        if kind == ChangeKind::Deleted {
-            objects.remove(&key);
-        } else {
-            objects.insert(
-                key,
-                Stored {
-                    object: object.clone(),
-                    owners,
-                },
-            );
-        }
-        let change = Change {
-            revision: self.revision,
-            resource: resource.id(),
-            namespace,
-            kind,
-            object: object.clone(),
-            old,
-        };
-        self.subscribers.retain(|s| s.deliver(&change));
-        self.history.push_back(change);
-        while self.history.len() > HISTORY_LIMIT {
-            if let Some(dropped) = self.history.pop_front() {
-                self.floor = self.floor.max(dropped.revision);
-            }
-        }
-        self.published.store(self.revision, Ordering::Release);
-        object
-    }
-
-    /// Starts a watch: the events it must replay now, and the receiver for later ones.
-    pub(crate) fn watch(
-        &mut self,
-        resource: &Resource,
-        filter: Filter,
-        from: WatchFrom,
-    ) -> Result<WatchStart, ApiError> {
-        let initial = match from {
-            WatchFrom::Revision(rv) => {
-                if rv < self.floor {
-                    return Err(ApiError::expired(format!(
-                        "too old resource version: {rv} ({})",
-                        self.floor
-                    )));
-                }
-                self.history
-                    .iter()
-                    .filter(|c| c.revision > rv)
-                    .filter_map(|c| filter.event_for(c))
-                    .collect()
-            }
-            WatchFrom::Current | WatchFrom::InitialEvents => {
-                let mut events: Vec<Value> = self
-                    .objects_of(resource, filter.namespace.as_deref())
-                    .into_iter()
-                    .filter(|o| filter.matches(o))
-                    .map(|o| watch::event("ADDED", o))
-                    .collect();
-                if from == WatchFrom::InitialEvents {
-                    events.push(watch::bookmark(
-                        &resource.api_version(),
-                        &resource.kind,
-                        self.revision,
-                        true,
-                    ));
-                }
-                events
-            }
-        };
-        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
-        self.subscribers.retain(|s| !s.sender.is_closed());
-        self.subscribers.push(Subscriber { filter, sender });
-        Ok(WatchStart { initial, receiver })
-    }
-
-    /// Ends every open watch (their streams finish; clients re-watch).
-    pub(crate) fn close_watches(&mut self) {
-        self.subscribers.clear();
-    }
-
-    /// Forgets the event history: watches from an older revision get 410 Expired.
-    pub(crate) fn compact(&mut self) {
-        self.history.clear();
-        self.floor = self.revision;
-    }
 }
 
 impl ApiError {
     fn conflict_apply(resource: &Resource, name: &str, message: &str) -> ApiError {
         let mut error = ApiError::new(409, Reason::Conflict, message.to_owned());
-        error.details = Some(crate::status::Details::of(resource, name));
+        error.details = Some(Box::new(crate::status::Details::of(resource, name)));
         error
     }
 }
@@ -895,37 +520,4 @@ fn check_namespace(
         )),
         _ => Ok(Some(url_ns.to_owned())),
     }
-}
-
-/// Continue tokens: opaque to clients; here the hex of "revision\nnamespace\nname".
-fn encode_continue(revision: u64, key: &ObjectKey) -> String {
-    format!("{revision}\n{}\n{}", key.0, key.1)
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_continue(token: &str) -> Result<(u64, ObjectKey), ApiError> {
-    let invalid = || {
-        ApiError::bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
-        )
-    };
-    if token.len() % 2 != 0 || token.len() > 2048 {
-        return Err(invalid());
-    }
-    let bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.splitn(3, '\n');
-    let rv = parts
-        .next()
-        .and_then(|r| r.parse().ok())
-        .ok_or_else(invalid)?;
-    let ns = parts.next().ok_or_else(invalid)?.to_owned();
-    let name = parts.next().ok_or_else(invalid)?.to_owned();
-    Ok((rv, (ns, name)))
 }
