@@ -4,8 +4,12 @@
 //! Kubernetes spelling: camelCase, units in field names, the target's namespace being the
 //! resource's own. Statuses carry `metav1.Condition`s and a phase for `kubectl get`.
 
+// clippy reads kube-derive's repeated `printcolumn(type_ = ..)` as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 mod autoscaler;
+#[allow(clippy::duplicated_attributes)]
 mod measurement;
+#[allow(clippy::duplicated_attributes)]
 mod migration;
 
 pub use autoscaler::{
