@@ -141,22 +141,22 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
         !cache.is_ready(),
         "nothing has synced before the reflectors run"
     );
-    let names: Vec<&str> = reflectors.iter().map(|r| r.name).collect();
+    let names: Vec<&str> = reflectors.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "nodes",
-            "pods",
-            "deployments",
-            "statefulsets",
-            "replicasets",
-            "poddisruptionbudgets",
-            "persistentvolumeclaims"
+            "reflector/nodes",
+            "reflector/pods",
+            "reflector/deployments",
+            "reflector/statefulsets",
+            "reflector/replicasets",
+            "reflector/poddisruptionbudgets",
+            "reflector/persistentvolumeclaims"
         ]
     );
     let tasks: Vec<_> = reflectors
         .into_iter()
-        .map(|r| tokio::spawn(r.task))
+        .map(|r| tokio::spawn(r.future))
         .collect();
 
     within("every reflector to sync", cache.wait_ready()).await;
@@ -521,4 +521,75 @@ async fn an_unlisted_call_is_caught() {
         fake.assert_every_call_is_listed()
     }));
     assert!(caught.is_err(), "a secrets get is not in API_CALLS");
+}
+
+#[tokio::test]
+async fn the_whole_shell_syncs_leads_acts_and_releases_the_lease_on_shutdown() {
+    let fake = start().await;
+    fake.server.insert(node("gpu-1"));
+    fake.server
+        .insert(workload("apps/v1", "Deployment", "ml", "web", 1));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (shell, tasks) = k8s::start(&fake.config("coordinator-0"), async move {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("the shell starts");
+    assert_eq!(shell.cluster.mode.name(), "kubernetes");
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    assert!(names.contains(&"leader-election".to_owned()), "{names:?}");
+    let mut handles: Vec<_> = tasks
+        .into_iter()
+        .map(|t| (t.name, tokio::spawn(t.future)))
+        .collect();
+
+    within("the cache to sync", shell.cache.wait_ready()).await;
+    let mut leader = shell.leadership.watch();
+    within("leadership", leader.wait_for(|l| *l))
+        .await
+        .expect("the election runs");
+    shell
+        .actuator
+        .scale(&deployment("web"), 2, None)
+        .await
+        .expect("the leader acts");
+    eventually("the cache to see the new replica count", || {
+        shell
+            .cache
+            .deployments()
+            .state()
+            .iter()
+            .any(|d| d.spec.replicas == Some(2))
+    })
+    .await;
+
+    // Shutdown: the election steps down and releases the Lease; the reflectors are dropped.
+    stop.send(()).expect("the election listens");
+    let election = handles
+        .iter()
+        .position(|(name, _)| name == "leader-election")
+        .expect("an election task");
+    let (_, election) = handles.remove(election);
+    within("the election to end", election)
+        .await
+        .expect("no panic");
+    assert!(!shell.leadership.is_leader());
+    let lease = fake
+        .server
+        .object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NAMESPACE),
+            "aistor-coordinator",
+        )
+        .expect("the Lease exists");
+    assert_ne!(
+        lease["spec"]["holderIdentity"].as_str(),
+        Some("coordinator-0"),
+        "the Lease is released: {lease:#}"
+    );
+    for (_, handle) in handles {
+        handle.abort();
+    }
+    fake.assert_every_call_is_listed();
 }

@@ -7,8 +7,6 @@
 //! way in: they are most of an object's size and nothing here reads them.
 
 use std::fmt::Debug;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,24 +20,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::Task;
 use super::join::{self, Joined};
-
-/// A reflector's task: runs until dropped.
-pub type ReflectorFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// One reflector task, named for the supervisor's log ("reflector nodes").
-pub struct Reflector {
-    pub name: &'static str,
-    pub task: ReflectorFuture,
-}
-
-impl Debug for Reflector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reflector")
-            .field("name", &self.name)
-            .finish()
-    }
-}
 
 const KINDS: usize = 7;
 
@@ -84,7 +66,7 @@ fn reflect<K>(
     name: &'static str,
     client: &Client,
     sync: &Arc<Readiness>,
-    tasks: &mut Vec<Reflector>,
+    tasks: &mut Vec<Task>,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -113,9 +95,9 @@ where
         }
         tracing::error!(kind = name, "reflector stream ended");
     };
-    tasks.push(Reflector {
-        name,
-        task: Box::pin(task),
+    tasks.push(Task {
+        name: format!("reflector/{name}"),
+        future: Box::pin(task),
     });
     reader
 }
@@ -127,7 +109,7 @@ fn slim<K: ResourceExt>(object: &mut K) {
 
 impl Cache {
     /// The stores and their reflector tasks (which the caller spawns and supervises).
-    pub fn new(client: &Client) -> (Cache, Vec<Reflector>) {
+    pub fn new(client: &Client) -> (Cache, Vec<Task>) {
         let (ready_tx, ready) = watch::channel(false);
         let sync = Arc::new(Readiness {
             synced: AtomicUsize::new(0),

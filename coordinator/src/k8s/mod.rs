@@ -13,13 +13,19 @@ pub mod crd;
 pub mod join;
 pub mod leader;
 
-pub use cache::{Cache, Reflector};
+pub use cache::Cache;
 pub use calls::{API_CALLS, ApiCall, Scope};
 pub use config::{Args, ClientSource, ClusterConfig, ClusterMode, KubernetesConfig, LeaseConfig};
 pub use leader::Leadership;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::actuate::Actuator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +36,8 @@ pub enum Error {
     },
     #[error("cannot use the in-cluster service account: {0}")]
     InCluster(#[source] kube::config::InClusterError),
+    #[error("leader election: {0}")]
+    Lease(#[from] config::ConfigError),
     #[error("cannot build a Kubernetes client ({source_desc}): {source}")]
     Client {
         source_desc: String,
@@ -97,4 +105,76 @@ pub async fn connect(config: &KubernetesConfig) -> Result<Cluster, Error> {
         },
         namespace,
     })
+}
+
+/// A task of the shell for the caller to spawn and supervise: it runs until dropped (reflectors)
+/// or until the shutdown future given to [`start`] resolves (leader election); any other end is
+/// a failure worth exiting for.
+pub struct Task {
+    /// For the supervisor's log: `reflector/pods`, `leader-election`.
+    pub name: String,
+    pub future: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running shell's owners: what the composition root hands to the API (`mode`, readiness),
+/// to the decision loops (`cache`, `leadership`, `actuator`) and to the CRD store (`cluster`).
+#[derive(Clone)]
+pub struct Shell {
+    pub cluster: Cluster,
+    pub cache: Cache,
+    pub leadership: Leadership,
+    pub actuator: Arc<dyn Actuator>,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell")
+            .field("mode", &self.cluster.mode)
+            .field("leader", &self.leadership.is_leader())
+            .field("cache_ready", &self.cache.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects and builds the shell: the reflector cache, the leader election (which releases the
+/// Lease when `shutdown` resolves) and the Kubernetes actuator. Makes no request itself; the
+/// returned tasks do, once spawned.
+pub async fn start(
+    config: &KubernetesConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Shell, Vec<Task>), Error> {
+    let cluster = connect(config).await?;
+    let (cache, mut tasks) = Cache::new(&cluster.client);
+    let (leadership, election) = Leadership::new(
+        cluster.client.clone(),
+        &cluster.namespace,
+        &config.identity,
+        &config.lease,
+        shutdown,
+    )?;
+    tasks.push(Task {
+        name: "leader-election".into(),
+        future: election,
+    });
+    let actuator = Arc::new(actuate::Kubernetes::new(
+        cluster.client.clone(),
+        config.identity.clone(),
+    ));
+    Ok((
+        Shell {
+            cluster,
+            cache,
+            leadership,
+            actuator,
+        },
+        tasks,
+    ))
 }
