@@ -3,6 +3,7 @@
 //!
 //! [`app::run`] is the composition root of `aistor-coordinator`.
 
+pub mod actuate;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod directives;
 pub mod gpus;
 pub mod grpc;
 pub mod ingest;
+pub mod k8s;
 pub mod measurements;
 pub mod metrics;
 pub mod process;

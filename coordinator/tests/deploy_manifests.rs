@@ -6,7 +6,9 @@
 //! 2. Every document is deserialised into its k8s-openapi type by `kind` (an unknown kind fails), and
 //!    serialising it back must give the same document: a field k8s-openapi does not know (a typo) would
 //!    otherwise be dropped silently.
-//! 3. The properties that matter for the agent and the coordinator are asserted on the typed objects.
+//! 3. The properties that matter for the agent and the coordinator are asserted on the typed objects;
+//!    the RBAC must grant exactly the calls in `aistor_coordinator::k8s::API_CALLS` (the list the
+//!    `k8s_*` tests check every request against), and the generated CRDs must all be applied.
 //! 4. `kubernetes-validate --strict` checks the stream against the OpenAPI schemas of the same
 //!    Kubernetes version as the k8s-openapi feature.
 //!
@@ -20,11 +22,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use aistor_coordinator::k8s::{API_CALLS, Scope, crd};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     Container, Namespace, PodSecurityContext, PodSpec, Probe, Service, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::{Metadata, NamespaceResourceScope, Resource};
@@ -36,8 +40,6 @@ const AGENT: &str = "aistor-agent";
 const COORDINATOR: &str = "aistor-coordinator";
 /// The Kubernetes version the schemas are checked against; matches the k8s-openapi feature (`v1_37`).
 const KUBERNETES_VERSION: &str = "1.37.0";
-/// Capability-free, read-only verbs: the only ones the coordinator holds until actuation exists.
-const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
 /// The kustomizations rendered, relative to the repository root.
 const BASE: &str = "deploy/base";
 const GPU_OVERLAY: &str = "deploy/overlays/gpu";
@@ -106,6 +108,9 @@ kinds!(
     ServiceAccount,
     ClusterRole,
     ClusterRoleBinding,
+    Role,
+    RoleBinding,
+    CustomResourceDefinition,
     DaemonSet,
     Deployment,
     Service
@@ -273,6 +278,20 @@ impl Rendered {
         })
     }
 
+    fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.documents.iter().filter_map(|d| match &d.object {
+            Object::Role(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    fn role_bindings(&self) -> impl Iterator<Item = &RoleBinding> {
+        self.documents.iter().filter_map(|d| match &d.object {
+            Object::RoleBinding(x) => Some(x),
+            _ => None,
+        })
+    }
+
     fn cluster_role_bindings(&self) -> impl Iterator<Item = &ClusterRoleBinding> {
         self.documents.iter().filter_map(|d| match &d.object {
             Object::ClusterRoleBinding(x) => Some(x),
@@ -361,6 +380,8 @@ fn differences(original: &Value, round_trip: &Value, path: &str, out: &mut Vec<S
             }
         }
         (a, b) if a == b => {}
+        // kustomize writes a schema's `minimum: 1.0` as `1`; the same number either way.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
         (a, b) => out.push(format!("{path} ({a} became {b})")),
     }
 }
@@ -374,6 +395,9 @@ fn every_document_is_a_known_kind_and_has_no_unknown_fields() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "CustomResourceDefinition",
             "DaemonSet",
             "Deployment",
             "Service",
@@ -647,38 +671,143 @@ fn coordinator_runs_as_non_root() {
     });
 }
 
+/// `(apiGroup, resource, verb)` triples a rule grants, refusing what the coordinator never
+/// needs: wildcards, resourceNames (the objects it acts on are not known in advance) and
+/// non-resource URLs.
+fn grants(who: &str, rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for (field, values) in [
+            ("apiGroups", rule.api_groups.as_ref()),
+            ("resources", rule.resources.as_ref()),
+            ("verbs", Some(&rule.verbs)),
+        ] {
+            assert!(
+                !values.into_iter().flatten().any(|v| v.contains('*')),
+                "{who}: wildcard in {field}"
+            );
+        }
+        assert!(
+            rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+                && rule.non_resource_urls.as_ref().is_none_or(Vec::is_empty),
+            "{who}: resourceNames and nonResourceURLs are not used by the coordinator"
+        );
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    out.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What `k8s::API_CALLS` says the coordinator does in `scope`, as RBAC triples.
+fn calls(scope: Scope) -> BTreeSet<(String, String, String)> {
+    API_CALLS
+        .iter()
+        .filter(|c| c.scope == scope)
+        .flat_map(|c| {
+            c.verbs
+                .iter()
+                .map(|v| (c.group.to_owned(), c.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect()
+}
+
+fn describe(triples: &BTreeSet<(String, String, String)>) -> Vec<String> {
+    triples
+        .iter()
+        .map(|(g, r, v)| {
+            format!(
+                "{v} {}{r}",
+                if g.is_empty() {
+                    String::new()
+                } else {
+                    format!("{g}/")
+                }
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn cluster_roles_are_read_only_without_wildcards() {
+fn rbac_grants_exactly_the_calls_the_coordinator_makes() {
     each_rendering(|rendered| {
-        let mut seen = 0;
+        let mut cluster = BTreeSet::new();
         for role in rendered.cluster_roles() {
-            seen += 1;
             let name = role.metadata.name.as_deref().unwrap_or_default();
             assert!(
                 role.aggregation_rule.is_none(),
                 "ClusterRole/{name} must not aggregate other roles"
             );
-            for rule in role.rules.iter().flatten() {
-                for verb in &rule.verbs {
-                    assert!(
-                        READ_VERBS.contains(&verb.as_str()),
-                        "ClusterRole/{name} grants verb {verb:?}; only {READ_VERBS:?} are allowed until a feature needs more"
-                    );
-                }
-                for (field, values) in [
-                    ("apiGroups", rule.api_groups.as_ref()),
-                    ("resources", rule.resources.as_ref()),
-                    ("resourceNames", rule.resource_names.as_ref()),
-                    ("nonResourceURLs", rule.non_resource_urls.as_ref()),
-                ] {
-                    assert!(
-                        !values.into_iter().flatten().any(|v| v.contains('*')),
-                        "ClusterRole/{name}: wildcard in {field}"
-                    );
-                }
-            }
+            cluster.extend(grants(
+                &format!("ClusterRole/{name}"),
+                role.rules.as_deref().unwrap_or_default(),
+            ));
         }
-        assert!(seen > 0, "{} renders no ClusterRole", rendered.dir);
+        let mut own_namespace = BTreeSet::new();
+        for role in rendered.roles() {
+            let name = role.metadata.name.as_deref().unwrap_or_default();
+            assert_eq!(
+                role.metadata.namespace.as_deref(),
+                Some(NAMESPACE),
+                "Role/{name}: the coordinator's namespaced grants are in its own namespace"
+            );
+            own_namespace.extend(grants(
+                &format!("Role/{name}"),
+                role.rules.as_deref().unwrap_or_default(),
+            ));
+        }
+        for (what, granted, wanted) in [
+            ("ClusterRole", &cluster, calls(Scope::Cluster)),
+            (
+                "Role (own namespace)",
+                &own_namespace,
+                calls(Scope::OwnNamespace),
+            ),
+        ] {
+            let extra: BTreeSet<_> = granted.difference(&wanted).cloned().collect();
+            let missing: BTreeSet<_> = wanted.difference(granted).cloned().collect();
+            assert!(
+                extra.is_empty() && missing.is_empty(),
+                "{}: the {what} grants differ from k8s::API_CALLS.\n  granted but never called: {:?}\n  called but not granted: {:?}",
+                rendered.dir,
+                describe(&extra),
+                describe(&missing)
+            );
+        }
+    });
+}
+
+#[test]
+fn the_crds_the_coordinator_uses_are_applied() {
+    each_rendering(|rendered| {
+        let applied: BTreeSet<String> = rendered
+            .documents
+            .iter()
+            .filter_map(|d| match &d.object {
+                Object::CustomResourceDefinition(c) => c.metadata.name.clone(),
+                _ => None,
+            })
+            .collect();
+        let generated: BTreeSet<String> = crd::definitions()
+            .into_iter()
+            .filter_map(|(_, c)| c.metadata.name)
+            .collect();
+        assert_eq!(applied, generated, "{}: the CRDs applied", rendered.dir);
+        // The store's calls on them are granted (checked against API_CALLS above); make sure
+        // that list names every one of them.
+        for name in &generated {
+            let plural = name.split('.').next().unwrap_or_default();
+            assert!(
+                API_CALLS
+                    .iter()
+                    .any(|c| c.group == crd::GROUP && c.resource == plural),
+                "k8s::API_CALLS has no call on {name}"
+            );
+        }
     });
 }
 
@@ -741,6 +870,37 @@ fn service_accounts_and_bindings_line_up() {
         assert!(
             bound,
             "no ClusterRoleBinding grants the {COORDINATOR} ServiceAccount its ClusterRole"
+        );
+
+        let namespaced_roles: BTreeSet<&str> = rendered
+            .roles()
+            .filter_map(|r| r.metadata.name.as_deref())
+            .collect();
+        let mut bound = false;
+        for binding in rendered.role_bindings() {
+            let name = binding.metadata.name.as_deref().unwrap_or_default();
+            assert!(
+                binding.role_ref.kind == "Role"
+                    && namespaced_roles.contains(binding.role_ref.name.as_str()),
+                "RoleBinding/{name} must reference a Role of the manifests, not {:?}",
+                binding.role_ref.name
+            );
+            for subject in binding.subjects.iter().flatten() {
+                assert_eq!(
+                    (
+                        subject.kind.as_str(),
+                        subject.name.as_str(),
+                        subject.namespace.as_deref()
+                    ),
+                    ("ServiceAccount", COORDINATOR, Some(NAMESPACE)),
+                    "RoleBinding/{name}: only the coordinator's ServiceAccount"
+                );
+                bound = true;
+            }
+        }
+        assert!(
+            bound || namespaced_roles.is_empty(),
+            "no RoleBinding grants the {COORDINATOR} ServiceAccount its Role"
         );
     });
 }

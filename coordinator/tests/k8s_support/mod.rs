@@ -1,0 +1,99 @@
+//! Shared by the `k8s_*` tests: the API server fake, the real kube-rs client the coordinator
+//! builds for it (through a kubeconfig file, as `--kubeconfig` would), and the RBAC check of
+//! every request the shell made.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aistor_coordinator::k8s::{self, ClientSource, Cluster, KubernetesConfig, LeaseConfig};
+use aistor_kube_fake::FakeApiServer;
+
+/// Generous: CI machines are loaded; tests poll until this passes, never sleep-then-assert.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub const NAMESPACE: &str = "aistor-system";
+
+pub struct Fake {
+    pub server: FakeApiServer,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start() -> Fake {
+    let server = FakeApiServer::start()
+        .await
+        .expect("the fake API server binds loopback");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let kubeconfig = server
+        .write_kubeconfig(dir.path(), NAMESPACE)
+        .expect("write the kubeconfig");
+    Fake {
+        server,
+        kubeconfig,
+        _dir: dir,
+    }
+}
+
+impl Fake {
+    pub fn config(&self, identity: &str) -> KubernetesConfig {
+        KubernetesConfig {
+            source: ClientSource::Kubeconfig(self.kubeconfig.clone()),
+            namespace: None,
+            identity: identity.to_owned(),
+            lease: LeaseConfig::default(),
+        }
+    }
+
+    /// The coordinator's own client, built as `run` builds it.
+    pub async fn connect(&self, identity: &str) -> Cluster {
+        k8s::connect(&self.config(identity))
+            .await
+            .expect("connect to the fake")
+    }
+
+    /// Every request the fake served was one `k8s::API_CALLS` lists (so RBAC grants it).
+    /// Discovery and `/version` are not resource requests and need no RBAC.
+    pub fn assert_every_call_is_listed(&self) {
+        let requests = self.server.requests();
+        assert!(!requests.is_empty(), "the shell made no request at all");
+        let unlisted: Vec<String> = requests
+            .iter()
+            .filter(|r| !r.resource.is_empty())
+            .filter(|r| {
+                !k8s::calls::permitted(
+                    &r.group,
+                    &r.resource,
+                    r.subresource.as_deref(),
+                    r.verb.as_str(),
+                    r.namespace.as_deref(),
+                    NAMESPACE,
+                )
+            })
+            .map(|r| format!("{} {} {} ({})", r.verb.as_str(), r.method, r.path, r.query))
+            .collect();
+        assert!(
+            unlisted.is_empty(),
+            "requests not in k8s::API_CALLS (RBAC would refuse them): {unlisted:#?}"
+        );
+    }
+}
+
+/// Waits (up to PATIENCE) for `fut`, failing the test with `what` on timeout.
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {PATIENCE:?} waiting for {what}"))
+}
+
+/// Polls `check` until it holds (up to PATIENCE).
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    within(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
