@@ -157,6 +157,8 @@ impl NodeSnapshot {
             last_report_unix_nanos: self.last_report_unix_nanos,
             reports_received_total: self.reports_received_total,
             duplicates_dropped_total: self.duplicates_dropped_total,
+            // Set by the API adapter that decides whether pods travel (grpc::cluster).
+            pod_count: None,
         }
     }
 }

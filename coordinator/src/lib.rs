@@ -10,6 +10,7 @@ pub mod gpus;
 pub mod grpc;
 pub mod measurements;
 pub mod metrics;
+pub mod paging;
 pub mod process;
 pub mod rest;
 pub mod state;
