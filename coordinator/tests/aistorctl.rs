@@ -53,6 +53,9 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
         last_report_unix_nanos: now_nanos() - 3 * S - S / 5,
         reports_received_total: 40,
         duplicates_dropped_total: 0,
+        // A summary, as ListNodes sends it: three pods counted, only the one a GPU
+        // process belongs to still in the report.
+        pod_count: Some(3),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "gpu-node-1".to_owned(),
@@ -100,16 +103,12 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
                     Some((12_300_000.0, 450_000.0)),
                 ),
             ],
-            pods: vec![
-                Pod {
-                    uid: TRAINER_UID.to_owned(),
-                    name: "trainer-0".to_owned(),
-                    namespace: "ml".to_owned(),
-                    ..Default::default()
-                },
-                Pod::default(),
-                Pod::default(),
-            ],
+            pods: vec![Pod {
+                uid: TRAINER_UID.to_owned(),
+                name: "trainer-0".to_owned(),
+                namespace: "ml".to_owned(),
+                ..Default::default()
+            }],
             gpu: Some(GpuSection {
                 source: GpuSource::Nvml as i32,
                 // Deliberately not in index order.
@@ -202,6 +201,7 @@ fn stale_node() -> NodeStatus {
         last_report_unix_nanos: now_nanos() - 600 * S,
         reports_received_total: 1,
         duplicates_dropped_total: 0,
+        pod_count: Some(0),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "cpu-node-2".to_owned(),
@@ -470,6 +470,7 @@ impl ClusterService for FakeCluster {
     ) -> Result<Response<ListNodesResponse>, Status> {
         Ok(Response::new(ListNodesResponse {
             nodes: (self.nodes)(),
+            next_page_token: String::new(),
         }))
     }
 
@@ -505,7 +506,10 @@ impl ClusterService for FakeCluster {
                         .is_some_and(|p| p.namespace == request.namespace)
             })
             .collect();
-        Ok(Response::new(ListPodsResponse { pods }))
+        Ok(Response::new(ListPodsResponse {
+            pods,
+            next_page_token: String::new(),
+        }))
     }
 
     async fn start_measurement(
@@ -573,6 +577,8 @@ fn pod_request(node: &str, namespace: &str) -> ListPodsRequest {
     ListPodsRequest {
         node: node.to_owned(),
         namespace: namespace.to_owned(),
+        page_size: cli::DEFAULT_CHUNK_SIZE,
+        page_token: String::new(),
     }
 }
 

@@ -1,17 +1,43 @@
 //! `ClusterService`: the live view for people and tools.
 
 use crate::measurements;
+use crate::paging::{self, Key, Listing, PageError, TokenError};
 use crate::process::Drain;
 use crate::state::Shared;
 use aistor_proto::v1::{
     GetMeasurementRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, ListPodsRequest,
-    ListPodsResponse, Measurement, NodeEvent, NodeStatus, StartMeasurementRequest,
-    WatchNodesRequest, cluster_service_server::ClusterService, node_event,
+    ListPodsResponse, Measurement, NodeEvent, NodeStatus, PodStatus, StartMeasurementRequest,
+    WatchNodesRequest,
+    cluster_service_server::{ClusterService, ClusterServiceServer},
+    node_event,
 };
+use prost::Message;
+use std::collections::HashSet;
 use std::pin::Pin;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+
+/// The largest response `ClusterService` sends. List pages stop below it; a single
+/// node or pod over it is RESOURCE_EXHAUSTED naming it. Clients must accept at
+/// least this much (aistorctl accepts 64 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// The largest request it reads: requests are a few names and a page token.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Room a page leaves under [`MAX_RESPONSE_BYTES`] for the response's other
+/// fields (the next page token, at most [`paging::MAX_TOKEN_CHARS`]).
+const PAGE_MARGIN: usize = 64 << 10;
+/// The byte budget of one list page's items.
+pub const PAGE_BUDGET: usize = MAX_RESPONSE_BYTES - PAGE_MARGIN;
+
+/// `ClusterService` with its message limits set deliberately (tonic's defaults
+/// are 4 MiB to decode and no limit to encode). Serve this, not a bare
+/// `ClusterServiceServer::new`.
+pub fn cluster_server(shared: Shared, drain: Drain) -> ClusterServiceServer<Cluster> {
+    ClusterServiceServer::new(Cluster::new(shared, drain))
+        .max_encoding_message_size(MAX_RESPONSE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+}
 
 pub struct Cluster {
     shared: Shared,
@@ -22,21 +48,197 @@ impl Cluster {
     pub fn new(shared: Shared, drain: Drain) -> Self {
         Self { shared, drain }
     }
+}
 
-    fn all(&self) -> Vec<NodeStatus> {
-        self.shared.node_statuses()
+/// Why a list page could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    TooLarge(#[from] PageError),
+}
+
+impl ListError {
+    /// The gRPC status; `what` names the items ("node summary", "pod").
+    fn status(&self, what: &str) -> Status {
+        match self {
+            Self::Token(e) => Status::invalid_argument(format!("field `page_token`: {e}")),
+            Self::TooLarge(PageError::ItemTooLarge { key, bytes, .. }) => {
+                Status::resource_exhausted(format!(
+                    "{what} {} alone is {bytes} bytes, over the {} MiB response limit",
+                    key.join("/"),
+                    MAX_RESPONSE_BYTES >> 20
+                ))
+            }
+        }
     }
 }
 
+/// Every node's name, in key order, without decoding any report.
+// TODO(lead): a `Shared::node_names()` would keep the view's types out of here.
+pub(crate) fn node_names(shared: &Shared) -> Vec<String> {
+    let mut names: Vec<String> = shared.view().nodes().map(|n| n.name().to_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Bytes `len` bytes of message take as one element of a repeated field (tag < 16).
+fn element_bytes(len: usize) -> usize {
+    1 + prost::length_delimiter_len(len) + len
+}
+
+/// Pods in the node's latest report; `None` without a report, or when the agent
+/// could not look (the report says the field `pods` is missing and lists none).
+fn pod_count(status: &NodeStatus) -> Option<u32> {
+    let report = status.latest.as_ref()?;
+    let could_not_look = report.missing.iter().any(|m| m.field == "pods");
+    if report.pods.is_empty() && could_not_look {
+        None
+    } else {
+        Some(u32::try_from(report.pods.len()).unwrap_or(u32::MAX))
+    }
+}
+
+/// The node with all its pods, `pod_count` set (GetNode).
+pub fn with_pod_count(mut status: NodeStatus) -> NodeStatus {
+    status.pod_count = pod_count(&status);
+    status
+}
+
+/// A node summary (ListNodes, WatchNodes): `pod_count` set, then the pods
+/// dropped from the latest report except those a GPU process is attributed to,
+/// so a GPU view can still name them. A busy node's summary stays a few KiB.
+pub fn summary(status: NodeStatus) -> NodeStatus {
+    let mut status = with_pod_count(status);
+    if let Some(report) = status.latest.as_mut() {
+        let on_gpus: HashSet<String> = report
+            .gpu
+            .iter()
+            .flat_map(|g| &g.gpus)
+            .flat_map(|g| &g.processes)
+            .filter(|p| !p.pod_uid.is_empty())
+            .map(|p| p.pod_uid.clone())
+            .collect();
+        report.pods.retain(|p| on_gpus.contains(&p.uid));
+    }
+    status
+}
+
+/// One page of node summaries, and the token of the next (empty on the last).
+/// Only the page's nodes are decoded.
+pub fn nodes_page(
+    shared: &Shared,
+    page_size: u64,
+    page_token: &str,
+    budget: usize,
+) -> Result<(Vec<NodeStatus>, String), ListError> {
+    let after = paging::decode_token(Listing::Nodes, page_token)?;
+    let size = paging::page_size(page_size, paging::DEFAULT_NODE_PAGE);
+    let mut names = node_names(shared);
+    if let Some(after) = &after {
+        names.retain(|n| n > &after[0]);
+    }
+    let items = names.into_iter().filter_map(|name| {
+        // A node that went away since the names were read is simply not listed.
+        let status = shared.node_status(&name)?;
+        Some((vec![name], summary(status)))
+    });
+    let page = paging::page(items, after.as_ref(), size, budget, |s: &NodeStatus| {
+        element_bytes(s.encoded_len())
+    })?;
+    let token = page
+        .next
+        .map(|k| paging::encode_token(Listing::Nodes, &k))
+        .unwrap_or_default();
+    Ok((page.items, token))
+}
+
+/// A pod's place in the listing: node, namespace, name, uid, cgroup path.
+fn pod_key(status: &PodStatus) -> Key {
+    let pod = status.pod.as_ref();
+    let part = |f: fn(&aistor_proto::v1::Pod) -> &String| pod.map(f).cloned().unwrap_or_default();
+    vec![
+        status.node.clone(),
+        part(|p| &p.namespace),
+        part(|p| &p.name),
+        part(|p| &p.uid),
+        part(|p| &p.cgroup_path),
+    ]
+}
+
+/// One page of pods (of one node and/or namespace when not empty), and the token
+/// of the next (empty on the last). Only the nodes the page reaches are decoded.
+pub fn pods_page(
+    shared: &Shared,
+    node: &str,
+    namespace: &str,
+    page_size: u64,
+    page_token: &str,
+    budget: usize,
+) -> Result<(Vec<PodStatus>, String), ListError> {
+    let after = paging::decode_token(Listing::Pods, page_token)?;
+    let size = paging::page_size(page_size, paging::DEFAULT_POD_PAGE);
+    let mut names = node_names(shared);
+    names.retain(|n| {
+        (node.is_empty() || n == node) && after.as_ref().is_none_or(|after| n >= &after[0])
+    });
+    let items = names.into_iter().flat_map(|name| {
+        let mut pods: Vec<(Key, PodStatus)> = shared
+            .pods(&name, namespace)
+            .into_iter()
+            .map(|p| (pod_key(&p), p))
+            .collect();
+        pods.sort_by(|a, b| a.0.cmp(&b.0));
+        pods
+    });
+    let page = paging::page(items, after.as_ref(), size, budget, |p: &PodStatus| {
+        element_bytes(p.encoded_len())
+    })?;
+    let token = page
+        .next
+        .map(|k| paging::encode_token(Listing::Pods, &k))
+        .unwrap_or_default();
+    Ok((page.items, token))
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
+
+/// The event as a watcher gets it: a node summary, or an error naming the limit
+/// when even the summary is too large to send.
+fn summary_event(kind: i32, node: Option<NodeStatus>) -> Result<NodeEvent, Status> {
+    let event = NodeEvent {
+        kind,
+        node: node.map(summary),
+    };
+    let bytes = event.encoded_len();
+    if bytes > MAX_RESPONSE_BYTES {
+        let name = event.node.as_ref().map_or("", |n| n.name.as_str());
+        return Err(Status::resource_exhausted(format!(
+            "the summary of node {name:?} is {bytes} bytes, over the {} MiB message limit",
+            MAX_RESPONSE_BYTES >> 20
+        )));
+    }
+    Ok(event)
+}
 
 #[tonic::async_trait]
 impl ClusterService for Cluster {
     async fn list_nodes(
         &self,
-        _: Request<ListNodesRequest>,
+        request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        Ok(Response::new(ListNodesResponse { nodes: self.all() }))
+        let ListNodesRequest {
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let (nodes, next_page_token) =
+            nodes_page(&self.shared, u64::from(page_size), &page_token, PAGE_BUDGET)
+                .map_err(|e| e.status("the summary of node"))?;
+        Ok(Response::new(ListNodesResponse {
+            nodes,
+            next_page_token,
+        }))
     }
 
     async fn get_node(
@@ -50,7 +252,17 @@ impl ClusterService for Cluster {
         let node = self
             .shared
             .node_status(&name)
+            .map(with_pod_count)
             .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
+        let bytes = node.encoded_len();
+        if bytes > MAX_RESPONSE_BYTES {
+            return Err(Status::resource_exhausted(format!(
+                "node {name:?} with its {} pods is {bytes} bytes, over the {} MiB response \
+                 limit; list its pods with ListPods (node {name:?}) instead",
+                node.pod_count.unwrap_or(0),
+                MAX_RESPONSE_BYTES >> 20
+            )));
+        }
         Ok(Response::new(node))
     }
 
@@ -58,9 +270,24 @@ impl ClusterService for Cluster {
         &self,
         request: Request<ListPodsRequest>,
     ) -> Result<Response<ListPodsResponse>, Status> {
-        let ListPodsRequest { node, namespace } = request.into_inner();
+        let ListPodsRequest {
+            node,
+            namespace,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let (pods, next_page_token) = pods_page(
+            &self.shared,
+            &node,
+            &namespace,
+            u64::from(page_size),
+            &page_token,
+            PAGE_BUDGET,
+        )
+        .map_err(|e| e.status("pod"))?;
         Ok(Response::new(ListPodsResponse {
-            pods: self.shared.pods(&node, &namespace),
+            pods,
+            next_page_token,
         }))
     }
 
@@ -98,17 +325,20 @@ impl ClusterService for Cluster {
         &self,
         _: Request<WatchNodesRequest>,
     ) -> Result<Response<Self::WatchNodesStream>, Status> {
-        // Subscribe before listing so no change between the two is missed.
+        // Subscribe before listing so no change between the two is missed. The
+        // listing decodes one node at a time as the watcher takes them.
         let mut updates = self.shared.subscribe();
-        let existing = self.all();
+        let existing = node_names(&self.shared);
+        let shared = self.shared.clone();
         let mut drain = self.drain.clone();
         let stream = async_stream(move |tx| async move {
-            for node in existing {
-                let event = NodeEvent {
-                    kind: node_event::Kind::Existing as i32,
-                    node: Some(node),
+            for name in existing {
+                let Some(node) = shared.node_status(&name) else {
+                    continue;
                 };
-                if tx.send(Ok(event)).await.is_err() {
+                let event = summary_event(node_event::Kind::Existing as i32, Some(node));
+                let end = event.is_err();
+                if tx.send(event).await.is_err() || end {
                     return;
                 }
             }
@@ -118,7 +348,9 @@ impl ClusterService for Cluster {
                     () = drain.signaled() => {
                         // Deliver what happened before the drain, then end the stream.
                         while let Ok(event) = updates.try_recv() {
-                            if tx.send(Ok(event)).await.is_err() {
+                            let event = summary_event(event.kind, event.node);
+                            let end = event.is_err();
+                            if tx.send(event).await.is_err() || end {
                                 return;
                             }
                         }
@@ -126,7 +358,7 @@ impl ClusterService for Cluster {
                     }
                 };
                 let item = match received {
-                    Ok(event) => Ok(event),
+                    Ok(event) => summary_event(event.kind, event.node),
                     Err(RecvError::Lagged(n)) => Err(Status::data_loss(format!(
                         "watcher fell {n} updates behind; re-run WatchNodes to resynchronise"
                     ))),
