@@ -221,7 +221,7 @@ fn unhex(text: &str) -> Result<Vec<u8>, TokenError> {
     }
     bytes
         .chunks_exact(2)
-        .map(|pair| Ok((digit(pair[0])? << 4) | digit(pair[1])?))
+        .map(|pair| Ok(digit(pair[0])? * 16 + digit(pair[1])?))
         .collect()
 }
 
@@ -244,6 +244,7 @@ mod tests {
         loop {
             let page = page(items(names), after.as_ref(), size, usize::MAX, |_| 1).unwrap();
             pages.push(page.items);
+            assert!(pages.len() <= names.len() + 1, "paging does not advance");
             match page.next {
                 Some(next) => after = Some(next),
                 None => return pages,
