@@ -143,11 +143,11 @@ pub async fn run(
                 directives.clone(),
                 drain.clone(),
             )))
-            .add_service(ClusterServiceServer::new(grpc::cluster::Cluster::new(
+            .add_service(grpc::cluster::cluster_server(
                 view.clone(),
                 measurements.clone(),
                 drain.clone(),
-            )))
+            ))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
                 {

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod k8s;
 pub mod measurements;
 pub mod metrics;
+pub mod paging;
 pub mod process;
 pub mod rest;
 pub mod store;

@@ -1,7 +1,9 @@
 //! The REST API (JSON, snake_case), compatible in shape with the system aistor
-//! replaces: errors are `{"error": ..., "details": ...}`.
+//! replaces: errors are `{"error": ..., "details": ...}`. Node and pod lists page
+//! as Kubernetes lists do (`?limit=&continue=`, `metadata.continue`).
 
 use crate::measurements::Measurements;
+use crate::paging::{self, Listing};
 use crate::view::{LiveView, StoredHead};
 use aistor_core::{NodeEntry, NodeState};
 use aistor_proto::v1 as pb;
@@ -135,9 +137,91 @@ fn rfc3339(unix_nanos: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(unix_nanos)).to_string()
 }
 
-async fn list_nodes(State(s): State<RestState>) -> impl IntoResponse {
-    let nodes: Vec<NodeSummary> = s.view.read(|v| v.nodes().map(summary).collect());
-    Json(serde_json::json!({ "count": nodes.len(), "nodes": nodes }))
+/// `?limit=&continue=`, as Kubernetes lists page: `limit` 0 or absent is the
+/// default page (500 nodes, 1000 pods), more than 5000 is 5000; `continue` is the
+/// `metadata.continue` of the previous page (same filters).
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<u64, ApiError> {
+        match self.limit.as_deref() {
+            None | Some("") => Ok(0),
+            Some(text) => text.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid limit",
+                    format!("parameter `limit`: expected a whole number of items, got {text:?}"),
+                )
+            }),
+        }
+    }
+
+    fn token(&self) -> &str {
+        self.continue_token.as_deref().unwrap_or_default()
+    }
+}
+
+impl From<crate::grpc::cluster::ListError> for ApiError {
+    fn from(e: crate::grpc::cluster::ListError) -> Self {
+        use crate::grpc::cluster::ListError;
+        match e {
+            ListError::Token(e) => {
+                Self::bad_request("invalid continue", format!("parameter `continue`: {e}"))
+            }
+            ListError::TooLarge(e) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page too large",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// Kubernetes' list metadata: `continue` only when another page follows.
+fn list_metadata(next: String) -> serde_json::Value {
+    if next.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "continue": next })
+    }
+}
+
+async fn list_nodes(
+    State(s): State<RestState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let after = paging::decode_token(Listing::Nodes, query.token()).map_err(|e| {
+        ApiError::bad_request("invalid continue", format!("parameter `continue`: {e}"))
+    })?;
+    let size = paging::page_size(query.limit()?, paging::DEFAULT_NODE_PAGE);
+    // Summaries come from the view's figures (no report is decoded): cheap enough
+    // to build for every node and page afterwards.
+    let mut all: Vec<(paging::Key, NodeSummary)> = s.view.read(|v| {
+        v.nodes()
+            .map(|e| (vec![e.name().to_owned()], summary(e)))
+            .collect()
+    });
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let page = paging::page(all, after.as_ref(), size, usize::MAX, |_| 0).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "page too large",
+            e.to_string(),
+        )
+    })?;
+    let next = page
+        .next
+        .map(|k| paging::encode_token(Listing::Nodes, &k))
+        .unwrap_or_default();
+    Ok(Json(serde_json::json!({
+        "count": page.items.len(),
+        "nodes": page.items,
+        "metadata": list_metadata(next),
+    })))
 }
 
 /// The full node: the summary, the bookkeeping, and the latest report as the agent
@@ -273,19 +357,23 @@ fn pod_summary(status: pb::PodStatus) -> PodSummary {
 async fn list_pods(
     State(s): State<RestState>,
     Query(filter): Query<PodFilter>,
-) -> impl IntoResponse {
-    let filter = crate::view::PodFilter {
-        node: filter.node,
-        namespace: filter.namespace,
-    };
-    let pods: Vec<PodSummary> = s
-        .view
-        .pods(&filter, None, usize::MAX)
-        .0
-        .into_iter()
-        .map(pod_summary)
-        .collect();
-    Json(serde_json::json!({ "count": pods.len(), "pods": pods }))
+    Query(query): Query<PageQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    // Same pages as gRPC ListPods; JSON has no message limit, so no byte budget.
+    let (pods, next) = crate::grpc::cluster::pods_page(
+        &s.view,
+        &filter.node,
+        &filter.namespace,
+        query.limit()?,
+        query.token(),
+        usize::MAX,
+    )?;
+    let pods: Vec<PodSummary> = pods.into_iter().map(pod_summary).collect();
+    Ok(Json(serde_json::json!({
+        "count": pods.len(),
+        "pods": pods,
+        "metadata": list_metadata(next),
+    })))
 }
 
 async fn get_pod(

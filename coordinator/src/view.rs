@@ -153,6 +153,11 @@ impl LiveView {
         self.read(|v| v.node(name).map(|n| node_status(n, true)))
     }
 
+    /// One node's summary (no pod figures).
+    pub fn node_summary(&self, name: &str) -> Option<pb::NodeStatus> {
+        self.read(|v| v.node(name).map(|n| node_status(n, false)))
+    }
+
     /// Node summaries (no pod figures) by name, at most `limit` after `after`; and
     /// whether more follow.
     pub fn node_summaries(&self, after: Option<&str>, limit: usize) -> (Vec<pb::NodeStatus>, bool) {
@@ -283,6 +288,10 @@ fn node_status(n: &NodeEntry<StoredHead>, with_pods: bool) -> pb::NodeStatus {
         gpu_pods(n)
     };
     pb::NodeStatus {
+        pod_count: n
+            .pods()
+            .ok()
+            .map(|p| u32::try_from(p.len()).unwrap_or(u32::MAX)),
         name: n.name().to_owned(),
         state: convert::node_state(n.state()) as i32,
         last_report_unix_nanos: n.last_received_wall_unix_nanos(),

@@ -53,6 +53,9 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
         last_report_unix_nanos: now_nanos() - 3 * S - S / 5,
         reports_received_total: 40,
         duplicates_dropped_total: 0,
+        // A summary, as ListNodes sends it: three pods counted, only the one a GPU
+        // process belongs to still in the report.
+        pod_count: Some(3),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "gpu-node-1".to_owned(),
@@ -100,16 +103,12 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
                     Some((12_300_000.0, 450_000.0)),
                 ),
             ],
-            pods: vec![
-                Pod {
-                    uid: TRAINER_UID.to_owned(),
-                    name: "trainer-0".to_owned(),
-                    namespace: "ml".to_owned(),
-                    ..Default::default()
-                },
-                Pod::default(),
-                Pod::default(),
-            ],
+            pods: vec![Pod {
+                uid: TRAINER_UID.to_owned(),
+                name: "trainer-0".to_owned(),
+                namespace: "ml".to_owned(),
+                ..Default::default()
+            }],
             gpu: Some(GpuSection {
                 source: GpuSource::Nvml as i32,
                 // Deliberately not in index order.
@@ -202,6 +201,7 @@ fn stale_node() -> NodeStatus {
         last_report_unix_nanos: now_nanos() - 600 * S,
         reports_received_total: 1,
         duplicates_dropped_total: 0,
+        pod_count: Some(0),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "cpu-node-2".to_owned(),
@@ -428,6 +428,17 @@ fn event(kind: node_event::Kind, node: NodeStatus) -> NodeEvent {
     }
 }
 
+/// The end of the initial listing, as the coordinator marks it.
+fn synced() -> (Duration, NodeEvent) {
+    (
+        Duration::ZERO,
+        NodeEvent {
+            kind: node_event::Kind::Synced as i32,
+            node: None,
+        },
+    )
+}
+
 /// Serves fixed nodes (built afresh per call, so AGE is measured from the call);
 /// every `WatchNodes` call plays `script` (a pause, then an event), waits
 /// `linger` and then ends the stream. `ListPods` answers `pods(n)` for its n-th
@@ -470,6 +481,7 @@ impl ClusterService for FakeCluster {
     ) -> Result<Response<ListNodesResponse>, Status> {
         Ok(Response::new(ListNodesResponse {
             nodes: (self.nodes)(),
+            next_page_token: String::new(),
         }))
     }
 
@@ -505,7 +517,10 @@ impl ClusterService for FakeCluster {
                         .is_some_and(|p| p.namespace == request.namespace)
             })
             .collect();
-        Ok(Response::new(ListPodsResponse { pods }))
+        Ok(Response::new(ListPodsResponse {
+            pods,
+            next_page_token: String::new(),
+        }))
     }
 
     async fn start_measurement(
@@ -573,6 +588,8 @@ fn pod_request(node: &str, namespace: &str) -> ListPodsRequest {
     ListPodsRequest {
         node: node.to_owned(),
         namespace: namespace.to_owned(),
+        page_size: cli::DEFAULT_CHUNK_SIZE,
+        page_token: String::new(),
     }
 }
 
@@ -775,6 +792,7 @@ async fn top_redraws_on_updates_and_reconnects_after_the_stream_ends() {
                 Duration::ZERO,
                 event(node_event::Kind::Existing, stale_node()),
             ),
+            synced(),
             (
                 Duration::from_millis(400),
                 event(node_event::Kind::Updated, ready_node(1234.0)),
@@ -1476,6 +1494,7 @@ async fn top_gpus_redraws_from_the_node_watch() {
                 Duration::ZERO,
                 event(node_event::Kind::Existing, gpu_node_at(97.0)),
             ),
+            synced(),
             (
                 Duration::from_millis(300),
                 event(node_event::Kind::Updated, gpu_node_at(12.0)),
@@ -1694,4 +1713,658 @@ async fn pod_flags_come_from_the_environment_too() {
     assert_eq!(doc["count"], 1);
     assert_eq!(doc["pods"][0]["pod"]["name"], "trainer-0");
     assert_eq!(*requests.lock().unwrap(), [pod_request("gpu-node-1", "ml")]);
+}
+
+// ---------------------------------------------------------------------------
+// Views at scale: the real coordinator (`aistor_coordinator::run`) fed by agent
+// streams over loopback with generated busy nodes, read by `aistorctl`, the
+// generated gRPC client and REST.
+
+mod scale {
+    use super::*;
+    use aistor_coordinator::config::Config;
+    use aistor_proto::v1::agent_service_client::AgentServiceClient;
+    use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
+    use prost::Message;
+    use std::collections::{BTreeSet, HashSet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+    use tonic::transport::Channel;
+
+    pub(super) const PODS_PER_NODE: usize = 110;
+    pub(super) const CONTAINERS_PER_POD: usize = 3;
+    /// Nodes of the scale test: enough that one unpaged ListPods (or the old
+    /// ListNodes with every report) would be several times tonic's 4 MiB default.
+    /// `AISTOR_SCALE_NODES` overrides it.
+    const DEFAULT_SCALE_NODES: usize = 400;
+
+    pub(super) struct Coordinator {
+        pub(super) grpc: SocketAddr,
+        pub(super) http: SocketAddr,
+        stop: Option<oneshot::Sender<()>>,
+        _data: tempfile::TempDir,
+    }
+
+    impl Drop for Coordinator {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+    }
+
+    pub(super) async fn coordinator() -> Coordinator {
+        let data = tempfile::tempdir().expect("a temporary data dir");
+        let config = Config {
+            refresh_every: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(2),
+            ..Config::new(
+                "127.0.0.1:0".parse().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+                data.path().to_owned(),
+            )
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = oneshot::channel();
+        tokio::spawn(aistor_coordinator::run(
+            config,
+            async { drop(stopped.await) },
+            Some(bound_tx),
+        ));
+        let bound = bound_rx.await.expect("coordinator binds");
+        Coordinator {
+            grpc: bound.grpc,
+            http: bound.http,
+            stop: Some(stop),
+            _data: data,
+        }
+    }
+
+    pub(super) fn node_name(i: usize) -> String {
+        format!("node-{i:05}")
+    }
+
+    /// A busy node's report: `pods` pods of 3 containers, every usage figure a
+    /// table shows present. Reported every hour, so nodes stay ready for a test.
+    pub(super) fn busy_report(node: &str, pods: usize) -> NodeReport {
+        let usage = |cpu: f64, mem: u64| CgroupUsage {
+            cpu: Some(CgroupCpu {
+                usage_nanos_total: Some(123_456_789_000),
+                usage_millicores: Some(cpu),
+                ..Default::default()
+            }),
+            memory: Some(CgroupMemory {
+                usage_bytes: Some(mem + (64 << 20)),
+                working_set_bytes: Some(mem),
+                rss_bytes: Some(mem / 2),
+                ..Default::default()
+            }),
+            io: Some(CgroupIo {
+                counters: Some(IoCounters {
+                    read_bytes_total: 1 << 30,
+                    write_bytes_total: 1 << 29,
+                    ..Default::default()
+                }),
+                rates: Some(io(1_000_000.0, 500_000.0, 120.0, 60.0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        NodeReport {
+            node: Some(NodeIdentity {
+                name: node.to_owned(),
+                boot_id: format!("boot-{node}"),
+                kernel_version: "6.8.0-45-generic".to_owned(),
+                cgroup_mode: CgroupMode::V2 as i32,
+                logical_cpus: 64,
+                cpu_capacity_millicores: 64_000,
+                memory_total_bytes: 512 << 30,
+                agent_version: "0.1.0".to_owned(),
+                ..Default::default()
+            }),
+            agent_instance: format!("agent-{node}"),
+            // Increasing across calls, so a second report of a node is applied.
+            seq: now_nanos(),
+            wall_time_unix_nanos: now_nanos(),
+            monotonic_nanos: 1,
+            collect_interval_nanos: 3600 * S,
+            pods: (0..pods)
+                .map(|p| Pod {
+                    uid: format!("{node}-uid-{p:03}"),
+                    name: format!("{node}-pod-{p:03}"),
+                    namespace: format!("ns-{}", p % 5),
+                    qos_class: "Burstable".to_owned(),
+                    cgroup_path: format!("kubepods.slice/kubepods-burstable.slice/{node}-{p}"),
+                    usage: Some(usage(250.0 + p as f64, 256 << 20)),
+                    containers: (0..CONTAINERS_PER_POD)
+                        .map(|c| Container {
+                            id: format!("{node}-{p:03}-container-{c}"),
+                            name: format!("c{c}"),
+                            image: "registry.example/app:1.0".to_owned(),
+                            usage: Some(usage(80.0, 64 << 20)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    discovered_by: "containerd".to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Streams one report per node to the coordinator, as agents do (one
+    /// `Connect` each, several at a time on one connection), and waits for each
+    /// acknowledgement, so every node is in the view when this returns.
+    pub(super) async fn report(grpc: SocketAddr, nodes: Vec<String>, pods: usize) {
+        let channel = Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("coordinator reachable");
+        let queue = Arc::new(Mutex::new(nodes));
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            let queue = queue.clone();
+            let mut client = AgentServiceClient::new(channel.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let Some(node) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
+                    let report = busy_report(&node, pods);
+                    let mut directives = client
+                        .connect(tokio_stream::iter(vec![report]))
+                        .await
+                        .expect("Connect accepted")
+                        .into_inner();
+                    let ack = directives.message().await.expect("acknowledged");
+                    assert!(ack.is_some(), "an ack for {node}");
+                }
+            }));
+        }
+        for w in workers {
+            w.await.expect("reporter did not panic");
+        }
+    }
+
+    pub(super) async fn cluster_client(grpc: SocketAddr) -> ClusterServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        // Large enough to see what an unpaged answer would have been.
+        ClusterServiceClient::new(channel).max_decoding_message_size(256 << 20)
+    }
+
+    /// `aistorctl <args>` against `grpc`, with a guard generous for a loaded CI
+    /// machine (a hang still fails).
+    pub(super) async fn aistorctl_at(grpc: SocketAddr, args: &[&str]) -> String {
+        let url = format!("http://{grpc}");
+        let argv = ["aistorctl", "--server", url.as_str()]
+            .into_iter()
+            .chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).expect("arguments parse");
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(600), cli::run(cli, &mut out))
+            .await
+            .expect("aistorctl finished")
+            .expect("aistorctl succeeded");
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Rows of a table (header dropped), as cells.
+    fn rows(table: &str) -> Vec<Vec<&str>> {
+        table.lines().skip(1).map(cells).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_and_pods_list_every_busy_node_and_pod_exactly_once() {
+        let n: usize = std::env::var("AISTOR_SCALE_NODES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_SCALE_NODES);
+        let c = coordinator().await;
+        let names: Vec<String> = (0..n).map(node_name).collect();
+        report(c.grpc, names.clone(), PODS_PER_NODE).await;
+
+        // What one unpaged answer would have weighed: every report, pods included.
+        let mut client = cluster_client(c.grpc).await;
+        let one = client
+            .get_node(GetNodeRequest { name: node_name(0) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(one.pod_count, Some(PODS_PER_NODE as u32));
+        assert_eq!(
+            one.latest.as_ref().unwrap().pods.len(),
+            PODS_PER_NODE,
+            "GetNode keeps pods"
+        );
+        let unpaged = one.encoded_len() * n;
+        assert!(
+            unpaged > 3 * (4 << 20),
+            "the old single answer ({unpaged} bytes) would pass 4 MiB several times"
+        );
+
+        // aistorctl nodes: every node once, counted pods, as table and as JSON.
+        let table = aistorctl_at(c.grpc, &["nodes", "-o", "wide"]).await;
+        let listed: Vec<&str> = rows(&table).iter().map(|r| r[0]).collect();
+        assert_eq!(listed, names, "every node once, by name");
+        let header: Vec<&str> = cells(table.lines().next().unwrap());
+        let pods_col = header
+            .iter()
+            .position(|h| *h == "PODS")
+            .expect("PODS column");
+        assert!(
+            rows(&table)
+                .iter()
+                .all(|r| r[pods_col] == PODS_PER_NODE.to_string()),
+            "pod counts come from the summaries"
+        );
+        let json = aistorctl_at(c.grpc, &["nodes", "-o", "json", "--chunk-size", "77"]).await;
+        let doc: serde_json::Value = serde_json::from_str(&json).expect("one JSON document");
+        assert_eq!(doc["count"], n);
+        let nodes = doc["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), n);
+        let unique: HashSet<&str> = nodes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(unique.len(), n);
+        assert!(nodes.iter().all(|v| v["pod_count"] == PODS_PER_NODE));
+        assert!(
+            nodes
+                .iter()
+                .all(|v| v["latest"]["pods"].as_array().unwrap().is_empty()),
+            "summaries carry no pods"
+        );
+
+        // aistorctl pods: every pod once.
+        let table = aistorctl_at(c.grpc, &["pods"]).await;
+        let seen: Vec<(String, String)> = rows(&table)
+            .iter()
+            .map(|r| (r[1].to_owned(), r[2].to_owned()))
+            .collect();
+        assert_eq!(seen.len(), n * PODS_PER_NODE, "one row per pod");
+        let unique: BTreeSet<&(String, String)> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "no pod twice");
+        for i in [0, n / 2, n - 1] {
+            let node = node_name(i);
+            for p in [0, PODS_PER_NODE - 1] {
+                let pod = (format!("{node}-pod-{p:03}"), node.clone());
+                assert!(unique.contains(&pod), "{pod:?} listed");
+            }
+        }
+
+        // A page size over the cap is capped, and a page stays under the limit.
+        let page = client
+            .list_pods(ListPodsRequest {
+                page_size: u32::MAX,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.pods.len(), 5000.min(n * PODS_PER_NODE));
+        assert!(page.encoded_len() <= 16 << 20);
+    }
+
+    /// Nodes with 3 small pods each, for the edge cases.
+    async fn small_cluster(names: &[&str]) -> Coordinator {
+        let c = coordinator().await;
+        report(c.grpc, names.iter().map(|n| (*n).to_owned()).collect(), 3).await;
+        c
+    }
+
+    async fn node_page(
+        client: &mut ClusterServiceClient<Channel>,
+        size: u32,
+        token: &str,
+    ) -> (Vec<String>, String) {
+        let r = client
+            .list_nodes(ListNodesRequest {
+                page_size: size,
+                page_token: token.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (
+            r.nodes.into_iter().map(|n| n.name).collect(),
+            r.next_page_token,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_empty_cluster_is_one_empty_last_page() {
+        let c = coordinator().await;
+        let mut client = cluster_client(c.grpc).await;
+        assert_eq!(node_page(&mut client, 0, "").await, (vec![], String::new()));
+        let pods = client
+            .list_pods(ListPodsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(pods.pods.is_empty() && pods.next_page_token.is_empty());
+        assert_eq!(aistorctl_at(c.grpc, &["nodes"]).await, cli::NO_NODES);
+        assert_eq!(aistorctl_at(c.grpc, &["pods"]).await, "No pods found.\n");
+    }
+
+    #[tokio::test]
+    async fn pages_end_exactly_at_their_boundaries() {
+        let c = small_cluster(&["a", "b", "c", "d"]).await;
+        let mut client = cluster_client(c.grpc).await;
+        let (first, token) = node_page(&mut client, 2, "").await;
+        assert_eq!(first, ["a", "b"]);
+        assert!(!token.is_empty());
+        let (second, token) = node_page(&mut client, 2, &token).await;
+        assert_eq!(second, ["c", "d"]);
+        assert_eq!(
+            token, "",
+            "the exact boundary is the last page: no empty page after"
+        );
+
+        // 12 pods, 4 per page: node boundaries fall inside pages and between them.
+        let mut token = String::new();
+        let mut pages = Vec::new();
+        loop {
+            let r = client
+                .list_pods(ListPodsRequest {
+                    page_size: 4,
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            pages.push(
+                r.pods
+                    .iter()
+                    .map(|p| p.pod.as_ref().unwrap().name.clone())
+                    .collect::<Vec<_>>(),
+            );
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            token = r.next_page_token;
+        }
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [4, 4, 4]);
+        let all: Vec<String> = pages.concat();
+        let expected: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .flat_map(|n| (0..3).map(move |p| format!("{n}-pod-{p:03}")))
+            .collect();
+        // Ordered by node, then namespace (ns-0, ns-1, ns-2 here), then name.
+        assert_eq!(all, expected);
+
+        // aistorctl with a chunk size that splits nodes: the same pods.
+        let table = aistorctl_at(c.grpc, &["pods", "--chunk-size", "5"]).await;
+        let mut names: Vec<String> = rows(&table).iter().map(|r| r[1].to_owned()).collect();
+        names.sort();
+        assert_eq!(names, expected);
+        let nodes = aistorctl_at(c.grpc, &["nodes", "--chunk-size", "1"]).await;
+        assert_eq!(
+            rows(&nodes).iter().map(|r| r[0]).collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_added_between_pages_are_seen_once_or_not_at_all() {
+        let c = small_cluster(&["b", "d", "f"]).await;
+        let mut client = cluster_client(c.grpc).await;
+        let (first, token) = node_page(&mut client, 2, "").await;
+        assert_eq!(first, ["b", "d"]);
+        // Before the last key sent (not seen on this listing) and after it (seen).
+        report(c.grpc, vec!["a".into(), "c".into(), "e".into()], 3).await;
+        let (second, token) = node_page(&mut client, 2, &token).await;
+        assert_eq!(second, ["e", "f"]);
+        assert_eq!(token, "");
+
+        // The same for pods: a page token outlives changes to the node it names.
+        let r = client
+            .list_pods(ListPodsRequest {
+                node: "b".into(),
+                page_size: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.pods.len(), 2);
+        report(c.grpc, vec!["b".into()], 3).await;
+        let r = client
+            .list_pods(ListPodsRequest {
+                node: "b".into(),
+                page_size: 2,
+                page_token: r.next_page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let names: Vec<&str> = r
+            .pods
+            .iter()
+            .map(|p| p.pod.as_ref().unwrap().name.as_str())
+            .collect();
+        assert_eq!(names, ["b-pod-002"]);
+        assert_eq!(r.next_page_token, "");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_token_is_invalid_argument_naming_the_field() {
+        let c = small_cluster(&["a"]).await;
+        let mut client = cluster_client(c.grpc).await;
+        let err = client
+            .list_nodes(ListNodesRequest {
+                page_size: 1,
+                page_token: "not-a-token".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().starts_with("field `page_token`: "),
+            "{}",
+            err.message()
+        );
+
+        // A pod listing's token does not continue a node listing.
+        let pods = client
+            .list_pods(ListPodsRequest {
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!pods.next_page_token.is_empty());
+        let err = client
+            .list_nodes(ListNodesRequest {
+                page_size: 1,
+                page_token: pods.next_page_token,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "field `page_token`: token continues a listing of pods, not of nodes"
+        );
+    }
+
+    #[tokio::test]
+    async fn node_summaries_carry_a_pod_count_and_no_pods_in_the_watch_too() {
+        let c = small_cluster(&["a"]).await;
+        let mut client = cluster_client(c.grpc).await;
+        let mut watch = client
+            .watch_nodes(WatchNodesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let first = watch.message().await.unwrap().unwrap();
+        let node = first.node.unwrap();
+        assert_eq!((node.name.as_str(), node.pod_count), ("a", Some(3)));
+        assert!(node.latest.unwrap().pods.is_empty());
+        // Then the end of the initial listing.
+        let synced = watch.message().await.unwrap().unwrap();
+        assert_eq!(synced.kind, node_event::Kind::Synced as i32);
+        assert_eq!(synced.node, None);
+        // A new report reaches the watcher as a summary too.
+        report(c.grpc, vec!["a".into()], 5).await;
+        let update = tokio::time::timeout(Duration::from_secs(30), watch.message())
+            .await
+            .expect("an update")
+            .unwrap()
+            .unwrap();
+        let node = update.node.unwrap();
+        assert_eq!(node.pod_count, Some(5));
+        assert!(node.latest.unwrap().pods.is_empty());
+    }
+
+    /// `GET path` over HTTP/1.1 on loopback: the status and the JSON body.
+    async fn http_get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, serde_json::from_str(body).expect("a JSON body"))
+    }
+
+    #[tokio::test]
+    async fn rest_lists_page_with_limit_and_continue() {
+        let c = small_cluster(&["a", "b", "c"]).await;
+        let (status, first) = http_get(c.http, "/api/v1/nodes?limit=2").await;
+        assert_eq!(status, 200);
+        assert_eq!(first["count"], 2);
+        assert_eq!(first["nodes"][0]["name"], "a");
+        assert_eq!(first["nodes"][1]["name"], "b");
+        let token = first["metadata"]["continue"]
+            .as_str()
+            .expect("a continue token");
+        let (_, second) =
+            http_get(c.http, &format!("/api/v1/nodes?limit=2&continue={token}")).await;
+        assert_eq!(second["count"], 1);
+        assert_eq!(second["nodes"][0]["name"], "c");
+        assert_eq!(
+            second["metadata"],
+            serde_json::json!({}),
+            "no continue on the last page"
+        );
+        let (_, all) = http_get(c.http, "/api/v1/nodes").await;
+        assert_eq!(all["count"], 3, "no limit: the default page holds them all");
+
+        // Pods of one namespace (one per node: ns-0, ns-1, ns-2), two per page.
+        let mut names = Vec::new();
+        let mut path = "/api/v1/pods?namespace=ns-1&limit=2".to_owned();
+        loop {
+            let (status, page) = http_get(c.http, &path).await;
+            assert_eq!(status, 200, "{page}");
+            for p in page["pods"].as_array().unwrap() {
+                names.push(p["name"].as_str().unwrap().to_owned());
+            }
+            match page["metadata"]["continue"].as_str() {
+                Some(token) => {
+                    path = format!("/api/v1/pods?namespace=ns-1&limit=2&continue={token}")
+                }
+                None => break,
+            }
+        }
+        assert_eq!(names, ["a-pod-001", "b-pod-001", "c-pod-001"]);
+
+        let (status, err) = http_get(c.http, "/api/v1/pods?limit=many").await;
+        assert_eq!(status, 400);
+        assert_eq!(err["error"], "invalid limit");
+        assert!(
+            err["details"]
+                .as_str()
+                .unwrap()
+                .starts_with("parameter `limit`"),
+            "{err}"
+        );
+        let (status, err) = http_get(c.http, "/api/v1/nodes?continue=zz").await;
+        assert_eq!(status, 400);
+        assert_eq!(err["error"], "invalid continue");
+        assert!(
+            err["details"]
+                .as_str()
+                .unwrap()
+                .starts_with("parameter `continue`"),
+            "{err}"
+        );
+    }
+
+    /// Copies bytes between aistorctl and the coordinator, counting what the
+    /// coordinator sends back: the bytes a command transferred, framing included.
+    async fn counting_proxy(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(to).await.unwrap();
+                    if let Ok((_, down)) =
+                        tokio::io::copy_bidirectional(&mut client, &mut server).await
+                    {
+                        count.fetch_add(down as usize, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (addr, received)
+    }
+
+    /// The figures for the issue: `aistorctl nodes` and `aistorctl pods` at 5,000
+    /// busy nodes (110 pods × 3 containers). A program, not a test: run with
+    /// `cargo test --release -p aistor-coordinator --test aistorctl -- --ignored
+    /// --nocapture scale_figures`.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "prints figures; run in release"]
+    async fn scale_figures() {
+        let n: usize = std::env::var("AISTOR_SCALE_NODES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5000);
+        let c = coordinator().await;
+        let started = Instant::now();
+        report(c.grpc, (0..n).map(node_name).collect(), PODS_PER_NODE).await;
+        println!(
+            "{n} nodes x {PODS_PER_NODE} pods x {CONTAINERS_PER_POD} containers reported in {:.1?}",
+            started.elapsed()
+        );
+        for args in [
+            &["nodes"][..],
+            &["nodes", "-o", "json"][..],
+            &["pods"][..],
+            &["pods", "-o", "json"][..],
+        ] {
+            let (proxy, received) = counting_proxy(c.grpc).await;
+            let started = Instant::now();
+            let out = aistorctl_at(proxy, args).await;
+            let took = started.elapsed();
+            // Let the proxy see the connection close before reading its count.
+            let mut bytes = received.load(Ordering::SeqCst);
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                bytes = received.load(Ordering::SeqCst);
+                if bytes > 0 {
+                    break;
+                }
+            }
+            println!(
+                "aistorctl {:<16} {:>8.2?}  {:>7.1} MiB received  {:>7.1} MiB printed",
+                args.join(" "),
+                took,
+                bytes as f64 / f64::from(1 << 20),
+                out.len() as f64 / f64::from(1 << 20)
+            );
+        }
+    }
 }

@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// The coordinator address used when neither `--server` nor `AISTOR_SERVER` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
+/// Items per page `nodes`, `pods`, `gpus` and `top pods` ask for (as kubectl's
+/// `--chunk-size`).
+pub const DEFAULT_CHUNK_SIZE: u32 = 500;
+
 /// `aistorctl`: what aistor measures on every node, read from the coordinator.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -63,6 +67,17 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct NodesArgs {
+    /// Ask the coordinator for this many items per page (it caps pages at 5000
+    /// and keeps each under 16 MiB); every page is fetched and rendered as one
+    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
+    #[arg(
+        long,
+        env = "AISTOR_CHUNK_SIZE",
+        default_value_t = DEFAULT_CHUNK_SIZE,
+        value_name = "N"
+    )]
+    pub chunk_size: u32,
+
     /// Output format.
     #[arg(
         short,
@@ -85,6 +100,17 @@ pub struct PodsArgs {
     #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
     pub sort: Option<PodSort>,
 
+    /// Ask the coordinator for this many items per page (it caps pages at 5000
+    /// and keeps each under 16 MiB); every page is fetched and rendered as one
+    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
+    #[arg(
+        long,
+        env = "AISTOR_CHUNK_SIZE",
+        default_value_t = DEFAULT_CHUNK_SIZE,
+        value_name = "N"
+    )]
+    pub chunk_size: u32,
+
     /// Output format.
     #[arg(
         short,
@@ -102,6 +128,17 @@ pub struct GpusArgs {
     /// Only GPUs of this node.
     #[arg(long, env = "AISTOR_NODE", value_name = "NODE")]
     pub node: Option<String>,
+
+    /// Ask the coordinator for this many items per page (it caps pages at 5000
+    /// and keeps each under 16 MiB); every page is fetched and rendered as one
+    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
+    #[arg(
+        long,
+        env = "AISTOR_CHUNK_SIZE",
+        default_value_t = DEFAULT_CHUNK_SIZE,
+        value_name = "N"
+    )]
+    pub chunk_size: u32,
 
     /// Output format.
     #[arg(
@@ -181,6 +218,17 @@ pub struct TopPodsArgs {
     /// pods are sorted by namespace, then name.
     #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
     pub sort: Option<PodSort>,
+
+    /// Ask the coordinator for this many items per page (it caps pages at 5000
+    /// and keeps each under 16 MiB); every page is fetched and rendered as one
+    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
+    #[arg(
+        long,
+        env = "AISTOR_CHUNK_SIZE",
+        default_value_t = DEFAULT_CHUNK_SIZE,
+        value_name = "N"
+    )]
+    pub chunk_size: u32,
 
     /// Ask the coordinator for the pods once per this long (e.g. `500ms`, `2s`,
     /// `1m`); every answer is drawn.

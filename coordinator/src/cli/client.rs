@@ -16,6 +16,14 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// watch streams).
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The largest response aistorctl reads. The coordinator sends at most 16 MiB
+/// (`grpc::cluster::MAX_RESPONSE_BYTES`); the headroom is for coordinators
+/// configured otherwise. tonic's default, 4 MiB, is what broke `aistorctl nodes`
+/// at a dozen busy nodes before ListNodes returned summaries.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// The largest request aistorctl sends (a few names and a page token).
+pub(crate) const MAX_REQUEST_BYTES: usize = 1 << 20;
+
 /// `host:port` means `http://host:port`: people type addresses without a scheme.
 pub(crate) fn normalise(server: &str) -> String {
     if server.contains("://") {
@@ -41,42 +49,95 @@ pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, 
             // tonic's own text is just "transport error"; the cause says what failed.
             cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
         })?;
-    Ok(ClusterServiceClient::new(channel))
+    Ok(ClusterServiceClient::new(channel)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES))
 }
 
-/// `ListNodes` under [`CALL_TIMEOUT`]: every node the coordinator knows.
+/// Follows page tokens from `first` until a page comes without one, collecting
+/// every page's items. `call` makes one request for a token. A coordinator that
+/// hands back a token it was just given would loop forever; that is an error.
+async fn all_pages<T, F, Fut>(
+    url: &str,
+    name: &'static str,
+    mut call: F,
+) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = call(token.clone())
+            .await
+            .map_err(|s| CliError::from_status(url, name, &s))?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        if next == token {
+            return Err(CliError::Rpc {
+                url: url.to_owned(),
+                call: name,
+                code: tonic::Code::Internal,
+                message: "the coordinator returned the page token it was given; stopping \
+                          instead of asking for the same page forever"
+                    .to_owned(),
+            });
+        }
+        token = next;
+    }
+}
+
+/// Every node summary, `ListNodes` page by page (`chunk_size` per page; 0: the
+/// coordinator's default), each call under [`CALL_TIMEOUT`].
 pub(crate) async fn list_nodes(
     client: &mut ClusterServiceClient<Channel>,
     url: &str,
+    chunk_size: u32,
 ) -> Result<Vec<NodeStatus>, CliError> {
-    let mut request = tonic::Request::new(ListNodesRequest {});
-    request.set_timeout(CALL_TIMEOUT);
-    Ok(client
-        .list_nodes(request)
-        .await
-        .map_err(|s| CliError::from_status(url, "ListNodes", &s))?
-        .into_inner()
-        .nodes)
+    all_pages(url, "ListNodes", |page_token| {
+        let mut client = client.clone();
+        async move {
+            let mut request = tonic::Request::new(ListNodesRequest {
+                page_size: chunk_size,
+                page_token,
+            });
+            request.set_timeout(CALL_TIMEOUT);
+            let r = client.list_nodes(request).await?.into_inner();
+            Ok((r.nodes, r.next_page_token))
+        }
+    })
+    .await
 }
 
-/// `ListPods` under [`CALL_TIMEOUT`]; the coordinator applies `filter`.
+/// Every pod `filter` selects (the coordinator applies it), `ListPods` page by
+/// page (`chunk_size` per page; 0: the coordinator's default), each call under
+/// [`CALL_TIMEOUT`].
 pub(crate) async fn list_pods(
     client: &mut ClusterServiceClient<Channel>,
     url: &str,
     filter: &PodFilter,
+    chunk_size: u32,
 ) -> Result<Vec<PodStatus>, CliError> {
-    let mut request = tonic::Request::new(ListPodsRequest {
-        // Empty asks for every node / namespace.
-        node: filter.node.clone().unwrap_or_default(),
-        namespace: filter.namespace.clone().unwrap_or_default(),
-    });
-    request.set_timeout(CALL_TIMEOUT);
-    Ok(client
-        .list_pods(request)
-        .await
-        .map_err(|s| CliError::from_status(url, "ListPods", &s))?
-        .into_inner()
-        .pods)
+    all_pages(url, "ListPods", |page_token| {
+        let mut client = client.clone();
+        let request = ListPodsRequest {
+            // Empty asks for every node / namespace.
+            node: filter.node.clone().unwrap_or_default(),
+            namespace: filter.namespace.clone().unwrap_or_default(),
+            page_size: chunk_size,
+            page_token,
+        };
+        async move {
+            let mut request = tonic::Request::new(request);
+            request.set_timeout(CALL_TIMEOUT);
+            let r = client.list_pods(request).await?.into_inner();
+            Ok((r.pods, r.next_page_token))
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -41,11 +41,17 @@ impl CliError {
                 cause: status.message().to_owned(),
             };
         }
+        let mut message = status.message().to_owned();
+        if status.code() == tonic::Code::OutOfRange && message.contains("message length too large")
+        {
+            // tonic's own text names the limit but not what to do about it.
+            message.push_str("; ask for smaller pages with --chunk-size");
+        }
         Self::Rpc {
             url: url.to_owned(),
             call,
             code: status.code(),
-            message: status.message().to_owned(),
+            message,
         }
     }
 }

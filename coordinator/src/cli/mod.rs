@@ -8,7 +8,8 @@
 //! [`render_gpus`] need none).
 //!
 //! - `args`: the clap command line ([`Cli`]).
-//! - `client`: dialling the coordinator.
+//! - `client`: dialling the coordinator (message limits set on purpose) and
+//!   fetching lists page by page (`--chunk-size`).
 //! - `summary`: the node, GPU and pod values a table shows, absent ones as `None`.
 //! - `units`: humanising CPU, bytes, throughput and ages.
 //! - `table`: kubectl-style aligned columns.
@@ -29,8 +30,8 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use args::{
-    Cli, Command, DEFAULT_SERVER, Format, GpusArgs, NodesArgs, PodFilter, PodSort, PodsArgs,
-    TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
+    Cli, Command, DEFAULT_CHUNK_SIZE, DEFAULT_SERVER, Format, GpusArgs, NodesArgs, PodFilter,
+    PodSort, PodsArgs, TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
 };
 pub use error::CliError;
 pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_pods};
@@ -39,7 +40,7 @@ pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_p
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let url = client::normalise(&cli.server);
     match cli.command {
-        Command::Nodes(args) => nodes(&url, args.output, out).await,
+        Command::Nodes(args) => nodes(&url, &args, out).await,
         Command::Pods(args) => pods(&url, &args, out).await,
         Command::Gpus(args) => gpus(&url, &args, out).await,
         Command::Top(TopCommand::Nodes(args)) => {
@@ -56,7 +57,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
 
 async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let nodes = client::list_nodes(&mut client, url).await?;
+    let nodes = client::list_nodes(&mut client, url, args.chunk_size).await?;
     let text = render_gpus(&nodes, args.output, args.node.as_deref())?;
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -65,17 +66,17 @@ async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Resu
 
 async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let pods = client::list_pods(&mut client, url, &args.filter).await?;
+    let pods = client::list_pods(&mut client, url, &args.filter, args.chunk_size).await?;
     let text = render_pods(&pods, args.output, args.sort, &args.filter)?;
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
 }
 
-async fn nodes(url: &str, format: Format, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+async fn nodes(url: &str, args: &NodesArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let nodes = client::list_nodes(&mut client, url).await?;
-    let text = render_nodes(&nodes, format, now_unix_nanos())?;
+    let nodes = client::list_nodes(&mut client, url, args.chunk_size).await?;
+    let text = render_nodes(&nodes, args.output, now_unix_nanos())?;
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())

@@ -66,7 +66,12 @@ impl<'a> NodeSummary<'a> {
                 .and_then(|n| CgroupMode::try_from(n.cgroup_mode).ok())
                 .filter(|m| *m != CgroupMode::Unspecified),
             logical_cpus: identity.map(|n| n.logical_cpus).filter(|v| *v > 0),
-            pods: report.and_then(pod_count),
+            // The coordinator counts the pods of a summary (which does not carry
+            // them); a status with its pods (GetNode, an older coordinator) is counted here.
+            pods: status
+                .pod_count
+                .map(|n| n as usize)
+                .or_else(|| report.and_then(pod_count)),
             gpus: report.and_then(gpu_count),
             psi_cpu_some_avg10_percent: usage
                 .and_then(|u| u.pressure.as_ref())

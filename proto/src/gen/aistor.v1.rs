@@ -1293,18 +1293,33 @@ pub struct NodeStatus {
     /// Replayed or repeated reports that were recognised and not applied twice.
     #[prost(uint64, tag = "5")]
     pub duplicates_dropped_total: u64,
-    /// The newest report (highest seq of the newest agent instance).
+    /// The newest report (highest seq of the newest agent instance). In a node
+    /// summary (ListNodes, WatchNodes) without its pods; see ClusterService.
     #[prost(message, optional, tag = "6")]
     pub latest: ::core::option::Option<NodeReport>,
+    /// Pods in the latest report; absent when the agent could not look.
+    #[prost(uint32, optional, tag = "7")]
+    pub pod_count: ::core::option::Option<u32>,
 }
 #[derive(serde::Serialize)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct ListNodesRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListNodesRequest {
+    /// 0: the default (500); at most 5000.
+    #[prost(uint32, tag = "1")]
+    pub page_size: u32,
+    /// `next_page_token` of the previous page; empty for the first page.
+    #[prost(string, tag = "2")]
+    pub page_token: ::prost::alloc::string::String,
+}
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListNodesResponse {
+    /// Node summaries, ordered by name.
     #[prost(message, repeated, tag = "1")]
     pub nodes: ::prost::alloc::vec::Vec<NodeStatus>,
+    /// Empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1345,6 +1360,10 @@ pub mod node_event {
         Existing = 1,
         /// A new report, or a state change (ready \<-> stale).
         Updated = 2,
+        /// Sent once, after the last KIND_EXISTING: the initial listing is complete
+        /// (`node` is unset). Like Kubernetes' initial-events-end bookmark, it lets a
+        /// client draw the whole cluster without guessing when the listing ended.
+        Synced = 3,
     }
     impl Kind {
         /// String value of the enum field names used in the ProtoBuf definition.
@@ -1356,6 +1375,7 @@ pub mod node_event {
                 Self::Unspecified => "KIND_UNSPECIFIED",
                 Self::Existing => "KIND_EXISTING",
                 Self::Updated => "KIND_UPDATED",
+                Self::Synced => "KIND_SYNCED",
             }
         }
         /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1364,6 +1384,7 @@ pub mod node_event {
                 "KIND_UNSPECIFIED" => Some(Self::Unspecified),
                 "KIND_EXISTING" => Some(Self::Existing),
                 "KIND_UPDATED" => Some(Self::Updated),
+                "KIND_SYNCED" => Some(Self::Synced),
                 _ => None,
             }
         }
@@ -1377,6 +1398,13 @@ pub struct ListPodsRequest {
     pub node: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub namespace: ::prost::alloc::string::String,
+    /// 0: the default (1000); at most 5000.
+    #[prost(uint32, tag = "3")]
+    pub page_size: u32,
+    /// `next_page_token` of the previous page (asked with the same filters); empty
+    /// for the first page.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1395,8 +1423,12 @@ pub struct PodStatus {
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListPodsResponse {
+    /// Ordered by node, namespace, name, uid, cgroup path.
     #[prost(message, repeated, tag = "1")]
     pub pods: ::prost::alloc::vec::Vec<PodStatus>,
+    /// Empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1516,6 +1548,24 @@ pub mod cluster_service_client {
     use tonic::codegen::*;
     use tonic::codegen::http::Uri;
     /// The live cluster view, for people and tools.
+    ///
+    /// Node summaries: ListNodes and WatchNodes return each node's latest report
+    /// without its pods (`pod_count` says how many it had), so a node costs a few KiB
+    /// however busy it is. The only pods kept are those a GPU process of the report
+    /// is attributed to, so GPU views can name them. GetNode returns one node with
+    /// all its pods; ListPods pages through the pods of every node.
+    ///
+    /// Paging (ListNodes, ListPods), as Kubernetes' `limit`/`continue`: a page holds
+    /// at most `page_size` items (0 means the default, 500 nodes or 1000 pods; more
+    /// than 5000 is treated as 5000) and fewer when the page would pass the server's
+    /// response size limit (16 MiB). Items are ordered by key: a node's name; a pod's
+    /// node, namespace, name, uid and cgroup path. `next_page_token` is empty on the
+    /// last page; otherwise pass it as `page_token` with the same filters to get the
+    /// next page. A token is opaque (it encodes the last key sent); the next page
+    /// continues after that key in the listing as it is then, without a snapshot, so
+    /// nodes that come or go between pages are seen or not but nothing is listed
+    /// twice. A malformed token is INVALID_ARGUMENT naming `page_token`. A single
+    /// item over the response limit is RESOURCE_EXHAUSTED naming the limit.
     #[derive(Debug, Clone)]
     pub struct ClusterServiceClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -1609,7 +1659,8 @@ pub mod cluster_service_client {
                 .insert(GrpcMethod::new("aistor.v1.ClusterService", "ListNodes"));
             self.inner.unary(req, path, codec).await
         }
-        /// NOT_FOUND when no agent on that node has reported.
+        /// The node with all its pods. NOT_FOUND when no agent on that node has
+        /// reported.
         pub async fn get_node(
             &mut self,
             request: impl tonic::IntoRequest<super::GetNodeRequest>,
@@ -1631,7 +1682,7 @@ pub mod cluster_service_client {
                 .insert(GrpcMethod::new("aistor.v1.ClusterService", "GetNode"));
             self.inner.unary(req, path, codec).await
         }
-        /// The current state of every node, then every change as it happens.
+        /// The summary of every node, then every change as it happens (summaries too).
         pub async fn watch_nodes(
             &mut self,
             request: impl tonic::IntoRequest<super::WatchNodesRequest>,
@@ -1656,7 +1707,7 @@ pub mod cluster_service_client {
                 .insert(GrpcMethod::new("aistor.v1.ClusterService", "WatchNodes"));
             self.inner.server_streaming(req, path, codec).await
         }
-        /// Pods on ready and stale nodes, from each node's latest report.
+        /// Pods on ready and stale nodes, from each node's latest report; paged.
         pub async fn list_pods(
             &mut self,
             request: impl tonic::IntoRequest<super::ListPodsRequest>,
@@ -1747,7 +1798,8 @@ pub mod cluster_service_server {
             tonic::Response<super::ListNodesResponse>,
             tonic::Status,
         >;
-        /// NOT_FOUND when no agent on that node has reported.
+        /// The node with all its pods. NOT_FOUND when no agent on that node has
+        /// reported.
         async fn get_node(
             &self,
             request: tonic::Request<super::GetNodeRequest>,
@@ -1758,12 +1810,12 @@ pub mod cluster_service_server {
             >
             + std::marker::Send
             + 'static;
-        /// The current state of every node, then every change as it happens.
+        /// The summary of every node, then every change as it happens (summaries too).
         async fn watch_nodes(
             &self,
             request: tonic::Request<super::WatchNodesRequest>,
         ) -> std::result::Result<tonic::Response<Self::WatchNodesStream>, tonic::Status>;
-        /// Pods on ready and stale nodes, from each node's latest report.
+        /// Pods on ready and stale nodes, from each node's latest report; paged.
         async fn list_pods(
             &self,
             request: tonic::Request<super::ListPodsRequest>,
@@ -1783,6 +1835,24 @@ pub mod cluster_service_server {
         ) -> std::result::Result<tonic::Response<super::Measurement>, tonic::Status>;
     }
     /// The live cluster view, for people and tools.
+    ///
+    /// Node summaries: ListNodes and WatchNodes return each node's latest report
+    /// without its pods (`pod_count` says how many it had), so a node costs a few KiB
+    /// however busy it is. The only pods kept are those a GPU process of the report
+    /// is attributed to, so GPU views can name them. GetNode returns one node with
+    /// all its pods; ListPods pages through the pods of every node.
+    ///
+    /// Paging (ListNodes, ListPods), as Kubernetes' `limit`/`continue`: a page holds
+    /// at most `page_size` items (0 means the default, 500 nodes or 1000 pods; more
+    /// than 5000 is treated as 5000) and fewer when the page would pass the server's
+    /// response size limit (16 MiB). Items are ordered by key: a node's name; a pod's
+    /// node, namespace, name, uid and cgroup path. `next_page_token` is empty on the
+    /// last page; otherwise pass it as `page_token` with the same filters to get the
+    /// next page. A token is opaque (it encodes the last key sent); the next page
+    /// continues after that key in the listing as it is then, without a snapshot, so
+    /// nodes that come or go between pages are seen or not but nothing is listed
+    /// twice. A malformed token is INVALID_ARGUMENT naming `page_token`. A single
+    /// item over the response limit is RESOURCE_EXHAUSTED naming the limit.
     #[derive(Debug)]
     pub struct ClusterServiceServer<T> {
         inner: Arc<T>,

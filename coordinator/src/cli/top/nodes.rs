@@ -207,6 +207,8 @@ pub(super) async fn watch(
                                 let at = (now + SETTLE).min(since + MAX_SETTLE);
                                 owed = Some(owed.map_or(at, |o| o.max(at)));
                             }
+                            // The listing is complete (KIND_SYNCED from a coordinator that
+                            // marks it; an update from one that does not): draw now.
                             _ => {
                                 listing_since = None;
                                 owe_by(&mut owed, now);

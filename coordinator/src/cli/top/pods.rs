@@ -1,5 +1,5 @@
 //! `aistorctl top pods`: a live pod table. There is no pod watch stream, so
-//! `ClusterService.ListPods` is polled: once per `--interval` (measured from the
+//! `ClusterService.ListPods` is polled (every page, `--chunk-size` pods each): once per `--interval` (measured from the
 //! start of one call to the start of the next), and every answer is drawn. When a
 //! call fails, the last table stays on screen under an error line and the call is
 //! retried after a backoff (0.5s doubling to 5s) instead of the interval; the
@@ -61,6 +61,7 @@ async fn poll_at(
     url: &str,
     connection: &mut Option<ClusterServiceClient<Channel>>,
     filter: &PodFilter,
+    chunk_size: u32,
 ) -> (Instant, Result<Vec<PodStatus>, CliError>) {
     tokio::time::sleep_until(at).await;
     let started = Instant::now();
@@ -69,7 +70,7 @@ async fn poll_at(
             Some(c) => c,
             None => connection.insert(client::connect(url).await?),
         };
-        client::list_pods(c, url, filter).await
+        client::list_pods(c, url, filter, chunk_size).await
     }
     .await;
     (started, result)
@@ -94,7 +95,7 @@ pub(crate) async fn run(
         let (started, result) = tokio::select! {
             biased;
             () = &mut interrupted => return Ok(()),
-            polled = poll_at(next_poll, url, &mut connection, &args.filter) => polled,
+            polled = poll_at(next_poll, url, &mut connection, &args.filter, args.chunk_size) => polled,
         };
         match result {
             Ok(pods) => {
