@@ -184,10 +184,23 @@ impl Coordinator {
         let grpc = format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?);
         let http = format!("127.0.0.1:{}", free_port().map_err(|e| e.to_string())?);
         let log = std::env::temp_dir().join(format!("aistor-ingest-bench-{tag}.log"));
+        // A fresh store per run (the bench measures ingest, not old state).
+        let data =
+            std::env::temp_dir().join(format!("aistor-ingest-bench-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&data);
+        let data = data.to_string_lossy().into_owned();
         let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(env!("CARGO_BIN_EXE_aistor-coordinator"))
-            .args(["run", "--grpc-addr", &grpc, "--http-addr", &http])
+            .args([
+                "run",
+                "--grpc-addr",
+                &grpc,
+                "--http-addr",
+                &http,
+                "--data-dir",
+                &data,
+            ])
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -2,6 +2,8 @@
 //! measurements, ingest), serves gRPC and REST, and supervises the essential tasks.
 
 use crate::config::Config;
+use crate::k8s::ClusterConfig;
+use crate::role::Role;
 use crate::directives::Directives;
 use crate::grpc;
 use crate::ingest::Ingest;
@@ -30,6 +32,8 @@ pub enum Error {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(transparent)]
     TaskEnded(#[from] TaskEnded),
+    #[error("Kubernetes: {0}")]
+    Kubernetes(#[from] crate::k8s::Error),
     #[error("the store in {dir}: {source}")]
     Store {
         dir: std::path::PathBuf,
@@ -133,6 +137,60 @@ pub async fn run(
         .build_v1()?;
 
     let mut tasks = Supervisor::new();
+    // Standalone, or the Kubernetes shell: reflectors and the leader election are
+    // essential tasks like the servers.
+    let (role, shell) = match &config.cluster {
+        ClusterConfig::Standalone => (Role::standalone(), None),
+        ClusterConfig::Kubernetes(k8s) => {
+            let mut stop = drain.clone();
+            let (shell, shell_tasks) =
+                crate::k8s::start(k8s, async move { stop.signaled().await }).await?;
+            for task in shell_tasks {
+                let future = task.future;
+                tasks.spawn(task.name, async move {
+                    future.await;
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            }
+            (
+                Role::kubernetes(shell.cluster.mode.clone(), &shell.leadership),
+                Some(shell),
+            )
+        }
+    };
+    tracing::info!(mode = %role.mode(), "aistor-coordinator role");
+    // Readiness follows leadership: the Service sends agents to the leader only.
+    tasks.spawn("readiness", {
+        let health = health.clone();
+        let mut leadership = role.leadership();
+        let mut drain = drain.clone();
+        async move {
+            loop {
+                let leader = *leadership.borrow_and_update();
+                let status = if leader {
+                    tonic_health::ServingStatus::Serving
+                } else {
+                    tonic_health::ServingStatus::NotServing
+                };
+                health.set_service_status("", status).await;
+                if leader {
+                    health.set_serving::<grpc::agent::AgentServer>().await;
+                } else {
+                    health.set_not_serving::<grpc::agent::AgentServer>().await;
+                }
+                tokio::select! {
+                    changed = leadership.changed() => if changed.is_err() {
+                        // The election ended (shutdown): nothing changes any more.
+                        drain.signaled().await;
+                        return Ok::<(), std::convert::Infallible>(());
+                    },
+                    () = drain.signaled() => return Ok(()),
+                }
+            }
+        }
+    });
+    // Kept for the decision loops (issues to come): cache, leadership, actuator.
+    let _shell = shell;
     tasks.spawn(
         "grpc-server",
         tonic::transport::Server::builder()
@@ -146,6 +204,7 @@ pub async fn run(
             .add_service(grpc::cluster::cluster_server(
                 view.clone(),
                 measurements.clone(),
+                role.mode().name(),
                 drain.clone(),
             ))
             .serve_with_incoming_shutdown(
@@ -167,7 +226,12 @@ pub async fn run(
         "http-server",
         axum::serve(
             http_listener,
-            rest::router(view.clone(), measurements.clone(), Arc::new(registry)),
+            rest::router(
+                view.clone(),
+                measurements.clone(),
+                role.clone(),
+                Arc::new(registry),
+            ),
         )
         .with_graceful_shutdown({
             let mut drain = drain.clone();

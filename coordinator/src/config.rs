@@ -17,6 +17,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Where the standalone store keeps its database.
     pub data_dir: std::path::PathBuf,
+    /// Standalone, or the Kubernetes cluster to act on.
+    pub cluster: crate::k8s::ClusterConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -78,6 +80,8 @@ pub struct RunArgs {
         default_value = ".aistor/coordinator"
     )]
     pub data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub kubernetes: crate::k8s::Args,
     /// Longest drain after SIGTERM.
     #[arg(long, env = "AISTOR_COORDINATOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -98,13 +102,16 @@ impl Config {
             limits: aistor_core::validate::Limits::default(),
             shutdown_grace: Duration::from_secs(10),
             data_dir,
+            cluster: crate::k8s::ClusterConfig::Standalone,
         }
     }
 }
 
 impl RunArgs {
-    pub fn into_config(self) -> Config {
-        Config {
+    /// The plain configuration; an inconsistent Kubernetes setting is an error
+    /// naming it.
+    pub fn into_config(self) -> Result<Config, crate::k8s::config::ConfigError> {
+        Ok(Config {
             grpc_addr: self.grpc_addr,
             http_addr: self.http_addr,
             view: aistor_core::ViewConfig {
@@ -116,7 +123,8 @@ impl RunArgs {
             limits: aistor_core::validate::Limits::default(),
             shutdown_grace: self.shutdown_grace,
             data_dir: self.data_dir,
-        }
+            cluster: self.kubernetes.into_config()?,
+        })
     }
 }
 
@@ -131,11 +139,16 @@ mod tests {
     #[test]
     fn defaults() {
         let Command::Run(run) = parse(&["run"]).unwrap().command;
-        let c = run.into_config();
+        let c = run.into_config().unwrap();
         assert_eq!(c.grpc_addr, "0.0.0.0:50051".parse().unwrap());
         assert_eq!(c.http_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.view.window, Duration::from_secs(300));
+        assert_eq!(c.view.pod_window, Duration::from_secs(30));
         assert_eq!(c.view.stale_after_intervals, 3);
+        assert_eq!(c.data_dir, std::path::Path::new(".aistor/coordinator"));
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+            assert_eq!(c.cluster, crate::k8s::ClusterConfig::Standalone);
+        }
     }
 
     #[test]

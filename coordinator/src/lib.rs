@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod paging;
 pub mod process;
 pub mod rest;
+pub mod role;
 pub mod store;
 pub mod view;
 pub mod wire;

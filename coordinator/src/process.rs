@@ -92,16 +92,16 @@ impl Drain {
 /// when one ends or panics before shutdown, the supervisor says which and why,
 /// drains the others, and the process exits non-zero.
 pub struct Supervisor {
-    tasks: tokio::task::JoinSet<(&'static str, Result<(), String>)>,
+    tasks: tokio::task::JoinSet<(String, Result<(), String>)>,
     // A panicked task's JoinError carries only its id.
-    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+    names: std::collections::HashMap<tokio::task::Id, String>,
 }
 
 /// An essential task that ended before shutdown.
 #[derive(Debug, thiserror::Error)]
 #[error("essential task {task:?} ended: {cause}")]
 pub struct TaskEnded {
-    pub task: &'static str,
+    pub task: String,
     pub cause: String,
 }
 
@@ -122,12 +122,14 @@ impl Supervisor {
     /// Spawns an essential task; its error becomes the process's.
     pub fn spawn<E: std::fmt::Display>(
         &mut self,
-        name: &'static str,
+        name: impl Into<String>,
         task: impl Future<Output = Result<(), E>> + Send + 'static,
     ) {
+        let name = name.into();
+        let label = name.clone();
         let handle = self
             .tasks
-            .spawn(async move { (name, task.await.map_err(|e| e.to_string())) });
+            .spawn(async move { (label, task.await.map_err(|e| e.to_string())) });
         self.names.insert(handle.id(), name);
     }
 
@@ -151,12 +153,12 @@ impl Supervisor {
                         Ok((task, Ok(()))) => Some(TaskEnded { task, cause: "it returned before shutdown".into() }),
                         Ok((task, Err(e))) => Some(TaskEnded { task, cause: e }),
                         Err(e) => Some(TaskEnded {
-                            task: self.names.get(&e.id()).copied().unwrap_or("unnamed"),
+                            task: self.names.get(&e.id()).cloned().unwrap_or_else(|| "unnamed".into()),
                             cause: panic_text(e),
                         }),
                     };
                     if let Some(ended) = ended {
-                        tracing::error!(task = ended.task, cause = %ended.cause, "an essential task ended; shutting down");
+                        tracing::error!(task = %ended.task, cause = %ended.cause, "an essential task ended; shutting down");
                         first_failure.get_or_insert(ended);
                         trigger.drain();
                         break;
@@ -168,7 +170,7 @@ impl Supervisor {
         if tokio::time::timeout(grace, async {
             while let Some(joined) = self.tasks.join_next().await {
                 if let Ok((task, Err(e))) = joined {
-                    tracing::warn!(task, error = %e, "task failed while draining");
+                    tracing::warn!(%task, error = %e, "task failed while draining");
                 }
             }
         })

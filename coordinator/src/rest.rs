@@ -4,6 +4,7 @@
 
 use crate::measurements::Measurements;
 use crate::paging::{self, Listing};
+use crate::role::Role;
 use crate::view::{LiveView, StoredHead};
 use aistor_core::{NodeEntry, NodeState};
 use aistor_proto::v1 as pb;
@@ -22,12 +23,19 @@ use std::time::{Duration, UNIX_EPOCH};
 struct RestState {
     view: LiveView,
     measurements: Measurements,
+    role: Role,
     registry: Arc<Registry>,
 }
 
-pub fn router(view: LiveView, measurements: Measurements, registry: Arc<Registry>) -> Router {
+pub fn router(
+    view: LiveView,
+    measurements: Measurements,
+    role: Role,
+    registry: Arc<Registry>,
+) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
         .route("/api/v1/pods", get(list_pods))
@@ -42,6 +50,7 @@ pub fn router(view: LiveView, measurements: Measurements, registry: Arc<Registry
         .with_state(RestState {
             view,
             measurements,
+            role,
             registry,
         })
 }
@@ -92,12 +101,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn health() -> impl IntoResponse {
+async fn health(State(s): State<RestState>) -> impl IntoResponse {
     Json(serde_json::json!({
         "status": "healthy",
         "service": "aistor-coordinator",
         "version": env!("CARGO_PKG_VERSION"),
+        "mode": s.role.mode().name(),
+        "cluster": s.role.mode().to_string(),
+        "leader": s.role.is_leader(),
     }))
+}
+
+/// 200 while this coordinator leads (only the leader takes agents and acts), 503
+/// otherwise, so a Service's endpoints follow the leader.
+async fn ready(State(s): State<RestState>) -> Response {
+    let leader = s.role.is_leader();
+    let status = if leader {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": leader, "leader": leader });
+    (status, Json(body)).into_response()
 }
 
 /// One node in the list: the figures people compare across nodes. Absent figures

@@ -298,5 +298,7 @@ fn node_status(n: &NodeEntry<StoredHead>, with_pods: bool) -> pb::NodeStatus {
         reports_received_total: n.reports_received_total(),
         duplicates_dropped_total: n.duplicates_dropped_total(),
         latest: Some(convert::node_report(n.latest(), pods)),
+        // Stamped by the API that answers (the view does not know how it runs).
+        coordinator_mode: String::new(),
     }
 }

@@ -56,6 +56,7 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
         // A summary, as ListNodes sends it: three pods counted, only the one a GPU
         // process belongs to still in the report.
         pod_count: Some(3),
+        coordinator_mode: "kubernetes".to_owned(),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "gpu-node-1".to_owned(),
@@ -202,6 +203,8 @@ fn stale_node() -> NodeStatus {
         reports_received_total: 1,
         duplicates_dropped_total: 0,
         pod_count: Some(0),
+        // An older coordinator does not say how it runs.
+        coordinator_mode: String::new(),
         latest: Some(NodeReport {
             node: Some(NodeIdentity {
                 name: "cpu-node-2".to_owned(),
@@ -676,7 +679,8 @@ async fn nodes_wide_adds_identity_and_counts() {
             "PODS",
             "GPUS",
             "PSI CPU",
-            "AGENT"
+            "AGENT",
+            "COORDINATOR"
         ]
     );
     assert_eq!(
@@ -697,7 +701,8 @@ async fn nodes_wide_adds_identity_and_counts() {
             "0",
             UNKNOWN,
             UNKNOWN,
-            "0.1.0"
+            "0.1.0",
+            UNKNOWN
         ]
     );
     assert_eq!(
@@ -718,7 +723,8 @@ async fn nodes_wide_adds_identity_and_counts() {
             "3",
             "2",
             "1.5%",
-            "0.1.0"
+            "0.1.0",
+            "kubernetes"
         ]
     );
     assert_aligned(&out);
@@ -1962,6 +1968,11 @@ mod scale {
                 .iter()
                 .all(|r| r[pods_col] == PODS_PER_NODE.to_string()),
             "pod counts come from the summaries"
+        );
+        let mode_col = header.iter().position(|h| *h == "COORDINATOR").unwrap();
+        assert!(
+            rows(&table).iter().all(|r| r[mode_col] == "standalone"),
+            "a coordinator without Kubernetes says so"
         );
         let json = aistorctl_at(c.grpc, &["nodes", "-o", "json", "--chunk-size", "77"]).await;
         let doc: serde_json::Value = serde_json::from_str(&json).expect("one JSON document");

@@ -7,8 +7,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     aistor_coordinator::process::init_logs(cli.log_format);
     let Command::Run(args) = cli.command;
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match aistor_coordinator::run(
-        args.into_config(),
+        config,
         aistor_coordinator::process::termination(),
         None,
     )

@@ -31,8 +31,15 @@ const TABLE_HEADER: [&str; 9] = [
     "AGE",
 ];
 
-const WIDE_EXTRA_HEADER: [&str; 7] = [
-    "KERNEL", "CGROUP", "CPUS", "PODS", "GPUS", "PSI CPU", "AGENT",
+const WIDE_EXTRA_HEADER: [&str; 8] = [
+    "KERNEL",
+    "CGROUP",
+    "CPUS",
+    "PODS",
+    "GPUS",
+    "PSI CPU",
+    "AGENT",
+    "COORDINATOR",
 ];
 
 const POD_TABLE_HEADER: [&str; 9] = [
@@ -178,6 +185,7 @@ pub(crate) fn table(nodes: &[&NodeStatus], wide: bool, now_unix_nanos: u64) -> S
                 text(s.gpus),
                 text(s.psi_cpu_some_avg10_percent.map(|p| format!("{p:.1}%"))),
                 text(s.agent_version),
+                text(s.coordinator_mode),
             ]);
         }
         t.push(row);
@@ -646,7 +654,16 @@ mod tests {
         assert_eq!(&r[0][9..], WIDE_EXTRA_HEADER);
         assert_eq!(
             &r[1][9..],
-            ["6.8.0-45-generic", "v2", "4", "0", UNKNOWN, "2.3%", "0.1.0"]
+            [
+                "6.8.0-45-generic",
+                "v2",
+                "4",
+                "0",
+                UNKNOWN,
+                "2.3%",
+                "0.1.0",
+                UNKNOWN
+            ]
         );
     }
 

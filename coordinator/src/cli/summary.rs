@@ -27,6 +27,8 @@ pub(crate) struct NodeSummary<'a> {
     pub(crate) gpus: Option<usize>,
     pub(crate) psi_cpu_some_avg10_percent: Option<f64>,
     pub(crate) agent_version: Option<&'a str>,
+    /// How the answering coordinator runs (`standalone` or `kubernetes`).
+    pub(crate) coordinator_mode: Option<&'a str>,
 }
 
 impl<'a> NodeSummary<'a> {
@@ -82,6 +84,7 @@ impl<'a> NodeSummary<'a> {
             agent_version: identity
                 .map(|n| n.agent_version.as_str())
                 .filter(|v| !v.is_empty()),
+            coordinator_mode: Some(status.coordinator_mode.as_str()).filter(|v| !v.is_empty()),
         }
     }
 
@@ -375,6 +378,7 @@ mod tests {
                 gpus: None,
                 psi_cpu_some_avg10_percent: None,
                 agent_version: None,
+                coordinator_mode: None,
             }
         );
     }

@@ -35,9 +35,10 @@ pub const PAGE_BUDGET: usize = MAX_RESPONSE_BYTES - PAGE_MARGIN;
 pub fn cluster_server(
     view: LiveView,
     measurements: Measurements,
+    mode: &'static str,
     drain: Drain,
 ) -> ClusterServiceServer<Cluster> {
-    ClusterServiceServer::new(Cluster::new(view, measurements, drain))
+    ClusterServiceServer::new(Cluster::new(view, measurements, mode, drain))
         .max_encoding_message_size(MAX_RESPONSE_BYTES)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
@@ -45,14 +46,27 @@ pub fn cluster_server(
 pub struct Cluster {
     view: LiveView,
     measurements: Measurements,
+    /// `standalone` or `kubernetes`, stamped on every node the service answers with.
+    mode: &'static str,
     drain: Drain,
 }
 
 impl Cluster {
-    pub fn new(view: LiveView, measurements: Measurements, drain: Drain) -> Self {
+    fn stamped(&self, mut node: NodeStatus) -> NodeStatus {
+        node.coordinator_mode = self.mode.to_owned();
+        node
+    }
+
+    pub fn new(
+        view: LiveView,
+        measurements: Measurements,
+        mode: &'static str,
+        drain: Drain,
+    ) -> Self {
         Self {
             view,
             measurements,
+            mode,
             drain,
         }
     }
@@ -177,6 +191,14 @@ pub fn pods_page(
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<NodeEvent, Status>> + Send>>;
 
+/// `node` as answered by a coordinator running as `mode`.
+fn stamp(node: Option<NodeStatus>, mode: &str) -> Option<NodeStatus> {
+    node.map(|mut n| {
+        n.coordinator_mode = mode.to_owned();
+        n
+    })
+}
+
 /// The event as a watcher gets it (the view announces node summaries), or an
 /// error naming the limit when even the summary is too large to send.
 fn summary_event(kind: i32, node: Option<NodeStatus>) -> Result<NodeEvent, Status> {
@@ -206,7 +228,7 @@ impl ClusterService for Cluster {
             nodes_page(&self.view, u64::from(page_size), &page_token, PAGE_BUDGET)
                 .map_err(|e| e.status("the summary of node"))?;
         Ok(Response::new(ListNodesResponse {
-            nodes,
+            nodes: nodes.into_iter().map(|n| self.stamped(n)).collect(),
             next_page_token,
         }))
     }
@@ -222,6 +244,7 @@ impl ClusterService for Cluster {
         let node = self
             .view
             .node_status(&name)
+            .map(|n| self.stamped(n))
             .ok_or_else(|| Status::not_found(format!("no agent on node {name:?} has reported")))?;
         let bytes = node.encoded_len();
         if bytes > MAX_RESPONSE_BYTES {
@@ -303,12 +326,14 @@ impl ClusterService for Cluster {
         let mut updates = self.view.subscribe();
         let existing = node_names(&self.view);
         let view = self.view.clone();
+        let mode = self.mode;
         let mut drain = self.drain.clone();
         let stream = async_stream(move |tx| async move {
             for name in existing {
-                let Some(node) = view.node_summary(&name) else {
+                let Some(mut node) = view.node_summary(&name) else {
                     continue;
                 };
+                node.coordinator_mode = mode.to_owned();
                 let event = summary_event(node_event::Kind::Existing as i32, Some(node));
                 let end = event.is_err();
                 if tx.send(event).await.is_err() || end {
@@ -328,7 +353,7 @@ impl ClusterService for Cluster {
                     () = drain.signaled() => {
                         // Deliver what happened before the drain, then end the stream.
                         while let Ok(event) = updates.try_recv() {
-                            let event = summary_event(event.kind, event.node);
+                            let event = summary_event(event.kind, stamp(event.node, mode));
                             let end = event.is_err();
                             if tx.send(event).await.is_err() || end {
                                 return;
@@ -338,7 +363,7 @@ impl ClusterService for Cluster {
                     }
                 };
                 let item = match received {
-                    Ok(event) => summary_event(event.kind, event.node),
+                    Ok(event) => summary_event(event.kind, stamp(event.node, mode)),
                     Err(RecvError::Lagged(n)) => Err(Status::data_loss(format!(
                         "watcher fell {n} updates behind; re-run WatchNodes to resynchronise"
                     ))),

@@ -1300,6 +1300,10 @@ pub struct NodeStatus {
     /// Pods in the latest report; absent when the agent could not look.
     #[prost(uint32, optional, tag = "7")]
     pub pod_count: ::core::option::Option<u32>,
+    /// How the coordinator that answered runs: "standalone" (no Kubernetes) or
+    /// "kubernetes" (acting through the API server).
+    #[prost(string, tag = "8")]
+    pub coordinator_mode: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
