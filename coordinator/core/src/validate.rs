@@ -410,6 +410,20 @@ mod tests {
     fn pods_and_containers_are_bounded_with_their_place_named() {
         let l = Limits::default();
         assert_eq!(pod(0, &pod_text(), &l), Ok(()));
+        let (uid, name, namespace, path) = (
+            "u".repeat(128),
+            "p".repeat(253),
+            "n".repeat(63),
+            "c".repeat(4096),
+        );
+        let at_limits = PodText {
+            uid: &uid,
+            name: &name,
+            namespace: &namespace,
+            cgroup_path: &path,
+            containers: 256,
+        };
+        assert_eq!(pod(0, &at_limits, &l), Ok(()), "every limit is inclusive");
         let ns = "n".repeat(64);
         let err = |p: PodText<'_>| pod(7, &p, &l).unwrap_err().to_string();
         assert_eq!(

@@ -484,10 +484,14 @@ mod tests {
             v.ingest(key(2), INTERVAL, reading(2, 20.0), 2, at(3)),
             Ingested::Duplicate
         );
+        assert_eq!(
+            v.ingest(key(1), INTERVAL, reading(1, 10.0), 1, at(4)),
+            Ingested::Duplicate
+        );
         let n = v.node("n1").unwrap();
         assert_eq!(*n.latest(), 2);
-        assert_eq!(n.reports_received_total(), 3);
-        assert_eq!(n.duplicates_dropped_total(), 1);
+        assert_eq!(n.reports_received_total(), 4);
+        assert_eq!(n.duplicates_dropped_total(), 2);
         assert_eq!(n.window().len(), 2);
     }
 
@@ -581,6 +585,108 @@ mod tests {
         assert_eq!(after(Some("a")), ["b", "d"]);
         assert_eq!(after(Some("c")), ["d"]);
         assert!(after(Some("d")).is_empty());
+    }
+
+    #[test]
+    fn the_view_counts_the_nodes_that_reported() {
+        let mut v = view();
+        assert_eq!((v.len(), v.is_empty()), (0, true));
+        for name in ["a", "b"] {
+            let k = ReportKey {
+                node: name,
+                ..key(1)
+            };
+            v.ingest(k, INTERVAL, reading(1, 1.0), 1, at(1));
+        }
+        // A second report of a known node adds no node.
+        let k = ReportKey {
+            node: "a",
+            ..key(2)
+        };
+        v.ingest(k, INTERVAL, reading(2, 1.0), 2, at(2));
+        assert_eq!((v.len(), v.is_empty()), (2, false));
+    }
+
+    fn gpu(uuid: &str) -> GpuDevice {
+        GpuDevice::new(
+            crate::model::GpuDeviceFigures {
+                uuid: uuid.into(),
+                ..Default::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn the_latest_report_sets_the_sample_gpus_and_arrival_a_late_one_does_not() {
+        let mut v = view();
+        let full = NodeSample {
+            memory_working_set_bytes: Some(7 << 20),
+            memory_total_bytes: 16 << 30,
+            disk_read_bytes_per_second: Some(1.5),
+            disk_write_bytes_per_second: Some(2.5),
+            ..sample(1, 10.0)
+        };
+        let first = NodeReading {
+            gpus: vec![gpu("GPU-1")],
+            ..full.into()
+        };
+        v.ingest(key(1), INTERVAL, first, 1, at(1));
+        let n = v.node("n1").unwrap();
+        assert_eq!(*n.latest_sample(), full);
+        assert_eq!(n.gpus(), [gpu("GPU-1")]);
+        assert_eq!(n.last_received_wall_unix_nanos(), at(1).wall_unix_nanos);
+
+        let third = NodeReading {
+            gpus: vec![gpu("GPU-3a"), gpu("GPU-3b")],
+            ..reading(3, 30.0)
+        };
+        v.ingest(key(3), INTERVAL, third, 3, at(3));
+        let late = NodeReading {
+            gpus: vec![gpu("GPU-2")],
+            ..reading(2, 20.0)
+        };
+        v.ingest(key(2), INTERVAL, late, 2, at(4));
+        let n = v.node("n1").unwrap();
+        assert_eq!(*n.latest_sample(), sample(3, 30.0));
+        assert_eq!(n.gpus(), [gpu("GPU-3a"), gpu("GPU-3b")]);
+        assert_eq!(
+            n.last_received_wall_unix_nanos(),
+            at(3).wall_unix_nanos,
+            "a gap fill is not news of the node"
+        );
+    }
+
+    #[test]
+    fn a_replay_of_the_latest_report_after_its_process_was_forgotten_is_not_news() {
+        let mut v = view();
+        v.ingest(key(5), INTERVAL, reading(10, 50.0), 5, at(10));
+        // INSTANCES_KEPT other agent processes report older figures (late replays
+        // from before a restart); the first process's seqs are forgotten.
+        let others = ["p1", "p2", "p3", "p4"];
+        assert_eq!(others.len(), INSTANCES_KEPT);
+        for (i, instance) in (1..).zip(others) {
+            let k = ReportKey {
+                agent_instance: instance,
+                seq: 1,
+                ..key(0)
+            };
+            assert_eq!(
+                v.ingest(k, INTERVAL, reading(i, 1.0), 100 + i, at(10)),
+                Ingested::Applied { latest: false }
+            );
+        }
+        // Its latest report, replayed much later, is admitted again but is not
+        // newer than itself: the node stays as silent as it was.
+        assert_eq!(
+            v.ingest(key(5), INTERVAL, reading(10, 50.0), 5, at(100)),
+            Ingested::Applied { latest: false }
+        );
+        assert_eq!(v.usable_nodes(Duration::from_secs(100)).count(), 0);
+        assert_eq!(
+            v.node("n1").unwrap().last_received_wall_unix_nanos(),
+            at(10).wall_unix_nanos
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct GpuUseFigures {
 }
 
 /// [`GpuUseFigures`] stored compactly.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct GpuUse {
     gpu_uuid: Box<str>,
     mig_uuid: Option<Box<str>>,
@@ -25,6 +25,13 @@ pub struct GpuUse {
     memory_used_bytes: u64,
     sm_utilization_percent: f32,
     memory_utilization_percent: f32,
+}
+
+/// Equal when the figures are (an absent rate is a `NaN` inside, unequal to itself).
+impl PartialEq for GpuUse {
+    fn eq(&self, other: &Self) -> bool {
+        self.figures() == other.figures()
+    }
 }
 
 /// The agent reports a GPU use without per-field reasons: what it has, it sends.
@@ -98,7 +105,7 @@ pub struct GpuDeviceFigures {
 }
 
 /// A node's GPU as decisions see it: how busy and how full it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct GpuDevice {
     index: u32,
     uuid: Box<str>,
@@ -110,6 +117,13 @@ pub struct GpuDevice {
     memory_used_bytes: u64,
     memory_total_bytes: u64,
     missing: Box<[Missing]>,
+}
+
+/// Equal when the figures and reasons are (an absent rate is a `NaN` inside).
+impl PartialEq for GpuDevice {
+    fn eq(&self, other: &Self) -> bool {
+        self.figures() == other.figures() && self.missing == other.missing
+    }
 }
 
 impl GpuDevice {
@@ -198,6 +212,45 @@ mod tests {
         assert_eq!(u.memory_used_bytes(), Figure::Measured(1 << 30));
         assert_eq!(u.memory_utilization_percent(), Figure::Measured(12.5));
         assert_eq!(u.sm_utilization_percent(), Figure::Absent(NOT_ATTRIBUTED));
+
+        // A process seen on a GPU the device plugin did not give the pod.
+        let unallocated = GpuUse::new(GpuUseFigures {
+            gpu_uuid: "GPU-2".into(),
+            ..Default::default()
+        });
+        assert!(!unallocated.allocated());
+        assert_eq!(unallocated.mig_uuid(), None);
+        assert_eq!(
+            unallocated.memory_used_bytes(),
+            Figure::Absent(NOT_ATTRIBUTED)
+        );
+    }
+
+    #[test]
+    fn gpu_values_are_equal_when_their_figures_are_even_with_absent_rates() {
+        let use_of = |allocated| {
+            GpuUse::new(GpuUseFigures {
+                gpu_uuid: "GPU-1".into(),
+                allocated,
+                ..Default::default()
+            })
+        };
+        assert_eq!(use_of(true), use_of(true));
+        assert_ne!(use_of(true), use_of(false));
+
+        let device = |index, reason: &str| {
+            GpuDevice::new(
+                GpuDeviceFigures {
+                    index,
+                    uuid: "GPU-1".into(),
+                    ..Default::default()
+                },
+                vec![Missing::new("utilization_percent", reason)],
+            )
+        };
+        assert_eq!(device(0, "MIG mode"), device(0, "MIG mode"));
+        assert_ne!(device(0, "MIG mode"), device(1, "MIG mode"));
+        assert_ne!(device(0, "MIG mode"), device(0, "NVML error"));
     }
 
     #[test]

@@ -310,6 +310,16 @@ mod tests {
         for d in ["containerd", "cgroupfs", "workload-cgroup", "something-new"] {
             assert_eq!(DiscoveredBy::parse(d).as_str(), d);
         }
+        // Known spellings become their variant, not an `Other` that merely reads the same.
+        assert_eq!(DiscoveredBy::parse("containerd"), DiscoveredBy::Containerd);
         assert_eq!(DiscoveredBy::parse("cgroupfs"), DiscoveredBy::Cgroupfs);
+        assert_eq!(
+            DiscoveredBy::parse("workload-cgroup"),
+            DiscoveredBy::WorkloadCgroup
+        );
+        assert_eq!(
+            DiscoveredBy::parse("crio"),
+            DiscoveredBy::Other("crio".into())
+        );
     }
 }

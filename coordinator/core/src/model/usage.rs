@@ -22,7 +22,7 @@ pub struct UsageFigures {
 }
 
 /// [`UsageFigures`] stored compactly, with the agent's reasons for what is absent.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Usage {
     cpu_millicores: f32,
     cpu_limit_millicores: f32,
@@ -30,6 +30,14 @@ pub struct Usage {
     memory: [u64; 5],
     pids_current: u64,
     missing: Box<[Missing]>,
+}
+
+/// Equal when the figures and reasons are: the `NaN` that marks an absent rate inside
+/// would make a derived comparison say a value differs from itself.
+impl PartialEq for Usage {
+    fn eq(&self, other: &Self) -> bool {
+        self.figures() == other.figures() && self.missing == other.missing
+    }
 }
 
 impl Default for Usage {
@@ -255,6 +263,29 @@ mod tests {
         );
         assert_eq!(u.pids_current(), Figure::Absent(crate::model::NOT_REPORTED));
         assert_eq!(u.missing().len(), 4);
+    }
+
+    #[test]
+    fn usages_are_equal_when_figures_and_reasons_are_even_with_absent_rates() {
+        let figures = UsageFigures {
+            memory_usage_bytes: Some(3),
+            ..Default::default()
+        };
+        let reasons = || vec![Missing::new("cpu.usage_millicores", "first reading")];
+        assert_eq!(
+            Usage::new(figures, reasons()),
+            Usage::new(figures, reasons())
+        );
+        assert_eq!(Usage::default(), Usage::default());
+        let more = UsageFigures {
+            memory_usage_bytes: Some(4),
+            ..figures
+        };
+        assert_ne!(Usage::new(more, reasons()), Usage::new(figures, reasons()));
+        assert_ne!(
+            Usage::new(figures, Vec::new()),
+            Usage::new(figures, reasons())
+        );
     }
 
     #[test]

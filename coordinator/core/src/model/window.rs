@@ -24,7 +24,7 @@ pub enum Metric {
 /// One report's figures of one pod, by the agent's wall clock. `f32` keeps a sample
 /// at 40 bytes; seven significant digits are more than any decision uses (the exact
 /// latest values stay in the pod's [`Usage`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct PodSample {
     pub at_unix_nanos: u64,
     values: [f32; 8],
@@ -63,6 +63,14 @@ impl PodSample {
 
     pub fn get(&self, metric: Metric) -> Option<f64> {
         compact::rate_of(self.values[metric as usize])
+    }
+}
+
+/// Equal when the time and every figure are (an absent figure is a `NaN` inside).
+impl PartialEq for PodSample {
+    fn eq(&self, other: &Self) -> bool {
+        self.at_unix_nanos == other.at_unix_nanos
+            && self.values.map(compact::rate_of) == other.values.map(compact::rate_of)
     }
 }
 
@@ -251,6 +259,20 @@ mod tests {
         assert_eq!((s.get(GpuSmPercent), s.get(GpuMemoryBytes)), (None, None));
         // No GPU at all: no GPU figure (not zero).
         assert_eq!(PodSample::of(9, &usage, &[]).get(GpuSmPercent), None);
+    }
+
+    #[test]
+    fn samples_are_equal_when_time_and_figures_are_even_with_absent_ones() {
+        // `at` leaves the I/O and GPU figures absent.
+        assert_eq!(at(5, None), at(5, None));
+        assert_eq!(at(5, Some(1.0)), at(5, Some(1.0)));
+        assert_ne!(at(5, Some(1.0)), at(5, Some(2.0)));
+        assert_ne!(at(5, Some(1.0)), at(5, None));
+        let later = PodSample {
+            at_unix_nanos: 6 * SEC,
+            ..at(5, Some(1.0))
+        };
+        assert_ne!(later, at(5, Some(1.0)));
     }
 
     #[test]
