@@ -2,15 +2,15 @@
 //! measurements, ingest), serves gRPC and REST, and supervises the essential tasks.
 
 use crate::config::Config;
-use crate::k8s::ClusterConfig;
-use crate::role::Role;
 use crate::directives::Directives;
 use crate::grpc;
 use crate::ingest::Ingest;
+use crate::k8s::ClusterConfig;
 use crate::measurements::Measurements;
 use crate::metrics::CoordinatorMetrics;
 use crate::process::{Drain, Supervisor, TaskEnded};
 use crate::rest;
+use crate::role::Role;
 use crate::view::LiveView;
 use aistor_core::{Clock, Now};
 use aistor_proto::v1::cluster_service_server::ClusterServiceServer;

@@ -14,13 +14,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match aistor_coordinator::run(
-        config,
-        aistor_coordinator::process::termination(),
-        None,
-    )
-    .await
-    {
+    match aistor_coordinator::run(config, aistor_coordinator::process::termination(), None).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
