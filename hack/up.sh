@@ -4,6 +4,7 @@
 #   AISTOR_HTTP_ADDR   coordinator REST address   (default 127.0.0.1:8080)
 #   AISTOR_ADMIN_ADDR  agent /metrics address     (default 127.0.0.1:9101)
 #   AISTOR_INTERVAL    agent collection interval  (default 1s)
+#   AISTOR_DATA_DIR    coordinator state (SQLite)  (default .aistor/coordinator)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -12,6 +13,7 @@ grpc="${AISTOR_GRPC_ADDR:-127.0.0.1:50051}"
 http="${AISTOR_HTTP_ADDR:-127.0.0.1:8080}"
 admin="${AISTOR_ADMIN_ADDR:-127.0.0.1:9101}"
 interval="${AISTOR_INTERVAL:-1s}"
+data_dir="${AISTOR_DATA_DIR:-.aistor/coordinator}"
 run_dir=".aistor-run"
 
 require_cargo
@@ -33,8 +35,9 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-log "starting aistor-coordinator (gRPC $grpc, REST $http); log: $run_dir/coordinator.log"
-"$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" >"$run_dir/coordinator.log" 2>&1 &
+log "starting aistor-coordinator (gRPC $grpc, REST $http, state in $data_dir); log: $run_dir/coordinator.log"
+"$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" --data-dir "$data_dir" \
+  >"$run_dir/coordinator.log" 2>&1 &
 pids+=($!)
 log "starting aistor-agent (interval $interval, metrics $admin); log: $run_dir/agent.log"
 "$bin/aistor-agent" run --coordinator "http://$grpc" --admin-addr "$admin" --interval "$interval" \
