@@ -2,6 +2,8 @@
 //! serving fixed node (with GPU) and pod statuses, plus the binary itself for
 //! exit codes and env vars.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1728,13 +1730,10 @@ async fn pod_flags_come_from_the_environment_too() {
 
 mod scale {
     use super::*;
-    use aistor_coordinator::config::Config;
     use aistor_proto::v1::agent_service_client::AgentServiceClient;
     use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
     use prost::Message;
     use std::collections::{BTreeSet, HashSet};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::sync::oneshot;
     use tonic::transport::Channel;
 
     pub(super) const PODS_PER_NODE: usize = 110;
@@ -1744,46 +1743,10 @@ mod scale {
     /// `AISTOR_SCALE_NODES` overrides it.
     const DEFAULT_SCALE_NODES: usize = 400;
 
-    pub(super) struct Coordinator {
-        pub(super) grpc: SocketAddr,
-        pub(super) http: SocketAddr,
-        stop: Option<oneshot::Sender<()>>,
-        _data: tempfile::TempDir,
-    }
-
-    impl Drop for Coordinator {
-        fn drop(&mut self) {
-            if let Some(stop) = self.stop.take() {
-                let _ = stop.send(());
-            }
-        }
-    }
+    pub(super) use crate::support::Coordinator;
 
     pub(super) async fn coordinator() -> Coordinator {
-        let data = tempfile::tempdir().expect("a temporary data dir");
-        let config = Config {
-            refresh_every: Duration::from_millis(200),
-            shutdown_grace: Duration::from_secs(2),
-            ..Config::new(
-                "127.0.0.1:0".parse().unwrap(),
-                "127.0.0.1:0".parse().unwrap(),
-                data.path().to_owned(),
-            )
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = oneshot::channel();
-        tokio::spawn(aistor_coordinator::run(
-            config,
-            async { drop(stopped.await) },
-            Some(bound_tx),
-        ));
-        let bound = bound_rx.await.expect("coordinator binds");
-        Coordinator {
-            grpc: bound.grpc,
-            http: bound.http,
-            stop: Some(stop),
-            _data: data,
-        }
+        Coordinator::start(|_| {}).await
     }
 
     pub(super) fn node_name(i: usize) -> String {
@@ -2234,17 +2197,7 @@ mod scale {
         assert!(node.latest.unwrap().pods.is_empty());
     }
 
-    /// `GET path` over HTTP/1.1 on loopback: the status and the JSON body.
-    async fn http_get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, serde_json::from_str(body).expect("a JSON body"))
-    }
+    use crate::support::http_get;
 
     #[tokio::test]
     async fn rest_lists_page_with_limit_and_continue() {

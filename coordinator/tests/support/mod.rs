@@ -1,0 +1,89 @@
+//! Shared by the coordinator's integration tests: a coordinator run in-process on
+//! loopback with its own data directory, and a plain HTTP/1.1 GET.
+
+#![allow(dead_code, unreachable_pub)]
+
+use aistor_coordinator::config::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// A coordinator running in this process; stopped (gracefully) when dropped or by
+/// [`Coordinator::stop`].
+pub struct Coordinator {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), aistor_coordinator::Error>>>,
+    _data: tempfile::TempDir,
+}
+
+impl Coordinator {
+    /// Starts one on ephemeral loopback ports with a fresh data directory; `tune`
+    /// adjusts the configuration first.
+    pub async fn start(tune: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().expect("a temporary data dir");
+        let mut config = Config {
+            refresh_every: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(5),
+            ..Config::new(
+                "127.0.0.1:0".parse().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+                data.path().to_owned(),
+            )
+        };
+        tune(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = oneshot::channel();
+        let task = tokio::spawn(aistor_coordinator::run(
+            config,
+            async { drop(stopped.await) },
+            Some(bound_tx),
+        ));
+        let bound = tokio::time::timeout(Duration::from_secs(60), bound_rx)
+            .await
+            .expect("the coordinator binds within a minute")
+            .expect("the coordinator binds");
+        Self {
+            grpc: bound.grpc,
+            http: bound.http,
+            stop: Some(stop),
+            task: Some(task),
+            _data: data,
+        }
+    }
+
+    /// Stops it and waits for a clean exit.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("stops within a minute")
+            .expect("no panic")
+            .expect("a clean stop");
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.1 on loopback: the status and the JSON body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).expect("a JSON body"))
+}
