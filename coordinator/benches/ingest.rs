@@ -956,6 +956,37 @@ async fn run_one(
     Ok(row)
 }
 
+/// What the coordinator's model of one node costs in memory, measured in this
+/// process: `n` reports converted as ingest converts them (lean decode, validation,
+/// the core's model) and all held, RSS before and after, per report in KiB. Also the
+/// conversion's single-threaded time per report in ms.
+fn model_cost(shape: &Shape, n: usize) -> (f64, f64) {
+    let encoded: Vec<Bytes> = (0..8)
+        .map(|i| Bytes::from(report(i, 2, shape, "bench-0-0").encode_to_vec()))
+        .collect();
+    let limits = aistor_core::validate::Limits::default();
+    let now = u64::MAX / 2;
+    let before = status_kib("self", "VmRSS").unwrap_or(0);
+    let t = Instant::now();
+    let held: Vec<aistor_core::NodeReading> = (0..n)
+        .filter_map(|i| {
+            let received =
+                aistor_coordinator::wire::ReceivedReport::decode(encoded[i % 8].clone()).ok()?;
+            aistor_coordinator::ingest::reading::convert(received, now, &limits)
+                .ok()
+                .map(|c| c.reading)
+        })
+        .collect();
+    let per_report_ms = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
+    let after = status_kib("self", "VmRSS").unwrap_or(0);
+    assert_eq!(held.len(), n, "every report converts");
+    std::hint::black_box(&held);
+    (
+        after.saturating_sub(before) as f64 / n as f64,
+        per_report_ms,
+    )
+}
+
 /// Single-threaded cost of one report's steps in this process (ms): building it,
 /// encoding it (the generator's work), decoding it and encoding it again (what the
 /// coordinator's ingest does with every report before it is stored).
@@ -1064,6 +1095,17 @@ fn main() {
     println!(
         "one report, single-threaded here: build {build:.2} ms, encode {encode:.2} ms \
          (generator); decode {decode:.2} ms, re-encode {reencode:.2} ms (what ingest does)"
+    );
+    let (model_kib, convert_ms) = model_cost(
+        &Shape {
+            pods: args.pods,
+            interval: args.interval,
+        },
+        500,
+    );
+    println!(
+        "the model of one such node (lean decode + validation + conversion, as ingest does): \
+         {model_kib:.1} KiB held, {convert_ms:.2} ms to convert"
     );
     println!("loadavg before: {}", loadavg());
     println!();

@@ -108,7 +108,7 @@ pub async fn run(
             .map_err(store_error)?
     };
     let runs = crate::store::measurements::Measurements::open(
-        store,
+        store.clone(),
         crate::store::measurements::DEFAULT_KEEP_FINISHED,
     )
     .await
@@ -261,7 +261,12 @@ pub async fn run(
             http: http_addr,
         });
     }
-    tasks.run(drain, trigger, config.shutdown_grace).await?;
+    let ended = tasks.run(drain, trigger, config.shutdown_grace).await;
+    // Whatever ended the run, leave the database file complete.
+    if let Err(e) = store.close().await {
+        tracing::warn!(error = %e, "the store did not close cleanly");
+    }
+    ended?;
     tracing::info!("aistor-coordinator stopped");
     Ok(())
 }

@@ -735,6 +735,14 @@ async fn a_coordinator_killed_mid_write_restarts_with_its_state() {
     }
     let status = coordinator.terminate().await;
     assert!(status.success(), "{status}:\n{}", coordinator.log());
+    // A clean stop checkpoints the write-ahead log: the file alone is complete.
+    let wal = data.join(format!("{FILE_NAME}-wal"));
+    assert_eq!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()),
+        0,
+        "{} after a clean stop",
+        wal.display()
+    );
     assert_eq!(integrity_check(&data), ["ok"]);
     println!(
         "kills {KILLS}; runs acknowledged {}, seen succeeded before a kill {}, succeeded at the end {succeeded}, \
@@ -762,9 +770,8 @@ async fn a_garbage_database_file_is_refused_naming_it() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let garbage: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
     std::fs::write(&file, garbage).unwrap();
-    // A clean stop leaves the WAL behind today (the database thread is not joined
-    // before exit), and SQLite would read every page from it, masking the garbage:
-    // the file alone is what is checked here.
+    // A clean stop leaves an empty WAL behind (checkpointed and truncated); the
+    // sidecars go, so the file alone is what is checked here.
     for sidecar in ["-wal", "-shm"] {
         let path = data.join(format!("{FILE_NAME}{sidecar}"));
         if path.exists() {

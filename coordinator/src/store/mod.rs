@@ -190,6 +190,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         key: &'a str,
         expected_generation: Option<u64>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Called once on a clean shutdown, after the last write: leaves the backing
+    /// storage complete on its own (nothing pending in side files). Writes after it
+    /// may fail.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Opens (creating it if needed) the standalone store, `<data_dir>/coordinator.db`.
