@@ -410,8 +410,7 @@ async fn get_pod(
         namespace: namespace.clone(),
     };
     s.view
-        .pods(&filter, None, usize::MAX)
-        .0
+        .pods(&filter)
         .into_iter()
         .find(|p| p.pod.as_ref().is_some_and(|pod| pod.name == name))
         .map(Json)

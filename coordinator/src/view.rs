@@ -32,15 +32,6 @@ struct Inner {
     metrics: CoordinatorMetrics,
 }
 
-/// Where a page of pods continues: after this pod of this node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PodCursor {
-    pub node: String,
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
-
 /// Which pods a listing wants.
 #[derive(Debug, Clone, Default)]
 pub struct PodFilter {
@@ -185,46 +176,35 @@ impl LiveView {
         })
     }
 
-    /// Pods in key order (node, namespace, name, uid), at most `limit` after
-    /// `after`; and whether more follow.
-    pub fn pods(
-        &self,
-        filter: &PodFilter,
-        after: Option<&PodCursor>,
-        limit: usize,
-    ) -> (Vec<pb::PodStatus>, bool) {
+    /// Pods with every figure, in key order (node, namespace, name, uid). Callers
+    /// page by node (`filter.node`), so no call builds more than one node's pods
+    /// unless asked to.
+    pub fn pods(&self, filter: &PodFilter) -> Vec<pb::PodStatus> {
         self.read(|v| {
-            let start = after.map(|c| c.node.as_str());
-            // The cursor's own node may still have pods after the cursor.
-            let first = after.and_then(|c| v.node(&c.node));
-            let nodes = first.into_iter().chain(v.nodes_after(start));
+            let nodes: Vec<&NodeEntry<StoredHead>> = if filter.node.is_empty() {
+                v.nodes().collect()
+            } else {
+                v.node(&filter.node).into_iter().collect()
+            };
             let mut out = Vec::new();
             for node in nodes {
-                if !filter.node.is_empty() && node.name() != filter.node {
-                    continue;
-                }
                 let Ok(pods) = node.pods() else { continue };
                 let state = convert::node_state(node.state()) as i32;
                 let wall = node.latest_sample().wall_time_unix_nanos;
-                for pod in pods {
-                    if !filter.namespace.is_empty() && pod.namespace() != filter.namespace {
-                        continue;
-                    }
-                    if after.is_some_and(|c| cursor(node.name(), pod) <= *c) {
-                        continue;
-                    }
-                    if out.len() == limit {
-                        return (out, true);
-                    }
-                    out.push(pb::PodStatus {
-                        node: node.name().to_owned(),
-                        node_state: state,
-                        report_wall_time_unix_nanos: wall,
-                        pod: Some(convert::pod(pod)),
-                    });
-                }
+                out.extend(
+                    pods.iter()
+                        .filter(|p| {
+                            filter.namespace.is_empty() || p.namespace() == filter.namespace
+                        })
+                        .map(|pod| pb::PodStatus {
+                            node: node.name().to_owned(),
+                            node_state: state,
+                            report_wall_time_unix_nanos: wall,
+                            pod: Some(convert::pod(pod)),
+                        }),
+                );
             }
-            (out, false)
+            out
         })
     }
 
@@ -242,16 +222,6 @@ impl LiveView {
                 })
                 .collect()
         })
-    }
-}
-
-/// The cursor that `pod` of `node` would leave.
-pub fn cursor(node: &str, pod: &Pod) -> PodCursor {
-    PodCursor {
-        node: node.to_owned(),
-        namespace: pod.namespace().to_owned(),
-        name: pod.name().to_owned(),
-        uid: pod.uid().to_owned(),
     }
 }
 
@@ -300,5 +270,170 @@ fn node_status(n: &NodeEntry<StoredHead>, with_pods: bool) -> pb::NodeStatus {
         latest: Some(convert::node_report(n.latest(), pods)),
         // Stamped by the API that answers (the view does not know how it runs).
         coordinator_mode: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::reading;
+    use crate::wire::ReceivedReport;
+    use aistor_core::ManualClock;
+    use std::time::Duration;
+
+    const START: u64 = 1_700_000_000_000_000_000;
+
+    fn pod(uid: &str, namespace: &str, name: &str) -> pb::Pod {
+        pb::Pod {
+            uid: uid.into(),
+            name: name.into(),
+            namespace: namespace.into(),
+            cgroup_path: format!("kubepods/pod{uid}"),
+            ..Default::default()
+        }
+    }
+
+    fn report(node: &str, seq: u64, pods: Vec<pb::Pod>) -> pb::NodeReport {
+        pb::NodeReport {
+            node: Some(pb::NodeIdentity {
+                name: node.into(),
+                boot_id: "boot".into(),
+                ..Default::default()
+            }),
+            agent_instance: "a".into(),
+            seq,
+            wall_time_unix_nanos: START + seq,
+            collect_interval_nanos: 1_000_000_000,
+            pods,
+            // One GPU process belongs to pod "g".
+            gpu: Some(pb::GpuSection {
+                gpus: vec![pb::Gpu {
+                    uuid: "GPU-1".into(),
+                    processes: vec![pb::GpuProcess {
+                        pid: 1,
+                        pod_uid: "g".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn apply(view: &LiveView, r: &pb::NodeReport) -> Ingested {
+        let c = reading::convert(
+            ReceivedReport::from_report(r),
+            view.now().wall_unix_nanos,
+            &Default::default(),
+        )
+        .unwrap();
+        let node = r.node.as_ref().unwrap();
+        let key = ReportKey {
+            node: &node.name,
+            boot_id: &node.boot_id,
+            agent_instance: &r.agent_instance,
+            seq: r.seq,
+        };
+        view.apply(key, Duration::from_secs(1), c.reading, c.head, view.now())
+    }
+
+    fn view() -> (LiveView, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Now {
+            monotonic: Duration::from_secs(1),
+            wall_unix_nanos: START,
+        }));
+        let view = LiveView::new(ViewConfig::default(), clock.clone(), Default::default());
+        (view, clock)
+    }
+
+    fn names(pods: &[pb::PodStatus]) -> Vec<String> {
+        pods.iter()
+            .map(|p| {
+                let pod = p.pod.as_ref().unwrap();
+                format!("{}:{}/{}", p.node, pod.namespace, pod.name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn summaries_count_pods_and_keep_only_those_on_gpus() {
+        let (v, _) = view();
+        let pods = vec![pod("a", "ml", "train"), pod("g", "ml", "infer")];
+        assert_eq!(
+            apply(&v, &report("n1", 1, pods)),
+            Ingested::Applied { latest: true }
+        );
+        let summary = v.node_summary("n1").unwrap();
+        assert_eq!(summary.pod_count, Some(2));
+        let kept = summary.latest.unwrap().pods;
+        assert_eq!(kept.len(), 1, "only the pod a GPU process belongs to");
+        assert_eq!((kept[0].uid.as_str(), kept[0].usage.is_none()), ("g", true));
+        let full = v.node_status("n1").unwrap();
+        assert_eq!(full.pod_count, Some(2));
+        assert_eq!(full.latest.unwrap().pods.len(), 2);
+        assert!(v.node_status("nope").is_none() && v.node_summary("nope").is_none());
+        let (gpus_state, gpus_report) = &v.latest_reports()[0];
+        assert_eq!(*gpus_state, pb::NodeState::Ready);
+        assert_eq!(gpus_report.pods.len(), 1);
+    }
+
+    #[test]
+    fn pods_are_listed_in_key_order_and_filtered() {
+        let (v, _) = view();
+        apply(
+            &v,
+            &report("n2", 1, vec![pod("c", "b", "z"), pod("d", "a", "y")]),
+        );
+        apply(&v, &report("n1", 1, vec![pod("e", "b", "x")]));
+        let all = v.pods(&PodFilter::default());
+        assert_eq!(names(&all), ["n1:b/x", "n2:a/y", "n2:b/z"]);
+        let n2 = v.pods(&PodFilter {
+            node: "n2".into(),
+            ..Default::default()
+        });
+        assert_eq!(names(&n2), ["n2:a/y", "n2:b/z"]);
+        let ns_b = v.pods(&PodFilter {
+            namespace: "b".into(),
+            ..Default::default()
+        });
+        assert_eq!(names(&ns_b), ["n1:b/x", "n2:b/z"]);
+        assert!(
+            v.pods(&PodFilter {
+                node: "none".into(),
+                ..Default::default()
+            })
+            .is_empty()
+        );
+        assert_eq!(v.find_pod_node(|p| p.uid() == "d"), Some("n2".into()));
+        assert_eq!(v.find_pod_node(|p| p.uid() == "zz"), None);
+        let (page, more) = v.node_summaries(None, 1);
+        assert_eq!((page[0].name.as_str(), more), ("n1", true));
+        let (page, more) = v.node_summaries(Some("n1"), 5);
+        assert_eq!((page.len(), page[0].name.as_str(), more), (1, "n2", false));
+    }
+
+    #[tokio::test]
+    async fn watchers_get_summaries_of_new_reports_and_state_changes() {
+        let (v, clock) = view();
+        let mut events = v.subscribe();
+        apply(&v, &report("n1", 1, vec![pod("a", "ml", "p")]));
+        let e = events.try_recv().unwrap();
+        let node = e.node.unwrap();
+        assert_eq!(e.kind, pb::node_event::Kind::Updated as i32);
+        assert_eq!(
+            (node.pod_count, node.latest.unwrap().pods.len()),
+            (Some(1), 0)
+        );
+        // A replay is not news.
+        assert_eq!(apply(&v, &report("n1", 1, vec![])), Ingested::Duplicate);
+        assert!(events.try_recv().is_err());
+        // Three silent intervals: stale, announced.
+        clock.advance(Duration::from_secs(4));
+        v.refresh();
+        let stale = events.try_recv().unwrap().node.unwrap();
+        assert_eq!(stale.state, pb::NodeState::Stale as i32);
+        assert_eq!(v.node_state("n1"), Some(NodeState::Stale));
     }
 }

@@ -171,8 +171,7 @@ pub fn pods_page(
             namespace: namespace.to_owned(),
         };
         let mut pods: Vec<(Key, PodStatus)> = view
-            .pods(&filter, None, usize::MAX)
-            .0
+            .pods(&filter)
             .into_iter()
             .map(|p| (pod_key(&p), p))
             .collect();
