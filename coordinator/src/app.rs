@@ -124,7 +124,7 @@ pub async fn run(
     let view = LiveView::new(config.view, clock, metrics);
     let directives = Directives::default();
     let measurements = Measurements::new(view.clone(), directives.clone(), Arc::new(runs));
-    let ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
+    let mut ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<grpc::agent::AgentServer>().await;
@@ -152,6 +152,8 @@ pub async fn run(
                     Ok::<(), std::convert::Infallible>(())
                 });
             }
+            // Pods in reports are joined with their specs in the API by uid.
+            ingest = ingest.with_specs(Arc::new(shell.cache.specs().clone()));
             (
                 Role::kubernetes(shell.cluster.mode.clone(), &shell.leadership),
                 Some(shell),

@@ -26,7 +26,10 @@ fn pod(ns: &str, name: &str, node: Option<&str>, app: &str) -> Value {
     let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
-        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+        "spec": {"containers": [{
+            "name": "main", "image": "busybox:1.36",
+            "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
+        }]},
     });
     if let Some(node) = node {
         pod["spec"]["nodeName"] = json!(node);
@@ -169,6 +172,24 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
     assert_eq!(cache.pod_disruption_budgets().len(), 1);
     assert_eq!(cache.persistent_volume_claims().len(), 1);
 
+    // Pod specs are indexed by uid for ingest: requests from the spec.
+    use aistor_core::model::PodSpecs;
+    let trainer_spec = cache
+        .specs()
+        .spec(&uid(&trainer))
+        .expect("the trainer's spec by uid");
+    assert_eq!(trainer_spec.containers.len(), 1);
+    assert_eq!(trainer_spec.containers[0].name, "main");
+    assert_eq!(
+        trainer_spec.containers[0].requests.cpu_millicores,
+        Some(250.0)
+    );
+    assert_eq!(
+        trainer_spec.containers[0].requests.memory_bytes,
+        Some(64 << 20)
+    );
+    assert_eq!(cache.specs().len(), 2);
+
     // The join: the agent on gpu-1 reports trainer-0 and a pod the API does not know.
     let joined = cache.join("gpu-1", [uid(&trainer).as_str(), "uid-from-elsewhere"]);
     assert_eq!(
@@ -213,6 +234,7 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
         .expect("delete a pod");
     let gone = has("monitor");
     eventually("the deleted pod to leave the cache", || !gone()).await;
+    eventually("the index to follow the pods", || cache.specs().len() == 2).await;
 
     // Watches closed by the server are re-opened.
     server.close_watches();
@@ -224,6 +246,10 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
     server.close_watches();
     server.insert(pod("ml", "after-compact", Some("gpu-2"), "x"));
     eventually("a pod created after compaction", has("after-compact")).await;
+    eventually("the index rebuilt by the re-list", || {
+        cache.specs().len() == 4
+    })
+    .await;
     assert!(cache.is_ready(), "readiness does not flap on a re-list");
     for task in tasks {
         assert!(!task.is_finished(), "reflector tasks run until dropped");

@@ -7,9 +7,11 @@ pub mod reading;
 use crate::measurements::Measurements;
 use crate::view::LiveView;
 use crate::wire::ReceivedReport;
+use aistor_core::model::{PodSpecs, join_spec};
 use aistor_core::validate::Limits;
 use aistor_core::{Ingested, ReportKey};
 use reading::Refused;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -17,6 +19,7 @@ pub struct Ingest {
     view: LiveView,
     measurements: Measurements,
     limits: Limits,
+    specs: Option<Arc<dyn PodSpecs>>,
 }
 
 impl Ingest {
@@ -25,7 +28,14 @@ impl Ingest {
             view,
             measurements,
             limits,
+            specs: None,
         }
+    }
+
+    /// Joins each measured pod with its spec from `specs` (by uid) as reports arrive.
+    pub fn with_specs(mut self, specs: Arc<dyn PodSpecs>) -> Self {
+        self.specs = Some(specs);
+        self
     }
 
     pub fn view(&self) -> &LiveView {
@@ -35,7 +45,14 @@ impl Ingest {
     /// Validates, converts and applies one report.
     pub async fn apply(&self, report: ReceivedReport) -> Result<Ingested, Refused> {
         let now = self.view.now();
-        let converted = reading::convert(report, now.wall_unix_nanos, &self.limits)?;
+        let mut converted = reading::convert(report, now.wall_unix_nanos, &self.limits)?;
+        if let (Some(specs), Ok(pods)) = (&self.specs, &mut converted.reading.pods) {
+            for pod in pods.iter_mut().filter(|p| !p.uid().is_empty()) {
+                if let Some(spec) = specs.spec(pod.uid()) {
+                    join_spec(pod, &spec);
+                }
+            }
+        }
         let head = &converted.head;
         let node = head
             .node
@@ -66,5 +83,87 @@ impl Ingest {
         Ok(self
             .view
             .apply(key, interval, converted.reading, converted.head, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directives::Directives;
+    use aistor_core::model::{ContainerSpec, PodSpec, Requests};
+    use aistor_core::{ManualClock, Now};
+    use aistor_proto::v1 as pb;
+
+    /// Specs of one pod, as an index would hold them.
+    #[derive(Debug)]
+    struct OneSpec;
+
+    impl PodSpecs for OneSpec {
+        fn spec(&self, uid: &str) -> Option<PodSpec> {
+            (uid == "u1").then(|| PodSpec {
+                containers: vec![ContainerSpec {
+                    name: "main".into(),
+                    requests: Requests {
+                        cpu_millicores: Some(500.0),
+                        memory_bytes: Some(1 << 20),
+                    },
+                    restart_count: Some(3),
+                    state: None,
+                }],
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn measured_pods_are_joined_with_their_specs_by_uid() {
+        let clock = Arc::new(ManualClock::new(Now {
+            monotonic: std::time::Duration::from_secs(1),
+            wall_unix_nanos: 2_000_000_000,
+        }));
+        let view = LiveView::new(Default::default(), clock, Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_standalone(dir.path()).unwrap();
+        let runs = crate::store::measurements::Measurements::open(store, 10)
+            .await
+            .unwrap();
+        let measurements = Measurements::new(view.clone(), Directives::default(), Arc::new(runs));
+        let ingest = Ingest::new(view.clone(), measurements, Limits::default())
+            .with_specs(Arc::new(OneSpec));
+        let container = pb::Container {
+            id: "c".into(),
+            name: "main".into(),
+            state: pb::ContainerState::Running as i32,
+            ..Default::default()
+        };
+        let report = pb::NodeReport {
+            node: Some(pb::NodeIdentity {
+                name: "n".into(),
+                ..Default::default()
+            }),
+            agent_instance: "a".into(),
+            seq: 1,
+            wall_time_unix_nanos: 1_000_000_000,
+            pods: ["u1", "u2"]
+                .map(|uid| pb::Pod {
+                    uid: uid.into(),
+                    name: uid.into(),
+                    containers: vec![container.clone()],
+                    ..Default::default()
+                })
+                .to_vec(),
+            ..Default::default()
+        };
+        ingest
+            .apply(ReceivedReport::from_report(&report))
+            .await
+            .unwrap();
+        view.read(|v| {
+            let pods = v.node("n").unwrap().pods().unwrap();
+            let joined = &pods[0].containers[0];
+            assert_eq!(joined.restart_count, Some(3));
+            assert_eq!(pods[0].cpu_request_millicores().measured(), Some(500.0));
+            let unknown = &pods[1].containers[0];
+            assert_eq!((unknown.requests, unknown.restart_count), (None, None));
+        });
     }
 }

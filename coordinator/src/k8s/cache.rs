@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use super::Task;
 use super::join::{self, Joined};
+use super::specs::SpecIndex;
 
 const KINDS: usize = 7;
 
@@ -35,6 +36,8 @@ pub struct Cache {
     replica_sets: Store<ReplicaSet>,
     pod_disruption_budgets: Store<PodDisruptionBudget>,
     persistent_volume_claims: Store<PersistentVolumeClaim>,
+    /// Pod specs by uid, for ingest to join into the model.
+    specs: SpecIndex,
     ready: watch::Receiver<bool>,
 }
 
@@ -67,6 +70,7 @@ fn reflect<K>(
     client: &Client,
     sync: &Arc<Readiness>,
     tasks: &mut Vec<Task>,
+    on_event: impl Fn(&watcher::Event<K>) + Send + 'static,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -82,6 +86,9 @@ where
         let events = reflector::reflector(writer, stream);
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
+            if let Ok(event) = &event {
+                on_event(event);
+            }
             match event {
                 Ok(watcher::Event::InitDone) if !counted => {
                     counted = true;
@@ -116,14 +123,31 @@ impl Cache {
             ready: ready_tx,
         });
         let mut tasks = Vec::with_capacity(KINDS);
+        let specs = SpecIndex::default();
         let cache = Cache {
-            nodes: reflect("nodes", client, &sync, &mut tasks),
-            pods: reflect("pods", client, &sync, &mut tasks),
-            deployments: reflect("deployments", client, &sync, &mut tasks),
-            stateful_sets: reflect("statefulsets", client, &sync, &mut tasks),
-            replica_sets: reflect("replicasets", client, &sync, &mut tasks),
-            pod_disruption_budgets: reflect("poddisruptionbudgets", client, &sync, &mut tasks),
-            persistent_volume_claims: reflect("persistentvolumeclaims", client, &sync, &mut tasks),
+            nodes: reflect("nodes", client, &sync, &mut tasks, |_| {}),
+            pods: reflect("pods", client, &sync, &mut tasks, {
+                let specs = specs.clone();
+                move |event| specs.apply(event)
+            }),
+            deployments: reflect("deployments", client, &sync, &mut tasks, |_| {}),
+            stateful_sets: reflect("statefulsets", client, &sync, &mut tasks, |_| {}),
+            replica_sets: reflect("replicasets", client, &sync, &mut tasks, |_| {}),
+            pod_disruption_budgets: reflect(
+                "poddisruptionbudgets",
+                client,
+                &sync,
+                &mut tasks,
+                |_| {},
+            ),
+            persistent_volume_claims: reflect(
+                "persistentvolumeclaims",
+                client,
+                &sync,
+                &mut tasks,
+                |_| {},
+            ),
+            specs,
             ready,
         };
         debug_assert_eq!(tasks.len(), KINDS);
@@ -154,6 +178,11 @@ impl Cache {
     pub fn nodes(&self) -> &Store<Node> {
         &self.nodes
     }
+    /// Pod specs by uid (requests, restart counts, container states).
+    pub fn specs(&self) -> &SpecIndex {
+        &self.specs
+    }
+
     pub fn pods(&self) -> &Store<Pod> {
         &self.pods
     }

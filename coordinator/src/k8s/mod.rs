@@ -12,6 +12,7 @@ pub mod config;
 pub mod crd;
 pub mod join;
 pub mod leader;
+pub mod specs;
 
 pub use cache::Cache;
 pub use calls::{API_CALLS, ApiCall, Scope};

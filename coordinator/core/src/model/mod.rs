@@ -10,6 +10,7 @@
 mod disk;
 mod gpu;
 mod pod;
+mod spec;
 mod usage;
 mod window;
 
@@ -18,6 +19,7 @@ pub use gpu::{GpuDevice, GpuDeviceFigures, GpuUse, GpuUseFigures};
 pub use pod::{
     Container, ContainerState, DiscoveredBy, Pod, PodKey, QosClass, Requests, SPEC_UNKNOWN,
 };
+pub use spec::{ContainerSpec, NOT_RUNNING, PodSpec, PodSpecs, join_spec};
 pub use usage::{Usage, UsageFigures};
 pub use window::{Metric, PodSample, PodWindow, Reading, Stat};
 

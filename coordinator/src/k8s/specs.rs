@@ -1,0 +1,362 @@
+//! Pod specs from the API, indexed by uid, for ingest to join into the measured model
+//! (requests, restart counts, container states with exit codes). Kept current by the
+//! pods reflector's events; a re-list builds a fresh index and swaps it in whole.
+
+use aistor_core::model::{ContainerSpec, ContainerState, PodSpec, PodSpecs, Requests};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::runtime::watcher;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The index: uid → spec. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct SpecIndex {
+    specs: Arc<RwLock<HashMap<String, PodSpec>>>,
+    // The index a re-list is building (between Init and InitDone).
+    pending: Arc<Mutex<Option<HashMap<String, PodSpec>>>>,
+}
+
+impl SpecIndex {
+    /// Follows one event of the pods watcher.
+    pub fn apply(&self, event: &watcher::Event<Pod>) {
+        match event {
+            watcher::Event::Init => *self.pending() = Some(HashMap::new()),
+            watcher::Event::InitApply(pod) => {
+                if let (Some(pending), Some(uid)) =
+                    (self.pending().as_mut(), pod.metadata.uid.as_ref())
+                {
+                    pending.insert(uid.clone(), pod_spec(pod));
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = self.pending().take() {
+                    *self.specs.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                }
+            }
+            watcher::Event::Apply(pod) => {
+                if let Some(uid) = &pod.metadata.uid {
+                    self.write().insert(uid.clone(), pod_spec(pod));
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let Some(uid) = &pod.metadata.uid {
+                    self.write().remove(uid);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Option<HashMap<String, PodSpec>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, PodSpec>> {
+        self.specs.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PodSpecs for SpecIndex {
+    fn spec(&self, uid: &str) -> Option<PodSpec> {
+        self.specs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
+}
+
+/// What the model takes from a Pod object.
+pub fn pod_spec(pod: &Pod) -> PodSpec {
+    let statuses: &[ContainerStatus] = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let status = statuses.iter().find(|s| s.name == c.name);
+            ContainerSpec {
+                name: c.name.clone(),
+                requests: Requests {
+                    cpu_millicores: requests
+                        .and_then(|r| r.get("cpu"))
+                        .and_then(|q| cpu_millicores(&q.0)),
+                    memory_bytes: requests
+                        .and_then(|r| r.get("memory"))
+                        .and_then(|q| bytes(&q.0)),
+                },
+                restart_count: status.and_then(|s| u32::try_from(s.restart_count).ok()),
+                state: status.and_then(container_state),
+            }
+        })
+        .collect();
+    PodSpec { containers }
+}
+
+fn container_state(status: &ContainerStatus) -> Option<ContainerState> {
+    let state = status.state.as_ref()?;
+    if let Some(t) = &state.terminated {
+        return Some(ContainerState::Terminated {
+            exit_code: Some(t.exit_code),
+            reason: t.reason.clone().unwrap_or_default().into(),
+        });
+    }
+    if let Some(w) = &state.waiting {
+        return Some(ContainerState::Waiting {
+            reason: w.reason.clone().unwrap_or_default().into(),
+        });
+    }
+    state.running.as_ref().map(|_| ContainerState::Running)
+}
+
+/// A CPU quantity ("250m", "2", "0.5", "1e3m") in millicores; `None` when it is not one.
+pub fn cpu_millicores(q: &str) -> Option<f64> {
+    let (number, unit) = split_quantity(q)?;
+    let millicores = match unit {
+        "m" => number,
+        "" => number * 1000.0,
+        "u" => number / 1000.0,
+        "n" => number / 1_000_000.0,
+        _ => return None,
+    };
+    (millicores.is_finite() && millicores >= 0.0).then_some(millicores)
+}
+
+/// A memory quantity ("128Mi", "1G", "512", "1e9") in bytes; `None` when it is not one.
+pub fn bytes(q: &str) -> Option<u64> {
+    let (number, unit) = split_quantity(q)?;
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "m" => 1e-3,
+        _ => return None,
+    };
+    let value = (number * scale).ceil();
+    (value.is_finite() && value >= 0.0 && value < u64::MAX as f64).then_some(value as u64)
+}
+
+/// The number and the suffix of a quantity; an exponent ("1e3", "2E6") belongs to the
+/// number. `None` when there is no number.
+fn split_quantity(q: &str) -> Option<(f64, &str)> {
+    let q = q.trim();
+    let end = q
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_digit()
+                || c == '.'
+                || c == '+'
+                || c == '-'
+                // An `e`/`E` followed by a digit or sign is an exponent, not the exa suffix.
+                || ((c == 'e' || c == 'E')
+                    && q[i + 1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| n.is_ascii_digit() || n == '-' || n == '+')))
+        })
+        .map_or(q.len(), |(i, _)| i);
+    let number: f64 = q[..end].parse().ok()?;
+    Some((number, &q[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState as K8sState, ContainerStateTerminated, ContainerStateWaiting,
+        PodSpec as K8sPodSpec, PodStatus, ResourceRequirements,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use kube::api::ObjectMeta;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn cpu_quantities_in_millicores() {
+        for (q, mc) in [
+            ("250m", 250.0),
+            ("2", 2000.0),
+            ("0.5", 500.0),
+            ("1.5", 1500.0),
+            ("100000u", 100.0),
+            ("5000000n", 5.0),
+            ("1e3m", 1000.0),
+            (" 3 ", 3000.0),
+        ] {
+            assert_eq!(cpu_millicores(q), Some(mc), "{q}");
+        }
+        for bad in ["", "m", "abc", "1Ki", "-1", "NaN"] {
+            assert_eq!(cpu_millicores(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_quantities_in_bytes() {
+        for (q, b) in [
+            ("128Mi", 128 << 20),
+            ("1Gi", 1 << 30),
+            ("1G", 1_000_000_000),
+            ("512", 512),
+            ("1e9", 1_000_000_000),
+            ("2E3", 2000),
+            ("1k", 1000),
+            ("1Ki", 1024),
+            ("1.5Mi", 1_572_864),
+            ("1Ti", 1 << 40),
+            ("1M", 1_000_000),
+            ("1T", 1_000_000_000_000),
+            ("1P", 1_000_000_000_000_000),
+            ("1Pi", 1 << 50),
+            ("1E", 1_000_000_000_000_000_000),
+            ("1Ei", 1 << 60),
+            ("1500m", 2),
+        ] {
+            assert_eq!(bytes(q), Some(b), "{q}");
+        }
+        for bad in ["", "Mi", "1Xi", "-5", "1e30"] {
+            assert_eq!(bytes(bad), None, "{bad}");
+        }
+    }
+
+    fn k8s_pod(uid: &str) -> Pod {
+        let requests = |cpu: &str, mem: &str| ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(cpu.into())),
+                ("memory".to_owned(), Quantity(mem.into())),
+            ])),
+            ..Default::default()
+        };
+        Pod {
+            metadata: ObjectMeta {
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            spec: Some(K8sPodSpec {
+                containers: vec![
+                    Container {
+                        name: "trainer".into(),
+                        resources: Some(requests("1500m", "1Gi")),
+                        ..Default::default()
+                    },
+                    Container {
+                        name: "prep".into(),
+                        resources: Some(requests("200m", "128Mi")),
+                        ..Default::default()
+                    },
+                    Container {
+                        name: "bare".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                container_statuses: Some(vec![
+                    ContainerStatus {
+                        name: "prep".into(),
+                        restart_count: 1,
+                        state: Some(K8sState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: 0,
+                                reason: Some("Completed".into()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    ContainerStatus {
+                        name: "bare".into(),
+                        restart_count: 0,
+                        state: Some(K8sState {
+                            waiting: Some(ContainerStateWaiting {
+                                reason: Some("ImagePullBackOff".into()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_pod_object_gives_requests_restarts_and_states() {
+        let spec = pod_spec(&k8s_pod("u1"));
+        assert_eq!(spec.containers.len(), 3);
+        let trainer = &spec.containers[0];
+        assert_eq!(
+            trainer.requests,
+            Requests {
+                cpu_millicores: Some(1500.0),
+                memory_bytes: Some(1 << 30)
+            }
+        );
+        assert_eq!((trainer.restart_count, &trainer.state), (None, &None));
+        let prep = &spec.containers[1];
+        assert_eq!(prep.restart_count, Some(1));
+        assert_eq!(
+            prep.state,
+            Some(ContainerState::Terminated {
+                exit_code: Some(0),
+                reason: "Completed".into()
+            })
+        );
+        let bare = &spec.containers[2];
+        assert_eq!(bare.requests, Requests::default());
+        assert_eq!(
+            bare.state,
+            Some(ContainerState::Waiting {
+                reason: "ImagePullBackOff".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_index_follows_events_and_swaps_in_a_relist_whole() {
+        let index = SpecIndex::default();
+        index.apply(&watcher::Event::Apply(k8s_pod("a")));
+        assert!(index.spec("a").is_some());
+        assert_eq!(index.len(), 1);
+        // A re-list in progress does not hide what is known.
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(k8s_pod("b")));
+        assert!(index.spec("a").is_some() && index.spec("b").is_none());
+        index.apply(&watcher::Event::InitDone);
+        assert!(index.spec("a").is_none(), "gone from the re-list");
+        assert!(index.spec("b").is_some());
+        index.apply(&watcher::Event::Delete(k8s_pod("b")));
+        assert!(index.is_empty());
+        // A pod without uid is not indexed.
+        let mut no_uid = k8s_pod("x");
+        no_uid.metadata.uid = None;
+        index.apply(&watcher::Event::Apply(no_uid));
+        assert!(index.is_empty());
+    }
+}
