@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod model;
+pub mod quantity;
 pub mod sequence;
 pub mod validate;
 pub mod view;
