@@ -76,6 +76,8 @@ mod tests {
             ("5000000n", 5.0),
             ("1e3m", 1000.0),
             (" 3 ", 3000.0),
+            ("+2", 2000.0),
+            ("2e-3", 2.0),
         ] {
             assert_eq!(cpu_millicores(q), Some(mc), "{q}");
         }
@@ -104,10 +106,13 @@ mod tests {
             ("1E", 1_000_000_000_000_000_000),
             ("1Ei", 1 << 60),
             ("1500m", 2),
+            ("1e+3", 1000),
+            ("15Ei", 15 << 60),
         ] {
             assert_eq!(bytes(q), Some(b), "{q}");
         }
-        for bad in ["", "Mi", "1Xi", "-5", "1e30"] {
+        // 16Ei is 2^64 bytes: one more than a u64 holds.
+        for bad in ["", "Mi", "1Xi", "-5", "1e30", "16Ei"] {
             assert_eq!(bytes(bad), None, "{bad}");
         }
     }
