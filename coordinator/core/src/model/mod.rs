@@ -8,6 +8,8 @@
 //! return a [`Figure`], so an absent value cannot be mistaken for zero.
 
 mod disk;
+#[cfg(test)]
+mod fixtures;
 mod gpu;
 mod pod;
 mod spec;

@@ -193,35 +193,7 @@ impl Pod {
 mod tests {
     use super::*;
 
-    fn container(name: &str, requests: Option<Requests>, state: ContainerState) -> Container {
-        Container {
-            id: format!("id-{name}").into(),
-            name: name.into(),
-            image: "img".into(),
-            state,
-            restart_count: None,
-            requests,
-            usage: Usage::default(),
-            gpus: Box::new([]),
-        }
-    }
-
-    fn pod(containers: Vec<Container>) -> Pod {
-        Pod {
-            key: PodKey {
-                namespace: "ml".into(),
-                name: "trainer".into(),
-                uid: "u1".into(),
-            },
-            qos_class: QosClass::Burstable,
-            cgroup_path: "kubepods/burstable/podu1".into(),
-            discovered_by: DiscoveredBy::Containerd,
-            usage: Usage::default(),
-            containers: containers.into_boxed_slice(),
-            gpus: Box::new([]),
-            window: PodWindow::default(),
-        }
-    }
+    use crate::model::fixtures::{container, pod};
 
     const BOTH: Requests = Requests {
         cpu_millicores: Some(250.0),

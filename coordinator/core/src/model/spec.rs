@@ -87,36 +87,12 @@ fn says_more(seen: &ContainerState, state: &ContainerState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DiscoveredBy, Figure, PodKey, PodWindow, QosClass};
+    use crate::model::Figure;
+
+    use crate::model::fixtures::{container, pod};
 
     fn measured(name: &str, state: ContainerState) -> Container {
-        Container {
-            id: format!("id-{name}").into(),
-            name: name.into(),
-            image: "img".into(),
-            state,
-            restart_count: None,
-            requests: None,
-            usage: Usage::default(),
-            gpus: Box::new([]),
-        }
-    }
-
-    fn pod(containers: Vec<Container>) -> Pod {
-        Pod {
-            key: PodKey {
-                namespace: "ml".into(),
-                name: "p".into(),
-                uid: "u".into(),
-            },
-            qos_class: QosClass::Burstable,
-            cgroup_path: "kubepods/podu".into(),
-            discovered_by: DiscoveredBy::Containerd,
-            usage: Usage::default(),
-            containers: containers.into_boxed_slice(),
-            gpus: Box::new([]),
-            window: PodWindow::default(),
-        }
+        container(name, None, state)
     }
 
     fn spec(name: &str, cpu: f64, restarts: u32, state: Option<ContainerState>) -> ContainerSpec {
