@@ -201,6 +201,7 @@ pub async fn run(
             .add_service(grpc::agent::AgentServer::new(grpc::agent::Agents::new(
                 ingest,
                 directives.clone(),
+                role.clone(),
                 drain.clone(),
             )))
             .add_service(grpc::cluster::cluster_server(

@@ -9,22 +9,32 @@ use tokio::sync::watch;
 pub struct Role {
     mode: ClusterMode,
     leader: watch::Receiver<bool>,
+    // Standalone, nobody changes leadership; the sender is kept so that waiting for
+    // a change waits forever instead of failing at once.
+    _constant: Option<std::sync::Arc<watch::Sender<bool>>>,
 }
 
 impl Role {
     /// Standalone: the only coordinator there is, so always the leader.
     pub fn standalone() -> Self {
-        let (_, leader) = watch::channel(true);
+        let (constant, leader) = watch::channel(true);
         Self {
             mode: ClusterMode::Standalone,
             leader,
+            _constant: Some(std::sync::Arc::new(constant)),
         }
     }
 
     pub fn kubernetes(mode: ClusterMode, leadership: &Leadership) -> Self {
+        Self::following(mode, leadership.watch())
+    }
+
+    /// Leads while `leader` says so.
+    pub fn following(mode: ClusterMode, leader: watch::Receiver<bool>) -> Self {
         Self {
             mode,
-            leader: leadership.watch(),
+            leader,
+            _constant: None,
         }
     }
 
@@ -52,5 +62,17 @@ mod tests {
         assert!(role.is_leader());
         assert_eq!(role.mode().name(), "standalone");
         assert!(*role.leadership().borrow());
+    }
+
+    #[tokio::test]
+    async fn standalone_leadership_never_changes_and_never_closes() {
+        let role = Role::standalone();
+        let mut leadership = role.leadership();
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            leadership.wait_for(|leader| !*leader),
+        )
+        .await;
+        assert!(waited.is_err(), "still waiting: the channel stays open");
     }
 }

@@ -11,6 +11,7 @@
 use crate::directives::Directives;
 use crate::ingest::Ingest;
 use crate::process::Drain;
+use crate::role::Role;
 use crate::wire::ReceivedReport;
 use aistor_proto::v1::{Ack, Directive, directive};
 use bytes::Buf;
@@ -31,18 +32,25 @@ const CONNECT_PATH: &str = "/aistor.v1.AgentService/Connect";
 pub struct Agents {
     ingest: Ingest,
     directives: Directives,
+    role: Role,
     drain: Drain,
 }
 
 impl Agents {
-    pub fn new(ingest: Ingest, directives: Directives, drain: Drain) -> Self {
+    pub fn new(ingest: Ingest, directives: Directives, role: Role, drain: Drain) -> Self {
         Self {
             ingest,
             directives,
+            role,
             drain,
         }
     }
 }
+
+/// Why a standby refuses agents: they retry, and the Service (which sends traffic only
+/// to the ready leader) takes them there.
+const NOT_LEADER: &str =
+    "this coordinator is not the leader; reconnect (the Service sends agents to the leader)";
 
 type DirectiveStream = Pin<Box<dyn Stream<Item = Result<Directive, Status>> + Send>>;
 
@@ -51,8 +59,12 @@ impl Agents {
         &self,
         request: Request<Streaming<ReceivedReport>>,
     ) -> Result<Response<DirectiveStream>, Status> {
+        if !self.role.is_leader() {
+            return Err(Status::unavailable(NOT_LEADER));
+        }
         let peer = request.remote_addr();
         let mut reports = request.into_inner();
+        let mut leadership = self.role.leadership();
         let (tx, rx) = mpsc::channel::<Result<Directive, Status>>(64);
         let ingest = self.ingest.clone();
         let directives = self.directives.clone();
@@ -66,6 +78,14 @@ impl Agents {
                     m = reports.message() => m,
                     // Ending the stream lets the agent reconnect to a live replica.
                     () = drain.signaled() => break,
+                    // Leadership lost: the agent replays what is unacknowledged to the new leader.
+                    lost = async { leadership.wait_for(|leader| !*leader).await.map(drop) } => {
+                        if lost.is_ok() {
+                            tracing::info!(node, ?peer, "leadership lost; ending the agent's stream");
+                            let _ = tx.send(Err(Status::unavailable(NOT_LEADER))).await;
+                        }
+                        break;
+                    }
                 };
                 let report = match message {
                     Ok(Some(r)) => r,
@@ -317,8 +337,14 @@ mod tests {
 
     /// Through a real server and the generated client (what agents use): the report
     /// is acknowledged and the view holds what the client sent.
-    #[tokio::test]
-    async fn a_report_from_the_generated_client_is_acknowledged_and_applied() {
+    struct Served {
+        addr: std::net::SocketAddr,
+        view: crate::view::LiveView,
+        _dir: tempfile::TempDir,
+    }
+
+    /// The agents' service on loopback, with a real view, directives and store.
+    async fn serve(role: Role) -> Served {
         let clock = std::sync::Arc::new(aistor_core::ManualClock::new(aistor_core::Now {
             monotonic: std::time::Duration::from_secs(1),
             wall_unix_nanos: 2_000_000_000,
@@ -342,17 +368,75 @@ mod tests {
             tonic::transport::Server::builder()
                 .add_service(AgentServer::new(Agents::new(
                     ingest,
-                    streams.clone(),
+                    streams,
+                    role,
                     Drain::never(),
                 )))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
+        Served {
+            addr,
+            view,
+            _dir: dir,
+        }
+    }
+
+    async fn client(
+        addr: std::net::SocketAddr,
+    ) -> pb::agent_service_client::AgentServiceClient<tonic::transport::Channel> {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()
             .await
             .unwrap();
-        let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+        pb::agent_service_client::AgentServiceClient::new(channel)
+    }
+
+    /// A standby refuses agents; a leader that loses the Lease ends their streams,
+    /// so they reconnect (through the Service) to the new leader and replay.
+    #[tokio::test]
+    async fn only_the_leader_takes_agents_and_a_lost_lease_ends_their_streams() {
+        let (leader, following) = tokio::sync::watch::channel(false);
+        let role = Role::following(crate::k8s::ClusterMode::Standalone, following);
+        let served = serve(role).await;
+        let mut agent = client(served.addr).await;
+        let mut sent = report(1);
+        sent.node = Some(pb::NodeIdentity {
+            name: "n".into(),
+            ..Default::default()
+        });
+        let refused = agent
+            .connect(tokio_stream::iter(vec![sent.clone()]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unavailable);
+        assert_eq!(refused.message(), NOT_LEADER);
+
+        leader.send_replace(true);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(sent).await.unwrap();
+        let mut directives = agent
+            .connect(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(matches!(
+            directives.message().await.unwrap().unwrap().kind,
+            Some(directive::Kind::Ack(_))
+        ));
+        leader.send_replace(false);
+        let ended = directives.message().await.unwrap_err();
+        assert_eq!(ended.code(), Code::Unavailable);
+        assert_eq!(ended.message(), NOT_LEADER);
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_report_from_the_generated_client_is_acknowledged_and_applied() {
+        let Served {
+            addr, view, _dir, ..
+        } = serve(Role::standalone()).await;
+        let mut client = client(addr).await;
         let mut sent = report(3);
         sent.node = Some(pb::NodeIdentity {
             name: "n".into(),
