@@ -304,6 +304,9 @@ struct PodFilter {
     node: String,
     #[serde(default)]
     namespace: String,
+    /// Kubernetes' spelling of the parameter.
+    #[serde(default, rename = "labelSelector")]
+    label_selector: String,
 }
 
 /// One pod in the list: what people compare across pods. Absent figures are `null`.
@@ -385,10 +388,18 @@ async fn list_pods(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // Same pages as gRPC ListPods; JSON has no message limit, so no byte budget.
+    let selector =
+        aistor_core::selector::LabelSelector::parse(&filter.label_selector).map_err(|e| {
+            ApiError::bad_request(
+                "invalid labelSelector",
+                format!("parameter `labelSelector`: {e}"),
+            )
+        })?;
     let (pods, next) = crate::grpc::cluster::pods_page(
         &s.view,
         &filter.node,
         &filter.namespace,
+        &selector,
         query.limit()?,
         query.token(),
         usize::MAX,
@@ -406,8 +417,8 @@ async fn get_pod(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<pb::PodStatus>, ApiError> {
     let filter = crate::view::PodFilter {
-        node: String::new(),
         namespace: namespace.clone(),
+        ..Default::default()
     };
     s.view
         .pods(&filter)

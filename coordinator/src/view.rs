@@ -39,6 +39,8 @@ pub struct PodFilter {
     pub node: String,
     /// Empty: every namespace.
     pub namespace: String,
+    /// Empty: every pod; otherwise only pods whose (joined) labels match.
+    pub selector: aistor_core::selector::LabelSelector,
 }
 
 impl LiveView {
@@ -195,6 +197,12 @@ impl LiveView {
                     pods.iter()
                         .filter(|p| {
                             filter.namespace.is_empty() || p.namespace() == filter.namespace
+                        })
+                        .filter(|p| {
+                            filter.selector.is_empty()
+                                || filter
+                                    .selector
+                                    .matches(p.labels.iter().map(|(k, v)| (&**k, &**v)))
                         })
                         .map(|pod| pb::PodStatus {
                             node: node.name().to_owned(),

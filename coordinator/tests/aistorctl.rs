@@ -595,6 +595,7 @@ fn pod_request(node: &str, namespace: &str) -> ListPodsRequest {
         namespace: namespace.to_owned(),
         page_size: cli::DEFAULT_CHUNK_SIZE,
         page_token: String::new(),
+        label_selector: String::new(),
     }
 }
 
@@ -1088,6 +1089,14 @@ async fn filters_are_sent_to_the_coordinator() {
     let (result, out) = aistorctl(&["--server", &url, "pods", "-n", "ml", "-o", "wide"]).await;
     result.unwrap();
     assert_eq!(names(&out), ["trainer-0"], "{out}");
+
+    // The selector travels as given (the coordinator applies it).
+    let (result, _) = aistorctl(&["--server", &url, "pods", "-l", "app=web,tier!=db"]).await;
+    result.unwrap();
+    assert_eq!(
+        requests.lock().unwrap().pop().unwrap().label_selector,
+        "app=web,tier!=db"
+    );
 
     let (result, out) = aistorctl(&[
         "--server",
@@ -2165,6 +2174,52 @@ mod scale {
         assert_eq!(
             err.message(),
             "field `page_token`: token continues a listing of pods, not of nodes"
+        );
+    }
+
+    #[tokio::test]
+    async fn label_selectors_are_parsed_and_a_bad_one_names_the_field() {
+        let c = small_cluster(&["a"]).await;
+        let mut client = cluster_client(c.grpc).await;
+        let err = client
+            .list_pods(ListPodsRequest {
+                label_selector: "app in (web".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "field `label_selector`: label selector \"app in (web\": a '(' without its ')'"
+        );
+        // Labels come from the API; pods known only from reports have none.
+        let none = client
+            .list_pods(ListPodsRequest {
+                label_selector: "app=web".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(none.pods.is_empty());
+        let all = client
+            .list_pods(ListPodsRequest {
+                label_selector: "!app".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(all.pods.len(), 3);
+        let (status, err) = http_get(c.http, "/api/v1/pods?labelSelector=app%20gt%203").await;
+        assert_eq!(status, 400);
+        assert!(
+            err["details"]
+                .as_str()
+                .unwrap()
+                .starts_with("parameter `labelSelector`: "),
+            "{err}"
         );
     }
 

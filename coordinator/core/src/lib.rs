@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod model;
 pub mod quantity;
+pub mod selector;
 pub mod sequence;
 pub mod validate;
 pub mod view;

@@ -721,6 +721,7 @@ mod tests {
             containers: Box::new([]),
             gpus: Box::new([]),
             window: PodWindow::default(),
+            labels: Box::new([]),
         }
     }
 

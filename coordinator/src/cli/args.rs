@@ -162,6 +162,11 @@ pub struct PodFilter {
     /// Only pods in this namespace.
     #[arg(short, long, env = "AISTOR_NAMESPACE", value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+
+    /// Only pods whose labels (from the Kubernetes API) match this selector, as
+    /// kubectl's `-l` (`app=web,tier!=db`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 /// The figure `--sort` orders pods by, largest first.

@@ -129,6 +129,7 @@ pub(crate) async fn list_pods(
             namespace: filter.namespace.clone().unwrap_or_default(),
             page_size: chunk_size,
             page_token,
+            label_selector: filter.selector.clone().unwrap_or_default(),
         };
         async move {
             let mut request = tonic::Request::new(request);

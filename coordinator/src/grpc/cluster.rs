@@ -4,6 +4,7 @@ use crate::measurements::{self, Measurements};
 use crate::paging::{self, Key, Listing, PageError, TokenError};
 use crate::process::Drain;
 use crate::view::{LiveView, PodFilter};
+use aistor_core::selector::LabelSelector;
 use aistor_proto::v1::{
     GetMeasurementRequest, GetNodeRequest, ListNodesRequest, ListNodesResponse, ListPodsRequest,
     ListPodsResponse, Measurement, NodeEvent, NodeStatus, PodStatus, StartMeasurementRequest,
@@ -155,6 +156,7 @@ pub fn pods_page(
     view: &LiveView,
     node: &str,
     namespace: &str,
+    selector: &LabelSelector,
     page_size: u64,
     page_token: &str,
     budget: usize,
@@ -169,6 +171,7 @@ pub fn pods_page(
         let filter = PodFilter {
             node: name,
             namespace: namespace.to_owned(),
+            selector: selector.clone(),
         };
         let mut pods: Vec<(Key, PodStatus)> = view
             .pods(&filter)
@@ -266,11 +269,15 @@ impl ClusterService for Cluster {
             namespace,
             page_size,
             page_token,
+            label_selector,
         } = request.into_inner();
+        let selector = LabelSelector::parse(&label_selector)
+            .map_err(|e| Status::invalid_argument(format!("field `label_selector`: {e}")))?;
         let (pods, next_page_token) = pods_page(
             &self.view,
             &node,
             &namespace,
+            &selector,
             u64::from(page_size),
             &page_token,
             PAGE_BUDGET,

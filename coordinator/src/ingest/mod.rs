@@ -110,6 +110,7 @@ mod tests {
                     restart_count: Some(3),
                     state: None,
                 }],
+                labels: vec![("app".into(), "web".into())],
             })
         }
     }
@@ -165,5 +166,18 @@ mod tests {
             let unknown = &pods[1].containers[0];
             assert_eq!((unknown.requests, unknown.restart_count), (None, None));
         });
+        // Joined labels are what selectors match.
+        let selected = |selector: &str| {
+            view.pods(&crate::view::PodFilter {
+                selector: aistor_core::selector::LabelSelector::parse(selector).unwrap(),
+                ..Default::default()
+            })
+            .into_iter()
+            .map(|p| p.pod.unwrap().uid)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(selected("app=web"), ["u1"]);
+        assert_eq!(selected("!app"), ["u2"]);
+        assert_eq!(selected(""), ["u1", "u2"]);
     }
 }

@@ -213,6 +213,8 @@ fn pod(p: wire::Pod) -> Pod {
             .collect(),
         gpus: p.gpus.into_iter().map(gpu_use).collect(),
         window: PodWindow::default(),
+        // Labels are not in a report; the spec join brings them.
+        labels: Box::new([]),
     }
 }
 

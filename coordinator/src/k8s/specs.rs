@@ -105,7 +105,14 @@ pub fn pod_spec(pod: &Pod) -> PodSpec {
             }
         })
         .collect();
-    PodSpec { containers }
+    let labels = pod
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    PodSpec { containers, labels }
 }
 
 fn container_state(status: &ContainerStatus) -> Option<ContainerState> {
@@ -201,8 +208,11 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_object_gives_requests_restarts_and_states() {
-        let spec = pod_spec(&k8s_pod("u1"));
+    fn a_pod_object_gives_requests_restarts_states_and_labels() {
+        let mut pod = k8s_pod("u1");
+        pod.metadata.labels = Some(BTreeMap::from([("app".to_owned(), "train".to_owned())]));
+        let spec = pod_spec(&pod);
+        assert_eq!(spec.labels, [("app".to_owned(), "train".to_owned())]);
         assert_eq!(spec.containers.len(), 3);
         let trainer = &spec.containers[0];
         assert_eq!(

@@ -1409,6 +1409,11 @@ pub struct ListPodsRequest {
     /// for the first page.
     #[prost(string, tag = "4")]
     pub page_token: ::prost::alloc::string::String,
+    /// A Kubernetes label selector (`app=web,tier!=db,env in (a,b),!canary`). Labels
+    /// come from the pod in the Kubernetes API (joined by uid): a pod known only from
+    /// its node's report has none. INVALID_ARGUMENT for a malformed selector.
+    #[prost(string, tag = "5")]
+    pub label_selector: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -38,5 +38,6 @@ pub(crate) fn pod(containers: Vec<Container>) -> Pod {
         containers: containers.into_boxed_slice(),
         gpus: Box::new([]),
         window: PodWindow::default(),
+        labels: Box::new([]),
     }
 }

@@ -128,6 +128,8 @@ pub struct Pod {
     pub gpus: Box<[GpuUse]>,
     /// The pod's recent samples (as long as the longest window a decision asks for).
     pub window: PodWindow,
+    /// The pod's labels, once joined with its spec (none are in an agent's report).
+    pub labels: Box<[(Box<str>, Box<str>)]>,
 }
 
 impl Pod {

@@ -17,6 +17,8 @@ pub struct ContainerSpec {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PodSpec {
     pub containers: Vec<ContainerSpec>,
+    /// The pod's labels (what label selectors match).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Where ingest finds a pod's spec by uid (the Kubernetes shell's index, the local
@@ -34,6 +36,11 @@ pub const NOT_RUNNING: &str = "the container has no cgroup on its node (not star
 /// or completed and gone) is added without figures, so a pod's containers are all
 /// there for decisions that read their states.
 pub fn join_spec(pod: &mut Pod, spec: &PodSpec) {
+    pod.labels = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+        .collect();
     let mut containers: Vec<Container> = std::mem::take(&mut pod.containers).into_vec();
     for s in &spec.containers {
         match containers.iter_mut().find(|c| *c.name == *s.name) {
@@ -136,6 +143,7 @@ mod tests {
                     spec("prep", 200.0, 0, Some(exited.clone())),
                     spec("odd", 100.0, 1, Some(ContainerState::Running)),
                 ],
+                labels: Vec::new(),
             },
         );
         let c = &p.containers;
@@ -166,6 +174,7 @@ mod tests {
                     ),
                     spec("done", 100.0, 0, None),
                 ],
+                labels: vec![("app".into(), "train".into())],
             },
         );
         let names: Vec<&str> = p.containers.iter().map(|c| &*c.name).collect();
@@ -184,6 +193,7 @@ mod tests {
         );
         assert_eq!(p.containers[2].state, ContainerState::Unknown);
         assert_eq!(p.cpu_request_millicores(), Figure::Measured(1600.0));
+        assert_eq!(&*p.labels, [("app".into(), "train".into())]);
         // A measured container the spec does not name keeps no requests: the pod's
         // total is then absent, as the HPA treats it.
         let mut p = pod(vec![measured("sidecar", ContainerState::Running)]);
