@@ -65,8 +65,9 @@ pub enum Command {
     Top(TopCommand),
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct NodesArgs {
+/// How lists are fetched: page by page, as kubectl's `--chunk-size`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Paging {
     /// Ask the coordinator for this many items per page (it caps pages at 5000
     /// and keeps each under 16 MiB); every page is fetched and rendered as one
     /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
@@ -77,6 +78,12 @@ pub struct NodesArgs {
         value_name = "N"
     )]
     pub chunk_size: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    pub paging: Paging,
 
     /// Output format.
     #[arg(
@@ -100,16 +107,8 @@ pub struct PodsArgs {
     #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
     pub sort: Option<PodSort>,
 
-    /// Ask the coordinator for this many items per page (it caps pages at 5000
-    /// and keeps each under 16 MiB); every page is fetched and rendered as one
-    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
-    #[arg(
-        long,
-        env = "AISTOR_CHUNK_SIZE",
-        default_value_t = DEFAULT_CHUNK_SIZE,
-        value_name = "N"
-    )]
-    pub chunk_size: u32,
+    #[command(flatten)]
+    pub paging: Paging,
 
     /// Output format.
     #[arg(
@@ -129,16 +128,8 @@ pub struct GpusArgs {
     #[arg(long, env = "AISTOR_NODE", value_name = "NODE")]
     pub node: Option<String>,
 
-    /// Ask the coordinator for this many items per page (it caps pages at 5000
-    /// and keeps each under 16 MiB); every page is fetched and rendered as one
-    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
-    #[arg(
-        long,
-        env = "AISTOR_CHUNK_SIZE",
-        default_value_t = DEFAULT_CHUNK_SIZE,
-        value_name = "N"
-    )]
-    pub chunk_size: u32,
+    #[command(flatten)]
+    pub paging: Paging,
 
     /// Output format.
     #[arg(
@@ -224,16 +215,8 @@ pub struct TopPodsArgs {
     #[arg(long, env = "AISTOR_SORT", value_enum, value_name = "FIGURE")]
     pub sort: Option<PodSort>,
 
-    /// Ask the coordinator for this many items per page (it caps pages at 5000
-    /// and keeps each under 16 MiB); every page is fetched and rendered as one
-    /// list. 0 leaves the page size to the coordinator (500 nodes, 1000 pods).
-    #[arg(
-        long,
-        env = "AISTOR_CHUNK_SIZE",
-        default_value_t = DEFAULT_CHUNK_SIZE,
-        value_name = "N"
-    )]
-    pub chunk_size: u32,
+    #[command(flatten)]
+    pub paging: Paging,
 
     /// Ask the coordinator for the pods once per this long (e.g. `500ms`, `2s`,
     /// `1m`); every answer is drawn.

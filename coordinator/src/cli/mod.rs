@@ -57,7 +57,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
 
 async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let nodes = client::list_nodes(&mut client, url, args.chunk_size).await?;
+    let nodes = client::list_nodes(&mut client, url, args.paging.chunk_size).await?;
     let text = render_gpus(&nodes, args.output, args.node.as_deref())?;
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -66,7 +66,7 @@ async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Resu
 
 async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let pods = client::list_pods(&mut client, url, &args.filter, args.chunk_size).await?;
+    let pods = client::list_pods(&mut client, url, &args.filter, args.paging.chunk_size).await?;
     let text = render_pods(&pods, args.output, args.sort, &args.filter)?;
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -75,7 +75,7 @@ async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Resu
 
 async fn nodes(url: &str, args: &NodesArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
-    let nodes = client::list_nodes(&mut client, url, args.chunk_size).await?;
+    let nodes = client::list_nodes(&mut client, url, args.paging.chunk_size).await?;
     let text = render_nodes(&nodes, args.output, now_unix_nanos())?;
     out.write_all(text.as_bytes())?;
     out.flush()?;

@@ -95,7 +95,7 @@ pub(crate) async fn run(
         let (started, result) = tokio::select! {
             biased;
             () = &mut interrupted => return Ok(()),
-            polled = poll_at(next_poll, url, &mut connection, &args.filter, args.chunk_size) => polled,
+            polled = poll_at(next_poll, url, &mut connection, &args.filter, args.paging.chunk_size) => polled,
         };
         match result {
             Ok(pods) => {
