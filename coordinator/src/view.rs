@@ -151,18 +151,10 @@ impl LiveView {
         self.read(|v| v.node(name).map(|n| node_status(n, false)))
     }
 
-    /// Node summaries (no pod figures) by name, at most `limit` after `after`; and
-    /// whether more follow.
-    pub fn node_summaries(&self, after: Option<&str>, limit: usize) -> (Vec<pb::NodeStatus>, bool) {
-        self.read(|v| {
-            let mut nodes = v.nodes_after(after);
-            let page: Vec<pb::NodeStatus> = nodes
-                .by_ref()
-                .take(limit)
-                .map(|n| node_status(n, false))
-                .collect();
-            (page, nodes.next().is_some())
-        })
+    /// The names of the nodes after `after` (all when `None`), in order: what a
+    /// listing pages over, one node at a time.
+    pub fn node_names(&self, after: Option<&str>) -> Vec<String> {
+        self.read(|v| v.nodes_after(after).map(|n| n.name().to_owned()).collect())
     }
 
     pub fn node_state(&self, name: &str) -> Option<NodeState> {
@@ -416,10 +408,9 @@ mod tests {
         );
         assert_eq!(v.find_pod_node(|p| p.uid() == "d"), Some("n2".into()));
         assert_eq!(v.find_pod_node(|p| p.uid() == "zz"), None);
-        let (page, more) = v.node_summaries(None, 1);
-        assert_eq!((page[0].name.as_str(), more), ("n1", true));
-        let (page, more) = v.node_summaries(Some("n1"), 5);
-        assert_eq!((page.len(), page[0].name.as_str(), more), (1, "n2", false));
+        assert_eq!(v.node_names(None), ["n1", "n2"]);
+        assert_eq!(v.node_names(Some("n1")), ["n2"]);
+        assert!(v.node_names(Some("n2")).is_empty());
     }
 
     #[tokio::test]

@@ -173,7 +173,6 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
     assert_eq!(cache.persistent_volume_claims().len(), 1);
 
     // Pod specs are indexed by uid for ingest: requests from the spec.
-    use aistor_core::model::PodSpecs;
     let trainer_spec = cache
         .specs()
         .spec(&uid(&trainer))

@@ -98,11 +98,6 @@ impl ListError {
     }
 }
 
-/// Every node's name, in key order.
-pub(crate) fn node_names(view: &LiveView) -> Vec<String> {
-    view.read(|v| v.nodes().map(|n| n.name().to_owned()).collect())
-}
-
 /// Bytes `len` bytes of message take as one element of a repeated field (tag < 16).
 fn element_bytes(len: usize) -> usize {
     1 + prost::length_delimiter_len(len) + len
@@ -118,10 +113,7 @@ pub fn nodes_page(
 ) -> Result<(Vec<NodeStatus>, String), ListError> {
     let after = paging::decode_token(Listing::Nodes, page_token)?;
     let size = paging::page_size(page_size, paging::DEFAULT_NODE_PAGE);
-    let mut names = node_names(view);
-    if let Some(after) = &after {
-        names.retain(|n| n > &after[0]);
-    }
+    let names = view.node_names(after.as_ref().map(|a| a[0].as_str()));
     let items = names.into_iter().filter_map(|name| {
         // A node that went away since the names were read is simply not listed.
         let status = view.node_summary(&name)?;
@@ -163,7 +155,7 @@ pub fn pods_page(
 ) -> Result<(Vec<PodStatus>, String), ListError> {
     let after = paging::decode_token(Listing::Pods, page_token)?;
     let size = paging::page_size(page_size, paging::DEFAULT_POD_PAGE);
-    let mut names = node_names(view);
+    let mut names = view.node_names(None);
     names.retain(|n| {
         (node.is_empty() || n == node) && after.as_ref().is_none_or(|after| n >= &after[0])
     });
@@ -330,7 +322,7 @@ impl ClusterService for Cluster {
         // Subscribe before listing so no change between the two is missed. The
         // listing decodes one node at a time as the watcher takes them.
         let mut updates = self.view.subscribe();
-        let existing = node_names(&self.view);
+        let existing = self.view.node_names(None);
         let view = self.view.clone();
         let mode = self.mode;
         let mut drain = self.drain.clone();

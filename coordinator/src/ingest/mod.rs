@@ -7,7 +7,7 @@ pub mod reading;
 use crate::measurements::Measurements;
 use crate::view::LiveView;
 use crate::wire::ReceivedReport;
-use aistor_core::model::{PodSpecs, join_spec};
+use aistor_core::model::PodSpecs;
 use aistor_core::validate::Limits;
 use aistor_core::{Ingested, ReportKey};
 use reading::Refused;
@@ -48,9 +48,7 @@ impl Ingest {
         let mut converted = reading::convert(report, now.wall_unix_nanos, &self.limits)?;
         if let (Some(specs), Ok(pods)) = (&self.specs, &mut converted.reading.pods) {
             for pod in pods.iter_mut().filter(|p| !p.uid().is_empty()) {
-                if let Some(spec) = specs.spec(pod.uid()) {
-                    join_spec(pod, &spec);
-                }
+                specs.join(pod);
             }
         }
         let head = &converted.head;
@@ -99,8 +97,11 @@ mod tests {
     struct OneSpec;
 
     impl PodSpecs for OneSpec {
-        fn spec(&self, uid: &str) -> Option<PodSpec> {
-            (uid == "u1").then(|| PodSpec {
+        fn join(&self, pod: &mut aistor_core::model::Pod) {
+            if pod.uid() != "u1" {
+                return;
+            }
+            let spec = PodSpec {
                 containers: vec![ContainerSpec {
                     name: "main".into(),
                     requests: Requests {
@@ -111,7 +112,8 @@ mod tests {
                     state: None,
                 }],
                 labels: vec![("app".into(), "web".into())],
-            })
+            };
+            aistor_core::model::join_spec(pod, &spec);
         }
     }
 

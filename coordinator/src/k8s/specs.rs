@@ -2,7 +2,7 @@
 //! (requests, restart counts, container states with exit codes). Kept current by the
 //! pods reflector's events; a re-list builds a fresh index and swaps it in whole.
 
-use aistor_core::model::{ContainerSpec, ContainerState, PodSpec, PodSpecs, Requests};
+use aistor_core::model::{ContainerSpec, ContainerState, PodSpec, PodSpecs, Requests, join_spec};
 use aistor_core::quantity::{bytes, cpu_millicores};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::runtime::watcher;
@@ -48,7 +48,7 @@ impl SpecIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.specs.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,13 +64,22 @@ impl SpecIndex {
     }
 }
 
+impl SpecIndex {
+    /// A copy of one pod's spec (for inspection; ingest joins in place).
+    pub fn spec(&self, uid: &str) -> Option<PodSpec> {
+        self.read().get(uid).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, PodSpec>> {
+        self.specs.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl PodSpecs for SpecIndex {
-    fn spec(&self, uid: &str) -> Option<PodSpec> {
-        self.specs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uid)
-            .cloned()
+    fn join(&self, pod: &mut aistor_core::model::Pod) {
+        if let Some(spec) = self.read().get(pod.uid()) {
+            join_spec(pod, spec);
+        }
     }
 }
 

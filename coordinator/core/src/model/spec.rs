@@ -22,9 +22,11 @@ pub struct PodSpec {
 }
 
 /// Where ingest finds a pod's spec by uid (the Kubernetes shell's index, the local
-/// runtime's pods).
+/// runtime's pods). Joining in place (with [`join_spec`]) keeps the spec where it is:
+/// no copy per pod per report.
 pub trait PodSpecs: Send + Sync + std::fmt::Debug {
-    fn spec(&self, uid: &str) -> Option<PodSpec>;
+    /// Joins `pod` with its spec, when there is one for its uid.
+    fn join(&self, pod: &mut Pod);
 }
 
 /// Why a container the spec names has no figures.
