@@ -22,6 +22,7 @@ pub mod parse;
 pub mod pods;
 pub mod rate;
 pub mod report;
+pub mod runtime;
 pub mod shutdown;
 pub mod source;
 pub mod telemetry;

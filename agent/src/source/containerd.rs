@@ -118,6 +118,8 @@ pub enum RuntimeError {
         call: &'static str,
         namespace: String,
         message: String,
+        /// containerd's gRPC code, so callers can tell "not found" from a failure.
+        code: tonic::Code,
     },
     #[error("containerd at {socket}: {call} timed out after {timeout:?}")]
     Timeout {
@@ -141,6 +143,28 @@ impl RuntimeError {
             | Self::Namespace { socket, .. }
             | Self::StreamEnded { socket } => socket,
         }
+    }
+
+    /// containerd answered that the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Call {
+                code: tonic::Code::NotFound,
+                ..
+            }
+        )
+    }
+
+    /// containerd answered that the object exists already.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(
+            self,
+            Self::Call {
+                code: tonic::Code::AlreadyExists,
+                ..
+            }
+        )
     }
 }
 
@@ -186,6 +210,7 @@ impl EventStream {
             call: "Events.Subscribe",
             namespace: self.namespaces.join(","),
             message: status_message(status),
+            code: status.code(),
         }
     }
 
@@ -228,19 +253,26 @@ impl EventStream {
     }
 }
 
-/// One containerd connection (lazy: connects on first use, reconnects after errors).
-pub struct Containerd {
+/// One containerd connection (lazy: connects on first use, reconnects after errors),
+/// shared by discovery and the local runtime.
+#[derive(Debug)]
+pub struct Connection {
     socket: PathBuf,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+}
+
+/// Container discovery over a [`Connection`].
+pub struct Containerd {
+    conn: Connection,
     namespaces: Vec<String>,
     fs: HostFs,
-    channel: tokio::sync::Mutex<Option<Channel>>,
     resolver: Arc<CgroupResolver>,
 }
 
 impl std::fmt::Debug for Containerd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Containerd")
-            .field("socket", &self.socket)
+            .field("socket", &self.conn.socket)
             .field("namespaces", &self.namespaces)
             .field("host_root", &self.fs.root())
             .finish_non_exhaustive()
@@ -255,10 +287,31 @@ impl Containerd {
             namespaces
         };
         Self {
-            socket,
+            conn: Connection::new(socket),
             namespaces,
             resolver: Arc::new(CgroupResolver::new(fs.clone())),
             fs,
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        self.conn.socket()
+    }
+
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// Drops the connection so that the next call reconnects.
+    pub async fn disconnect(&self) {
+        self.conn.forget().await;
+    }
+}
+
+impl Connection {
+    pub fn new(socket: PathBuf) -> Self {
+        Self {
+            socket,
             channel: tokio::sync::Mutex::new(None),
         }
     }
@@ -267,15 +320,11 @@ impl Containerd {
         &self.socket
     }
 
-    pub fn namespaces(&self) -> &[String] {
-        &self.namespaces
-    }
-
-    fn socket_name(&self) -> String {
+    pub fn socket_name(&self) -> String {
         self.socket.display().to_string()
     }
 
-    async fn channel(&self) -> Result<Channel, RuntimeError> {
+    pub async fn channel(&self) -> Result<Channel, RuntimeError> {
         let mut guard = self.channel.lock().await;
         if let Some(channel) = guard.as_ref() {
             return Ok(channel.clone());
@@ -303,15 +352,16 @@ impl Containerd {
     }
 
     /// Drops the connection so that the next call reconnects.
-    pub async fn disconnect(&self) {
-        self.forget().await;
-    }
-
-    async fn forget(&self) {
+    pub async fn forget(&self) {
         *self.channel.lock().await = None;
     }
 
-    fn request<T>(&self, message: T, namespace: &str) -> Result<tonic::Request<T>, RuntimeError> {
+    /// A request in containerd `namespace`.
+    pub fn request<T>(
+        &self,
+        message: T,
+        namespace: &str,
+    ) -> Result<tonic::Request<T>, RuntimeError> {
         let mut request = tonic::Request::new(message);
         let value = tonic::metadata::MetadataValue::try_from(namespace).map_err(|_| {
             RuntimeError::Namespace {
@@ -324,7 +374,9 @@ impl Containerd {
         Ok(request)
     }
 
-    async fn call<F, T>(
+    /// Runs one call with a timeout; an error drops the connection (containerd may have
+    /// restarted) so the next call reconnects.
+    pub async fn call<F, T>(
         &self,
         call: &'static str,
         namespace: &str,
@@ -336,12 +388,19 @@ impl Containerd {
         match tokio::time::timeout(CALL_TIMEOUT, fut).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => {
-                self.forget().await;
+                // A refused call (not found, already exists) says nothing about the link.
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+                ) {
+                    self.forget().await;
+                }
                 Err(RuntimeError::Call {
                     socket: self.socket_name(),
                     call,
                     namespace: namespace.to_owned(),
                     message: status_message(&status),
+                    code: status.code(),
                 })
             }
             Err(_) => {
@@ -354,31 +413,36 @@ impl Containerd {
             }
         }
     }
+}
 
+impl Containerd {
     /// Every non-sandbox container with its task state, pid and cgroup path, sorted by
     /// (namespace, id).
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        let channel = self.channel().await?;
+        let channel = self.conn.channel().await?;
         let client = containerd_client::Client::from(channel);
         let mut found = Vec::new();
         for namespace in &self.namespaces {
             let containers = self
+                .conn
                 .call(
                     "Containers.List",
                     namespace,
-                    client
-                        .containers()
-                        .list(self.request(ListContainersRequest::default(), namespace)?),
+                    client.containers().list(
+                        self.conn
+                            .request(ListContainersRequest::default(), namespace)?,
+                    ),
                 )
                 .await?
                 .containers;
             let tasks = self
+                .conn
                 .call(
                     "Tasks.List",
                     namespace,
                     client
                         .tasks()
-                        .list(self.request(ListTasksRequest::default(), namespace)?),
+                        .list(self.conn.request(ListTasksRequest::default(), namespace)?),
                 )
                 .await?
                 .tasks;
@@ -422,7 +486,7 @@ impl Containerd {
 
     /// Subscribes to the events that change [`Containerd::list`]'s answer.
     pub async fn subscribe(&self) -> Result<EventStream, RuntimeError> {
-        let channel = self.channel().await?;
+        let channel = self.conn.channel().await?;
         let client = containerd_client::Client::from(channel);
         // Filters are ORed; the fields inside one filter are ANDed.
         let filters = self
@@ -443,7 +507,7 @@ impl Containerd {
         Ok(EventStream {
             state: StreamState::Waiting(call),
             namespaces: self.namespaces.clone(),
-            socket: self.socket_name(),
+            socket: self.conn.socket_name(),
         })
     }
 }
