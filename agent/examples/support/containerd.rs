@@ -106,13 +106,47 @@ impl Private {
             .status();
     }
 
+    /// `ctr` with its standard output, `Err` with its error output.
+    pub(crate) fn ctr_output(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", NAMESPACE])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("ctr: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "ctr {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
     pub(crate) fn cleanup(&mut self) {
-        let created = std::mem::take(&mut self.created);
+        let mut created = std::mem::take(&mut self.created);
         let alive = self
             .child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
         if alive {
+            // Containers made by the code under test, too.
+            for id in self
+                .ctr_output(&["containers", "ls", "-q"])
+                .unwrap_or_default()
+                .lines()
+            {
+                if !created.iter().any(|c| c.id == id) {
+                    created.push(Created {
+                        id: id.to_owned(),
+                        pid: None,
+                    });
+                }
+            }
             for c in &created {
                 self.ctr(&["tasks", "kill", "--signal", "SIGKILL", &c.id]);
             }

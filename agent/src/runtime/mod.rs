@@ -76,6 +76,16 @@ impl std::fmt::Debug for LocalRuntime {
     }
 }
 
+/// The agent going away stops watching its pods but leaves them running, as a kubelet
+/// restart does; the next agent adopts them.
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        for entry in self.pods().values() {
+            entry.task.abort();
+        }
+    }
+}
+
 impl LocalRuntime {
     pub fn new(config: RuntimeConfig) -> Self {
         Self {

@@ -273,7 +273,6 @@ pub fn container_spec(
                 "effective": DEFAULT_CAPABILITIES,
                 "permitted": DEFAULT_CAPABILITIES,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}],
             "noNewPrivileges": false,
         },
         "root": root,

@@ -192,7 +192,7 @@ fn prepare(ctx: &PodCtx) -> Result<BTreeMap<String, String>, String> {
 
 /// A fresh containerd id: 64 hex digits, as the CRI plugin makes them (discovery relies
 /// on the form to find the container cgroup on cgroupfs).
-pub(super) fn new_id() -> String {
+pub fn new_id() -> String {
     let mut bytes = [0u8; 32];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
@@ -227,6 +227,8 @@ async fn container_loop(
         let _ = ctx.tasks.remove(&stale.id).await;
     }
     let mut current = adopt.into_iter().next();
+    // The back-off step: restarts since the container last ran for BACKOFF_RESET.
+    let mut level = restarts;
     loop {
         if *stop.borrow() {
             return;
@@ -258,6 +260,7 @@ async fn container_loop(
                     Some(m.created_unix_nanos),
                     exit,
                     &mut restarts,
+                    &mut level,
                     &mut stop,
                 )
                 .await
@@ -277,7 +280,9 @@ async fn container_loop(
                     });
                     tracing::warn!(pod = %ctx.pod.name, container = %spec.name, %reason, %message, "container not started");
                     // An image may be imported later; try again after the back-off.
-                    if sleep_or_stop(status::restart_backoff(restarts), &mut stop).await {
+                    let wait = status::restart_backoff(level.max(1));
+                    level = level.saturating_add(1);
+                    if sleep_or_stop(wait, &mut stop).await {
                         return;
                     }
                     continue;
@@ -287,7 +292,9 @@ async fn container_loop(
         let prober = spec.readiness.clone().map(|p| {
             let ctx = ctx.clone();
             let id = id.clone();
-            tokio::spawn(async move { probe_loop(ctx, index, p, id).await })
+            AbortOnDrop(tokio::spawn(
+                async move { probe_loop(ctx, index, p, id).await },
+            ))
         });
         let waited = tokio::select! {
             exit = ctx.tasks.wait(&id) => Some(exit),
@@ -297,9 +304,7 @@ async fn container_loop(
             Some(exit) => exit,
             None => Ok(terminate(&ctx, &id).await),
         };
-        if let Some(p) = prober {
-            p.abort();
-        }
+        drop(prober);
         let exit = match exit {
             Ok(exit) => exit,
             Err(e) => {
@@ -329,6 +334,7 @@ async fn container_loop(
             started_at,
             exit,
             &mut restarts,
+            &mut level,
             &mut stop,
         )
         .await
@@ -349,6 +355,7 @@ async fn finished(
     started_at: Option<u64>,
     exit: Exit,
     restarts: &mut u32,
+    level: &mut u32,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     let terminated = Terminated {
@@ -375,27 +382,40 @@ async fn finished(
         .map(|s| Duration::from_nanos(terminated.finished_at.saturating_sub(s)))
         .unwrap_or_default();
     if ran >= BACKOFF_RESET {
-        *restarts = restarts.saturating_add(1);
+        *level = 0;
     }
-    let backoff = status::restart_backoff(if ran >= BACKOFF_RESET { 0 } else { *restarts });
+    let backoff = status::restart_backoff(*level);
+    *level = level.saturating_add(1);
+    // The next instance's number; the count shown changes when it starts.
     *restarts = restarts.saturating_add(1);
-    let count = *restarts;
     ctx.update(index, |c| {
-        c.last_terminated = Some(terminated);
-        c.restart_count = count;
+        c.last_terminated = Some(terminated.clone());
         c.ready = false;
-        c.state = ContainerState::Waiting {
-            reason: "CrashLoopBackOff".into(),
-            message: format!(
-                "back-off {}s restarting container {} of pod {}/{}",
-                backoff.as_secs(),
-                spec.name,
-                ctx.pod.namespace,
-                ctx.pod.name
-            ),
+        c.state = if backoff.is_zero() {
+            ContainerState::Terminated(terminated)
+        } else {
+            ContainerState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off {}s restarting failed container {} of pod {}/{}",
+                    backoff.as_secs(),
+                    spec.name,
+                    ctx.pod.namespace,
+                    ctx.pod.name
+                ),
+            }
         };
     });
     !sleep_or_stop(backoff, stop).await
+}
+
+/// Ends a helper task with the task that owns it (also when that one is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `true` when stop came first.

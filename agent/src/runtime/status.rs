@@ -174,9 +174,13 @@ pub fn conditions(phase: PodPhase, containers: &[ContainerStatus]) -> Vec<Condit
     ]
 }
 
-/// The kubelet's crash-loop back-off before restart `restarts` + 1: 10 s doubling to 5 min.
-pub fn restart_backoff(restarts: u32) -> std::time::Duration {
-    let secs = 10u64.saturating_mul(1u64 << restarts.min(5));
+/// The kubelet's crash-loop back-off at step `level` (restarts since the container last
+/// ran long enough): the first restart is immediate, then 10 s doubling to 5 minutes.
+pub fn restart_backoff(level: u32) -> std::time::Duration {
+    if level == 0 {
+        return std::time::Duration::ZERO;
+    }
+    let secs = 10u64.saturating_mul(1u64 << (level - 1).min(5));
     std::time::Duration::from_secs(secs.min(300))
 }
 
