@@ -309,8 +309,9 @@ const CLAIM: &[&str] = &["claimName", "readOnly"];
 fn supported_fields(pod: &Value) -> Result<(), ManifestError> {
     only(pod, "", TOP)?;
     only_at(pod, "metadata", METADATA)?;
+    // A missing spec is reported after the name, by `build`.
     let Some(spec) = pod.get("spec") else {
-        return Err(err("spec", "required"));
+        return Ok(());
     };
     only(spec, "spec", SPEC)?;
     for (n, c) in array(spec, "containers").iter().enumerate() {
@@ -799,4 +800,607 @@ fn probe(p: k8s::Probe, path: &str) -> Result<Probe, ManifestError> {
         success_threshold: seconds(p.success_threshold, "successThreshold", 1, 1)?,
         failure_threshold: seconds(p.failure_threshold, "failureThreshold", 3, 1)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod_with(container: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [container]}})
+    }
+
+    fn error_of(value: Value) -> String {
+        from_value(value).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_full_pod_is_reduced_to_what_runs() {
+        let pod = from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "train", "namespace": "ml", "uid": "u-1",
+                         "labels": {"app": "t"}, "annotations": {"a": "b"}},
+            "spec": {
+                "restartPolicy": "OnFailure", "terminationGracePeriodSeconds": 7,
+                "nodeName": "n1", "hostNetwork": true,
+                "volumes": [{"name": "d", "emptyDir": {}},
+                            {"name": "h", "hostPath": {"path": "/srv", "type": "Directory"}},
+                            {"name": "c", "persistentVolumeClaim": {"claimName": "ckpt", "readOnly": true}}],
+                "containers": [{
+                    "name": "main", "image": "img:1", "imagePullPolicy": "IfNotPresent",
+                    "command": ["python3"], "args": ["-c", "1"], "workingDir": "/w",
+                    "env": [{"name": "A", "value": "1"}, {"name": "B"}],
+                    "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                    "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
+                                  "limits": {"cpu": "1", "memory": "128Mi"}},
+                    "volumeMounts": [{"name": "d", "mountPath": "/d"},
+                                     {"name": "c", "mountPath": "/c", "readOnly": true}],
+                    "readinessProbe": {"httpGet": {"port": 80, "path": "/healthz"},
+                                       "initialDelaySeconds": 2, "periodSeconds": 3,
+                                       "timeoutSeconds": 4, "successThreshold": 1,
+                                       "failureThreshold": 5}
+                }]
+            }
+        }))
+        .unwrap();
+        assert_eq!((pod.namespace.as_str(), pod.name.as_str()), ("ml", "train"));
+        assert_eq!(pod.uid.as_deref(), Some("u-1"));
+        assert_eq!(pod.labels["app"], "t");
+        assert_eq!(pod.annotations["a"], "b");
+        assert_eq!(pod.node_name.as_deref(), Some("n1"));
+        assert_eq!(pod.restart_policy, RestartPolicy::OnFailure);
+        assert_eq!(pod.grace_period, Duration::from_secs(7));
+        assert_eq!(pod.rootfs, Rootfs::Image);
+        assert_eq!(
+            pod.volumes,
+            vec![
+                Volume {
+                    name: "d".into(),
+                    source: VolumeSource::EmptyDir
+                },
+                Volume {
+                    name: "h".into(),
+                    source: VolumeSource::HostPath("/srv".into())
+                },
+                Volume {
+                    name: "c".into(),
+                    source: VolumeSource::Claim {
+                        name: "ckpt".into(),
+                        read_only: true
+                    }
+                },
+            ]
+        );
+        let c = &pod.containers[0];
+        assert_eq!(c.command, ["python3"]);
+        assert_eq!(c.args, ["-c", "1"]);
+        assert_eq!(c.working_dir.as_deref(), Some("/w"));
+        assert_eq!(
+            c.env,
+            [("A".into(), "1".into()), ("B".into(), String::new())]
+        );
+        assert_eq!(
+            c.resources,
+            Resources {
+                cpu_request_millis: Some(250),
+                cpu_limit_millis: Some(1000),
+                memory_request_bytes: Some(64 << 20),
+                memory_limit_bytes: Some(128 << 20),
+            }
+        );
+        assert_eq!(
+            c.mounts,
+            [
+                Mount {
+                    volume: "d".into(),
+                    path: "/d".into(),
+                    read_only: false
+                },
+                Mount {
+                    volume: "c".into(),
+                    path: "/c".into(),
+                    read_only: true
+                },
+            ]
+        );
+        assert_eq!(
+            c.readiness,
+            Some(Probe {
+                action: ProbeAction::Http {
+                    port: 80,
+                    path: "/healthz".into()
+                },
+                initial_delay: Duration::from_secs(2),
+                period: Duration::from_secs(3),
+                timeout: Duration::from_secs(4),
+                success_threshold: 1,
+                failure_threshold: 5,
+            })
+        );
+    }
+
+    #[test]
+    fn defaults_are_kubernetes_defaults() {
+        let pod = from_value(pod_with(json!({"name": "c", "image": "i",
+            "resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
+            "readinessProbe": {"tcpSocket": {"port": 9}}})))
+        .unwrap();
+        assert_eq!(pod.namespace, "default");
+        assert_eq!(pod.uid, None);
+        assert_eq!(pod.restart_policy, RestartPolicy::Always);
+        assert_eq!(pod.grace_period, Duration::from_secs(30));
+        let c = &pod.containers[0];
+        // A limit without a request is also the request.
+        assert_eq!(c.resources.cpu_request_millis, Some(2000));
+        assert_eq!(c.resources.memory_request_bytes, Some(1 << 30));
+        let p = c.readiness.as_ref().unwrap();
+        assert_eq!(p.action, ProbeAction::Tcp { port: 9 });
+        assert_eq!(
+            (
+                p.initial_delay,
+                p.period,
+                p.timeout,
+                p.success_threshold,
+                p.failure_threshold
+            ),
+            (
+                Duration::ZERO,
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+                1,
+                3
+            )
+        );
+        let exec = from_value(pod_with(json!({"name": "c", "image": "i",
+            "readinessProbe": {"exec": {"command": ["true"]}}})))
+        .unwrap();
+        assert_eq!(
+            exec.containers[0].readiness.as_ref().unwrap().action,
+            ProbeAction::Exec(vec!["true".into()])
+        );
+        let http = from_value(pod_with(json!({"name": "c", "image": "i",
+            "readinessProbe": {"httpGet": {"port": 8080, "scheme": "HTTP"}}})))
+        .unwrap();
+        assert_eq!(
+            http.containers[0].readiness.as_ref().unwrap().action,
+            ProbeAction::Http {
+                port: 8080,
+                path: "/".into()
+            }
+        );
+        // null is absent, as in Kubernetes.
+        let nulls = from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": null},
+            "spec": {"volumes": null, "containers": [{"name": "c", "image": "i", "env": null}]}}));
+        assert!(nulls.is_ok(), "{nulls:?}");
+    }
+
+    #[test]
+    fn typos_and_unsupported_fields_are_named() {
+        let e = error_of(pod_with(json!({"name": "c", "image": "i", "imagee": "x"})));
+        assert_eq!(e, "spec.containers[0].imagee: unknown field");
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}],
+                     "initContainers": [{"name": "i", "image": "i"}]}}),
+        );
+        assert!(
+            e.starts_with("spec.initContainers: not supported by the local runtime"),
+            "{e}"
+        );
+        let e = error_of(pod_with(json!({"name": "c", "image": "i",
+            "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]})));
+        assert!(
+            e.starts_with("spec.containers[0].env[0].valueFrom: not supported"),
+            "{e}"
+        );
+        let e = error_of(pod_with(json!({"name": "c", "image": "i",
+            "ports": [{"containerPort": 80, "hostPort": 80}]})));
+        assert!(
+            e.starts_with("spec.containers[0].ports[0].hostPort: not supported"),
+            "{e}"
+        );
+        let e = error_of(pod_with(json!({"name": "c", "image": "i",
+            "resources": {"limits": {"nvidia.com/gpu": "1"}}})));
+        assert!(
+            e.starts_with("spec.containers[0].resources.limits.nvidia.com/gpu: not supported"),
+            "{e}"
+        );
+        let e = error_of(pod_with(json!({"name": "c", "image": "i",
+            "readinessProbe": {"grpc": {"port": 1}}})));
+        assert!(
+            e.starts_with("spec.containers[0].readinessProbe.grpc: not supported"),
+            "{e}"
+        );
+        let e = error_of(pod_with(json!({"name": "c", "image": "i",
+            "volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "x"}]})));
+        assert!(
+            e.starts_with("spec.containers[0].volumeMounts[0].subPath: not supported"),
+            "{e}"
+        );
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}],
+                     "volumes": [{"name": "v", "configMap": {"name": "x"}}]}}),
+        );
+        assert!(
+            e.starts_with("spec.volumes[0].configMap: not supported"),
+            "{e}"
+        );
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}],
+                     "volumes": [{"name": "v", "emptyDir": {"medium": "Memory"}}]}}),
+        );
+        assert!(
+            e.starts_with("spec.volumes[0].emptyDir.medium: not supported"),
+            "{e}"
+        );
+        assert!(e.contains("(supported here: no fields)"), "{e}");
+        let e = error_of(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "finalizers": ["x"]}, "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        assert!(e.starts_with("metadata.finalizers: not supported"), "{e}");
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}],
+                     "tolerations": [{"key": "k"}]}}),
+        );
+        assert!(e.starts_with("spec.tolerations: not supported"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({"kind": "Pod"}), "apiVersion: required (v1)"),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Pod"}),
+                "apiVersion: \"apps/v1\" is not v1",
+            ),
+            (json!({"apiVersion": "v1"}), "kind: required (Pod)"),
+            (
+                json!({"apiVersion": "v1", "kind": "Service"}),
+                "kind: \"Service\" is not Pod",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}),
+                "metadata.name: required",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}),
+                "spec: required",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"}, "spec": {"containers": []}}),
+                "metadata.name: \"Bad_Name\" is not a DNS subdomain (lower-case letters, digits, '-', '.')",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a.b"}, "spec": {"containers": []}}),
+                "metadata.namespace: \"a.b\" is not a DNS label",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "uid": "a/b"}, "spec": {"containers": []}}),
+                "metadata.uid: must be letters, digits and '-' (at most 64)",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}),
+                "spec.containers: at least one container is required",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                    "spec": {"restartPolicy": "Sometimes", "containers": [{"name": "c", "image": "i"}]}}),
+                "spec.restartPolicy: \"Sometimes\" is not Always, OnFailure or Never",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                    "spec": {"terminationGracePeriodSeconds": -1, "containers": [{"name": "c", "image": "i"}]}}),
+                "spec.terminationGracePeriodSeconds: -1 is negative",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                    "spec": {"hostNetwork": false, "containers": [{"name": "c", "image": "i"}]}}),
+                "spec.hostNetwork: the local runtime runs pods on the host network only",
+            ),
+            (
+                pod_with(json!({"name": "C", "image": "i"})),
+                "spec.containers[0].name: \"C\" is not a DNS label",
+            ),
+            (
+                pod_with(json!({"name": "c"})),
+                "spec.containers[0].image: required",
+            ),
+            (
+                pod_with(json!({"name": "c", "image": "i", "imagePullPolicy": "Always"})),
+                "spec.containers[0].imagePullPolicy: Always needs a registry; the local runtime uses containerd's image store (IfNotPresent or Never)",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "resources": {"limits": {"memory": "12Mx"}}}),
+                ),
+                "spec.containers[0].resources.limits.memory: \"12Mx\" is not a quantity",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "resources": {"requests": {"cpu": "lots"}}}),
+                ),
+                "spec.containers[0].resources.requests.cpu: \"lots\" is not a quantity",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}),
+                ),
+                "spec.containers[0].resources.requests.cpu: must be less than or equal to the limit",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}),
+                ),
+                "spec.containers[0].resources.requests.memory: must be less than or equal to the limit",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "env": [{"name": "A=B", "value": "x"}]}),
+                ),
+                "spec.containers[0].env[0].name: \"A=B\" is not a variable name",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "ports": [{"containerPort": 53, "protocol": "UDP"}]}),
+                ),
+                "spec.containers[0].ports: only TCP ports are supported",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}),
+                ),
+                "spec.containers[0].volumeMounts[0].name: no volume named \"v\"",
+            ),
+            (
+                pod_with(json!({"name": "c", "image": "i", "readinessProbe": {}})),
+                "spec.containers[0].readinessProbe: exactly one of exec, httpGet and tcpSocket is required",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"exec": {"command": ["a"]}, "tcpSocket": {"port": 1}}}),
+                ),
+                "spec.containers[0].readinessProbe: exactly one of exec, httpGet and tcpSocket is required",
+            ),
+            (
+                pod_with(json!({"name": "c", "image": "i", "readinessProbe": {"exec": {}}})),
+                "spec.containers[0].readinessProbe.exec.command: required",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": "http"}}}),
+                ),
+                "spec.containers[0].readinessProbe.tcpSocket.port: named port \"http\" is not supported; give the number",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 70000}}}),
+                ),
+                "spec.containers[0].readinessProbe.tcpSocket.port: 70000 is not a port",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 0}}}),
+                ),
+                "spec.containers[0].readinessProbe.tcpSocket.port: 0 is not a port",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"httpGet": {"port": 1, "scheme": "HTTPS"}}}),
+                ),
+                "spec.containers[0].readinessProbe.httpGet.scheme: only HTTP is supported",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"httpGet": {"port": 1, "path": "x"}}}),
+                ),
+                "spec.containers[0].readinessProbe.httpGet.path: \"x\" is not an absolute URL path",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 0}}),
+                ),
+                "spec.containers[0].readinessProbe.periodSeconds: 0 is less than 1",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 1}, "initialDelaySeconds": -1}}),
+                ),
+                "spec.containers[0].readinessProbe.initialDelaySeconds: -1 is less than 0",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 1}, "failureThreshold": 0}}),
+                ),
+                "spec.containers[0].readinessProbe.failureThreshold: 0 is less than 1",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 1}, "successThreshold": 0}}),
+                ),
+                "spec.containers[0].readinessProbe.successThreshold: 0 is less than 1",
+            ),
+            (
+                pod_with(
+                    json!({"name": "c", "image": "i", "readinessProbe": {"tcpSocket": {"port": 1}, "timeoutSeconds": 0}}),
+                ),
+                "spec.containers[0].readinessProbe.timeoutSeconds: 0 is less than 1",
+            ),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(error_of(value.clone()), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn volumes_and_names_are_checked() {
+        let with_volumes = |volumes: Value, mounts: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                   "spec": {"volumes": volumes,
+                            "containers": [{"name": "c", "image": "i", "volumeMounts": mounts}]}})
+        };
+        let e = error_of(with_volumes(json!([{"name": "v"}]), json!([])));
+        assert_eq!(
+            e,
+            "spec.volumes[0]: exactly one of emptyDir, hostPath and persistentVolumeClaim is required"
+        );
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "emptyDir": {}, "hostPath": {"path": "/x"}}]),
+            json!([]),
+        ));
+        assert!(e.starts_with("spec.volumes[0]: exactly one"), "{e}");
+        let e = error_of(with_volumes(
+            json!([{"name": "V", "emptyDir": {}}]),
+            json!([]),
+        ));
+        assert_eq!(e, "spec.volumes[0].name: \"V\" is not a DNS label");
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
+            json!([]),
+        ));
+        assert_eq!(e, "spec.volumes[1].name: \"v\" is used twice");
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "hostPath": {"path": "rel"}}]),
+            json!([]),
+        ));
+        assert_eq!(
+            e,
+            "spec.volumes[0].hostPath.path: \"rel\" is not an absolute path"
+        );
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "hostPath": {"path": "/s", "type": "Socket"}}]),
+            json!([]),
+        ));
+        assert_eq!(
+            e,
+            "spec.volumes[0].hostPath.type: \"Socket\" is not supported (Directory, DirectoryOrCreate)"
+        );
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "persistentVolumeClaim": {"claimName": "../x"}}]),
+            json!([]),
+        ));
+        assert_eq!(
+            e,
+            "spec.volumes[0].persistentVolumeClaim.claimName: \"../x\" is not a DNS subdomain"
+        );
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "emptyDir": {}}]),
+            json!([{"name": "v", "mountPath": "/a/../../etc"}]),
+        ));
+        assert_eq!(
+            e,
+            "spec.containers[0].volumeMounts[0].mountPath: \"/a/../../etc\" is not an absolute path"
+        );
+        let e = error_of(with_volumes(
+            json!([{"name": "v", "emptyDir": {}}]),
+            json!([{"name": "v", "mountPath": "rel"}]),
+        ));
+        assert_eq!(
+            e,
+            "spec.containers[0].volumeMounts[0].mountPath: \"rel\" is not an absolute path"
+        );
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}, {"name": "c", "image": "j"}]}}),
+        );
+        assert_eq!(e, "spec.containers[1].name: \"c\" is used twice");
+        let many: Vec<Value> = (0..65)
+            .map(|n| json!({"name": format!("c{n}"), "image": "i"}))
+            .collect();
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": many}}),
+        );
+        assert_eq!(e, "spec.containers: more than 64 containers");
+        let sixty_four: Vec<Value> = (0..64)
+            .map(|n| json!({"name": format!("c{n}"), "image": "i"}))
+            .collect();
+        assert!(
+            from_value(
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": sixty_four}})
+            )
+            .is_ok()
+        );
+        for (claim, ok) in [("a.b-c", true), ("a..b", false), ("", false)] {
+            let r = from_value(with_volumes(
+                json!([{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]),
+                json!([]),
+            ));
+            assert_eq!(r.is_ok(), ok, "{claim}: {r:?}");
+        }
+        assert!(
+            is_dns_label("a-1") && !is_dns_label("-a") && !is_dns_label("a-") && !is_dns_label("")
+        );
+        assert!(is_dns_label(&"a".repeat(63)) && !is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("a.b") && !is_dns_subdomain(&format!("{}.b", "a".repeat(252))));
+        let long_uid = "a".repeat(65);
+        let e = error_of(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "uid": long_uid}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        );
+        assert!(e.starts_with("metadata.uid"), "{e}");
+        assert!(from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "uid": "a".repeat(64)}, "spec": {"containers": [{"name": "c", "image": "i"}]}})).is_ok());
+    }
+
+    #[test]
+    fn host_rootfs_needs_a_command_and_images_are_optional() {
+        let host = |c: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {ROOTFS_ANNOTATION: "host"}},
+            "spec": {"containers": [c]}})
+        };
+        let pod = from_value(host(json!({"name": "c", "command": ["python3"]}))).unwrap();
+        assert_eq!(pod.rootfs, Rootfs::Host);
+        assert_eq!(pod.containers[0].image, "");
+        let e = error_of(host(json!({"name": "c", "image": "i"})));
+        assert_eq!(
+            e,
+            "spec.containers[0].command: required with aistor.io/rootfs: host (there is no image entrypoint)"
+        );
+        let e = error_of(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {ROOTFS_ANNOTATION: "hostile"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        assert_eq!(
+            e,
+            "metadata.annotations[aistor.io/rootfs]: \"hostile\" is neither \"host\" nor \"image\""
+        );
+        let explicit = from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {ROOTFS_ANNOTATION: "image"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap();
+        assert_eq!(explicit.rootfs, Rootfs::Image);
+    }
+
+    #[test]
+    fn json_errors_name_where() {
+        let e = parse(b"{").unwrap_err().to_string();
+        assert!(e.starts_with("not JSON"), "{e}");
+        let e = parse(b"[]").unwrap_err().to_string();
+        assert_eq!(e, "a Pod manifest is a JSON object");
+        let e = error_of(pod_with(
+            json!({"name": "c", "image": "i", "ports": [{"containerPort": "x"}]}),
+        ));
+        assert!(
+            e.starts_with("spec.containers[0].ports[0].containerPort: invalid type"),
+            "{e}"
+        );
+        let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        let e = parse(&big).unwrap_err().to_string();
+        assert!(e.contains("more than the 1048576 allowed"), "{e}");
+        let ok = serde_json::to_vec(&pod_with(json!({"name": "c", "image": "i"}))).unwrap();
+        assert!(parse(&ok).is_ok());
+        let e = err("", "plain").to_string();
+        assert_eq!(e, "plain");
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert!(RestartPolicy::Always.restarts(0) && RestartPolicy::Always.restarts(1));
+        assert!(!RestartPolicy::OnFailure.restarts(0) && RestartPolicy::OnFailure.restarts(1));
+        assert!(!RestartPolicy::Never.restarts(0) && !RestartPolicy::Never.restarts(1));
+    }
 }

@@ -328,3 +328,347 @@ pub fn process_args(container: &ContainerManifest, image: &ImageConfig) -> Optio
     }
     (!out.is_empty()).then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::manifest::{self, Resources};
+    use serde_json::json;
+
+    fn pod(containers: Value, annotations: Value) -> PodManifest {
+        manifest::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "annotations": annotations},
+            "spec": {"volumes": [{"name": "d", "emptyDir": {}}], "containers": containers}}))
+        .unwrap()
+    }
+
+    fn with_resources(r: &[Resources]) -> PodManifest {
+        let mut p = pod(json!([{"name": "c", "image": "i"}]), json!({}));
+        let c = p.containers[0].clone();
+        p.containers = r
+            .iter()
+            .enumerate()
+            .map(|(n, r)| ContainerManifest {
+                name: format!("c{n}"),
+                resources: *r,
+                ..c.clone()
+            })
+            .collect();
+        p
+    }
+
+    const NONE: Resources = Resources {
+        cpu_request_millis: None,
+        cpu_limit_millis: None,
+        memory_request_bytes: None,
+        memory_limit_bytes: None,
+    };
+
+    fn full(cpu: u64, mem: u64) -> Resources {
+        Resources {
+            cpu_request_millis: Some(cpu),
+            cpu_limit_millis: Some(cpu),
+            memory_request_bytes: Some(mem),
+            memory_limit_bytes: Some(mem),
+        }
+    }
+
+    #[test]
+    fn qos_classes_follow_kubernetes() {
+        assert_eq!(
+            qos_class(&with_resources(&[NONE, NONE])),
+            QosClass::BestEffort
+        );
+        assert_eq!(
+            qos_class(&with_resources(&[full(100, 1), full(200, 2)])),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            qos_class(&with_resources(&[full(100, 1), NONE])),
+            QosClass::Burstable
+        );
+        let request_only = Resources {
+            cpu_request_millis: Some(1),
+            ..NONE
+        };
+        assert_eq!(
+            qos_class(&with_resources(&[request_only])),
+            QosClass::Burstable
+        );
+        let below = Resources {
+            cpu_request_millis: Some(50),
+            ..full(100, 1)
+        };
+        assert_eq!(qos_class(&with_resources(&[below])), QosClass::Burstable);
+        let mem_below = Resources {
+            memory_request_bytes: Some(0),
+            ..full(100, 1)
+        };
+        assert_eq!(
+            qos_class(&with_resources(&[mem_below])),
+            QosClass::Burstable
+        );
+        let no_mem_limit = Resources {
+            memory_limit_bytes: None,
+            memory_request_bytes: None,
+            ..full(100, 1)
+        };
+        assert_eq!(
+            qos_class(&with_resources(&[no_mem_limit])),
+            QosClass::Burstable
+        );
+        let no_cpu_limit = Resources {
+            cpu_limit_millis: None,
+            cpu_request_millis: None,
+            ..full(100, 1)
+        };
+        assert_eq!(
+            qos_class(&with_resources(&[no_cpu_limit])),
+            QosClass::Burstable
+        );
+        for (q, s) in [
+            (QosClass::Guaranteed, "Guaranteed"),
+            (QosClass::Burstable, "Burstable"),
+            (QosClass::BestEffort, "BestEffort"),
+        ] {
+            assert_eq!(q.as_str(), s);
+        }
+    }
+
+    #[test]
+    fn cgroup_paths_and_limits_are_the_kubelets() {
+        assert_eq!(pod_cgroup(QosClass::Guaranteed, "u"), "kubepods/podu");
+        assert_eq!(
+            pod_cgroup(QosClass::Burstable, "u"),
+            "kubepods/burstable/podu"
+        );
+        assert_eq!(
+            pod_cgroup(QosClass::BestEffort, "u"),
+            "kubepods/besteffort/podu"
+        );
+        assert_eq!(cpu_shares(None), 2);
+        assert_eq!(cpu_shares(Some(0)), 2);
+        assert_eq!(cpu_shares(Some(1)), 2);
+        assert_eq!(cpu_shares(Some(100)), 102);
+        assert_eq!(cpu_shares(Some(1000)), 1024);
+        assert_eq!(cpu_shares(Some(1_000_000)), 262_144);
+        assert_eq!(cpu_quota_us(500), 50_000);
+        assert_eq!(cpu_quota_us(1), 1000, "at least 1 ms");
+        assert_eq!(cpu_quota_us(10), 1000);
+        assert_eq!(cpu_quota_us(11), 1100);
+        let p = pod_limits(&with_resources(&[full(100, 10), full(250, 20)]));
+        assert_eq!(
+            p,
+            PodLimits {
+                cpu_shares: 358,
+                cpu_quota_us: Some(35_000),
+                memory_limit_bytes: Some(30)
+            }
+        );
+        let partial = Resources {
+            cpu_request_millis: Some(300),
+            ..NONE
+        };
+        let p = pod_limits(&with_resources(&[full(100, 10), partial]));
+        assert_eq!(
+            p,
+            PodLimits {
+                cpu_shares: 409,
+                cpu_quota_us: None,
+                memory_limit_bytes: None
+            }
+        );
+    }
+
+    #[test]
+    fn labels_are_the_cri_plugins() {
+        let p = pod(json!([{"name": "c", "image": "i"}]), json!({}));
+        let l = container_labels(&p, "u1", "c", 3);
+        let expect = [
+            ("io.kubernetes.pod.name", "p"),
+            ("io.kubernetes.pod.namespace", "ns"),
+            ("io.kubernetes.pod.uid", "u1"),
+            ("io.kubernetes.container.name", "c"),
+            ("io.cri-containerd.kind", "container"),
+            ("aistor.io/managed-by", "aistor-local-runtime"),
+            ("aistor.io/restart-count", "3"),
+        ];
+        assert_eq!(l.len(), expect.len());
+        for (k, v) in expect {
+            assert_eq!(l[k], v, "{k}");
+        }
+    }
+
+    #[test]
+    fn command_and_args_follow_kubernetes() {
+        let image = ImageConfig {
+            entrypoint: vec!["/ep".into()],
+            cmd: vec!["cmd".into()],
+            ..ImageConfig::default()
+        };
+        let c = |command: &[&str], args: &[&str]| {
+            let mut c = pod(json!([{"name": "c", "image": "i"}]), json!({})).containers[0].clone();
+            c.command = command.iter().map(|s| s.to_string()).collect();
+            c.args = args.iter().map(|s| s.to_string()).collect();
+            c
+        };
+        assert_eq!(process_args(&c(&[], &[]), &image).unwrap(), ["/ep", "cmd"]);
+        assert_eq!(process_args(&c(&[], &["a"]), &image).unwrap(), ["/ep", "a"]);
+        assert_eq!(process_args(&c(&["x"], &[]), &image).unwrap(), ["x"]);
+        assert_eq!(
+            process_args(&c(&["x"], &["a"]), &image).unwrap(),
+            ["x", "a"]
+        );
+        assert_eq!(process_args(&c(&[], &[]), &ImageConfig::default()), None);
+    }
+
+    #[test]
+    fn image_container_spec() {
+        let p = pod(
+            json!([{"name": "c", "image": "i", "workingDir": "/pod-wd",
+                    "env": [{"name": "PATH", "value": "/custom"}, {"name": "X", "value": "1"}],
+                    "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "1Mi"}},
+                    "volumeMounts": [{"name": "d", "mountPath": "/data", "readOnly": true}]}]),
+            json!({}),
+        );
+        let image = ImageConfig {
+            entrypoint: vec!["/ep".into()],
+            env: vec!["PATH=/img".into(), "Y=2".into(), "bad".into()],
+            working_dir: Some("/img-wd".into()),
+            uid: 7,
+            gid: 8,
+            ..ImageConfig::default()
+        };
+        let volumes = BTreeMap::from([("d".to_owned(), "/host/d".to_owned())]);
+        let paths = HostPaths {
+            host_root_skeleton: "/skel",
+            volumes: &volumes,
+        };
+        let s = container_spec(
+            &p,
+            &p.containers[0],
+            &image,
+            "kubepods/burstable/podu/cid",
+            &paths,
+            &["usr"],
+        )
+        .unwrap();
+        assert_eq!(s["process"]["args"], json!(["/ep"]));
+        assert_eq!(
+            s["process"]["env"],
+            json!(["PATH=/custom", "Y=2", "HOSTNAME=p", "X=1"])
+        );
+        assert_eq!(s["process"]["cwd"], "/pod-wd");
+        assert_eq!(s["process"]["user"], json!({"uid": 7, "gid": 8}));
+        assert_eq!(s["root"], json!({"path": "rootfs", "readonly": false}));
+        assert_eq!(s["linux"]["cgroupsPath"], "/kubepods/burstable/podu/cid");
+        assert_eq!(
+            s["linux"]["resources"]["cpu"],
+            json!({"shares": 256, "quota": 50_000, "period": 100_000})
+        );
+        assert_eq!(s["linux"]["resources"]["memory"], json!({"limit": 1 << 20}));
+        let ns: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "ipc", "mount"], "host network and UTS");
+        let mounts = s["mounts"].as_array().unwrap();
+        let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
+        assert_eq!(data["source"], "/host/d");
+        assert_eq!(data["options"], json!(["rbind", "nosuid", "nodev", "ro"]));
+        assert!(
+            mounts.iter().all(|m| m["destination"] != "/usr"),
+            "no host dirs for an image"
+        );
+        // Without limits: shares only, no memory section; cwd from the image.
+        let mut plain = p.containers[0].clone();
+        plain.resources = Resources::default();
+        plain.working_dir = None;
+        plain.mounts[0].read_only = false;
+        let s = container_spec(&p, &plain, &image, "x", &paths, &[]).unwrap();
+        assert_eq!(s["linux"]["resources"]["cpu"], json!({"shares": 2}));
+        assert!(s["linux"]["resources"].get("memory").is_none());
+        assert_eq!(s["process"]["cwd"], "/img-wd");
+        let data = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap()
+            .clone();
+        assert_eq!(data["options"], json!(["rbind", "nosuid", "nodev", "rw"]));
+        let bare = ImageConfig {
+            entrypoint: vec!["/ep".into()],
+            ..ImageConfig::default()
+        };
+        plain.env.clear();
+        let s = container_spec(&p, &plain, &bare, "x", &paths, &[]).unwrap();
+        assert_eq!(s["process"]["cwd"], "/");
+        assert_eq!(
+            s["process"]["env"],
+            json!([
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=p"
+            ])
+        );
+    }
+
+    #[test]
+    fn host_rootfs_spec_and_errors() {
+        let p = pod(
+            json!([{"name": "c", "command": ["python3"], "volumeMounts": [{"name": "d", "mountPath": "/d"}]}]),
+            json!({"aistor.io/rootfs": "host"}),
+        );
+        let volumes = BTreeMap::from([("d".to_owned(), "/host/d".to_owned())]);
+        let paths = HostPaths {
+            host_root_skeleton: "/skel",
+            volumes: &volumes,
+        };
+        let s = container_spec(
+            &p,
+            &p.containers[0],
+            &ImageConfig::default(),
+            "x",
+            &paths,
+            &["usr", "etc"],
+        )
+        .unwrap();
+        assert_eq!(s["root"], json!({"path": "/skel", "readonly": true}));
+        let mounts = s["mounts"].as_array().unwrap();
+        for dir in ["/usr", "/etc"] {
+            let m = mounts.iter().find(|m| m["destination"] == dir).unwrap();
+            assert_eq!(m["source"], dir);
+            assert_eq!(m["options"], json!(["rbind", "ro", "nosuid", "nodev"]));
+        }
+        let tmp = mounts.iter().find(|m| m["destination"] == "/tmp").unwrap();
+        assert_eq!(tmp["type"], "tmpfs");
+        assert_eq!(
+            container_spec(
+                &p,
+                &p.containers[0],
+                &ImageConfig::default(),
+                "x",
+                &HostPaths {
+                    host_root_skeleton: "/skel",
+                    volumes: &BTreeMap::new()
+                },
+                &[]
+            ),
+            Err(SpecError::UnresolvedVolume {
+                container: "c".into(),
+                volume: "d".into()
+            })
+        );
+        let mut no_command = p.containers[0].clone();
+        no_command.command.clear();
+        no_command.image = "img".into();
+        assert_eq!(
+            container_spec(&p, &no_command, &ImageConfig::default(), "x", &paths, &[])
+                .unwrap_err()
+                .to_string(),
+            "container c: neither the pod nor the image img gives a command"
+        );
+    }
+}

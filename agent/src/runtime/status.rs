@@ -270,11 +270,11 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_five_minutes() {
+    fn backoff_is_immediate_then_doubles_to_five_minutes() {
         let s = |n| restart_backoff(n).as_secs();
         assert_eq!(
-            [s(0), s(1), s(2), s(3), s(4), s(5), s(40)],
-            [10, 20, 40, 80, 160, 300, 300]
+            [s(0), s(1), s(2), s(3), s(4), s(5), s(6), s(40)],
+            [0, 10, 20, 40, 80, 160, 300, 300]
         );
     }
 
