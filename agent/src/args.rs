@@ -98,6 +98,27 @@ pub struct RunArgs {
     /// Longest drain after SIGTERM.
     #[arg(long, env = "AISTOR_AGENT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Run the pods the coordinator assigns to this node on containerd (the local
+    /// runtime, for machines without Kubernetes). Needs root and --host-root /.
+    #[arg(long, env = "AISTOR_AGENT_LOCAL_RUNTIME")]
+    pub local_runtime: bool,
+    /// Where the local runtime keeps pod logs, emptyDir volumes and host-rootfs views.
+    #[arg(
+        long,
+        env = "AISTOR_AGENT_RUNTIME_DIR",
+        default_value = "/var/lib/aistor/runtime"
+    )]
+    pub runtime_dir: PathBuf,
+    /// Where claims (persistentVolumeClaim volumes) live, as <dir>/<namespace>/<claim>.
+    #[arg(
+        long,
+        env = "AISTOR_AGENT_VOLUME_ROOT",
+        default_value = "/var/lib/aistor/volumes"
+    )]
+    pub volume_root: PathBuf,
+    /// containerd snapshotter that holds the images' layers.
+    #[arg(long, env = "AISTOR_AGENT_SNAPSHOTTER", default_value = "overlayfs")]
+    pub snapshotter: String,
 }
 
 #[derive(Debug, Args)]
@@ -250,8 +271,26 @@ impl HostArgs {
 
 impl RunArgs {
     pub fn into_config(self) -> RunConfig {
+        let host = self.host.into_config();
+        let local_runtime = self.local_runtime.then(|| crate::runtime::RuntimeConfig {
+            containerd_socket: host.pods.containerd_socket.clone(),
+            namespace: host
+                .pods
+                .containerd_namespaces
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "k8s.io".to_owned()),
+            snapshotter: self.snapshotter,
+            cgroup_root: host.host_root.join("sys/fs/cgroup"),
+            paths: crate::runtime::pod::Paths {
+                data_dir: self.runtime_dir,
+                volume_root: self.volume_root,
+                host_root: host.host_root.clone(),
+            },
+        });
         RunConfig {
-            host: self.host.into_config(),
+            host,
+            local_runtime,
             coordinator: self.coordinator,
             interval: self.interval,
             admin_addr: self.admin_addr,

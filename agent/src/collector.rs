@@ -180,9 +180,8 @@ impl Collector {
     }
 
     /// One collection. Reading procfs, sysfs and cgroupfs does not block on storage,
-    /// so this runs inline on the runtime.
-    /// `measurements`: runs that finished since the previous collection; they ride along.
-    pub fn collect(&mut self, measurements: Vec<pb::MeasurementResult>) -> (Published, Duration) {
+    /// so this runs inline on the runtime. `along` rides with the report.
+    pub fn collect(&mut self, along: Along) -> (Published, Duration) {
         let started = Instant::now();
         let reading: NodeReading = self.source.read();
         let monotonic = reading.monotonic;
@@ -198,7 +197,9 @@ impl Collector {
             Ok(gpus) => gpus.collect(&mut report),
             Err(section) => report.gpu = Some(section.clone()),
         }
-        report.measurements = measurements;
+        report.measurements = along.measurements;
+        report.directive_results = along.directive_results;
+        report.local_runtime = along.local_runtime;
         let published = Published {
             // Shared with the outbox: a report with hundreds of pods is not copied per tick.
             report: Arc::new(report),
@@ -210,15 +211,33 @@ impl Collector {
     }
 }
 
+/// What rides with a report besides the readings.
+#[derive(Debug, Default)]
+pub struct Along {
+    /// Measurement runs that finished since the previous collection.
+    pub measurements: Vec<pb::MeasurementResult>,
+    /// Directives carried out since the previous collection.
+    pub directive_results: Vec<pb::DirectiveResult>,
+    /// The local runtime's pods, when it is on.
+    pub local_runtime: Option<pb::LocalRuntimeStatus>,
+}
+
+/// Where the collector finds what rides along.
+pub struct Sources {
+    pub measurements: mpsc::Receiver<pb::MeasurementResult>,
+    pub directive_results: mpsc::Receiver<pb::DirectiveResult>,
+    pub local_runtime: Option<Arc<crate::runtime::LocalRuntime>>,
+}
+
 /// Collects every `interval` until shutdown. A tick that runs late is not made up
 /// with a burst: the next one waits a full interval (rates use measured time anyway).
-/// Measurement results that finished meanwhile ride along with the next report.
+/// Results that finished meanwhile ride along with the next report.
 pub async fn run(
     mut collector: Collector,
     interval: Duration,
     outbox: Outbox,
     publish: watch::Sender<Option<Arc<Published>>>,
-    mut results: mpsc::Receiver<pb::MeasurementResult>,
+    mut sources: Sources,
     mut shutdown: Shutdown,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -228,11 +247,18 @@ pub async fn run(
             _ = ticker.tick() => {}
             () = shutdown.wait() => return,
         }
-        let mut finished = Vec::new();
-        while let Ok(result) = results.try_recv() {
-            finished.push(result);
+        let mut along = Along::default();
+        while let Ok(result) = sources.measurements.try_recv() {
+            along.measurements.push(result);
         }
-        let (published, monotonic) = collector.collect(finished);
+        while let Ok(result) = sources.directive_results.try_recv() {
+            along.directive_results.push(result);
+        }
+        along.local_runtime = sources
+            .local_runtime
+            .as_deref()
+            .map(crate::runtime::directives::status);
+        let (published, monotonic) = collector.collect(along);
         // One step for readers of both (a scrape sees the buffer and the report it holds).
         let report = published.report.clone();
         outbox.push_then(monotonic, report, || {

@@ -93,6 +93,8 @@ pub struct RunConfig {
     pub replay_buffer_max_bytes: usize,
     /// How long a drain may take after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The local runtime (pods run by the agent on containerd); `None` when off.
+    pub local_runtime: Option<crate::runtime::RuntimeConfig>,
 }
 
 pub const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|fd)\d+$";

@@ -60,6 +60,8 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
     #[error("measurement failed: {0}")]
     Measure(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Identifies this agent process in reports (pid and start time), so the
@@ -260,6 +262,48 @@ fn spawn_measurer(
     });
 }
 
+/// Routes the coordinator's directives: measurement runs to the measurer, pod actions to
+/// the local runtime (or an error result saying it is off). Only routes, so it never
+/// holds up the stream; a full queue is answered with an error result, not dropped.
+fn spawn_dispatcher(
+    mut directives: mpsc::Receiver<aistor_proto::v1::Directive>,
+    runs: mpsc::Sender<aistor_proto::v1::MeasureRun>,
+    actions: Option<mpsc::Sender<(String, runtime::directives::Action)>>,
+    results: mpsc::Sender<aistor_proto::v1::DirectiveResult>,
+) {
+    use aistor_proto::v1::directive::Kind;
+    tokio::spawn(async move {
+        while let Some(directive) = directives.recv().await {
+            let Some(kind) = directive.kind else { continue };
+            if let Kind::Measure(run) = kind {
+                let id = run.id.clone();
+                if runs.try_send(run).is_err() {
+                    tracing::warn!(id, "measurement run refused: too many runs queued");
+                }
+                continue;
+            }
+            let Some(action) = runtime::directives::action(&kind) else {
+                continue;
+            };
+            let refused = match &actions {
+                None => Some(
+                    "the local runtime is off on this node (start the agent with --local-runtime)"
+                        .to_owned(),
+                ),
+                Some(tx) => tx
+                    .try_send((directive.id.clone(), action))
+                    .err()
+                    .map(|_| "the local runtime is busy: too many directives queued".to_owned()),
+            };
+            if let Some(why) = refused {
+                let _ = results
+                    .send(runtime::directives::result(directive.id, Err(why)))
+                    .await;
+            }
+        }
+    });
+}
+
 /// Runs the agent until `shutdown` resolves, then drains for at most the grace period.
 /// Returns the admin address actually bound (useful with port 0 in tests) through
 /// `bound` as soon as it is known.
@@ -269,6 +313,12 @@ pub async fn run(
     bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), Error> {
     let shutdown = shutdown::from_future(shutdown);
+    if config.local_runtime.is_some() && config.host.host_root != std::path::Path::new("/") {
+        return Err(Error::Config(format!(
+            "--local-runtime runs pods on this host, so it needs --host-root / (got {})",
+            config.host.host_root.display()
+        )));
+    }
     let endpoint = tonic::transport::Endpoint::from_shared(config.coordinator.clone())
         .map_err(|source| Error::Coordinator {
             url: config.coordinator.clone(),
@@ -328,6 +378,22 @@ pub async fn run(
     let collector = collector(&config.host, config.interval, pods, gpus);
     let (runs_tx, runs_rx) = mpsc::channel(8);
     let (results_tx, results_rx) = mpsc::channel(64);
+    let (directives_tx, directives_rx) = mpsc::channel(256);
+    let (directive_results_tx, directive_results_rx) = mpsc::channel(1024);
+    let local_runtime = config.local_runtime.clone().map(|c| {
+        tracing::info!(socket = %c.containerd_socket.display(), namespace = %c.namespace, dir = %c.paths.data_dir.display(), "local runtime on");
+        Arc::new(runtime::LocalRuntime::new(c))
+    });
+    let actions = local_runtime.clone().map(|rt| {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(runtime::directives::serve(
+            rt,
+            rx,
+            directive_results_tx.clone(),
+        ));
+        tx
+    });
+    spawn_dispatcher(directives_rx, runs_tx, actions, directive_results_tx);
     spawn_measurer(
         config.host.node_name.clone(),
         collector
@@ -345,11 +411,16 @@ pub async fn run(
         config.interval,
         outbox.clone(),
         publish,
-        results_rx,
+        collector::Sources {
+            measurements: results_rx,
+            directive_results: directive_results_rx,
+            local_runtime,
+        },
         shutdown.clone(),
     ));
     let streaming = tokio::spawn(
-        uplink::Uplink::new(endpoint, outbox, stats, runs_tx).run(shutdown, config.shutdown_grace),
+        uplink::Uplink::new(endpoint, outbox, stats, directives_tx)
+            .run(shutdown, config.shutdown_grace),
     );
 
     let _ = collecting.await;
@@ -373,9 +444,9 @@ pub async fn snapshot(
         shutdown::from_future(std::future::pending()),
     );
     let mut collector = collector(&host, interval, pods, gpus);
-    collector.collect(Vec::new());
+    collector.collect(collector::Along::default());
     tokio::time::sleep(interval).await;
-    let (published, _) = collector.collect(Vec::new());
+    let (published, _) = collector.collect(collector::Along::default());
     serde_json::to_writer_pretty(&mut *out, &*published.report)?;
     writeln!(out)?;
     Ok(())

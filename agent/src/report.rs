@@ -125,6 +125,9 @@ impl ReportBuilder {
             disks,
             pods: Vec::new(),
             measurements: Vec::new(),
+            // Filled by the collector: what rides along, and the local runtime's pods.
+            directive_results: Vec::new(),
+            local_runtime: None,
             // Filled by the collector from the GPU source.
             gpu: None,
             missing: report_missing,

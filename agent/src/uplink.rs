@@ -175,8 +175,8 @@ pub struct Uplink {
     outbox: Outbox,
     stats: Arc<UplinkStats>,
     backoff: Backoff,
-    /// Where measurement runs the coordinator asks for go.
-    directives: mpsc::Sender<aistor_proto::v1::MeasureRun>,
+    /// Where the coordinator's directives (other than acks) go.
+    directives: mpsc::Sender<Directive>,
 }
 
 /// Why one connection ended.
@@ -199,7 +199,7 @@ impl Uplink {
         endpoint: Endpoint,
         outbox: Outbox,
         stats: Arc<UplinkStats>,
-        directives: mpsc::Sender<aistor_proto::v1::MeasureRun>,
+        directives: mpsc::Sender<Directive>,
     ) -> Self {
         let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(15));
         Self {
@@ -313,22 +313,22 @@ impl Uplink {
         match msg {
             Ok(Some(Directive {
                 kind: Some(directive::Kind::Ack(ack)),
+                ..
             })) => {
                 self.outbox.lock().ack(ack.seq);
                 self.backoff.reset();
                 None
             }
-            Ok(Some(Directive {
-                kind: Some(directive::Kind::Measure(run)),
-            })) => {
-                let id = run.id.clone();
-                if self.directives.try_send(run).is_err() {
-                    tracing::warn!(id, "measurement run refused: too many runs queued");
-                }
+            Ok(Some(Directive { kind: None, .. })) => {
+                tracing::debug!("ignoring a directive of a kind this agent does not know");
                 None
             }
-            Ok(Some(Directive { kind: None })) => {
-                tracing::debug!("ignoring a directive of a kind this agent does not know");
+            Ok(Some(directive)) => {
+                // The dispatcher only routes, so a full queue means it is stuck; the
+                // coordinator sends its desired pods again on the next connect.
+                if let Err(e) = self.directives.try_send(directive) {
+                    tracing::warn!(id = %e.into_inner().id, "directive refused: too many queued");
+                }
                 None
             }
             Ok(None) => Some(StreamEnd::Closed),

@@ -584,6 +584,8 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
             missing: Vec::new(),
         }),
         measurements: Vec::new(),
+        directive_results: Vec::new(),
+        local_runtime: None,
         missing: Vec::new(),
     }
 }
@@ -800,7 +802,7 @@ async fn agent(node: usize, channel: Channel, plan: Arc<Plan>) -> AgentOutcome {
             }
             () = tokio::time::sleep_until(drain_deadline.into()), if !sending => break,
             message = inbound.message() => match message {
-                Ok(Some(pb::Directive { kind: Some(pb::directive::Kind::Ack(ack)) })) => {
+                Ok(Some(pb::Directive { kind: Some(pb::directive::Kind::Ack(ack)), .. })) => {
                     settle(ack.seq, &mut pending, &mut out);
                 }
                 Ok(Some(_)) => {}

@@ -34,6 +34,8 @@ pub fn node_report(head: &ReportHead, pods: Vec<pb::Pod>) -> pb::NodeReport {
         gpu: head.gpu.clone(),
         measurements: Vec::new(),
         missing: head.missing.clone(),
+        directive_results: head.directive_results.clone(),
+        local_runtime: head.local_runtime.clone(),
     }
 }
 

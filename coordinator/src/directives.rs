@@ -73,6 +73,7 @@ mod tests {
     fn directive() -> pb::Directive {
         pb::Directive {
             kind: Some(pb::directive::Kind::Ack(pb::Ack::default())),
+            id: String::new(),
         }
     }
 

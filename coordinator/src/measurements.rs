@@ -148,6 +148,8 @@ impl Measurements {
         self.runs.create(&measurement, now).await?;
         let directive = pb::Directive {
             kind: Some(pb::directive::Kind::Measure(run.clone())),
+            // A measurement run carries its own id.
+            id: String::new(),
         };
         if let Err(e) = self.directives.send(&node, directive) {
             let failed = pb::MeasurementResult {

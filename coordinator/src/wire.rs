@@ -33,6 +33,10 @@ pub struct ReportHead {
     pub gpu: Option<pb::GpuSection>,
     #[prost(message, repeated, tag = "12")]
     pub measurements: Vec<pb::MeasurementResult>,
+    #[prost(message, repeated, tag = "13")]
+    pub directive_results: Vec<pb::DirectiveResult>,
+    #[prost(message, optional, tag = "14")]
+    pub local_runtime: Option<pb::LocalRuntimeStatus>,
     #[prost(message, repeated, tag = "15")]
     pub missing: Vec<pb::Missing>,
 }
@@ -263,6 +267,18 @@ pub(crate) mod tests_support {
                 id: "m-1".into(),
                 ..Default::default()
             }],
+            directive_results: vec![pb::DirectiveResult {
+                id: "d-1".into(),
+                error: "no".into(),
+                finished_unix_nanos: 3,
+            }],
+            local_runtime: Some(pb::LocalRuntimeStatus {
+                pods: vec![pb::LocalPod {
+                    uid: "u".into(),
+                    phase: "Running".into(),
+                    ..Default::default()
+                }],
+            }),
             missing: vec![pb::Missing {
                 field: "disks".into(),
                 reason: "none".into(),

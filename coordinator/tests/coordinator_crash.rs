@@ -383,6 +383,7 @@ async fn simulated_agent(mut current: Current, log: Arc<Mutex<AgentLog>>, stop: 
                     log.directed.insert(run.id.clone());
                     log.pending.push(result_for(&run));
                 }
+                Some(other) => panic!("this coordinator sends no pod actions: {other:?}"),
                 // The coordinator went away: collect on, reconnect to the next one.
                 None => link = None,
             },
@@ -437,7 +438,9 @@ async fn next_directive(
     };
     loop {
         match inbound.message().await {
-            Ok(Some(pb::Directive { kind: Some(kind) })) => return Some(kind),
+            Ok(Some(pb::Directive {
+                kind: Some(kind), ..
+            })) => return Some(kind),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => return None,
         }

@@ -7,6 +7,7 @@
 //! uid), and removes what is not desired ([`LocalRuntime::reconcile`]).
 
 pub mod cgroup;
+pub mod directives;
 pub mod image;
 pub mod manifest;
 pub mod plan;
@@ -166,12 +167,17 @@ impl LocalRuntime {
     /// returns when that is done.
     pub async fn delete(&self, uid: &str) -> Result<(), RunError> {
         let entry = self
-            .pods()
-            .remove(uid)
+            .stop(uid)
             .ok_or_else(|| RunError::UnknownPod(uid.to_owned()))?;
-        let _ = entry.stop.send(true);
         let _ = entry.task.await;
         Ok(())
+    }
+
+    /// Forgets the pod and tells it to stop; awaiting the entry's task waits for that.
+    fn stop(&self, uid: &str) -> Option<Entry> {
+        let entry = self.pods().remove(uid)?;
+        let _ = entry.stop.send(true);
+        Some(entry)
     }
 
     /// The state of every pod, by uid.
@@ -208,8 +214,10 @@ impl LocalRuntime {
             .filter(|uid| !desired.contains(uid))
             .cloned()
             .collect();
-        for uid in unwanted {
-            let _ = self.delete(&uid).await;
+        // All stop at once: grace periods run side by side, not one after another.
+        let stopping: Vec<Entry> = unwanted.iter().filter_map(|uid| self.stop(uid)).collect();
+        for entry in stopping {
+            let _ = entry.task.await;
         }
         let known: Vec<String> = self.pods().keys().cloned().collect();
         let mut removed = Vec::new();

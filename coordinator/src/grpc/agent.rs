@@ -121,6 +121,7 @@ impl Agents {
                                 agent_instance,
                                 seq,
                             })),
+                            id: String::new(),
                         };
                         if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(ack)) {
                             break;

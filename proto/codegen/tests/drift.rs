@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 const PROTOS: &[&str] = &[
     "aistor/v1/measurements.proto",
     "aistor/v1/measure.proto",
+    "aistor/v1/runtime.proto",
     "aistor/v1/agent.proto",
     "aistor/v1/cluster.proto",
 ];

@@ -906,6 +906,143 @@ pub struct MeasurementResult {
     #[prost(string, tag = "7")]
     pub error: ::prost::alloc::string::String,
 }
+/// Run a pod. Idempotent per pod uid: a pod that already runs is left as it is (after an
+/// agent restart its running containers are adopted, not duplicated).
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RunPod {
+    /// The Kubernetes Pod as JSON (apiVersion v1, kind Pod) with metadata.uid set. Fields
+    /// the local runtime does not implement are refused by name, never ignored.
+    #[prost(bytes = "vec", tag = "1")]
+    pub pod_json: ::prost::alloc::vec::Vec<u8>,
+}
+/// Stop a pod (SIGTERM, its grace period, SIGKILL) and remove what it made.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeletePod {
+    #[prost(string, tag = "1")]
+    pub uid: ::prost::alloc::string::String,
+}
+/// Every pod this node should run. The agent starts what is missing, deletes pods not
+/// listed and removes containers of the local runtime that belong to no listed pod
+/// (an agent that crashed mid-start leaves none behind). Sent on every (re)connect.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SyncPods {
+    #[prost(message, repeated, tag = "1")]
+    pub pods: ::prost::alloc::vec::Vec<RunPod>,
+}
+/// What the local runtime runs, in every report while it is on.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct LocalRuntimeStatus {
+    #[prost(message, repeated, tag = "1")]
+    pub pods: ::prost::alloc::vec::Vec<LocalPod>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct LocalPod {
+    #[prost(string, tag = "1")]
+    pub uid: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name: ::prost::alloc::string::String,
+    /// Pending, Running, Succeeded or Failed, as the kubelet derives it.
+    #[prost(string, tag = "4")]
+    pub phase: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "5")]
+    pub conditions: ::prost::alloc::vec::Vec<PodCondition>,
+    #[prost(message, repeated, tag = "6")]
+    pub containers: ::prost::alloc::vec::Vec<LocalContainer>,
+    /// Guaranteed, Burstable or BestEffort.
+    #[prost(string, tag = "7")]
+    pub qos_class: ::prost::alloc::string::String,
+    /// The pod cgroup relative to the cgroup root (kubepods/...).
+    #[prost(string, tag = "8")]
+    pub cgroup_path: ::prost::alloc::string::String,
+    /// Set while the pod is being deleted.
+    #[prost(bool, tag = "9")]
+    pub terminating: bool,
+    /// A pod-level problem (a volume or cgroup that could not be made, cleanup left over).
+    #[prost(string, tag = "10")]
+    pub message: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PodCondition {
+    /// PodScheduled, Initialized, ContainersReady or Ready.
+    #[prost(string, tag = "1")]
+    pub r#type: ::prost::alloc::string::String,
+    #[prost(bool, tag = "2")]
+    pub status: bool,
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LocalContainer {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub image: ::prost::alloc::string::String,
+    /// containerd id of the current (or last) instance; empty before the first start.
+    #[prost(string, tag = "3")]
+    pub container_id: ::prost::alloc::string::String,
+    /// How the previous instance ended, once the container was restarted.
+    #[prost(message, optional, tag = "7")]
+    pub last_terminated: ::core::option::Option<ContainerTerminated>,
+    #[prost(uint32, tag = "8")]
+    pub restart_count: u32,
+    #[prost(bool, tag = "9")]
+    pub ready: bool,
+    #[prost(oneof = "local_container::State", tags = "4, 5, 6")]
+    pub state: ::core::option::Option<local_container::State>,
+}
+/// Nested message and enum types in `LocalContainer`.
+pub mod local_container {
+    #[derive(serde::Serialize)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum State {
+        #[prost(message, tag = "4")]
+        Waiting(super::ContainerWaiting),
+        #[prost(message, tag = "5")]
+        Running(super::ContainerRunning),
+        #[prost(message, tag = "6")]
+        Terminated(super::ContainerTerminated),
+    }
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ContainerWaiting {
+    /// ContainerCreating, CrashLoopBackOff, ErrImageNeverPull, CreateContainerError, ...
+    #[prost(string, tag = "1")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub message: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ContainerRunning {
+    #[prost(uint64, tag = "1")]
+    pub started_unix_nanos: u64,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ContainerTerminated {
+    #[prost(int32, tag = "1")]
+    pub exit_code: i32,
+    /// Completed, Error, OOMKilled.
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub message: ::prost::alloc::string::String,
+    /// Absent when the start was not seen (an instance adopted after it ended).
+    #[prost(uint64, optional, tag = "4")]
+    pub started_unix_nanos: ::core::option::Option<u64>,
+    #[prost(uint64, tag = "5")]
+    pub finished_unix_nanos: u64,
+}
 /// One collection on one node.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -947,12 +1084,36 @@ pub struct NodeReport {
     /// Report-level gaps (e.g. "pods": "no container runtime configured").
     #[prost(message, repeated, tag = "15")]
     pub missing: ::prost::alloc::vec::Vec<Missing>,
+    /// Results of action directives (RunPod, DeletePod, SyncPods) finished since the
+    /// previous report; they travel with reports so the replay buffer protects them too.
+    #[prost(message, repeated, tag = "13")]
+    pub directive_results: ::prost::alloc::vec::Vec<DirectiveResult>,
+    /// Pods of the local runtime; absent when the local runtime is off on this node.
+    #[prost(message, optional, tag = "14")]
+    pub local_runtime: ::core::option::Option<LocalRuntimeStatus>,
+}
+/// The outcome of one action directive.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DirectiveResult {
+    /// The directive's id.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// Empty on success; otherwise what went wrong, naming the field or object.
+    #[prost(string, tag = "2")]
+    pub error: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub finished_unix_nanos: u64,
 }
 /// A message from the coordinator to one agent.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Directive {
-    #[prost(oneof = "directive::Kind", tags = "1, 2")]
+    /// Identifies an action directive (not set on acks and measurement runs, which carry
+    /// their own id).
+    #[prost(string, tag = "15")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5")]
     pub kind: ::core::option::Option<directive::Kind>,
 }
 /// Nested message and enum types in `Directive`.
@@ -965,6 +1126,14 @@ pub mod directive {
         /// Start a measurement run; its result arrives in a later report's `measurements`.
         #[prost(message, tag = "2")]
         Measure(super::MeasureRun),
+        /// Local runtime actions; each result arrives in a later report's
+        /// `directive_results` under the directive's `id`.
+        #[prost(message, tag = "3")]
+        RunPod(super::RunPod),
+        #[prost(message, tag = "4")]
+        DeletePod(super::DeletePod),
+        #[prost(message, tag = "5")]
+        SyncPods(super::SyncPods),
     }
 }
 /// Every report of `agent_instance` up to and including `seq` is stored; the agent
