@@ -9,12 +9,15 @@
 pub mod cgroup;
 pub mod directives;
 pub mod image;
-pub mod manifest;
 pub mod plan;
 pub mod pod;
 pub mod probe;
 pub mod status;
 pub mod tasks;
+
+/// The Pod manifests the runtime accepts; shared with the coordinator, which checks them
+/// before it stores them.
+pub use aistor_core::manifest;
 
 use crate::source::containerd::{Connection, RuntimeError};
 use manifest::PodManifest;

@@ -3,12 +3,14 @@
 //! parameter, so every rule is tested with exact instants.
 
 pub mod clock;
+pub mod manifest;
 pub mod model;
 pub mod quantity;
 pub mod selector;
 pub mod sequence;
 pub mod validate;
 pub mod view;
+pub mod workload;
 
 pub use clock::{Clock, ManualClock, Now};
 pub use view::{

@@ -1,5 +1,7 @@
 //! The Kubernetes Pod manifests the local runtime accepts, checked and reduced to what it
-//! runs. Pure: JSON in, a [`PodManifest`] or an error naming the field out.
+//! runs. Pure: JSON in, a [`PodManifest`] or an error naming the field out. The agent
+//! runs what this accepts; the coordinator checks with it before it stores a pod, so
+//! `aistorctl apply` fails with the same message the agent would give.
 //!
 //! The rule is the issue's: a field that would change behaviour and is not implemented is
 //! refused by name, never silently ignored. Two passes make that exact:
@@ -676,9 +678,9 @@ fn resources(r: k8s::ResourceRequirements, path: &str) -> Result<Resources, Mani
             return Ok(None);
         };
         let value = if key == "cpu" {
-            aistor_core::quantity::cpu_millicores(&q.0).map(|m| m.ceil() as u64)
+            crate::quantity::cpu_millicores(&q.0).map(|m| m.ceil() as u64)
         } else {
-            aistor_core::quantity::bytes(&q.0)
+            crate::quantity::bytes(&q.0)
         };
         value.map(Some).ok_or_else(|| {
             err(
