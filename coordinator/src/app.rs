@@ -161,6 +161,24 @@ pub async fn run(
         }
     };
     tracing::info!(mode = %role.mode(), "aistor-coordinator role");
+    // Standalone: the local runtime's Pods and Deployments, kept in the store.
+    let workloads = if shell.is_none() {
+        let w = crate::workloads::Workloads::open(store.clone(), directives.clone(), view.clone())
+            .await
+            .map_err(store_error)?;
+        ingest = ingest.with_workloads(w.clone());
+        tasks.spawn("workload-controller", {
+            let w = w.clone();
+            let drain = drain.clone();
+            async move {
+                crate::workloads::controller::run(w, drain).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        Some(w)
+    } else {
+        None
+    };
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
         let health = health.clone();
@@ -210,6 +228,7 @@ pub async fn run(
                 role.mode().name(),
                 drain.clone(),
             ))
+            .add_service(grpc::workloads::workload_server(workloads))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
                 {

@@ -22,5 +22,6 @@ pub mod role;
 pub mod store;
 pub mod view;
 pub mod wire;
+pub mod workloads;
 
 pub use app::{Bound, Error, run};

@@ -28,7 +28,10 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
   aistorctl top pods --sort memory         live pod view (polled) until Ctrl-C
   aistorctl gpus                           every GPU with its pods (or why a node has none)
   aistorctl gpus --node gpu-node-1 -o wide plus UUID, source, power limit, clocks, activity
-  aistorctl top gpus                       live GPU view until Ctrl-C"
+  aistorctl top gpus                       live GPU view until Ctrl-C
+  aistorctl apply -f examples/seed-003-training-pod.yaml   run a pod on the local runtime
+  aistorctl get pods -n ml -o wide         its containers' states and measured usage
+  aistorctl delete pod train -n ml         stop it (SIGTERM, grace period, SIGKILL)"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
@@ -63,6 +66,62 @@ pub enum Command {
     /// Live views, redrawn until Ctrl-C.
     #[command(subcommand)]
     Top(TopCommand),
+    /// Create or update Pods and Deployments on the local runtime from a YAML file
+    /// (standalone mode; on Kubernetes use kubectl).
+    Apply(ApplyArgs),
+    /// List the local runtime's pods or deployments.
+    Get(GetArgs),
+    /// Delete a pod, or a deployment and its pods.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// The file: one or more YAML (or JSON) documents; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: String,
+}
+
+/// What `get` and `delete` act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadKind {
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+    #[value(alias = "deployment", alias = "deploy")]
+    Deployments,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Pods => "pods",
+            WorkloadKind::Deployments => "deployments",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    #[arg(value_enum)]
+    pub kind: WorkloadKind,
+    /// Namespace (default: "default").
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// table, wide (pods: CPU, memory, node and each container's state), json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    #[arg(value_enum)]
+    pub kind: WorkloadKind,
+    pub name: String,
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
 }
 
 /// How lists are fetched: page by page, as kubectl's `--chunk-size`.

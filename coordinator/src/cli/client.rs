@@ -35,6 +35,13 @@ pub(crate) fn normalise(server: &str) -> String {
 
 /// Connects to the coordinator at `url` (already normalised).
 pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, CliError> {
+    Ok(ClusterServiceClient::new(channel(url).await?)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES))
+}
+
+/// The HTTP/2 connection to the coordinator at `url`, for any of its services.
+pub(crate) async fn channel(url: &str) -> Result<Channel, CliError> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| CliError::InvalidServer {
         url: url.to_owned(),
         cause: chain(&e),
@@ -49,9 +56,7 @@ pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, 
             // tonic's own text is just "transport error"; the cause says what failed.
             cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
         })?;
-    Ok(ClusterServiceClient::new(channel)
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .max_encoding_message_size(MAX_REQUEST_BYTES))
+    Ok(channel)
 }
 
 /// Follows page tokens from `first` until a page comes without one, collecting

@@ -29,6 +29,10 @@ pub enum CliError {
 
     #[error("encoding output as YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
+
+    /// A file given on the command line could not be read or parsed.
+    #[error("{path}: {cause}")]
+    Input { path: String, cause: String },
 }
 
 impl CliError {

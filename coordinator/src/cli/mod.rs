@@ -25,6 +25,7 @@ mod summary;
 mod table;
 mod top;
 mod units;
+pub mod workloads;
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -51,6 +52,27 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
         }
         Command::Top(TopCommand::Gpus(args)) => {
             top::gpus::run(&url, &args, cli.terminal, out).await
+        }
+        Command::Apply(args) => workloads::apply(&url, &args.file, out).await,
+        Command::Get(args) => {
+            let format = match args.output {
+                Format::Table => workloads::GetFormat::Table,
+                Format::Wide => workloads::GetFormat::Wide,
+                Format::Json => workloads::GetFormat::Json,
+                Format::Yaml => workloads::GetFormat::Yaml,
+            };
+            let namespace = if args.all_namespaces {
+                ""
+            } else {
+                &args.namespace
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            workloads::get(&url, args.kind.name(), namespace, format, now, out).await
+        }
+        Command::Delete(args) => {
+            workloads::delete(&url, args.kind.name(), &args.name, &args.namespace, out).await
         }
     }
 }

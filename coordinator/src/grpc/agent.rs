@@ -115,6 +115,7 @@ impl Agents {
                             node = name;
                             directives.register(&node, tx.clone());
                             tracing::info!(node, ?peer, "agent connected");
+                            ingest.connected(&node);
                         }
                         let ack = Directive {
                             kind: Some(directive::Kind::Ack(Ack {

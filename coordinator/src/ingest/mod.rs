@@ -20,6 +20,7 @@ pub struct Ingest {
     measurements: Measurements,
     limits: Limits,
     specs: Option<Arc<dyn PodSpecs>>,
+    workloads: Option<crate::workloads::Workloads>,
 }
 
 impl Ingest {
@@ -29,6 +30,21 @@ impl Ingest {
             measurements,
             limits,
             specs: None,
+            workloads: None,
+        }
+    }
+
+    /// Hands each report's local-runtime section to the standalone workloads, and tells
+    /// them when an agent connects (it then gets its pods).
+    pub fn with_workloads(mut self, workloads: crate::workloads::Workloads) -> Self {
+        self.workloads = Some(workloads);
+        self
+    }
+
+    /// An agent's stream is registered for directives.
+    pub fn connected(&self, node: &str) {
+        if let Some(w) = &self.workloads {
+            w.connected(node);
         }
     }
 
@@ -77,6 +93,9 @@ impl Ingest {
             self.measurements
                 .complete(result, now.wall_unix_nanos)
                 .await?;
+        }
+        if let Some(w) = &self.workloads {
+            w.observe(&node, &converted.head);
         }
         Ok(self
             .view

@@ -1,0 +1,511 @@
+//! `aistorctl apply`, `get` and `delete`: the local runtime's Pods and Deployments
+//! (standalone mode), with kubectl's look: `pod/train created`, `NAME READY STATUS
+//! RESTARTS AGE`, `-o wide|json|yaml`.
+
+use super::client::{self, CALL_TIMEOUT, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use super::error::CliError;
+use super::table::Table;
+use super::units;
+use aistor_proto::v1 as pb;
+use aistor_proto::v1::workload_service_client::WorkloadServiceClient;
+use serde_json::Value;
+use std::io::Write;
+use tonic::transport::Channel;
+
+async fn connect(url: &str) -> Result<WorkloadServiceClient<Channel>, CliError> {
+    Ok(WorkloadServiceClient::new(client::channel(url).await?)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_REQUEST_BYTES.max(8 << 20)))
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(CALL_TIMEOUT);
+    r
+}
+
+/// The documents of a YAML (or JSON) file, as JSON objects; empty documents skipped.
+pub fn documents(path: &str, text: &str) -> Result<Vec<Value>, CliError> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for (n, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(doc).map_err(|e| CliError::Input {
+            path: path.to_owned(),
+            cause: format!("document {}: {e}", n + 1),
+        })?;
+        match value {
+            Value::Null => {}
+            Value::Object(_) => out.push(value),
+            // A `kind: List` is not expanded; neither is anything that is not an object.
+            _ => {
+                return Err(CliError::Input {
+                    path: path.to_owned(),
+                    cause: format!("document {} is not an object", n + 1),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Input {
+            path: path.to_owned(),
+            cause: "no objects in the file".to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// `aistorctl apply -f FILE` (`-` reads stdin).
+pub async fn apply(url: &str, file: &str, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| CliError::Input {
+            path: file.to_owned(),
+            cause: e.to_string(),
+        })?
+    };
+    let objects = documents(file, &text)?;
+    let objects_json = objects
+        .iter()
+        .map(|o| serde_json::to_vec(o).unwrap_or_default())
+        .collect();
+    let mut c = connect(url).await?;
+    let applied = c
+        .apply(request(pb::ApplyRequest { objects_json }))
+        .await
+        .map_err(|s| CliError::from_status(url, "Apply", &s))?
+        .into_inner()
+        .applied;
+    for a in applied {
+        writeln!(out, "{}/{} {}", a.kind, a.name, a.action)?;
+    }
+    Ok(())
+}
+
+/// `aistorctl delete pod|deployment NAME -n NS`.
+pub async fn delete(
+    url: &str,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    let mut c = connect(url).await?;
+    c.delete(request(pb::DeleteWorkloadRequest {
+        kind: kind.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }))
+    .await
+    .map_err(|s| CliError::from_status(url, "Delete", &s))?;
+    let singular = match kind {
+        "pods" | "po" => "pod",
+        "deployments" | "deploy" => "deployment",
+        other => other,
+    };
+    writeln!(out, "{singular} \"{name}\" deleted")?;
+    Ok(())
+}
+
+/// How `get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetFormat {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// `aistorctl get pods|deployments [-n NS | -A]`.
+pub async fn get(
+    url: &str,
+    kind: &str,
+    namespace: &str,
+    format: GetFormat,
+    now_unix_nanos: u64,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    let mut c = connect(url).await?;
+    let items = c
+        .list(request(pb::ListWorkloadsRequest {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+        }))
+        .await
+        .map_err(|s| CliError::from_status(url, "List", &s))?
+        .into_inner()
+        .items;
+    let pods = matches!(kind, "pods" | "pod" | "po");
+    write!(
+        out,
+        "{}",
+        render(&items, pods, namespace.is_empty(), format, now_unix_nanos)?
+    )?;
+    Ok(())
+}
+
+/// Renders a list; pure so tests read it.
+pub fn render(
+    items: &[pb::Workload],
+    pods: bool,
+    all_namespaces: bool,
+    format: GetFormat,
+    now_unix_nanos: u64,
+) -> Result<String, CliError> {
+    let objects: Vec<Value> = items
+        .iter()
+        .map(|w| serde_json::from_slice(&w.object_json).unwrap_or(Value::Null))
+        .collect();
+    match format {
+        GetFormat::Json | GetFormat::Yaml => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+            return Ok(if format == GetFormat::Json {
+                serde_json::to_string_pretty(&list)? + "\n"
+            } else {
+                serde_yaml_ng::to_string(&list)?
+            });
+        }
+        GetFormat::Table | GetFormat::Wide => {}
+    }
+    if items.is_empty() {
+        return Ok("No resources found.\n".to_owned());
+    }
+    let wide = format == GetFormat::Wide;
+    let mut header = Vec::new();
+    if all_namespaces {
+        header.push("NAMESPACE");
+    }
+    if pods {
+        header.extend(["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+        if wide {
+            header.extend(["CPU", "MEMORY", "NODE", "CONTAINERS"]);
+        }
+    } else {
+        header.extend(["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+        if wide {
+            header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+        }
+    }
+    let mut table = Table::new(header);
+    for (w, o) in items.iter().zip(&objects) {
+        let mut row = Vec::new();
+        if all_namespaces {
+            row.push(text(&o["metadata"]["namespace"]));
+        }
+        row.push(text(&o["metadata"]["name"]));
+        let age = created_age(o, now_unix_nanos);
+        if pods {
+            let statuses = o["status"]["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+            let restarts: u64 = statuses
+                .iter()
+                .filter_map(|c| c["restartCount"].as_u64())
+                .sum();
+            row.extend([
+                format!("{ready}/{total}"),
+                pod_status_word(o),
+                restarts.to_string(),
+                age,
+            ]);
+            if wide {
+                row.push(
+                    w.cpu_millicores
+                        .map_or_else(|| "<unknown>".to_owned(), units::cpu),
+                );
+                row.push(
+                    w.memory_working_set_bytes
+                        .map_or_else(|| "<unknown>".to_owned(), units::bytes_iec),
+                );
+                row.push(if w.node.is_empty() {
+                    "<none>".to_owned()
+                } else {
+                    w.node.clone()
+                });
+                row.push(container_states(&statuses));
+            }
+        } else {
+            let s = &o["status"];
+            let want = o["spec"]["replicas"].as_u64().unwrap_or(1);
+            row.extend([
+                format!("{}/{want}", s["readyReplicas"].as_u64().unwrap_or(0)),
+                s["updatedReplicas"].as_u64().unwrap_or(0).to_string(),
+                s["availableReplicas"].as_u64().unwrap_or(0).to_string(),
+                age,
+            ]);
+            if wide {
+                let containers = o["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                row.push(join(&containers, "name"));
+                row.push(join(&containers, "image"));
+                let selector = o["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                row.push(selector);
+            }
+        }
+        table.push(row);
+    }
+    Ok(table.render())
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+fn join(items: &[Value], field: &str) -> String {
+    items
+        .iter()
+        .map(|c| text(&c[field]))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn created_age(o: &Value, now_unix_nanos: u64) -> String {
+    o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(parse_rfc3339)
+        .map_or_else(
+            || "<unknown>".to_owned(),
+            |t| units::age(now_unix_nanos.saturating_sub(t)),
+        )
+}
+
+/// Seconds-precision RFC 3339 UTC ("2026-11-30T06:00:00Z") to Unix nanoseconds.
+fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days since 1970-01-01 (Howard Hinnant's algorithm, inverse of the writer's).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs).ok().map(|s| s * 1_000_000_000)
+}
+
+/// kubectl's STATUS: the first container's waiting or terminated reason when there is
+/// one, else the phase.
+fn pod_status_word(o: &Value) -> String {
+    if o["status"]["reason"] == "Terminating" {
+        return "Terminating".to_owned();
+    }
+    let statuses = o["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in &statuses {
+        if let Some(reason) = c["state"]["waiting"]["reason"].as_str()
+            && reason != "ContainerCreating"
+        {
+            return reason.to_owned();
+        }
+    }
+    let running = statuses.iter().any(|c| c["state"]["running"].is_object());
+    if !running {
+        for c in &statuses {
+            if let Some(reason) = c["state"]["terminated"]["reason"].as_str() {
+                return reason.to_owned();
+            }
+        }
+        if statuses
+            .iter()
+            .any(|c| c["state"]["waiting"]["reason"] == "ContainerCreating")
+        {
+            return "ContainerCreating".to_owned();
+        }
+    }
+    o["status"]["phase"]
+        .as_str()
+        .unwrap_or("Unknown")
+        .to_owned()
+}
+
+/// Each container's state in one cell: `name:Running`, `prep:Completed(0)`,
+/// `flaky:CrashLoopBackOff`.
+fn container_states(statuses: &[Value]) -> String {
+    statuses
+        .iter()
+        .map(|c| {
+            let name = text(&c["name"]);
+            let s = &c["state"];
+            let state = if s["running"].is_object() {
+                "Running".to_owned()
+            } else if let Some(t) = s["terminated"].as_object() {
+                format!(
+                    "{}({})",
+                    t.get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Terminated"),
+                    t.get("exitCode").and_then(Value::as_i64).unwrap_or(-1)
+                )
+            } else {
+                s["waiting"]["reason"]
+                    .as_str()
+                    .unwrap_or("Waiting")
+                    .to_owned()
+            };
+            format!("{name}:{state}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_documents_become_objects() {
+        let docs = documents(
+            "f.yaml",
+            "---\napiVersion: v1\nkind: Pod\n---\n\n---\nkind: Deployment\n",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1]["kind"], "Deployment");
+        let e = documents("f.yaml", "kind: [").unwrap_err().to_string();
+        assert!(e.starts_with("f.yaml: document 1:"), "{e}");
+        let e = documents("f.yaml", "- a\n").unwrap_err().to_string();
+        assert_eq!(e, "f.yaml: document 1 is not an object");
+        let e = documents("f.yaml", "").unwrap_err().to_string();
+        assert_eq!(e, "f.yaml: no objects in the file");
+        assert_eq!(documents("f.json", r#"{"kind":"Pod"}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        for t in [0u64, 1_700_000_000, 951_782_400, 1_798_675_199] {
+            let s = crate::workloads::rfc3339(t * 1_000_000_000);
+            assert_eq!(parse_rfc3339(&s), Some(t * 1_000_000_000), "{s}");
+        }
+        assert_eq!(parse_rfc3339("2026-11-30 06:00:00"), None);
+        assert_eq!(parse_rfc3339(""), None);
+    }
+
+    fn pod(name: &str, statuses: Value, phase: &str) -> pb::Workload {
+        let o = json!({"metadata": {"name": name, "namespace": "ml", "creationTimestamp": "2026-11-30T06:00:00Z"},
+                       "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+                       "status": {"phase": phase, "containerStatuses": statuses}});
+        pb::Workload {
+            object_json: serde_json::to_vec(&o).unwrap(),
+            node: "n1".into(),
+            cpu_millicores: Some(250.0),
+            memory_working_set_bytes: Some(64 << 20),
+            usage_missing: String::new(),
+        }
+    }
+
+    #[test]
+    fn pod_tables_read_like_kubectl() {
+        let now = parse_rfc3339("2026-11-30T06:02:00Z").unwrap();
+        let items = vec![
+            pod(
+                "train",
+                json!([
+                    {"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}},
+                    {"name": "b", "ready": false, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+                ]),
+                "Running",
+            ),
+            pod(
+                "done",
+                json!([
+                    {"name": "a", "ready": false, "restartCount": 0, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}},
+                    {"name": "b", "ready": false, "restartCount": 0, "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}
+                ]),
+                "Succeeded",
+            ),
+            pod("new", json!([]), "Pending"),
+        ];
+        let t = render(&items, true, false, GetFormat::Table, now).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["train", "1/2", "CrashLoopBackOff", "2", "2m"]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["done", "0/2", "Completed", "0", "2m"]
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["new", "0/2", "Pending", "0", "2m"]
+        );
+        let w = render(&items[..1], true, true, GetFormat::Wide, now).unwrap();
+        let row: Vec<&str> = w.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[0], "ml");
+        assert_eq!(
+            &row[6..],
+            ["250m", "64Mi", "n1", "a:Running,b:CrashLoopBackOff"]
+        );
+        let j = render(&items[..1], true, false, GetFormat::Json, now).unwrap();
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["kind"], "List");
+        assert_eq!(v["items"][0]["metadata"]["name"], "train");
+        let y = render(&items[..1], true, false, GetFormat::Yaml, now).unwrap();
+        assert!(y.contains("kind: List") && y.contains("name: train"), "{y}");
+        assert_eq!(
+            render(&[], true, false, GetFormat::Table, now).unwrap(),
+            "No resources found.\n"
+        );
+    }
+
+    #[test]
+    fn deployment_tables_read_like_kubectl() {
+        let o = json!({"metadata": {"name": "web", "namespace": "ml", "creationTimestamp": "2026-11-30T05:00:00Z"},
+                       "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                                "template": {"spec": {"containers": [{"name": "c", "image": "img:1"}]}}},
+                       "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let items = vec![pb::Workload {
+            object_json: serde_json::to_vec(&o).unwrap(),
+            ..Default::default()
+        }];
+        let now = parse_rfc3339("2026-11-30T06:00:00Z").unwrap();
+        let t = render(&items, false, false, GetFormat::Wide, now).unwrap();
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            [
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR"
+            ]
+        );
+        assert_eq!(
+            lines[1],
+            ["web", "2/3", "3", "2", "60m", "c", "img:1", "app=web"]
+        );
+    }
+}

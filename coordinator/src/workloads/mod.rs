@@ -1,0 +1,811 @@
+//! Pods and Deployments on the agents' local runtime (standalone mode): the desired
+//! objects live in the store (kinds `pods` and `deployments`, keyed `namespace/name`),
+//! the agents run them, and their reports say how they are.
+//!
+//! Every change is stored before the directive that carries it out is sent, and every
+//! agent gets all of its pods again (`SyncPods`) whenever it connects: a coordinator or
+//! agent that crashed in between converges on reconnect, with no duplicate and no orphan.
+//! The Deployment controller ([`controller`]) runs the pure steps of
+//! `aistor_core::workload` over the same state.
+
+pub mod controller;
+pub mod status;
+
+use crate::directives::Directives;
+use crate::store::{ListOptions, MAX_LIST_LIMIT, Store, StoreError};
+use crate::view::LiveView;
+use crate::wire::ReportHead;
+use aistor_core::manifest::{self, ManifestError};
+use aistor_core::workload::{self, Deployment};
+use aistor_proto::v1 as pb;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+pub const PODS: &str = "pods";
+pub const DEPLOYMENTS: &str = "deployments";
+/// Most objects one apply may carry.
+pub const MAX_APPLY_OBJECTS: usize = 100;
+
+/// Why an apply, delete or lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("{object}: {error}")]
+    Invalid {
+        object: String,
+        error: ManifestError,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{kind} {key:?} not found")]
+    NotFound { kind: &'static str, key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One stored pod and what is known of it.
+#[derive(Debug, Clone)]
+pub struct PodEntry {
+    /// The Pod as stored: metadata.uid and spec.nodeName set by the coordinator.
+    pub object: Value,
+    pub uid: String,
+    /// The node it is assigned to; `None` while no node could take it.
+    pub node: Option<String>,
+    /// `namespace/name` of the Deployment that owns it.
+    pub owner: Option<String>,
+    pub created_unix_nanos: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentEntry {
+    pub object: Value,
+    pub uid: String,
+    pub parsed: Deployment,
+    pub generation: u64,
+}
+
+/// What the newest report of a pod's node says of it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub node: String,
+    pub pod: pb::LocalPod,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pods: BTreeMap<String, PodEntry>,
+    deployments: BTreeMap<String, DeploymentEntry>,
+    /// By pod uid.
+    observed: HashMap<String, Observed>,
+}
+
+/// The local runtime's workloads.
+#[derive(Debug, Clone)]
+pub struct Workloads {
+    store: Arc<dyn Store>,
+    directives: Directives,
+    view: LiveView,
+    state: Arc<Mutex<State>>,
+    /// Wakes the controller: an object or an observed pod changed.
+    changed: Arc<Notify>,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        // Unique enough without urandom: time and a per-process counter.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return t ^ N.fetch_add(0x9e37_79b9_7f4a_7c15, std::sync::atomic::Ordering::Relaxed);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// A random (version 4) UUID, as the API server gives objects.
+pub fn new_uid() -> String {
+    let (a, b) = (random_u64(), random_u64());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// RFC 3339 UTC, seconds, as Kubernetes writes timestamps.
+pub fn rfc3339(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn pod_entry(object: Value, created_unix_nanos: u64) -> PodEntry {
+    let uid = object["metadata"]["uid"].as_str().unwrap_or("").to_owned();
+    let node = object["spec"]["nodeName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    let owner = object["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|refs| refs.iter().find(|r| r["kind"] == "Deployment"))
+        .and_then(|r| r["name"].as_str())
+        .map(|name| {
+            key(
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default"),
+                name,
+            )
+        });
+    PodEntry {
+        object,
+        uid,
+        node,
+        owner,
+        created_unix_nanos,
+    }
+}
+
+/// What one object of an apply is.
+enum Checked {
+    Pod {
+        key: String,
+        object: Value,
+    },
+    Deployment {
+        key: String,
+        object: Value,
+        parsed: Box<Deployment>,
+    },
+}
+
+impl Workloads {
+    /// Loads the stored objects.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        directives: Directives,
+        view: LiveView,
+    ) -> Result<Self, StoreError> {
+        let mut state = State::default();
+        for object in list_all(store.as_ref(), PODS).await? {
+            let entry = pod_entry(object.body, object.created_unix_nanos);
+            state.pods.insert(object.key, entry);
+        }
+        for object in list_all(store.as_ref(), DEPLOYMENTS).await? {
+            // A stored object this binary cannot read is kept, not dropped, and said.
+            match workload::parse_deployment(&object.body) {
+                Ok(parsed) => {
+                    let uid = object.body["metadata"]["uid"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
+                    state.deployments.insert(
+                        object.key,
+                        DeploymentEntry {
+                            object: object.body,
+                            uid,
+                            parsed,
+                            generation: object.generation,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(key = object.key, error = %e, "a stored Deployment is not valid; it is left as it is")
+                }
+            }
+        }
+        Ok(Self {
+            store,
+            directives,
+            view,
+            state: Arc::new(Mutex::new(state)),
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn changed(&self) -> &Notify {
+        &self.changed
+    }
+
+    /// Checks every object, then stores and starts them (kubectl apply). Nothing is
+    /// applied when one object is refused.
+    pub async fn apply(&self, objects: Vec<Value>) -> Result<Vec<pb::Applied>, WorkloadError> {
+        if objects.len() > MAX_APPLY_OBJECTS {
+            return Err(WorkloadError::Refused(format!(
+                "{} objects in one apply; at most {MAX_APPLY_OBJECTS}",
+                objects.len()
+            )));
+        }
+        let mut checked = Vec::new();
+        for (n, object) in objects.into_iter().enumerate() {
+            checked.push(check(n, object)?);
+        }
+        // Refusals that depend on what is stored, also before anything is applied.
+        for c in &checked {
+            if let Checked::Pod { key, object } = c
+                && let Some(existing) = self.state().pods.get(key)
+                && spec_without_node(&existing.object) != spec_without_node(object)
+            {
+                return Err(WorkloadError::Refused(format!(
+                    "pod {key}: spec is immutable; delete the pod and apply it again"
+                )));
+            }
+        }
+        let mut applied = Vec::new();
+        for c in checked {
+            applied.push(match c {
+                Checked::Pod { key, object } => self.apply_pod(key, object).await?,
+                Checked::Deployment {
+                    key,
+                    object,
+                    parsed,
+                } => self.apply_deployment(key, object, *parsed).await?,
+            });
+        }
+        self.changed.notify_one();
+        Ok(applied)
+    }
+
+    /// Stores a new pod (with its uid, creation time and node), then starts it.
+    pub(crate) async fn create_pod(
+        &self,
+        key: &str,
+        mut object: Value,
+    ) -> Result<(), WorkloadError> {
+        let now = self.view.now().wall_unix_nanos;
+        object["metadata"]["uid"] = json!(new_uid());
+        object["metadata"]["creationTimestamp"] = json!(rfc3339(now));
+        strip_status(&mut object);
+        if let Some(node) = self.place(&object) {
+            object["spec"]["nodeName"] = json!(node);
+        }
+        self.store.create(PODS, key, object.clone(), now).await?;
+        let entry = pod_entry(object, now);
+        self.state().pods.insert(key.to_owned(), entry.clone());
+        self.send_run(&entry);
+        Ok(())
+    }
+
+    async fn apply_pod(
+        &self,
+        key: String,
+        mut object: Value,
+    ) -> Result<pb::Applied, WorkloadError> {
+        let (namespace, name) = split(&key);
+        let done = |action: &str| pb::Applied {
+            kind: "pod".into(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            action: action.to_owned(),
+        };
+        // As the API server: a pod's spec cannot change (checked in `apply`); an
+        // identical apply is fine.
+        if self.state().pods.contains_key(&key) {
+            return Ok(done("unchanged"));
+        }
+        object["metadata"]["namespace"] = json!(namespace);
+        self.create_pod(&key, object).await?;
+        Ok(done("created"))
+    }
+
+    async fn apply_deployment(
+        &self,
+        key: String,
+        mut object: Value,
+        parsed: Deployment,
+    ) -> Result<pb::Applied, WorkloadError> {
+        let (namespace, name) = split(&key);
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        let done = |action: &str| pb::Applied {
+            kind: "deployment".into(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            action: action.to_owned(),
+        };
+        let now = self.view.now().wall_unix_nanos;
+        strip_status(&mut object);
+        object["metadata"]["namespace"] = json!(namespace);
+        let existing = self.state().deployments.get(&key).cloned();
+        match existing {
+            Some(existing) => {
+                if existing.object["spec"] == object["spec"]
+                    && existing.object["metadata"]["labels"] == object["metadata"]["labels"]
+                {
+                    return Ok(done("unchanged"));
+                }
+                object["metadata"]["uid"] = json!(existing.uid);
+                object["metadata"]["creationTimestamp"] =
+                    existing.object["metadata"]["creationTimestamp"].clone();
+                let stored = self
+                    .store
+                    .update(DEPLOYMENTS, &key, existing.generation, object.clone(), now)
+                    .await?;
+                self.state().deployments.insert(
+                    key,
+                    DeploymentEntry {
+                        object,
+                        uid: existing.uid,
+                        parsed,
+                        generation: stored.generation,
+                    },
+                );
+                Ok(done("configured"))
+            }
+            None => {
+                let uid = new_uid();
+                object["metadata"]["uid"] = json!(uid);
+                object["metadata"]["creationTimestamp"] = json!(rfc3339(now));
+                let stored = self
+                    .store
+                    .create(DEPLOYMENTS, &key, object.clone(), now)
+                    .await?;
+                self.state().deployments.insert(
+                    key,
+                    DeploymentEntry {
+                        object,
+                        uid,
+                        parsed,
+                        generation: stored.generation,
+                    },
+                );
+                Ok(done("created"))
+            }
+        }
+    }
+
+    /// Sets a Deployment's replicas (the call the autoscaler uses); returns the previous
+    /// count.
+    pub async fn scale(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> Result<u32, WorkloadError> {
+        let key = key(namespace, name);
+        let existing =
+            self.state()
+                .deployments
+                .get(&key)
+                .cloned()
+                .ok_or(WorkloadError::NotFound {
+                    kind: "deployment",
+                    key: key.clone(),
+                })?;
+        let previous = existing.parsed.replicas;
+        if previous == replicas {
+            return Ok(previous);
+        }
+        let mut object = existing.object.clone();
+        object["spec"]["replicas"] = json!(replicas);
+        let parsed =
+            workload::parse_deployment(&object).map_err(|error| WorkloadError::Invalid {
+                object: format!("deployment {key}"),
+                error,
+            })?;
+        let now = self.view.now().wall_unix_nanos;
+        let stored = self
+            .store
+            .update(DEPLOYMENTS, &key, existing.generation, object.clone(), now)
+            .await?;
+        self.state().deployments.insert(
+            key,
+            DeploymentEntry {
+                object,
+                uid: existing.uid,
+                parsed,
+                generation: stored.generation,
+            },
+        );
+        self.changed.notify_one();
+        Ok(previous)
+    }
+
+    /// Deletes a pod, or a Deployment with its pods.
+    pub async fn delete(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), WorkloadError> {
+        let key = key(namespace, name);
+        match kind {
+            "pod" | "pods" | "po" => self.delete_pod(&key).await,
+            "deployment" | "deployments" | "deploy" => {
+                if !self.state().deployments.contains_key(&key) {
+                    return Err(WorkloadError::NotFound {
+                        kind: "deployment",
+                        key,
+                    });
+                }
+                // The owner first: its controller must not replace the pods going away.
+                self.store.delete(DEPLOYMENTS, &key, None).await?;
+                self.state().deployments.remove(&key);
+                let owned: Vec<String> = self
+                    .state()
+                    .pods
+                    .iter()
+                    .filter(|(_, p)| p.owner.as_deref() == Some(key.as_str()))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for pod in owned {
+                    self.delete_pod(&pod).await?;
+                }
+                Ok(())
+            }
+            other => Err(WorkloadError::Refused(format!(
+                "unknown kind {other:?} (pod or deployment)"
+            ))),
+        }
+    }
+
+    /// Removes the pod from the store, then tells its agent. Should the message be lost,
+    /// the agent's next `SyncPods` no longer lists the pod and it is removed then.
+    pub(crate) async fn delete_pod(&self, key: &str) -> Result<(), WorkloadError> {
+        let entry = self
+            .state()
+            .pods
+            .get(key)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound {
+                kind: "pod",
+                key: key.to_owned(),
+            })?;
+        match self.store.delete(PODS, key, None).await {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.state().pods.remove(key);
+        if let Some(node) = &entry.node {
+            let directive = pb::Directive {
+                kind: Some(pb::directive::Kind::DeletePod(pb::DeletePod {
+                    uid: entry.uid.clone(),
+                })),
+                id: format!("delete-{}", entry.uid),
+            };
+            if let Err(e) = self.directives.send(node, directive) {
+                tracing::info!(pod = key, %node, error = %e, "pod deleted while its agent is away; it is removed when the agent syncs");
+            }
+        }
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// The node for a new pod: the one it names, else the only ready node, else the
+    /// ready node with the fewest pods of ours. `None` when no node is ready.
+    fn place(&self, object: &Value) -> Option<String> {
+        if let Some(node) = object["spec"]["nodeName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+        {
+            return Some(node.to_owned());
+        }
+        let ready: Vec<String> = self
+            .view
+            .node_names(None)
+            .into_iter()
+            .filter(|n| {
+                self.view.node_state(n) == Some(aistor_core::NodeState::Ready)
+                    && self.directives.is_connected(n)
+            })
+            .collect();
+        let state = self.state();
+        ready.into_iter().min_by_key(|n| {
+            let count = state
+                .pods
+                .values()
+                .filter(|p| p.node.as_deref() == Some(n.as_str()))
+                .count();
+            (count, n.clone())
+        })
+    }
+
+    fn send_run(&self, entry: &PodEntry) {
+        let Some(node) = &entry.node else {
+            return;
+        };
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::RunPod(pb::RunPod {
+                pod_json: serde_json::to_vec(&entry.object).unwrap_or_default(),
+            })),
+            id: format!("run-{}", entry.uid),
+        };
+        if let Err(e) = self.directives.send(node, directive) {
+            tracing::info!(pod = %entry.uid, %node, error = %e, "pod stored; it starts when the agent syncs");
+        }
+    }
+
+    /// An agent connected: it gets every pod assigned to it (and removes any other).
+    pub fn connected(&self, node: &str) {
+        let pods: Vec<pb::RunPod> = self
+            .state()
+            .pods
+            .values()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .map(|p| pb::RunPod {
+                pod_json: serde_json::to_vec(&p.object).unwrap_or_default(),
+            })
+            .collect();
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::SyncPods(pb::SyncPods { pods })),
+            id: format!("sync-{node}-{}", self.view.now().wall_unix_nanos),
+        };
+        if let Err(e) = self.directives.send(node, directive) {
+            tracing::warn!(%node, error = %e, "could not send the node its pods");
+        }
+        self.changed.notify_one();
+    }
+
+    /// Takes in what a report says of the local runtime's pods and directives.
+    pub fn observe(&self, node: &str, head: &ReportHead) {
+        for r in head
+            .directive_results
+            .iter()
+            .filter(|r| !r.error.is_empty())
+        {
+            tracing::warn!(%node, id = r.id, error = r.error, "the agent could not carry out a directive");
+        }
+        let Some(runtime) = &head.local_runtime else {
+            return;
+        };
+        let mut state = self.state();
+        let mut changed = false;
+        state.observed.retain(|_, o| {
+            let keep = o.node != node || runtime.pods.iter().any(|p| p.uid == o.pod.uid);
+            changed |= !keep;
+            keep
+        });
+        for pod in &runtime.pods {
+            let previous = state.observed.insert(
+                pod.uid.clone(),
+                Observed {
+                    node: node.to_owned(),
+                    pod: pod.clone(),
+                },
+            );
+            changed |= previous.is_none_or(|p| {
+                p.pod.phase != pod.phase
+                    || p.pod.conditions != pod.conditions
+                    || p.pod.containers.len() != pod.containers.len()
+            });
+        }
+        drop(state);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Assigns nodes to pods that have none (no node was ready when they were made).
+    pub(crate) async fn place_pending(&self) -> Result<(), WorkloadError> {
+        let unplaced: Vec<(String, PodEntry)> = self
+            .state()
+            .pods
+            .iter()
+            .filter(|(_, p)| p.node.is_none())
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for (key, mut entry) in unplaced {
+            let Some(node) = self.place(&entry.object) else {
+                return Ok(());
+            };
+            entry.object["spec"]["nodeName"] = json!(node);
+            let Some(stored) = self.store.get(PODS, &key).await? else {
+                continue;
+            };
+            let now = self.view.now().wall_unix_nanos;
+            self.store
+                .update(PODS, &key, stored.generation, entry.object.clone(), now)
+                .await?;
+            let entry = pod_entry(entry.object, entry.created_unix_nanos);
+            self.state().pods.insert(key, entry.clone());
+            self.send_run(&entry);
+        }
+        Ok(())
+    }
+
+    /// Pods with their observed status and measured usage, in key order.
+    pub fn list_pods(&self, namespace: &str) -> Vec<pb::Workload> {
+        let state = self.state();
+        state
+            .pods
+            .iter()
+            .filter(|(k, _)| namespace.is_empty() || split(k).0 == namespace)
+            .map(|(_, p)| {
+                let observed = state.observed.get(&p.uid);
+                let mut object = p.object.clone();
+                object["status"] = status::pod_status(p, observed);
+                let usage = self.usage(&p.uid);
+                pb::Workload {
+                    object_json: serde_json::to_vec(&object).unwrap_or_default(),
+                    node: p.node.clone().unwrap_or_default(),
+                    cpu_millicores: usage.0,
+                    memory_working_set_bytes: usage.1,
+                    usage_missing: usage.2,
+                }
+            })
+            .collect()
+    }
+
+    /// Deployments with their status, in key order.
+    pub fn list_deployments(&self, namespace: &str) -> Vec<pb::Workload> {
+        let state = self.state();
+        state
+            .deployments
+            .iter()
+            .filter(|(k, _)| namespace.is_empty() || split(k).0 == namespace)
+            .map(|(k, d)| {
+                let records = controller::records(&state, k);
+                let mut object = d.object.clone();
+                object["status"] = status::deployment_status(d, &records);
+                pb::Workload {
+                    object_json: serde_json::to_vec(&object).unwrap_or_default(),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    /// CPU and working set the pod's agent measured, or why not.
+    fn usage(&self, uid: &str) -> (Option<f64>, Option<u64>, String) {
+        self.view.read(|v| {
+            for node in v.nodes() {
+                let Ok(pods) = node.pods() else { continue };
+                if let Some(pod) = pods.iter().find(|p| p.uid() == uid) {
+                    let cpu = pod.usage.cpu_millicores();
+                    let mem = pod.usage.memory_working_set_bytes();
+                    let why = [cpu.reason(), mem.reason()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return (cpu.measured(), mem.measured(), why);
+                }
+            }
+            (None, None, "not in any node's latest report".to_owned())
+        })
+    }
+}
+
+fn split(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("default", key))
+}
+
+fn strip_status(object: &mut Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+}
+
+fn spec_without_node(object: &Value) -> Value {
+    let mut spec = object["spec"].clone();
+    if let Some(map) = spec.as_object_mut() {
+        map.remove("nodeName");
+    }
+    spec
+}
+
+/// Checks one object of an apply.
+fn check(n: usize, object: Value) -> Result<Checked, WorkloadError> {
+    let kind = object["kind"].as_str().unwrap_or("").to_owned();
+    let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let label = if name.is_empty() {
+        format!("object {n}")
+    } else {
+        format!("{} {namespace}/{name}", kind.to_lowercase())
+    };
+    let invalid = |error| WorkloadError::Invalid {
+        object: label.clone(),
+        error,
+    };
+    match kind.as_str() {
+        "Pod" => {
+            let mut probe = object.clone();
+            strip_status(&mut probe);
+            // The coordinator assigns the uid; one given is not kept.
+            if let Some(meta) = probe["metadata"].as_object_mut() {
+                meta.remove("uid");
+            }
+            manifest::from_value(probe).map_err(invalid)?;
+            Ok(Checked::Pod {
+                key: key(&namespace, &name),
+                object,
+            })
+        }
+        "Deployment" => {
+            let parsed = workload::parse_deployment(&object).map_err(invalid)?;
+            Ok(Checked::Deployment {
+                key: key(&namespace, &name),
+                object,
+                parsed: Box::new(parsed),
+            })
+        }
+        "" => Err(invalid(ManifestError {
+            field: "kind".into(),
+            problem: "required (Pod or Deployment)".into(),
+        })),
+        other => Err(invalid(ManifestError {
+            field: "kind".into(),
+            problem: format!("\"{other}\" is not supported here (Pod or Deployment)"),
+        })),
+    }
+}
+
+async fn list_all(
+    store: &dyn Store,
+    kind: &'static str,
+) -> Result<Vec<crate::store::Object>, StoreError> {
+    let mut out = Vec::new();
+    let mut options = ListOptions::first(MAX_LIST_LIMIT);
+    loop {
+        let page = store.list(kind, options.clone()).await?;
+        out.extend(page.items);
+        match page.continue_after {
+            Some(after) => options.continue_after = Some(after),
+            None => return Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_version_4() {
+        let u = new_uid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(new_uid(), u);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_798_675_199_000_000_000), "2026-12-31T23:59:59Z");
+    }
+}
