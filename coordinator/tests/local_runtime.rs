@@ -1,0 +1,398 @@
+//! LIVE, end to end on one machine: a real coordinator (standalone) and a real agent with
+//! `--local-runtime` on a private containerd, driven by `aistorctl` as a person would.
+//! A three-container training pod and a Deployment are applied, run, measured, scaled,
+//! replaced, adopted by a restarted agent and deleted; a bad manifest is refused with
+//! nothing stored.
+//!
+//! Needs root, containerd, runc, ctr, tar and a static busybox. Without them it prints
+//! "skipped: ..." and passes, unless `AISTOR_REQUIRE_TOOLS=1`, where it fails.
+
+#[path = "../../agent/examples/support/containerd.rs"]
+mod containerd;
+#[path = "../../agent/examples/support/oci_image.rs"]
+mod oci_image;
+mod support;
+
+use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
+use aistor_agent::runtime::RuntimeConfig;
+use aistor_agent::runtime::pod::Paths;
+use aistor_coordinator::cli::{self, Cli};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::Coordinator;
+
+const IMAGE: &str = "localhost/aistor/busybox:e2e";
+const NODE: &str = "local-1";
+
+async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
+    let server = server.to_string();
+    let argv = ["aistorctl", "--server", &server]
+        .into_iter()
+        .chain(args.iter().copied());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
+        .await
+        .map_err(|_| "aistorctl timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Runs `aistorctl` until `ok` holds for its output.
+async fn until(server: SocketAddr, args: &[&str], what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = aistorctl(server, args).await.unwrap_or_else(|e| e);
+        if ok(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last output:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Agent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), aistor_agent::Error>>,
+}
+
+fn agent(grpc: SocketAddr, socket: &Path, work: &Path) -> Agent {
+    let config = RunConfig {
+        host: HostConfig {
+            host_root: "/".into(),
+            node_name: NODE.into(),
+            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
+            pods: PodConfig {
+                containerd_socket: socket.to_owned(),
+                reconcile_every: Duration::from_secs(2),
+                ..PodConfig::default()
+            },
+            gpu: aistor_agent::config::GpuConfig {
+                source: aistor_agent::config::GpuSourceKind::Off,
+                ..Default::default()
+            },
+        },
+        coordinator: format!("http://{grpc}"),
+        interval: Duration::from_millis(250),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        replay_buffer: Duration::from_secs(60),
+        replay_buffer_max_bytes: 32 << 20,
+        shutdown_grace: Duration::from_secs(2),
+        local_runtime: Some(RuntimeConfig {
+            containerd_socket: socket.to_owned(),
+            namespace: containerd::NAMESPACE.to_owned(),
+            snapshotter: "overlayfs".to_owned(),
+            cgroup_root: PathBuf::from(containerd::CGROUP_ROOT),
+            paths: Paths {
+                data_dir: work.join("runtime"),
+                volume_root: work.join("volumes"),
+                host_root: PathBuf::from("/"),
+            },
+        }),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(aistor_agent::run(
+        config,
+        async { drop(stopped.await) },
+        None,
+    ));
+    Agent { stop, task }
+}
+
+impl Agent {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the agent stops")
+            .expect("no panic")
+            .expect("a clean stop");
+    }
+}
+
+fn row<'a>(table: &'a str, name_prefix: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.starts_with(name_prefix))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+fn pod_rows<'a>(table: &'a str, prefix: &str) -> Vec<Vec<&'a str>> {
+    table
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
+const MANIFESTS: &str = r#"
+# Seed 003's shape: a three-container training pod (loader, trainer, exporter).
+apiVersion: v1
+kind: Pod
+metadata:
+  name: train
+  namespace: ml
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 3
+  volumes:
+    - name: shared
+      emptyDir: {}
+  containers:
+    - name: loader
+      image: localhost/aistor/busybox:e2e
+      command: ["sh", "-c", "echo data > /shared/batch; echo loaded"]
+      volumeMounts: [{name: shared, mountPath: /shared}]
+    - name: trainer
+      image: localhost/aistor/busybox:e2e
+      command: ["sh", "-c", "trap 'exit 0' TERM; while :; do :; done"]
+      resources:
+        requests: {cpu: 200m, memory: 32Mi}
+        limits: {cpu: 500m, memory: 64Mi}
+      volumeMounts: [{name: shared, mountPath: /shared}]
+    - name: exporter
+      image: localhost/aistor/busybox:e2e
+      command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+      readinessProbe:
+        exec: {command: ["true"]}
+        periodSeconds: 1
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ml
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: server
+          image: localhost/aistor/busybox:e2e
+          command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
+    let private = match containerd::start().await {
+        Ok(p) => p,
+        Err(why) => {
+            assert!(
+                !containerd::require_tools(),
+                "local_runtime needs its tools: {why}"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let work = tempfile::Builder::new()
+        .prefix("aistor-lr-")
+        .tempdir()
+        .unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| containerd::is_static_elf(p))
+        .expect("busybox checked by start");
+    let archive = oci_image::build(work.path(), &busybox, IMAGE, &["sleep", "3600"]).unwrap();
+    private
+        .ctr_output(&["images", "import", &archive.display().to_string()])
+        .unwrap_or_else(|e| panic!("import: {e}"));
+    let coordinator = Coordinator::start(|_| {}).await;
+    let server = coordinator.grpc;
+    let mut node_agent = agent(server, &private.socket, work.path());
+
+    // A bad manifest is refused by name, and nothing of the file is stored.
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        MANIFESTS.replace(
+            "restartPolicy: OnFailure",
+            "restartPolicy: OnFailure\n  hostIPC: true",
+        ),
+    )
+    .unwrap();
+    let e = aistorctl(server, &["apply", "-f", &bad.display().to_string()])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("pod ml/train: spec.hostIPC: not supported by the local runtime"),
+        "{e}"
+    );
+    let none = aistorctl(server, &["get", "pods", "-A"]).await.unwrap();
+    assert_eq!(none, "No resources found.\n");
+
+    let file = work.path().join("manifests.yaml");
+    std::fs::write(&file, MANIFESTS).unwrap();
+    let applied = aistorctl(server, &["apply", "-f", &file.display().to_string()])
+        .await
+        .unwrap();
+    assert_eq!(applied, "pod/train created\ndeployment/web created\n");
+    let again = aistorctl(server, &["apply", "-f", &file.display().to_string()])
+        .await
+        .unwrap();
+    assert_eq!(again, "pod/train unchanged\ndeployment/web unchanged\n");
+
+    // The training pod runs: the loader completed, the others run and are ready, and
+    // the agent measures it (CPU and memory in the wide table).
+    let wide = until(
+        server,
+        &["get", "pods", "-n", "ml", "-o", "wide"],
+        "train running and measured",
+        |t| {
+            let r = row(t, "train ");
+            r.len() == 9
+                && r[1] == "2/3"
+                && r[2] == "Running"
+                && r[5] != "<unknown>"
+                && r[6] != "<unknown>"
+        },
+    )
+    .await;
+    let train = row(&wide, "train ");
+    assert_eq!(train[7], NODE);
+    assert_eq!(
+        train[8], "loader:Completed(0),trainer:Running,exporter:Running",
+        "{wide}"
+    );
+    eprintln!("{wide}");
+    // The trainer spins: its pod's CPU is measured well above idle, under its limit.
+    let cpu = train[5];
+    let millis: f64 = cpu.strip_suffix('m').map_or_else(
+        || cpu.parse::<f64>().unwrap() * 1000.0,
+        |m| m.parse().unwrap(),
+    );
+    assert!(millis > 50.0 && millis < 700.0, "trainer CPU {cpu}");
+
+    // The Deployment keeps two pods named as the controllers name them.
+    until(
+        server,
+        &["get", "deployments", "-n", "ml"],
+        "web 2/2",
+        |t| row(t, "web ").get(1) == Some(&"2/2"),
+    )
+    .await;
+    let pods = aistorctl(server, &["get", "pods", "-n", "ml"])
+        .await
+        .unwrap();
+    let web = pod_rows(&pods, "web-");
+    assert_eq!(web.len(), 2, "{pods}");
+    for r in &web {
+        let parts: Vec<&str> = r[0].split('-').collect();
+        assert_eq!(
+            (parts.len(), parts[2].len()),
+            (3, 5),
+            "web-<hash>-<5>: {}",
+            r[0]
+        );
+    }
+
+    // Scale up and down through apply.
+    let three = work.path().join("three.yaml");
+    std::fs::write(&three, MANIFESTS.replace("replicas: 2", "replicas: 3")).unwrap();
+    let applied = aistorctl(server, &["apply", "-f", &three.display().to_string()])
+        .await
+        .unwrap();
+    assert_eq!(applied, "pod/train unchanged\ndeployment/web configured\n");
+    until(
+        server,
+        &["get", "deployments", "-n", "ml"],
+        "web 3/3",
+        |t| row(t, "web ").get(1) == Some(&"3/3"),
+    )
+    .await;
+    let one = work.path().join("one.yaml");
+    std::fs::write(&one, MANIFESTS.replace("replicas: 2", "replicas: 1")).unwrap();
+    aistorctl(server, &["apply", "-f", &one.display().to_string()])
+        .await
+        .unwrap();
+    let pods = until(server, &["get", "pods", "-n", "ml"], "one web pod", |t| {
+        pod_rows(t, "web-").len() == 1
+    })
+    .await;
+    let survivor = pod_rows(&pods, "web-")[0][0].to_owned();
+
+    // A deleted pod of the Deployment is replaced.
+    let deleted = aistorctl(server, &["delete", "pod", &survivor, "-n", "ml"])
+        .await
+        .unwrap();
+    assert_eq!(deleted, format!("pod \"{survivor}\" deleted\n"));
+    until(server, &["get", "pods", "-n", "ml"], "a replacement", |t| {
+        let web = pod_rows(t, "web-");
+        web.len() == 1 && web[0][0] != survivor && web[0][2] == "Running"
+    })
+    .await;
+
+    // The agent restarts: what runs is adopted, nothing duplicated.
+    let before = private.ctr_output(&["containers", "ls", "-q"]).unwrap();
+    node_agent.stop().await;
+    node_agent = agent(server, &private.socket, work.path());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    until(
+        server,
+        &["get", "pods", "-n", "ml"],
+        "train running again",
+        |t| row(t, "train ").get(2) == Some(&"Running"),
+    )
+    .await;
+    let after = private.ctr_output(&["containers", "ls", "-q"]).unwrap();
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&after),
+        sorted(&before),
+        "the same containers, adopted"
+    );
+
+    // Deleting the Deployment removes its pods; deleting the pod stops it.
+    assert_eq!(
+        aistorctl(server, &["delete", "deployment", "web", "-n", "ml"])
+            .await
+            .unwrap(),
+        "deployment \"web\" deleted\n"
+    );
+    assert_eq!(
+        aistorctl(server, &["delete", "pod", "train", "-n", "ml"])
+            .await
+            .unwrap(),
+        "pod \"train\" deleted\n"
+    );
+    let e = aistorctl(server, &["delete", "pod", "train", "-n", "ml"])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("NotFound") && e.contains("pod \\\"ml/train\\\" not found")
+            || e.contains("not found"),
+        "{e}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !private
+        .ctr_output(&["containers", "ls", "-q"])
+        .unwrap()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "containers left: {}",
+            private.ctr_output(&["containers", "ls", "-q"]).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    node_agent.stop().await;
+    coordinator.stop().await;
+}
