@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds aistor and runs a coordinator and an agent on this machine until Ctrl-C.
+# Builds aistor and runs it on this machine until Ctrl-C: a coordinator, an agent and
+# (as root) the local runtime, so `aistorctl apply -f deploy/examples/...` runs pods.
 #   AISTOR_GRPC_ADDR   coordinator gRPC address   (default 127.0.0.1:50051)
 #   AISTOR_HTTP_ADDR   coordinator REST address   (default 127.0.0.1:8080)
 #   AISTOR_ADMIN_ADDR  agent /metrics address     (default 127.0.0.1:9101)
 #   AISTOR_INTERVAL    agent collection interval  (default 1s)
 #   AISTOR_DATA_DIR    coordinator state (SQLite)  (default .aistor/coordinator)
+#   AISTOR_LOCAL_RUNTIME  0 turns the local runtime off (default on as root)
+#   AISTOR_CONTAINERD_SOCKET  the node's containerd, used when it answers
+#                      (default /run/containerd/containerd.sock; else a private one is started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -14,16 +18,49 @@ http="${AISTOR_HTTP_ADDR:-127.0.0.1:8080}"
 admin="${AISTOR_ADMIN_ADDR:-127.0.0.1:9101}"
 interval="${AISTOR_INTERVAL:-1s}"
 data_dir="${AISTOR_DATA_DIR:-.aistor/coordinator}"
-run_dir=".aistor-run"
+run_dir="$PWD/.aistor-run"
+state_dir="$PWD/.aistor"
+node_socket="${AISTOR_CONTAINERD_SOCKET:-/run/containerd/containerd.sock}"
+local_runtime="${AISTOR_LOCAL_RUNTIME:-1}"
+if [ "$local_runtime" = 1 ] && [ "$(id -u)" -ne 0 ]; then
+  log "the local runtime runs containers and needs root; starting without it (measurement only)"
+  local_runtime=0
+fi
 
 require_cargo
 apt_install protobuf-compiler   # containerd-client generates its gRPC code at build time
+[ "$local_runtime" = 1 ] && apt_install containerd runc
 log "building release binaries"
 cargo build --release --locked --bins
 
 bin=target/release
-mkdir -p "$run_dir"
+mkdir -p "$run_dir" "$state_dir"
 pids=()
+containerd_pid=""
+socket=""
+
+# Stops the local runtime's containers (only those: the label says the agent made them);
+# the coordinator keeps the desired pods, so the next hack/up.sh starts them again.
+stop_pods() {
+  local ctr=(ctr --address "$socket" --namespace k8s.io)
+  local ids
+  ids=$("${ctr[@]}" containers ls -q 'labels."aistor.io/managed-by"==aistor-local-runtime' 2>/dev/null) || return 0
+  [ -z "$ids" ] && return 0
+  log "stopping the local runtime's containers"
+  for id in $ids; do "${ctr[@]}" tasks kill --all --signal SIGTERM "$id" >/dev/null 2>&1 || true; done
+  for _ in $(seq 1 50); do
+    "${ctr[@]}" tasks ls -q 2>/dev/null | grep -qFf <(printf '%s\n' $ids) || break
+    sleep 0.1
+  done
+  for id in $ids; do
+    "${ctr[@]}" tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true
+    "${ctr[@]}" tasks delete --force "$id" >/dev/null 2>&1 || true
+    "${ctr[@]}" containers delete "$id" >/dev/null 2>&1 || true
+  done
+  # Their pod cgroups, now empty (rmdir never removes a cgroup with processes).
+  find /sys/fs/cgroup -depth -type d -path '*/kubepods/*pod*' -empty -delete 2>/dev/null || true
+}
+
 stop() {
   trap - INT TERM EXIT
   if [ ${#pids[@]} -gt 0 ]; then
@@ -31,17 +68,69 @@ stop() {
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
   fi
+  if [ -n "$socket" ]; then stop_pods; fi
+  if [ -n "$containerd_pid" ]; then
+    log "stopping the private containerd"
+    kill -TERM "$containerd_pid" 2>/dev/null || true
+    wait "$containerd_pid" 2>/dev/null || true
+  fi
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
+
+# containerd: the node's when it answers, else a private one under the run directory
+# (its own root, state and socket; the CRI plugin off, so a kubelet's state is never
+# touched).
+start_containerd() {
+  if [ -S "$node_socket" ] && ctr --address "$node_socket" version >/dev/null 2>&1; then
+    socket="$node_socket"
+    log "using the node's containerd at $socket"
+    return
+  fi
+  local dir="$run_dir/containerd"
+  mkdir -p "$dir"
+  socket="$dir/containerd.sock"
+  cat >"$dir/config.toml" <<TOML
+version = 2
+root = "$state_dir/containerd"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$socket"
+[ttrpc]
+  address = "$socket.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+TOML
+  log "starting a private containerd (socket $socket); log: $run_dir/containerd.log"
+  # Its own session: the terminal's Ctrl-C must not stop it before its pods are stopped.
+  setsid containerd --config "$dir/config.toml" >"$run_dir/containerd.log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 1 100); do
+    ctr --address "$socket" version >/dev/null 2>&1 && return
+    kill -0 "$containerd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "error: containerd did not start; see $run_dir/containerd.log" >&2
+  tail -n 20 "$run_dir/containerd.log" >&2
+  exit 1
+}
+
+agent_args=(run --coordinator "http://$grpc" --admin-addr "$admin" --interval "$interval")
+if [ "$local_runtime" = 1 ]; then
+  start_containerd
+  agent_args+=(--local-runtime --containerd-socket "$socket"
+    --runtime-dir "$state_dir/runtime" --volume-root "$state_dir/volumes")
+fi
 
 log "starting aistor-coordinator (gRPC $grpc, REST $http, state in $data_dir); log: $run_dir/coordinator.log"
 "$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" --data-dir "$data_dir" \
   >"$run_dir/coordinator.log" 2>&1 &
 pids+=($!)
 log "starting aistor-agent (interval $interval, metrics $admin); log: $run_dir/agent.log"
-"$bin/aistor-agent" run --coordinator "http://$grpc" --admin-addr "$admin" --interval "$interval" \
-  >"$run_dir/agent.log" 2>&1 &
+"$bin/aistor-agent" "${agent_args[@]}" >"$run_dir/agent.log" 2>&1 &
 pids+=($!)
 
 ctl=("$bin/aistorctl" --server "http://$grpc")
@@ -52,6 +141,14 @@ for _ in $(seq 1 100); do
   # Ready once the node shows a measured CPU rate (from the second report on).
   if "${ctl[@]}" nodes -o json 2>/dev/null | grep -q '"usage_millicores": [0-9]'; then
     "${ctl[@]}" nodes
+    if [ "$local_runtime" = 1 ]; then
+      runtime_info="  local runtime pods run on containerd at $socket; try:
+    $bin/aistorctl apply -f deploy/examples/seed-003-training-pod.yaml
+    $bin/aistorctl get pods -n ml -o wide
+    $bin/aistorctl delete pod tensorflow-ai-workload -n ml"
+    else
+      runtime_info="  local runtime off (run as root, AISTOR_LOCAL_RUNTIME=1, to run pods)"
+    fi
     cat <<INFO
 
 aistor is running on this machine.
@@ -59,7 +156,8 @@ aistor is running on this machine.
   gRPC API      $grpc   (try: $bin/aistorctl --server http://$grpc top nodes)
   agent metrics http://$admin/metrics
   coordinator   http://$http/metrics
-Press Ctrl-C to stop.
+$runtime_info
+Press Ctrl-C to stop (pods stop too; the coordinator keeps them and starts them next time).
 INFO
     wait -n "${pids[@]}" || true
     echo "error: a process exited; see $run_dir/*.log" >&2

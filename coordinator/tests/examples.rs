@@ -1,0 +1,40 @@
+//! Every manifest shipped in `deploy/examples/` is accepted as the coordinator would
+//! accept it from `aistorctl apply`: read as YAML documents, each a Pod the local
+//! runtime can run or a Deployment whose template is one.
+
+use aistor_coordinator::cli::workloads::documents;
+use aistor_core::{manifest, workload};
+use std::path::Path;
+
+#[test]
+fn shipped_examples_are_accepted() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in documents(&path.display().to_string(), &text).unwrap() {
+            match doc["kind"].as_str() {
+                Some("Pod") => {
+                    manifest::from_value(doc.clone())
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                Some("Deployment") => {
+                    workload::parse_deployment(&doc)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                other => panic!("{}: unexpected kind {other:?}", path.display()),
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "the seed 003 pod and the burner Deployment");
+    // The seed's shape: three containers with its names.
+    let seed = std::fs::read_to_string(dir.join("seed-003-training-pod.yaml")).unwrap();
+    let pod = manifest::from_value(documents("seed", &seed).unwrap().remove(0)).unwrap();
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["tensorflow-trainer", "data-processor", "model-monitor"]);
+}
