@@ -165,6 +165,12 @@ async fn stage_verify_restore_round_trip() {
     let (src, root) = (tmp.path().join("src"), tmp.path().join("ckpt"));
     std::fs::create_dir(&src).unwrap();
     source_tree(&src);
+    let root_user = rustix::process::geteuid().is_root();
+    if root_user {
+        std::os::unix::fs::lchown(src.join("a/secret"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(src.join("link"), Some(4321), Some(8765)).unwrap();
+        std::os::unix::fs::lchown(src.join("a/b"), Some(42), Some(43)).unwrap();
+    }
 
     let (log, progress) = progress_log();
     let staged = checkpoint::stage(request(&root, &src, "c-1"), HookTarget::default(), progress)
@@ -251,6 +257,19 @@ async fn stage_verify_restore_round_trip() {
         })
     );
     assert_eq!(names_in(&tmp.path().join("new-pod")), ["checkpoint"]);
+    if root_user {
+        // owners recorded in the manifest and restored (the agent runs as root)
+        let owner = |p: &str| {
+            let m = std::fs::symlink_metadata(dest.join(p)).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(owner("a/secret"), (1234, 5678));
+        assert_eq!(owner("link"), (4321, 8765));
+        assert_eq!(owner("a/b"), (42, 43));
+        assert_eq!(owner("big.bin"), (0, 0));
+        let secret = m.entries.iter().find(|e| e.path == "a/secret").unwrap();
+        assert_eq!((secret.uid, secret.gid, secret.mode), (1234, 5678, 0o600));
+    }
 
     let mounted = tmp.path().join("mounted");
     std::fs::create_dir_all(mounted.join(".aistor-restore_leftover/x")).unwrap();

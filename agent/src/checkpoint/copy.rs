@@ -61,16 +61,25 @@ pub(super) struct Copied {
     pub sha256: [u8; 32],
 }
 
-/// Copies `src` to the new file `dst` through `buf`, hashing the bytes written, then sets
-/// `mode` (after writing, so a read-only mode does not get in the way and the umask does
-/// not apply). Reads at most `limit` bytes when given: a longer source shows as
-/// `limit + 1` bytes copied. `chunk` hears every chunk's size. The file is not fsynced
-/// here; see `sync_tree`.
+/// How a copied file is finished.
+pub(super) struct Finish {
+    /// Permission bits, set after writing (so a read-only mode does not get in the way,
+    /// and the umask does not apply) and after the owner (chown clears setuid).
+    pub mode: u32,
+    /// `(uid, gid)` to set, if any.
+    pub owner: Option<(u32, u32)>,
+    /// fsync the file before closing it; otherwise `sync_tree`'s `syncfs` covers it.
+    pub fsync: bool,
+}
+
+/// Copies `src` to the new file `dst` through `buf`, hashing the bytes written, then
+/// finishes it per `finish`. Reads at most `limit` bytes when given: a longer source
+/// shows as `limit + 1` bytes copied. `chunk` hears every chunk's size.
 pub(super) fn copy_file(
     mut src: File,
     src_path: &Path,
     dst: &Path,
-    mode: u32,
+    finish: &Finish,
     limit: Option<u64>,
     buf: &mut [u8],
     chunk: &mut dyn FnMut(u64),
@@ -105,8 +114,15 @@ pub(super) fn copy_file(
         bytes += n as u64;
         chunk(n as u64);
     }
-    out.set_permissions(std::fs::Permissions::from_mode(mode))
+    if let Some((uid, gid)) = finish.owner {
+        std::os::unix::fs::fchown(&out, Some(uid), Some(gid))
+            .map_err(io("setting the owner of", dst))?;
+    }
+    out.set_permissions(std::fs::Permissions::from_mode(finish.mode))
         .map_err(io("setting the mode of", dst))?;
+    if finish.fsync {
+        out.sync_all().map_err(io("syncing", dst))?;
+    }
     Ok(Copied {
         bytes,
         sha256: hasher.finalize().into(),
@@ -141,13 +157,21 @@ pub(super) fn sync_dir(path: &Path) -> Result<(), Error> {
         .map_err(io("syncing directory", path))
 }
 
-/// Makes a freshly written tree durable: one `syncfs` of the filesystem holding `root`
-/// (all file data and inodes written since, in one journal commit rather than one per
-/// file), then every directory in `dirs` and `root` itself fsynced, deepest first.
-pub(super) fn sync_tree(root: &Path, dirs: &mut [PathBuf]) -> Result<(), Error> {
+/// Files up to this many in one tree are fsynced one by one as they are written; a tree
+/// with more gets one `syncfs` instead (see `sync_tree`).
+pub(super) const FSYNC_EACH: u64 = 64;
+
+/// Makes a freshly written tree durable. With `syncfs`, one `syncfs` of the filesystem
+/// holding `root` first: every file written since, in one journal commit instead of one
+/// per file (10,000 small files cost one flush, not 10,000), at the price of also
+/// flushing whatever else is dirty on that filesystem, which is why small trees fsync
+/// their files instead. Then every directory in `dirs` and `root` itself, deepest first.
+pub(super) fn sync_tree(root: &Path, dirs: &mut [PathBuf], syncfs: bool) -> Result<(), Error> {
     let fd = File::open(root).map_err(io("opening", root))?;
-    rustix::fs::syncfs(&fd)
-        .map_err(|e| io("syncing the filesystem of", root)(std::io::Error::from(e)))?;
+    if syncfs {
+        rustix::fs::syncfs(&fd)
+            .map_err(|e| io("syncing the filesystem of", root)(std::io::Error::from(e)))?;
+    }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     for dir in dirs.iter() {
         sync_dir(dir)?;

@@ -22,13 +22,14 @@
 //!
 //! A stage copies into the `.staging_…` directory next to where the container directory
 //! will be, so the final step is a rename inside one directory of one filesystem. Before
-//! it: all file data reaches the disk (one `syncfs` on the checkpoint filesystem instead
-//! of an `fsync` per file, which is what makes 10,000 small files affordable; on NFS the
-//! client flushes and commits every file as well), every directory is fsynced deepest
-//! first, then the manifest is written and fsynced. The rename refuses to replace an
-//! existing container directory (`RENAME_NOREPLACE`; where the filesystem lacks it, as
-//! NFS does, an existence check and `rename`, which cannot replace a non-empty directory)
-//! and the parent is fsynced after it. A reader therefore sees either no container
+//! it, all file data reaches the disk: a tree of up to 64 files has each file fsynced as
+//! it is written; a larger one gets one `syncfs` of the checkpoint filesystem at the end
+//! instead of an `fsync` per file, which is what makes 10,000 small files affordable (on
+//! NFS the client also flushes and commits every file when it is closed). Then every
+//! directory is fsynced deepest first, then the manifest is written and fsynced. The
+//! rename refuses to replace an existing container directory (`RENAME_NOREPLACE`; where
+//! the filesystem lacks it, as NFS does, an existence check and `rename`, which cannot
+//! replace a non-empty directory) and the parent is fsynced after it. A reader therefore sees either no container
 //! directory or a complete one with its manifest. A failed stage removes its staging
 //! directory; one killed mid-copy leaves it behind, invisible to readers, until
 //! [`stage::sweep`] runs at agent start. Staging names carry the node name, so one

@@ -287,6 +287,8 @@ fn restore_blocking(
     }
 
     let as_root = rustix::process::geteuid().is_root();
+    let owner = |e: &manifest::Entry| as_root.then_some((e.uid, e.gid));
+    let syncfs = m.files > copy::FSYNC_EACH;
     let mut buf = vec![0; BUFFER];
     let mut done = Progress::default();
     let mut dirs = Vec::new();
@@ -302,12 +304,20 @@ fn restore_blocking(
             Kind::Symlink => {
                 let target = check_link(&src, e)?;
                 std::os::unix::fs::symlink(&target, &dst).map_err(io("creating the link", &dst))?;
+                if let Some((uid, gid)) = owner(e) {
+                    std::os::unix::fs::lchown(&dst, Some(uid), Some(gid))
+                        .map_err(io("setting the owner of", &dst))?;
+                }
             }
             Kind::File => {
                 let file = copy::open_regular(&src)?;
-                // created with its mode only after the owner is set (chown clears setuid)
+                let finish = copy::Finish {
+                    mode: e.mode,
+                    owner: owner(e),
+                    fsync: !syncfs,
+                };
                 let copied =
-                    copy::copy_file(file, &src, &dst, 0o600, e.size, &mut buf, &mut |n| {
+                    copy::copy_file(file, &src, &dst, &finish, e.size, &mut buf, &mut |n| {
                         done.bytes += n;
                         progress(done);
                     })?;
@@ -316,18 +326,18 @@ fn restore_blocking(
                 progress(done);
             }
         }
-        if as_root {
-            std::os::unix::fs::lchown(&dst, Some(e.uid), Some(e.gid))
+    }
+    // directories last, deepest first, so read-only ones are filled before they close
+    for e in m.entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+        let dst = root.join(&e.path);
+        if let Some((uid, gid)) = owner(e) {
+            std::os::unix::fs::chown(&dst, Some(uid), Some(gid))
                 .map_err(io("setting the owner of", &dst))?;
         }
-    }
-    // modes last, deepest first, so read-only directories are filled before they close
-    for e in m.entries.iter().rev().filter(|e| e.kind != Kind::Symlink) {
-        let dst = root.join(&e.path);
         fs::set_permissions(&dst, fs::Permissions::from_mode(e.mode))
             .map_err(io("setting the mode of", &dst))?;
     }
-    copy::sync_tree(&root, &mut dirs)?;
+    copy::sync_tree(&root, &mut dirs, syncfs)?;
 
     if exists {
         for top in m.entries.iter().filter(|e| !e.path.contains('/')) {

@@ -132,7 +132,7 @@ fn copy_in(
         fs::set_permissions(path, fs::Permissions::from_mode(*mode))
             .map_err(io("setting the mode of", path))?;
     }
-    copy::sync_tree(&root, &mut walk.dirs)?;
+    copy::sync_tree(&root, &mut walk.dirs, walk.done.files > copy::FSYNC_EACH)?;
 
     let Walk {
         mut entries, done, ..
@@ -322,8 +322,13 @@ impl<P: FnMut(Progress)> Walk<'_, P> {
         let file = copy::open_regular(&src)?;
         let meta = file.metadata().map_err(io("reading metadata of", &src))?;
         let mode = meta.mode() & 0o7777;
+        let finish = copy::Finish {
+            mode,
+            owner: None,
+            fsync: self.done.files < copy::FSYNC_EACH,
+        };
         let (done, progress) = (&mut self.done, &mut self.progress);
-        let copied = copy::copy_file(file, &src, &dst, mode, None, &mut self.buf, &mut |n| {
+        let copied = copy::copy_file(file, &src, &dst, &finish, None, &mut self.buf, &mut |n| {
             done.bytes += n;
             progress(*done);
         })?;
