@@ -10,6 +10,7 @@ pub mod admin;
 pub mod args;
 pub mod backoff;
 pub mod cgroup_usage;
+pub mod checkpoint;
 pub mod clock;
 pub mod collector;
 pub mod config;
