@@ -85,6 +85,8 @@ async fn main() {
             volume_root: work.path().join("claims"),
             host_root: PathBuf::from("/"),
         },
+        node: "local-1".into(),
+        checkpoint_dir: None,
     });
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for n in 0..runs {

@@ -119,6 +119,10 @@ pub struct RunArgs {
     /// containerd snapshotter that holds the images' layers.
     #[arg(long, env = "AISTOR_AGENT_SNAPSHOTTER", default_value = "overlayfs")]
     pub snapshotter: String,
+    /// The shared checkpoint volume (on Kubernetes an NFS-backed ReadWriteMany claim
+    /// mounted into the agent); checkpoints go to <dir>/<namespace>/<pod>/<id>/<container>/.
+    #[arg(long, env = "AISTOR_AGENT_CHECKPOINT_DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +291,8 @@ impl RunArgs {
                 volume_root: self.volume_root,
                 host_root: host.host_root.clone(),
             },
+            node: host.node_name.clone(),
+            checkpoint_dir: self.checkpoint_dir,
         });
         RunConfig {
             host,

@@ -383,7 +383,25 @@ pub async fn run(
     let (directive_results_tx, directive_results_rx) = mpsc::channel(1024);
     let local_runtime = config.local_runtime.clone().map(|c| {
         tracing::info!(socket = %c.containerd_socket.display(), namespace = %c.namespace, dir = %c.paths.data_dir.display(), "local runtime on");
-        Arc::new(runtime::LocalRuntime::new(c))
+        let rt = Arc::new(runtime::LocalRuntime::new(c));
+        // Before any stage: copies a killed agent left are removed; CRIU is probed once.
+        let probe = rt.clone();
+        tokio::spawn(async move {
+            let cp = probe.checkpoints();
+            if let Some(dir) = cp.dir.clone() {
+                match checkpoint::sweep(dir, cp.node.clone()).await {
+                    Ok(removed) if !removed.is_empty() => {
+                        tracing::info!(?removed, "removed checkpoint copies a stopped agent left")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not sweep the checkpoint volume"),
+                }
+            }
+            let criu = checkpoint::criu::probe(std::path::Path::new("criu"), Duration::from_secs(10)).await;
+            tracing::info!(available = criu.available, reason = %criu.reason, "CRIU");
+            cp.set_criu(&criu);
+        });
+        rt
     });
     let actions = local_runtime.clone().map(|rt| {
         let (tx, rx) = mpsc::channel(1024);

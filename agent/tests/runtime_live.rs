@@ -69,6 +69,8 @@ fn runtime(private: &Private, work: &Path) -> LocalRuntime {
             volume_root: work.join("claims"),
             host_root: PathBuf::from("/"),
         },
+        node: "local-1".into(),
+        checkpoint_dir: None,
     })
 }
 

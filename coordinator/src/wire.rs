@@ -278,6 +278,16 @@ pub(crate) mod tests_support {
                     phase: "Running".into(),
                     ..Default::default()
                 }],
+                checkpoints: vec![pb::CheckpointStatus {
+                    checkpoint_id: "ckpt-1".into(),
+                    state: "staged".into(),
+                    ..Default::default()
+                }],
+                criu: Some(pb::CriuStatus {
+                    available: false,
+                    version: "3.17.1".into(),
+                    reason: "vdso".into(),
+                }),
             }),
             missing: vec![pb::Missing {
                 field: "disks".into(),

@@ -36,5 +36,8 @@ fn shipped_examples_are_accepted() {
     let seed = std::fs::read_to_string(dir.join("seed-003-training-pod.yaml")).unwrap();
     let pod = manifest::from_value(documents("seed", &seed).unwrap().remove(0)).unwrap();
     let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["tensorflow-trainer", "data-processor", "model-monitor"]);
+    assert_eq!(
+        names,
+        ["tensorflow-trainer", "data-processor", "model-monitor"]
+    );
 }

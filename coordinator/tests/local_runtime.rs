@@ -93,6 +93,8 @@ fn agent(grpc: SocketAddr, socket: &Path, work: &Path) -> Agent {
                 volume_root: work.join("volumes"),
                 host_root: PathBuf::from("/"),
             },
+            node: "local-1".into(),
+            checkpoint_dir: Some(work.join("checkpoints")),
         }),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -138,11 +140,15 @@ kind: Pod
 metadata:
   name: train
   namespace: ml
+  annotations:
+    aistor.io/checkpoint-hook: signal:SIGUSR1
 spec:
   restartPolicy: OnFailure
   terminationGracePeriodSeconds: 3
   volumes:
     - name: shared
+      emptyDir: {}
+    - name: ckpt
       emptyDir: {}
   containers:
     - name: loader
@@ -151,11 +157,11 @@ spec:
       volumeMounts: [{name: shared, mountPath: /shared}]
     - name: trainer
       image: localhost/aistor/busybox:e2e
-      command: ["sh", "-c", "trap 'exit 0' TERM; while :; do :; done"]
+      command: ["sh", "-c", "trap 'exit 0' TERM; trap 'echo 42 > /checkpoint/step; mkdir -p /checkpoint/model; echo weights > /checkpoint/model/w; touch /checkpoint/.aistor-checkpoint-done' USR1; while :; do :; done"]
       resources:
         requests: {cpu: 200m, memory: 32Mi}
         limits: {cpu: 500m, memory: 64Mi}
-      volumeMounts: [{name: shared, mountPath: /shared}]
+      volumeMounts: [{name: shared, mountPath: /shared}, {name: ckpt, mountPath: /checkpoint}]
     - name: exporter
       image: localhost/aistor/busybox:e2e
       command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
@@ -257,6 +263,7 @@ async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
                 && r[2] == "Running"
                 && r[5] != "<unknown>"
                 && r[6] != "<unknown>"
+                && r[8] == "loader:Completed(0),trainer:Running,exporter:Running"
         },
     )
     .await;
@@ -274,6 +281,104 @@ async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
         |m| m.parse().unwrap(),
     );
     assert!(millis > 50.0 && millis < 700.0, "trainer CPU {cpu}");
+
+    // A checkpoint: the hook (SIGUSR1) makes the trainer write its state, which is staged
+    // with a manifest; a new pod starts from it.
+    std::fs::create_dir_all(work.path().join("checkpoints")).unwrap();
+    let staged = aistorctl(server, &["checkpoint", "train", "-n", "ml"])
+        .await
+        .unwrap();
+    let id = staged
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("checkpoint/"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an id")
+        .to_owned();
+    assert!(
+        staged.contains("  trainer: 2 files")
+            && staged.ends_with(&format!("checkpoint/{id} staged\n")),
+        "{staged}"
+    );
+    assert!(staged.contains("hook signal:SIGUSR1: done"), "{staged}");
+    let listed = aistorctl(server, &["get", "checkpoints", "-n", "ml"])
+        .await
+        .unwrap();
+    assert_eq!(
+        row(&listed, &id)[..3],
+        [id.as_str(), "train", "staged"],
+        "{listed}"
+    );
+    let manifest = work
+        .path()
+        .join(format!("checkpoints/ml/train/{id}/trainer/manifest.json"));
+    assert!(manifest.is_file(), "{}", manifest.display());
+    let restored = work.path().join("restored.yaml");
+    std::fs::write(
+        &restored,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: resumed\n  namespace: ml\n  annotations:\n    aistor.io/restore-from: {id}\nspec:\n  terminationGracePeriodSeconds: 1\n  volumes: [{{name: ckpt, emptyDir: {{}}}}]\n  containers:\n    - name: trainer\n      image: {IMAGE}\n      command: [sh, -c, \"echo resumed at step $(cat /checkpoint/step) with $(cat /checkpoint/model/w); sleep 3600\"]\n      volumeMounts: [{{name: ckpt, mountPath: /checkpoint}}]\n"
+        ),
+    )
+    .unwrap();
+    aistorctl(server, &["apply", "-f", &restored.display().to_string()])
+        .await
+        .unwrap();
+    until(
+        server,
+        &["get", "pods", "-n", "ml"],
+        "resumed running",
+        |t| row(t, "resumed ").get(2) == Some(&"Running"),
+    )
+    .await;
+    let logs: Vec<PathBuf> = std::fs::read_dir(work.path().join("runtime/pods"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ml_resumed_"))
+        .map(|e| e.path().join("trainer/0.log"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&logs[0]).unwrap_or_default();
+        if !log.is_empty() || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(log.trim(), "resumed at step 42 with weights");
+    // A corrupted checkpoint is refused on restore, naming the file.
+    let data = work
+        .path()
+        .join(format!("checkpoints/ml/train/{id}/trainer/data/model/w"));
+    std::fs::write(&data, "tampered").unwrap();
+    let corrupt = work.path().join("corrupt.yaml");
+    std::fs::write(
+        &corrupt,
+        std::fs::read_to_string(&restored)
+            .unwrap()
+            .replace("name: resumed", "name: resumed-bad"),
+    )
+    .unwrap();
+    aistorctl(server, &["apply", "-f", &corrupt.display().to_string()])
+        .await
+        .unwrap();
+    let refused = until(
+        server,
+        &["get", "pods", "-n", "ml", "-o", "json"],
+        "the bad restore refused",
+        |t| t.contains("CreateContainerConfigError") && t.contains("model/w"),
+    )
+    .await;
+    assert!(
+        refused.contains(&format!("restoring checkpoint {id} for trainer")),
+        "{refused}"
+    );
+    aistorctl(server, &["delete", "pod", "resumed", "-n", "ml"])
+        .await
+        .unwrap();
+    aistorctl(server, &["delete", "pod", "resumed-bad", "-n", "ml"])
+        .await
+        .unwrap();
 
     // The Deployment keeps two pods named as the controllers name them.
     until(
@@ -335,7 +440,17 @@ async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
     .await;
 
     // The agent restarts: what runs is adopted, nothing duplicated.
-    let before = private.ctr_output(&["containers", "ls", "-q"]).unwrap();
+    // What runs once deleted pods are gone: train's trainer and exporter (the loader
+    // completed and was removed) and one web pod.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let ids = private.ctr_output(&["containers", "ls", "-q"]).unwrap();
+        if ids.lines().count() == 3 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "containers: {ids}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     node_agent.stop().await;
     node_agent = agent(server, &private.socket, work.path());
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -17,6 +17,7 @@ pub enum Action {
     Run(pb::RunPod),
     Delete(pb::DeletePod),
     Sync(pb::SyncPods),
+    Stage(pb::StageCheckpoint),
 }
 
 /// The action of a directive, if it is one of the local runtime's.
@@ -25,6 +26,7 @@ pub fn action(kind: &pb::directive::Kind) -> Option<Action> {
         pb::directive::Kind::RunPod(r) => Some(Action::Run(r.clone())),
         pb::directive::Kind::DeletePod(d) => Some(Action::Delete(d.clone())),
         pb::directive::Kind::SyncPods(s) => Some(Action::Sync(s.clone())),
+        pb::directive::Kind::StageCheckpoint(s) => Some(Action::Stage(s.clone())),
         _ => None,
     }
 }
@@ -65,6 +67,15 @@ pub async fn serve(
             Action::Sync(sync) => {
                 let outcome = sync_pods(&runtime, &sync).await;
                 let _ = results.send(result(id, outcome)).await;
+            }
+            // A copy can take long: alongside, its progress in every report meanwhile.
+            Action::Stage(stage) => {
+                let runtime = runtime.clone();
+                let results = results.clone();
+                tokio::spawn(async move {
+                    let outcome = runtime.stage_checkpoint(&stage).await;
+                    let _ = results.send(result(id, outcome)).await;
+                });
             }
         }
     }
@@ -108,6 +119,8 @@ async fn sync_pods(runtime: &LocalRuntime, sync: &pb::SyncPods) -> Result<(), St
 pub fn status(runtime: &LocalRuntime) -> pb::LocalRuntimeStatus {
     pb::LocalRuntimeStatus {
         pods: runtime.states().iter().map(to_proto).collect(),
+        checkpoints: runtime.checkpoints().statuses(),
+        criu: runtime.checkpoints().criu(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! uid), and removes what is not desired ([`LocalRuntime::reconcile`]).
 
 pub mod cgroup;
+pub mod checkpoints;
 pub mod directives;
 pub mod image;
 pub mod plan;
@@ -37,6 +38,10 @@ pub struct RuntimeConfig {
     pub snapshotter: String,
     pub cgroup_root: PathBuf,
     pub paths: pod::Paths,
+    /// This node's name (in checkpoint staging names on the shared volume).
+    pub node: String,
+    /// The shared checkpoint volume; `None`: checkpoints are refused with the reason.
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 /// Why a pod was not accepted.
@@ -66,6 +71,7 @@ struct Entry {
 /// The pods this agent runs.
 pub struct LocalRuntime {
     tasks: Arc<Tasks>,
+    checkpoints: Arc<checkpoints::Checkpoints>,
     cgroups: cgroup::PodCgroups,
     paths: pod::Paths,
     pods: Mutex<BTreeMap<String, Entry>>,
@@ -101,7 +107,34 @@ impl LocalRuntime {
             cgroups: cgroup::PodCgroups::new(config.cgroup_root),
             paths: config.paths,
             pods: Mutex::new(BTreeMap::new()),
+            checkpoints: Arc::new(checkpoints::Checkpoints::new(
+                config.checkpoint_dir,
+                config.node,
+            )),
         }
+    }
+
+    /// The checkpoint volume and what was staged on it.
+    pub fn checkpoints(&self) -> &checkpoints::Checkpoints {
+        &self.checkpoints
+    }
+
+    /// Stages a checkpoint of a running pod (hook, copy, manifest, rename).
+    pub async fn stage_checkpoint(
+        &self,
+        req: &aistor_proto::v1::StageCheckpoint,
+    ) -> Result<(), String> {
+        let ctx = self
+            .pods()
+            .get(&req.pod_uid)
+            .map(|e| e.ctx.clone())
+            .ok_or_else(|| format!("no pod with uid {} runs here", req.pod_uid))?;
+        let volumes = ctx
+            .volumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        checkpoints::stage(&self.checkpoints, &ctx, &volumes, req).await
     }
 
     fn pods(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -148,6 +181,8 @@ impl LocalRuntime {
         let state = pod::initial_state(&pod, &uid);
         let ctx = Arc::new(PodCtx {
             tasks: self.tasks.clone(),
+            checkpoints: self.checkpoints.clone(),
+            volumes: Mutex::new(BTreeMap::new()),
             cgroups: self.cgroups.clone(),
             paths: self.paths.clone(),
             cgroup: state.cgroup_path.clone(),

@@ -78,6 +78,9 @@ pub struct PodState {
 /// Everything a pod's tasks share.
 pub(super) struct PodCtx {
     pub tasks: Arc<Tasks>,
+    pub checkpoints: Arc<super::checkpoints::Checkpoints>,
+    /// Host directories of the pod's volumes, once made.
+    pub volumes: Mutex<BTreeMap<String, String>>,
     pub cgroups: PodCgroups,
     pub paths: Paths,
     pub pod: Arc<PodManifest>,
@@ -126,7 +129,7 @@ pub(super) fn initial_state(pod: &PodManifest, uid: &str) -> PodState {
 /// Runs the pod until `stop` turns true, then stops and removes everything it made.
 /// `adopt` holds the containers of this pod found in containerd (an agent restart).
 pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Receiver<bool>) {
-    let volumes = match prepare(&ctx) {
+    let volumes = match prepare(&ctx, adopt.is_empty()).await {
         Ok(v) => v,
         Err(message) => {
             tracing::warn!(pod = %ctx.pod.name, namespace = %ctx.pod.namespace, %message, "pod not started");
@@ -169,8 +172,9 @@ pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Rece
     cleanup(&ctx).await;
 }
 
-/// Pod cgroup and volume directories; `Err` is the message the pod shows.
-fn prepare(ctx: &PodCtx) -> Result<BTreeMap<String, String>, String> {
+/// Pod cgroup and volume directories, and (for a new pod) the checkpoint it starts from;
+/// `Err` is the message the pod shows.
+async fn prepare(ctx: &PodCtx, fresh: bool) -> Result<BTreeMap<String, String>, String> {
     ctx.cgroups
         .create(&ctx.cgroup, &plan::pod_limits(&ctx.pod))
         .map_err(|e| e.to_string())?;
@@ -186,6 +190,14 @@ fn prepare(ctx: &PodCtx) -> Result<BTreeMap<String, String>, String> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("volume {}: cannot create {}: {e}", v.name, dir.display()))?;
         volumes.insert(v.name.clone(), dir.display().to_string());
+    }
+    *ctx.volumes.lock().unwrap_or_else(|p| p.into_inner()) = volumes.clone();
+    // An adopted pod already started from its checkpoint: never restore twice.
+    if fresh
+        && let Some(done) =
+            super::checkpoints::restore(&ctx.checkpoints, &ctx.pod, &volumes).await?
+    {
+        ctx.set_message(format!("restored from its checkpoint: {done}"));
     }
     Ok(volumes)
 }

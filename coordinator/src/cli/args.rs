@@ -73,6 +73,24 @@ pub enum Command {
     Get(GetArgs),
     /// Delete a pod, or a deployment and its pods.
     Delete(DeleteArgs),
+    /// Stage an application checkpoint of a pod to the shared checkpoint volume and
+    /// wait until it is staged (a new pod annotated aistor.io/restore-from: ID starts
+    /// from it).
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckpointArgs {
+    /// The pod.
+    pub name: String,
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Only these containers (default: every container mounting the checkpoint path).
+    #[arg(short = 'c', long = "container")]
+    pub containers: Vec<String>,
+    /// Return once the agent has the request, without waiting for the copy.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -89,6 +107,8 @@ pub enum WorkloadKind {
     Pods,
     #[value(alias = "deployment", alias = "deploy")]
     Deployments,
+    #[value(alias = "checkpoint", alias = "ckpt")]
+    Checkpoints,
 }
 
 impl WorkloadKind {
@@ -96,6 +116,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Pods => "pods",
             WorkloadKind::Deployments => "deployments",
+            WorkloadKind::Checkpoints => "checkpoints",
         }
     }
 }

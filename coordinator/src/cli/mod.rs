@@ -71,6 +71,17 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
                 .map_or(0, |d| d.as_nanos() as u64);
             workloads::get(&url, args.kind.name(), namespace, format, now, out).await
         }
+        Command::Checkpoint(args) => {
+            workloads::checkpoint(
+                &url,
+                &args.name,
+                &args.namespace,
+                args.containers,
+                !args.no_wait,
+                out,
+            )
+            .await
+        }
         Command::Delete(args) => {
             workloads::delete(&url, args.kind.name(), &args.name, &args.namespace, out).await
         }

@@ -137,13 +137,165 @@ pub async fn get(
         .map_err(|s| CliError::from_status(url, "List", &s))?
         .into_inner()
         .items;
-    let pods = matches!(kind, "pods" | "pod" | "po");
-    write!(
-        out,
-        "{}",
-        render(&items, pods, namespace.is_empty(), format, now_unix_nanos)?
-    )?;
+    let text = match kind {
+        "checkpoints" => render_checkpoints(&items, namespace.is_empty(), format, now_unix_nanos)?,
+        "pods" => render(&items, true, namespace.is_empty(), format, now_unix_nanos)?,
+        _ => render(&items, false, namespace.is_empty(), format, now_unix_nanos)?,
+    };
+    write!(out, "{text}")?;
     Ok(())
+}
+
+/// `aistorctl checkpoint POD`: asks for it, then (with `wait`) follows it until it is
+/// staged or failed.
+pub async fn checkpoint(
+    url: &str,
+    name: &str,
+    namespace: &str,
+    containers: Vec<String>,
+    wait: bool,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    let mut c = connect(url).await?;
+    let r = c
+        .checkpoint(request(pb::CheckpointRequest {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            containers,
+        }))
+        .await
+        .map_err(|s| CliError::from_status(url, "Checkpoint", &s))?
+        .into_inner();
+    writeln!(
+        out,
+        "checkpoint/{} requested on node {}",
+        r.checkpoint_id, r.node
+    )?;
+    if !wait {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let items = c
+            .list(request(pb::ListWorkloadsRequest {
+                kind: "checkpoints".into(),
+                namespace: namespace.to_owned(),
+            }))
+            .await
+            .map_err(|s| CliError::from_status(url, "List", &s))?
+            .into_inner()
+            .items;
+        let found = items
+            .iter()
+            .filter_map(|w| serde_json::from_slice::<Value>(&w.object_json).ok())
+            .find(|o| o["metadata"]["name"] == r.checkpoint_id.as_str());
+        if let Some(o) = found {
+            let state = text(&o["status"]["state"]);
+            if state == "staged" || state == "failed" {
+                for c in o["status"]["containers"].as_array().into_iter().flatten() {
+                    let line = match c["error"].as_str() {
+                        Some(e) => format!("  {}: failed: {e}", text(&c["name"])),
+                        None => format!(
+                            "  {}: {} files, {} in {:.2} s ({}), hook {}",
+                            text(&c["name"]),
+                            c["files"].as_u64().unwrap_or(0),
+                            units::bytes_iec(c["bytes"].as_u64().unwrap_or(0)),
+                            c["durationSeconds"].as_f64().unwrap_or(0.0),
+                            units::bytes_per_second(c["bytesPerSecond"].as_f64().unwrap_or(0.0)),
+                            text(&c["hook"])
+                        ),
+                    };
+                    writeln!(out, "{line}")?;
+                }
+                if state == "failed" {
+                    let why = o["status"]["error"]
+                        .as_str()
+                        .unwrap_or("a container failed");
+                    return Err(CliError::Rpc {
+                        url: url.to_owned(),
+                        call: "Checkpoint",
+                        code: tonic::Code::Aborted,
+                        message: format!("checkpoint {} failed: {why}", r.checkpoint_id),
+                    });
+                }
+                writeln!(out, "checkpoint/{} staged", r.checkpoint_id)?;
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            writeln!(
+                out,
+                "checkpoint/{} still staging after 10 minutes; see `aistorctl get checkpoints`",
+                r.checkpoint_id
+            )?;
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Checkpoints: `NAME POD STATE FILES SIZE THROUGHPUT AGE` (wide: node, containers).
+pub fn render_checkpoints(
+    items: &[pb::Workload],
+    all_namespaces: bool,
+    format: GetFormat,
+    now_unix_nanos: u64,
+) -> Result<String, CliError> {
+    if matches!(format, GetFormat::Json | GetFormat::Yaml) || items.is_empty() {
+        return render(items, false, all_namespaces, format, now_unix_nanos);
+    }
+    let wide = format == GetFormat::Wide;
+    let mut header = Vec::new();
+    if all_namespaces {
+        header.push("NAMESPACE");
+    }
+    header.extend(["NAME", "POD", "STATE", "FILES", "SIZE", "THROUGHPUT", "AGE"]);
+    if wide {
+        header.extend(["NODE", "CONTAINERS"]);
+    }
+    let mut table = Table::new(header);
+    for w in items {
+        let o: Value = serde_json::from_slice(&w.object_json).unwrap_or(Value::Null);
+        let containers = o["status"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let files: u64 = containers.iter().filter_map(|c| c["files"].as_u64()).sum();
+        let bytes: u64 = containers.iter().filter_map(|c| c["bytes"].as_u64()).sum();
+        let seconds: f64 = containers
+            .iter()
+            .filter_map(|c| c["durationSeconds"].as_f64())
+            .sum();
+        let mut row = Vec::new();
+        if all_namespaces {
+            row.push(text(&o["metadata"]["namespace"]));
+        }
+        row.extend([
+            text(&o["metadata"]["name"]),
+            text(&o["spec"]["pod"]),
+            text(&o["status"]["state"]),
+            files.to_string(),
+            units::bytes_iec(bytes),
+            if seconds > 0.0 {
+                units::bytes_per_second(bytes as f64 / seconds)
+            } else {
+                "-".to_owned()
+            },
+            created_age(&o, now_unix_nanos),
+        ]);
+        if wide {
+            row.push(text(&o["spec"]["node"]));
+            row.push(
+                containers
+                    .iter()
+                    .map(|c| format!("{}:{}", text(&c["name"]), text(&c["state"])))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        table.push(row);
+    }
+    Ok(table.render())
 }
 
 /// Renders a list; pure so tests read it.

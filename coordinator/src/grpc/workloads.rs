@@ -74,13 +74,29 @@ impl WorkloadService for WorkloadApi {
         let items = match r.kind.as_str() {
             "pods" | "pod" | "po" => w.list_pods(&r.namespace),
             "deployments" | "deployment" | "deploy" => w.list_deployments(&r.namespace),
+            "checkpoints" | "checkpoint" => w.list_checkpoints(&r.namespace),
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "unknown kind {other:?} (pods or deployments)"
+                    "unknown kind {other:?} (pods, deployments or checkpoints)"
                 )));
             }
         };
         Ok(Response::new(pb::ListWorkloadsResponse { items }))
+    }
+
+    async fn checkpoint(
+        &self,
+        request: Request<pb::CheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let w = self.workloads()?;
+        let r = request.into_inner();
+        let (checkpoint_id, node) = w
+            .checkpoint(&r.namespace, &r.name, r.containers)
+            .map_err(status)?;
+        Ok(Response::new(pb::CheckpointResponse {
+            checkpoint_id,
+            node,
+        }))
     }
 
     async fn delete(

@@ -78,6 +78,24 @@ struct State {
     deployments: BTreeMap<String, DeploymentEntry>,
     /// By pod uid.
     observed: HashMap<String, Observed>,
+    /// Checkpoints asked for or reported, by id (oldest dropped past [`KEEP_CHECKPOINTS`]).
+    checkpoints: BTreeMap<String, CheckpointEntry>,
+}
+
+/// Checkpoints remembered for `get checkpoints`.
+pub const KEEP_CHECKPOINTS: usize = 1000;
+
+/// One checkpoint: who asked for it, and each container's progress as reported.
+#[derive(Debug, Clone)]
+pub struct CheckpointEntry {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub node: String,
+    pub requested_unix_nanos: u64,
+    /// Set when the directive failed before any container was staged.
+    pub error: String,
+    pub containers: Vec<pb::CheckpointStatus>,
 }
 
 /// The local runtime's workloads.
@@ -574,6 +592,85 @@ impl Workloads {
         self.changed.notify_one();
     }
 
+    /// Stages a checkpoint of a running pod on its node; returns its id and the node.
+    pub fn checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        containers: Vec<String>,
+    ) -> Result<(String, String), WorkloadError> {
+        let key = key(namespace, name);
+        let pod = self
+            .state()
+            .pods
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound {
+                kind: "pod",
+                key: key.clone(),
+            })?;
+        let node = pod
+            .node
+            .clone()
+            .ok_or_else(|| WorkloadError::Refused(format!("pod {key} is not on a node yet")))?;
+        let id = format!("ckpt-{:08x}", random_u64() as u32);
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::StageCheckpoint(pb::StageCheckpoint {
+                pod_uid: pod.uid.clone(),
+                checkpoint_id: id.clone(),
+                containers,
+                hook_timeout_nanos: 0,
+            })),
+            id: format!("stage-{id}"),
+        };
+        self.directives
+            .send(&node, directive)
+            .map_err(|e| WorkloadError::Refused(format!("pod {key}: {e}")))?;
+        let mut state = self.state();
+        if state.checkpoints.len() >= KEEP_CHECKPOINTS
+            && let Some(oldest) = state
+                .checkpoints
+                .iter()
+                .min_by_key(|(_, c)| c.requested_unix_nanos)
+                .map(|(k, _)| k.clone())
+        {
+            state.checkpoints.remove(&oldest);
+        }
+        state.checkpoints.insert(
+            id.clone(),
+            CheckpointEntry {
+                namespace: namespace.to_owned(),
+                pod: name.to_owned(),
+                pod_uid: pod.uid,
+                node: node.clone(),
+                requested_unix_nanos: self.view.now().wall_unix_nanos,
+                error: String::new(),
+                containers: Vec::new(),
+            },
+        );
+        Ok((id, node))
+    }
+
+    /// Checkpoints as `Checkpoint` objects (state per container), newest first.
+    pub fn list_checkpoints(&self, namespace: &str) -> Vec<pb::Workload> {
+        let state = self.state();
+        let mut entries: Vec<(&String, &CheckpointEntry)> = state
+            .checkpoints
+            .iter()
+            .filter(|(_, c)| namespace.is_empty() || c.namespace == namespace)
+            .collect();
+        entries.sort_by_key(|(_, c)| std::cmp::Reverse(c.requested_unix_nanos));
+        entries
+            .into_iter()
+            .map(|(id, c)| pb::Workload {
+                object_json: serde_json::to_vec(&status::checkpoint_object(id, c))
+                    .unwrap_or_default(),
+                node: c.node.clone(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
     /// Takes in what a report says of the local runtime's pods and directives.
     pub fn observe(&self, node: &str, head: &ReportHead) {
         for r in head
@@ -582,11 +679,28 @@ impl Workloads {
             .filter(|r| !r.error.is_empty())
         {
             tracing::warn!(%node, id = r.id, error = r.error, "the agent could not carry out a directive");
+            if let Some(id) = r.id.strip_prefix("stage-")
+                && let Some(c) = self.state().checkpoints.get_mut(id)
+            {
+                c.error = r.error.clone();
+            }
         }
         let Some(runtime) = &head.local_runtime else {
             return;
         };
         let mut state = self.state();
+        for reported in &runtime.checkpoints {
+            if let Some(c) = state.checkpoints.get_mut(&reported.checkpoint_id) {
+                match c
+                    .containers
+                    .iter_mut()
+                    .find(|s| s.container == reported.container)
+                {
+                    Some(slot) => *slot = reported.clone(),
+                    None => c.containers.push(reported.clone()),
+                }
+            }
+        }
         let mut changed = false;
         state.observed.retain(|_, o| {
             let keep = o.node != node || runtime.pods.iter().any(|p| p.uid == o.pod.uid);

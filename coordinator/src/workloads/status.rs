@@ -2,7 +2,7 @@
 //! agents report: `kubectl`-shaped JSON, so `-o json`/`-o yaml` read as they would on a
 //! cluster.
 
-use super::{DeploymentEntry, Observed, PodEntry, rfc3339};
+use super::{CheckpointEntry, DeploymentEntry, Observed, PodEntry, rfc3339};
 use aistor_core::workload::{self, PodRecord};
 use aistor_proto::v1 as pb;
 use serde_json::{Value, json};
@@ -112,5 +112,50 @@ pub fn deployment_status(d: &DeploymentEntry, pods: &[PodRecord]) -> Value {
         "availableReplicas": s.available_replicas,
         "unavailableReplicas": s.unavailable_replicas,
         "conditions": [{"type": "Available", "status": truth(s.available), "reason": reason}],
+    })
+}
+
+/// A checkpoint as an object: its pod, and each container's state, size and speed.
+/// Its state: `failed` when the directive or any container failed, `staged` when every
+/// container is, else `staging`.
+pub fn checkpoint_object(id: &str, c: &CheckpointEntry) -> Value {
+    let failed = !c.error.is_empty() || c.containers.iter().any(|s| s.state == "failed");
+    let staged = !c.containers.is_empty() && c.containers.iter().all(|s| s.state == "staged");
+    let state = if failed {
+        "failed"
+    } else if staged {
+        "staged"
+    } else {
+        "staging"
+    };
+    let containers: Vec<Value> = c
+        .containers
+        .iter()
+        .map(|s| {
+            let mut v = json!({
+                "name": s.container, "state": s.state, "files": s.files, "bytes": s.bytes,
+                "durationSeconds": s.duration_nanos as f64 / 1e9,
+                "bytesPerSecond": s.bytes_per_second, "hook": s.hook,
+            });
+            if !s.error.is_empty() {
+                v["error"] = json!(s.error);
+            }
+            if !s.dir.is_empty() {
+                v["dir"] = json!(s.dir);
+            }
+            v
+        })
+        .collect();
+    let mut status = json!({"state": state, "containers": containers});
+    if !c.error.is_empty() {
+        status["error"] = json!(c.error);
+    }
+    json!({
+        "apiVersion": "aistor.io/v1alpha1",
+        "kind": "Checkpoint",
+        "metadata": {"name": id, "namespace": c.namespace,
+                     "creationTimestamp": rfc3339(c.requested_unix_nanos)},
+        "spec": {"pod": c.pod, "podUID": c.pod_uid, "node": c.node},
+        "status": status,
     })
 }

@@ -932,12 +932,84 @@ pub struct SyncPods {
     #[prost(message, repeated, tag = "1")]
     pub pods: ::prost::alloc::vec::Vec<RunPod>,
 }
+/// Stage an application checkpoint of a pod's containers to the shared checkpoint
+/// volume: `<checkpoint-dir>/<namespace>/<pod>/<checkpoint_id>/<container>/`, with a
+/// manifest of every file's size and sha256, written aside and renamed into place. The
+/// pod's `aistor.io/checkpoint-hook` (signal:, exec:, http:) runs first when it has one.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StageCheckpoint {
+    #[prost(string, tag = "1")]
+    pub pod_uid: ::prost::alloc::string::String,
+    /// Unique; lower-case letters, digits and '-', at most 63.
+    #[prost(string, tag = "2")]
+    pub checkpoint_id: ::prost::alloc::string::String,
+    /// Containers to stage; empty: every container that mounts a volume at the pod's
+    /// checkpoint path (`aistor.io/checkpoint-path`, default /checkpoint).
+    #[prost(string, repeated, tag = "3")]
+    pub containers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Bound on the hook, waiting for it to finish included; 0 means 60 s.
+    #[prost(uint64, tag = "4")]
+    pub hook_timeout_nanos: u64,
+}
 /// What the local runtime runs, in every report while it is on.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct LocalRuntimeStatus {
     #[prost(message, repeated, tag = "1")]
     pub pods: ::prost::alloc::vec::Vec<LocalPod>,
+    /// Checkpoints staged by this agent process, newest last (the last 64), with their
+    /// progress while they are copied.
+    #[prost(message, repeated, tag = "2")]
+    pub checkpoints: ::prost::alloc::vec::Vec<CheckpointStatus>,
+    /// Whether CRIU works on this node, probed at agent start.
+    #[prost(message, optional, tag = "3")]
+    pub criu: ::core::option::Option<CriuStatus>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CheckpointStatus {
+    #[prost(string, tag = "1")]
+    pub checkpoint_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub pod_uid: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub pod: ::prost::alloc::string::String,
+    #[prost(string, tag = "5")]
+    pub container: ::prost::alloc::string::String,
+    /// hook, copying, staged or failed.
+    #[prost(string, tag = "6")]
+    pub state: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "7")]
+    pub files: u64,
+    #[prost(uint64, tag = "8")]
+    pub bytes: u64,
+    /// The copy, from its start to the rename.
+    #[prost(uint64, tag = "9")]
+    pub duration_nanos: u64,
+    #[prost(double, tag = "10")]
+    pub bytes_per_second: f64,
+    #[prost(string, tag = "11")]
+    pub error: ::prost::alloc::string::String,
+    /// The hook's outcome ("none", or what ran and how it ended).
+    #[prost(string, tag = "12")]
+    pub hook: ::prost::alloc::string::String,
+    /// The container's checkpoint directory on the volume, once staged.
+    #[prost(string, tag = "13")]
+    pub dir: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CriuStatus {
+    #[prost(bool, tag = "1")]
+    pub available: bool,
+    #[prost(string, tag = "2")]
+    pub version: ::prost::alloc::string::String,
+    /// What `criu check` said (or why it could not run).
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1045,6 +1117,25 @@ pub struct ContainerTerminated {
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckpointRequest {
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// Empty: every container that mounts the pod's checkpoint path.
+    #[prost(string, repeated, tag = "3")]
+    pub containers: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CheckpointResponse {
+    #[prost(string, tag = "1")]
+    pub checkpoint_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub node: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ApplyRequest {
     /// Each a JSON object (aistorctl turns YAML documents into JSON).
     #[prost(bytes = "vec", repeated, tag = "1")]
@@ -1073,7 +1164,7 @@ pub struct Applied {
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListWorkloadsRequest {
-    /// pods or deployments.
+    /// pods, deployments or checkpoints.
     #[prost(string, tag = "1")]
     pub kind: ::prost::alloc::string::String,
     /// Empty: every namespace.
@@ -1274,6 +1365,33 @@ pub mod workload_service_client {
                 .insert(GrpcMethod::new("aistor.v1.WorkloadService", "Delete"));
             self.inner.unary(req, path, codec).await
         }
+        /// Stages an application checkpoint of a pod to the shared checkpoint volume; its
+        /// progress and result are listed as kind `checkpoints`. A new pod annotated
+        /// `aistor.io/restore-from: <checkpoint_id>` starts from it.
+        pub async fn checkpoint(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CheckpointRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckpointResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.WorkloadService/Checkpoint",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.WorkloadService", "Checkpoint"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1309,6 +1427,16 @@ pub mod workload_service_server {
             request: tonic::Request<super::DeleteWorkloadRequest>,
         ) -> std::result::Result<
             tonic::Response<super::DeleteWorkloadResponse>,
+            tonic::Status,
+        >;
+        /// Stages an application checkpoint of a pod to the shared checkpoint volume; its
+        /// progress and result are listed as kind `checkpoints`. A new pod annotated
+        /// `aistor.io/restore-from: <checkpoint_id>` starts from it.
+        async fn checkpoint(
+            &self,
+            request: tonic::Request<super::CheckpointRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CheckpointResponse>,
             tonic::Status,
         >;
     }
@@ -1525,6 +1653,51 @@ pub mod workload_service_server {
                     };
                     Box::pin(fut)
                 }
+                "/aistor.v1.WorkloadService/Checkpoint" => {
+                    #[allow(non_camel_case_types)]
+                    struct CheckpointSvc<T: WorkloadService>(pub Arc<T>);
+                    impl<
+                        T: WorkloadService,
+                    > tonic::server::UnaryService<super::CheckpointRequest>
+                    for CheckpointSvc<T> {
+                        type Response = super::CheckpointResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CheckpointRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as WorkloadService>::checkpoint(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CheckpointSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -1635,7 +1808,7 @@ pub struct Directive {
     /// their own id).
     #[prost(string, tag = "15")]
     pub id: ::prost::alloc::string::String,
-    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: ::core::option::Option<directive::Kind>,
 }
 /// Nested message and enum types in `Directive`.
@@ -1656,6 +1829,8 @@ pub mod directive {
         DeletePod(super::DeletePod),
         #[prost(message, tag = "5")]
         SyncPods(super::SyncPods),
+        #[prost(message, tag = "6")]
+        StageCheckpoint(super::StageCheckpoint),
     }
 }
 /// Every report of `agent_instance` up to and including `seq` is stored; the agent

@@ -1,0 +1,343 @@
+//! Checkpoints of the local runtime's pods: which container directory is staged (the host
+//! directory of the volume mounted at the pod's checkpoint path), the hook run against
+//! the container (its pid for signals, containerd exec for commands), progress and
+//! results for reports, and restoring a verified checkpoint into a new pod's volume
+//! before its containers start. The copying itself is `crate::checkpoint`'s.
+
+use super::manifest::PodManifest;
+use super::pod::PodCtx;
+use super::tasks::Tasks;
+use crate::checkpoint::{self, ContainerExec, ExecOutput, HookTarget, hook};
+use aistor_proto::v1 as pb;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Annotation naming the checkpoint a new pod starts from.
+pub const RESTORE_ANNOTATION: &str = "aistor.io/restore-from";
+/// Checkpoint statuses kept for reports.
+pub const KEEP: usize = 64;
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The node's checkpoint volume and what was staged on it.
+#[derive(Debug)]
+pub struct Checkpoints {
+    pub dir: Option<PathBuf>,
+    pub node: String,
+    statuses: Arc<Mutex<VecDeque<pb::CheckpointStatus>>>,
+    criu: Mutex<Option<pb::CriuStatus>>,
+}
+
+impl Checkpoints {
+    pub fn new(dir: Option<PathBuf>, node: String) -> Self {
+        Self {
+            dir,
+            node,
+            statuses: Arc::new(Mutex::new(VecDeque::new())),
+            criu: Mutex::new(None),
+        }
+    }
+
+    pub fn set_criu(&self, c: &checkpoint::CriuCapability) {
+        *self.criu.lock().unwrap_or_else(|p| p.into_inner()) = Some(pb::CriuStatus {
+            available: c.available,
+            version: c.version.clone().unwrap_or_default(),
+            reason: c.reason.clone(),
+        });
+    }
+
+    pub fn criu(&self) -> Option<pb::CriuStatus> {
+        self.criu.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn statuses(&self) -> Vec<pb::CheckpointStatus> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn update(
+        statuses: &Mutex<VecDeque<pb::CheckpointStatus>>,
+        id: &str,
+        container: &str,
+        f: impl FnOnce(&mut pb::CheckpointStatus),
+    ) {
+        let mut s = statuses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = s
+            .iter_mut()
+            .rev()
+            .find(|c| c.checkpoint_id == id && c.container == container)
+        {
+            f(entry);
+        }
+    }
+
+    fn begin(&self, status: pb::CheckpointStatus) {
+        let mut s = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        if s.len() >= KEEP {
+            s.pop_front();
+        }
+        s.push_back(status);
+    }
+}
+
+/// The pod's checkpoint path inside its containers.
+pub fn checkpoint_path(pod: &PodManifest) -> &str {
+    pod.annotations
+        .get(hook::PATH_ANNOTATION)
+        .map_or(hook::DEFAULT_CHECKPOINT_PATH, String::as_str)
+}
+
+/// (container, volume) pairs of the containers that mount a volume at the checkpoint
+/// path.
+pub fn checkpointed(pod: &PodManifest) -> Vec<(String, String)> {
+    let path = checkpoint_path(pod).trim_end_matches('/');
+    pod.containers
+        .iter()
+        .filter_map(|c| {
+            c.mounts
+                .iter()
+                .find(|m| m.path.trim_end_matches('/') == path)
+                .map(|m| (c.name.clone(), m.volume.clone()))
+        })
+        .collect()
+}
+
+/// containerd exec for exec hooks; the output is not captured (the exit status decides).
+struct TaskExec {
+    tasks: Arc<Tasks>,
+    id: String,
+    timeout: Duration,
+}
+
+impl ContainerExec for TaskExec {
+    fn exec<'a>(
+        &'a self,
+        argv: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<ExecOutput, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let exec_id = format!(
+                "checkpoint-{}",
+                super::pod::new_id().get(..12).unwrap_or("")
+            );
+            self.tasks
+                .exec(&self.id, &exec_id, argv, self.timeout)
+                .await
+                .map(|code| ExecOutput {
+                    exit_code: Some(code),
+                    output: String::new(),
+                })
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Stages the pod's checkpoint; `Err` says what failed, naming the container or file.
+pub(super) async fn stage(
+    checkpoints: &Checkpoints,
+    ctx: &PodCtx,
+    volumes: &BTreeMap<String, String>,
+    req: &pb::StageCheckpoint,
+) -> Result<(), String> {
+    let dir = checkpoints.dir.clone().ok_or_else(|| {
+        "no checkpoint volume on this node (start the agent with --checkpoint-dir)".to_owned()
+    })?;
+    let pod = &ctx.pod;
+    let hook = hook::from_annotation(
+        pod.annotations
+            .get(hook::HOOK_ANNOTATION)
+            .map(String::as_str),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut targets = checkpointed(pod);
+    if !req.containers.is_empty() {
+        for wanted in &req.containers {
+            if !targets.iter().any(|(c, _)| c == wanted) {
+                return Err(format!(
+                    "container {wanted} of pod {}/{} mounts no volume at {}",
+                    pod.namespace,
+                    pod.name,
+                    checkpoint_path(pod)
+                ));
+            }
+        }
+        targets.retain(|(c, _)| req.containers.contains(c));
+    }
+    if targets.is_empty() {
+        return Err(format!(
+            "no container of pod {}/{} mounts a volume at its checkpoint path {} (annotation {})",
+            pod.namespace,
+            pod.name,
+            checkpoint_path(pod),
+            hook::PATH_ANNOTATION
+        ));
+    }
+    let timeout = match req.hook_timeout_nanos {
+        0 => DEFAULT_HOOK_TIMEOUT,
+        n => Duration::from_nanos(n),
+    };
+    let states = ctx.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut problems = Vec::new();
+    for (container, volume) in targets {
+        let Some(source) = volumes.get(&volume) else {
+            problems.push(format!(
+                "{container}: volume {volume} has no host directory"
+            ));
+            continue;
+        };
+        let container_id = states
+            .containers
+            .iter()
+            .find(|c| c.name == container)
+            .and_then(|c| c.container_id.clone());
+        let pid = match &container_id {
+            Some(id) => ctx
+                .tasks
+                .list_managed()
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|m| &m.id == id))
+                .and_then(|m| m.running_pid()),
+            None => None,
+        };
+        checkpoints.begin(pb::CheckpointStatus {
+            checkpoint_id: req.checkpoint_id.clone(),
+            pod_uid: ctx.uid.clone(),
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            container: container.clone(),
+            state: if hook.is_some() { "hook" } else { "copying" }.to_owned(),
+            ..Default::default()
+        });
+        let exec = container_id.map(|id| TaskExec {
+            tasks: ctx.tasks.clone(),
+            id,
+            timeout,
+        });
+        let target = HookTarget {
+            pid,
+            exec: exec.as_ref().map(|e| e as &dyn ContainerExec),
+        };
+        let statuses = checkpoints.statuses.clone();
+        let (id, name) = (req.checkpoint_id.clone(), container.clone());
+        let progress = move |p: checkpoint::Progress| {
+            Checkpoints::update(&statuses, &id, &name, |s| {
+                s.state = "copying".into();
+                s.files = p.files;
+                s.bytes = p.bytes;
+            });
+        };
+        let staged = checkpoint::stage(
+            checkpoint::StageRequest {
+                checkpoint_dir: dir.clone(),
+                node: checkpoints.node.clone(),
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+                checkpoint_id: req.checkpoint_id.clone(),
+                container: container.clone(),
+                source: PathBuf::from(source),
+                hook: hook.clone(),
+                hook_timeout: timeout,
+            },
+            target,
+            progress,
+        )
+        .await;
+        match staged {
+            Ok(s) => {
+                tracing::info!(pod = %pod.name, namespace = %pod.namespace, %container, checkpoint = req.checkpoint_id, bytes = s.bytes, files = s.files, "checkpoint staged");
+                Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, &container, |c| {
+                    c.state = "staged".into();
+                    c.files = s.files;
+                    c.bytes = s.bytes;
+                    c.duration_nanos = u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX);
+                    c.bytes_per_second = s.bytes_per_second;
+                    c.hook = match &s.hook.spec {
+                        Some(spec) => format!("{spec}: {} ({})", s.hook.outcome, s.hook.detail),
+                        None => s.hook.outcome.clone(),
+                    };
+                    c.dir = s.dir.display().to_string();
+                });
+            }
+            Err(e) => {
+                let message = format!("{container}: {e}");
+                Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, &container, |c| {
+                    c.state = "failed".into();
+                    c.error = e.to_string();
+                });
+                problems.push(message);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Where checkpoint `id` of a pod in `namespace` is: `<dir>/<namespace>/<pod>/<id>`.
+/// Ids are unique, so the first pod directory that has it is the one.
+fn find(dir: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir.join(namespace))
+        .ok()?
+        .flatten()
+        .map(|pod| pod.path().join(id))
+        .find(|p| p.is_dir())
+}
+
+/// Restores the checkpoint a new pod names (`aistor.io/restore-from`) into the volumes
+/// mounted at its checkpoint path, verifying every file; `Ok(None)` when it names none.
+pub(super) async fn restore(
+    checkpoints: &Checkpoints,
+    pod: &PodManifest,
+    volumes: &BTreeMap<String, String>,
+) -> Result<Option<String>, String> {
+    let Some(id) = pod.annotations.get(RESTORE_ANNOTATION) else {
+        return Ok(None);
+    };
+    let dir = checkpoints.dir.clone().ok_or_else(|| {
+        format!("{RESTORE_ANNOTATION}: no checkpoint volume on this node (--checkpoint-dir)")
+    })?;
+    checkpoint::names::checkpoint_id(id).map_err(|e| format!("{RESTORE_ANNOTATION}: {e}"))?;
+    let source = find(&dir, &pod.namespace, id).ok_or_else(|| {
+        format!(
+            "{RESTORE_ANNOTATION}: no checkpoint {id} of namespace {} on the checkpoint volume {}",
+            pod.namespace,
+            dir.display()
+        )
+    })?;
+    let mut restored_volumes: Vec<String> = Vec::new();
+    let mut done = Vec::new();
+    for (container, volume) in checkpointed(pod) {
+        // A volume shared by several containers is filled once.
+        if restored_volumes.contains(&volume) {
+            continue;
+        }
+        let from = source.join(&container);
+        if !from.is_dir() {
+            return Err(format!(
+                "{RESTORE_ANNOTATION}: checkpoint {id} has no container {container} ({})",
+                from.display()
+            ));
+        }
+        let to = volumes
+            .get(&volume)
+            .ok_or_else(|| format!("volume {volume} has no host directory"))?;
+        let restored = checkpoint::restore(from, PathBuf::from(to), |_| {})
+            .await
+            .map_err(|e| format!("restoring checkpoint {id} for {container}: {e}"))?;
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, %container, checkpoint = %id, bytes = restored.bytes, files = restored.files, "checkpoint restored");
+        done.push(format!(
+            "{container}: {} files, {} bytes",
+            restored.files, restored.bytes
+        ));
+        restored_volumes.push(volume);
+    }
+    Ok(Some(done.join("; ")))
+}
