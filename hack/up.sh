@@ -121,8 +121,10 @@ TOML
 agent_args=(run --coordinator "http://$grpc" --admin-addr "$admin" --interval "$interval")
 if [ "$local_runtime" = 1 ]; then
   start_containerd
+  mkdir -p "$state_dir/checkpoints"
   agent_args+=(--local-runtime --containerd-socket "$socket"
-    --runtime-dir "$state_dir/runtime" --volume-root "$state_dir/volumes")
+    --runtime-dir "$state_dir/runtime" --volume-root "$state_dir/volumes"
+    --checkpoint-dir "$state_dir/checkpoints")
 fi
 
 log "starting aistor-coordinator (gRPC $grpc, REST $http, state in $data_dir); log: $run_dir/coordinator.log"
@@ -145,6 +147,7 @@ for _ in $(seq 1 100); do
       runtime_info="  local runtime pods run on containerd at $socket; try:
     $bin/aistorctl apply -f deploy/examples/seed-003-training-pod.yaml
     $bin/aistorctl get pods -n ml -o wide
+    $bin/aistorctl checkpoint tensorflow-ai-workload -n ml   (to $state_dir/checkpoints)
     $bin/aistorctl delete pod tensorflow-ai-workload -n ml"
     else
       runtime_info="  local runtime off (run as root, AISTOR_LOCAL_RUNTIME=1, to run pods)"

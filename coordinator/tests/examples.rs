@@ -15,7 +15,10 @@ fn shipped_examples_are_accepted() {
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap();
+        // The resumed pod names its checkpoint with ${CHECKPOINT_ID} (envsubst).
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("${CHECKPOINT_ID}", "ckpt-00000000");
         for doc in documents(&path.display().to_string(), &text).unwrap() {
             match doc["kind"].as_str() {
                 Some("Pod") => {
@@ -31,7 +34,10 @@ fn shipped_examples_are_accepted() {
             seen += 1;
         }
     }
-    assert!(seen >= 2, "the seed 003 pod and the burner Deployment");
+    assert!(
+        seen >= 3,
+        "the seed 003 pod, its resumed twin and the burner Deployment"
+    );
     // The seed's shape: three containers with its names.
     let seed = std::fs::read_to_string(dir.join("seed-003-training-pod.yaml")).unwrap();
     let pod = manifest::from_value(documents("seed", &seed).unwrap().remove(0)).unwrap();

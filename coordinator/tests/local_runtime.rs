@@ -331,21 +331,29 @@ async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
         |t| row(t, "resumed ").get(2) == Some(&"Running"),
     )
     .await;
-    let logs: Vec<PathBuf> = std::fs::read_dir(work.path().join("runtime/pods"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("ml_resumed_"))
-        .map(|e| e.path().join("trainer/0.log"))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let log = loop {
-        let log = std::fs::read_to_string(&logs[0]).unwrap_or_default();
-        if !log.is_empty() || Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // Its log, read through the coordinator from the agent's files.
+    let log = until(
+        server,
+        &["logs", "ml/resumed"],
+        "the resumed trainer's log",
+        |t| !t.is_empty(),
+    )
+    .await;
     assert_eq!(log.trim(), "resumed at step 42 with weights");
+    let e = aistorctl(server, &["logs", "train", "-n", "ml"])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("the pod has several containers; choose one of: loader, trainer, exporter"),
+        "{e}"
+    );
+    let loader = aistorctl(
+        server,
+        &["logs", "train", "-n", "ml", "-c", "loader", "--tail", "1"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(loader, "loaded\n");
     // A corrupted checkpoint is refused on restore, naming the file.
     let data = work
         .path()

@@ -15,8 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Annotation naming the checkpoint a new pod starts from.
-pub const RESTORE_ANNOTATION: &str = "aistor.io/restore-from";
+use aistor_core::manifest::RESTORE_ANNOTATION;
 /// Checkpoint statuses kept for reports.
 pub const KEEP: usize = 64;
 const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);

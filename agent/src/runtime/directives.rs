@@ -18,6 +18,7 @@ pub enum Action {
     Delete(pb::DeletePod),
     Sync(pb::SyncPods),
     Stage(pb::StageCheckpoint),
+    Logs(pb::ReadLogs),
 }
 
 /// The action of a directive, if it is one of the local runtime's.
@@ -27,6 +28,7 @@ pub fn action(kind: &pb::directive::Kind) -> Option<Action> {
         pb::directive::Kind::DeletePod(d) => Some(Action::Delete(d.clone())),
         pb::directive::Kind::SyncPods(s) => Some(Action::Sync(s.clone())),
         pb::directive::Kind::StageCheckpoint(s) => Some(Action::Stage(s.clone())),
+        pb::directive::Kind::ReadLogs(r) => Some(Action::Logs(r.clone())),
         _ => None,
     }
 }
@@ -67,6 +69,15 @@ pub async fn serve(
             Action::Sync(sync) => {
                 let outcome = sync_pods(&runtime, &sync).await;
                 let _ = results.send(result(id, outcome)).await;
+            }
+            Action::Logs(req) => {
+                let runtime = runtime.clone();
+                // File reads off the async threads; the answer rides with a report.
+                let _ = tokio::task::spawn_blocking(move || {
+                    let chunk = runtime.read_logs(&req);
+                    runtime.answer_logs(chunk);
+                })
+                .await;
             }
             // A copy can take long: alongside, its progress in every report meanwhile.
             Action::Stage(stage) => {
@@ -121,6 +132,7 @@ pub fn status(runtime: &LocalRuntime) -> pb::LocalRuntimeStatus {
         pods: runtime.states().iter().map(to_proto).collect(),
         checkpoints: runtime.checkpoints().statuses(),
         criu: runtime.checkpoints().criu(),
+        logs: runtime.take_logs(),
     }
 }
 

@@ -70,6 +70,8 @@ struct Entry {
 
 /// The pods this agent runs.
 pub struct LocalRuntime {
+    /// Answers to ReadLogs waiting for the next report.
+    logs: Mutex<Vec<aistor_proto::v1::LogChunk>>,
     tasks: Arc<Tasks>,
     checkpoints: Arc<checkpoints::Checkpoints>,
     cgroups: cgroup::PodCgroups,
@@ -107,6 +109,7 @@ impl LocalRuntime {
             cgroups: cgroup::PodCgroups::new(config.cgroup_root),
             paths: config.paths,
             pods: Mutex::new(BTreeMap::new()),
+            logs: Mutex::new(Vec::new()),
             checkpoints: Arc::new(checkpoints::Checkpoints::new(
                 config.checkpoint_dir,
                 config.node,
@@ -276,6 +279,84 @@ impl LocalRuntime {
         Ok(removed)
     }
 
+    /// Answers a ReadLogs: the end of the container's (or its previous instance's) log,
+    /// at most [`MAX_LOG_CHUNK`] bytes, the last `tail_lines` lines when asked.
+    pub fn read_logs(&self, req: &aistor_proto::v1::ReadLogs) -> aistor_proto::v1::LogChunk {
+        let mut chunk = aistor_proto::v1::LogChunk {
+            request_id: req.request_id.clone(),
+            ..Default::default()
+        };
+        let containers: Option<Vec<String>> = self.pods().get(&req.pod_uid).map(|e| {
+            e.ctx
+                .pod
+                .containers
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
+        });
+        let Some(containers) = containers else {
+            chunk.error = format!("no pod with uid {} runs here", req.pod_uid);
+            return chunk;
+        };
+        let container = if req.container.is_empty() {
+            match containers.as_slice() {
+                [only] => only.clone(),
+                many => {
+                    chunk.error = format!(
+                        "the pod has several containers; choose one of: {}",
+                        many.join(", ")
+                    );
+                    return chunk;
+                }
+            }
+        } else if containers.contains(&req.container) {
+            req.container.clone()
+        } else {
+            chunk.error = format!(
+                "container {} is not in the pod (its containers: {})",
+                req.container,
+                containers.join(", ")
+            );
+            return chunk;
+        };
+        let files = self.log_files(&req.pod_uid, &container);
+        let file = if req.previous {
+            files.len().checked_sub(2).and_then(|i| files.get(i))
+        } else {
+            files.last()
+        };
+        let Some(file) = file else {
+            chunk.error = if req.previous {
+                format!("container {container} has not restarted: there is no previous log")
+            } else {
+                format!("container {container} has not started yet")
+            };
+            return chunk;
+        };
+        match tail(file, MAX_LOG_CHUNK, req.tail_lines) {
+            Ok((data, truncated)) => {
+                chunk.data = data;
+                chunk.truncated = truncated;
+            }
+            Err(e) => chunk.error = format!("{}: {e}", file.display()),
+        }
+        chunk
+    }
+
+    /// Queues an answer for the next report.
+    pub fn answer_logs(&self, chunk: aistor_proto::v1::LogChunk) {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: answers nobody collects (no reports) do not pile up.
+        if logs.len() < 16 {
+            logs.push(chunk);
+        }
+    }
+
+    /// The answers to send with this report (each is sent once).
+    pub fn take_logs(&self) -> Vec<aistor_proto::v1::LogChunk> {
+        std::mem::take(&mut *self.logs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Where a container's logs are (the newest instance's file last).
     pub fn log_files(&self, uid: &str, container: &str) -> Vec<PathBuf> {
         let Some(dir) = self
@@ -296,5 +377,59 @@ impl LocalRuntime {
             .collect();
         files.sort();
         files.into_iter().map(|(_, p)| p).collect()
+    }
+}
+
+/// Most bytes of log one answer carries.
+pub const MAX_LOG_CHUNK: u64 = 1 << 20;
+
+/// The last `max` bytes of `path` (whether it was longer), then its last `lines` lines
+/// when `lines` > 0.
+pub fn tail(path: &std::path::Path, max: u64, lines: u32) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let truncated = len > max;
+    if truncated {
+        f.seek(SeekFrom::Start(len - max))?;
+    }
+    let mut data = Vec::new();
+    f.take(max).read_to_end(&mut data)?;
+    if lines > 0 {
+        // Count newlines from the end; a last line without one counts too.
+        let body = data.strip_suffix(b"\n").unwrap_or(&data);
+        let mut seen = 0u32;
+        let start = body
+            .iter()
+            .rposition(|b| {
+                if *b == b'\n' {
+                    seen += 1;
+                }
+                seen == lines
+            })
+            .map_or(0, |i| i + 1);
+        let cut = start > 0;
+        return Ok((data[start..].to_vec(), truncated || cut));
+    }
+    Ok((data, truncated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_takes_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.log");
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        assert_eq!(tail(&p, 100, 0).unwrap(), (b"a\nb\nc\n".to_vec(), false));
+        assert_eq!(tail(&p, 100, 2).unwrap(), (b"b\nc\n".to_vec(), true));
+        assert_eq!(tail(&p, 100, 3).unwrap(), (b"a\nb\nc\n".to_vec(), false));
+        assert_eq!(tail(&p, 100, 9).unwrap(), (b"a\nb\nc\n".to_vec(), false));
+        assert_eq!(tail(&p, 4, 0).unwrap(), (b"b\nc\n".to_vec(), true));
+        std::fs::write(&p, "x\ny").unwrap();
+        assert_eq!(tail(&p, 100, 1).unwrap(), (b"y".to_vec(), true));
+        assert!(tail(&dir.path().join("none"), 1, 0).is_err());
     }
 }

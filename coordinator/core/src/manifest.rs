@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Annotation selecting a read-only view of the host's root instead of the image.
 pub const ROOTFS_ANNOTATION: &str = "aistor.io/rootfs";
+/// Annotation naming the staged checkpoint a new pod starts from.
+pub const RESTORE_ANNOTATION: &str = "aistor.io/restore-from";
 /// Kubernetes' default grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Bounds a manifest so a hostile one cannot make the agent allocate without limit.
@@ -441,6 +443,20 @@ fn build(pod: k8s::Pod) -> Result<PodManifest, ManifestError> {
             ));
         }
     };
+    if let Some(id) = annotations.get(RESTORE_ANNOTATION)
+        && (id.is_empty()
+            || id.len() > 63
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        return Err(err(
+            format!("metadata.annotations[{RESTORE_ANNOTATION}]"),
+            format!(
+                "\"{id}\" is not a checkpoint id (lower-case letters, digits, '-', at most 63)"
+            ),
+        ));
+    }
     let spec = pod.spec.ok_or_else(|| err("spec", "required"))?;
     if spec.host_network == Some(false) {
         return Err(err(
@@ -1369,6 +1385,24 @@ mod tests {
         assert_eq!(
             e,
             "metadata.annotations[aistor.io/rootfs]: \"hostile\" is neither \"host\" nor \"image\""
+        );
+        for (id, ok) in [
+            ("ckpt-1a2b", true),
+            ("", false),
+            ("Ckpt", false),
+            ("a/b", false),
+        ] {
+            let r = from_value(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "annotations": {RESTORE_ANNOTATION: id}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+            assert_eq!(r.is_ok(), ok, "{id}: {r:?}");
+        }
+        let e = error_of(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {RESTORE_ANNOTATION: "x".repeat(64)}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        assert!(
+            e.starts_with("metadata.annotations[aistor.io/restore-from]: "),
+            "{e}"
         );
         let explicit = from_value(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "annotations": {ROOTFS_ANNOTATION: "image"}},

@@ -77,6 +77,25 @@ pub enum Command {
     /// wait until it is staged (a new pod annotated aistor.io/restore-from: ID starts
     /// from it).
     Checkpoint(CheckpointArgs),
+    /// Print a container's log (local runtime), as `kubectl logs`.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// POD, or NAMESPACE/POD.
+    pub pod: String,
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The container (needed when the pod has several).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+    /// The previous instance's log (after a restart).
+    #[arg(short = 'p', long)]
+    pub previous: bool,
 }
 
 #[derive(Debug, Clone, Args)]

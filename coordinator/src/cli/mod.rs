@@ -82,6 +82,22 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             )
             .await
         }
+        Command::Logs(args) => {
+            let (namespace, pod) = match args.pod.split_once('/') {
+                Some((ns, pod)) => (ns.to_owned(), pod.to_owned()),
+                None => (args.namespace.clone(), args.pod.clone()),
+            };
+            workloads::logs(
+                &url,
+                &namespace,
+                &pod,
+                args.container.as_deref().unwrap_or(""),
+                args.tail.unwrap_or(0),
+                args.previous,
+                out,
+            )
+            .await
+        }
         Command::Delete(args) => {
             workloads::delete(&url, args.kind.name(), &args.name, &args.namespace, out).await
         }

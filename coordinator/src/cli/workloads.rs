@@ -146,6 +146,32 @@ pub async fn get(
     Ok(())
 }
 
+/// `aistorctl logs [NS/]POD [-c C] [--tail N] [-p]`.
+pub async fn logs(
+    url: &str,
+    namespace: &str,
+    name: &str,
+    container: &str,
+    tail_lines: u32,
+    previous: bool,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
+    let mut c = connect(url).await?;
+    let r = c
+        .logs(request(pb::LogsRequest {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            container: container.to_owned(),
+            tail_lines,
+            previous,
+        }))
+        .await
+        .map_err(|s| CliError::from_status(url, "Logs", &s))?
+        .into_inner();
+    out.write_all(&r.data)?;
+    Ok(())
+}
+
 /// `aistorctl checkpoint POD`: asks for it, then (with `wait`) follows it until it is
 /// staged or failed.
 pub async fn checkpoint(

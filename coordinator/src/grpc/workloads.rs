@@ -99,6 +99,28 @@ impl WorkloadService for WorkloadApi {
         }))
     }
 
+    async fn logs(
+        &self,
+        request: Request<pb::LogsRequest>,
+    ) -> Result<Response<pb::LogsResponse>, Status> {
+        let w = self.workloads()?;
+        let r = request.into_inner();
+        let chunk = w
+            .logs(
+                &r.namespace,
+                &r.name,
+                &r.container,
+                r.tail_lines,
+                r.previous,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::LogsResponse {
+            data: chunk.data,
+            truncated: chunk.truncated,
+        }))
+    }
+
     async fn delete(
         &self,
         request: Request<pb::DeleteWorkloadRequest>,

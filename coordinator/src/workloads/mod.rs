@@ -80,7 +80,12 @@ struct State {
     observed: HashMap<String, Observed>,
     /// Checkpoints asked for or reported, by id (oldest dropped past [`KEEP_CHECKPOINTS`]).
     checkpoints: BTreeMap<String, CheckpointEntry>,
+    /// Log reads waiting for their answer in a report, by request id.
+    pending_logs: HashMap<String, tokio::sync::oneshot::Sender<pb::LogChunk>>,
 }
+
+/// How long `logs` waits for the agent's answer.
+pub const LOGS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checkpoints remembered for `get checkpoints`.
 pub const KEEP_CHECKPOINTS: usize = 1000;
@@ -651,6 +656,60 @@ impl Workloads {
         Ok((id, node))
     }
 
+    /// A container's log from its node's agent (the answer rides in a report).
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        tail_lines: u32,
+        previous: bool,
+    ) -> Result<pb::LogChunk, WorkloadError> {
+        let key = key(namespace, name);
+        let pod = self
+            .state()
+            .pods
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| WorkloadError::NotFound {
+                kind: "pod",
+                key: key.clone(),
+            })?;
+        let node = pod
+            .node
+            .clone()
+            .ok_or_else(|| WorkloadError::Refused(format!("pod {key} is not on a node yet")))?;
+        let request_id = format!("logs-{:016x}", random_u64());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.state().pending_logs.insert(request_id.clone(), tx);
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::ReadLogs(pb::ReadLogs {
+                request_id: request_id.clone(),
+                pod_uid: pod.uid.clone(),
+                container: container.to_owned(),
+                tail_lines,
+                previous,
+            })),
+            id: request_id.clone(),
+        };
+        if let Err(e) = self.directives.send(&node, directive) {
+            self.state().pending_logs.remove(&request_id);
+            return Err(WorkloadError::Refused(format!("pod {key}: {e}")));
+        }
+        let answer = tokio::time::timeout(LOGS_TIMEOUT, rx).await;
+        self.state().pending_logs.remove(&request_id);
+        match answer {
+            Ok(Ok(chunk)) if chunk.error.is_empty() => Ok(chunk),
+            Ok(Ok(chunk)) => Err(WorkloadError::Refused(format!(
+                "pod {key}: {}",
+                chunk.error
+            ))),
+            _ => Err(WorkloadError::Refused(format!(
+                "pod {key}: the agent on {node} did not answer within {LOGS_TIMEOUT:?}"
+            ))),
+        }
+    }
+
     /// Checkpoints as `Checkpoint` objects (state per container), newest first.
     pub fn list_checkpoints(&self, namespace: &str) -> Vec<pb::Workload> {
         let state = self.state();
@@ -689,6 +748,11 @@ impl Workloads {
             return;
         };
         let mut state = self.state();
+        for chunk in &runtime.logs {
+            if let Some(tx) = state.pending_logs.remove(&chunk.request_id) {
+                let _ = tx.send(chunk.clone());
+            }
+        }
         for reported in &runtime.checkpoints {
             if let Some(c) = state.checkpoints.get_mut(&reported.checkpoint_id) {
                 match c

@@ -952,6 +952,40 @@ pub struct StageCheckpoint {
     #[prost(uint64, tag = "4")]
     pub hook_timeout_nanos: u64,
 }
+/// Read a container's log (the local runtime's files); the answer rides in the next
+/// report's `LocalRuntimeStatus.logs` under `request_id`.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReadLogs {
+    #[prost(string, tag = "1")]
+    pub request_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub pod_uid: ::prost::alloc::string::String,
+    /// Empty: the pod's only container (an error when it has several).
+    #[prost(string, tag = "3")]
+    pub container: ::prost::alloc::string::String,
+    /// The last N lines; 0: the whole file (bounded by the size limit).
+    #[prost(uint32, tag = "4")]
+    pub tail_lines: u32,
+    /// The previous instance's log (after a restart), as `kubectl logs --previous`.
+    #[prost(bool, tag = "5")]
+    pub previous: bool,
+}
+/// The answer to a ReadLogs: at most 1 MiB, the end of the log when it is longer.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LogChunk {
+    #[prost(string, tag = "1")]
+    pub request_id: ::prost::alloc::string::String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+    /// Set when the log could not be read (no such pod or container).
+    #[prost(string, tag = "3")]
+    pub error: ::prost::alloc::string::String,
+    /// The log was longer than what `data` holds.
+    #[prost(bool, tag = "4")]
+    pub truncated: bool,
+}
 /// What the local runtime runs, in every report while it is on.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -965,6 +999,9 @@ pub struct LocalRuntimeStatus {
     /// Whether CRIU works on this node, probed at agent start.
     #[prost(message, optional, tag = "3")]
     pub criu: ::core::option::Option<CriuStatus>,
+    /// Answers to ReadLogs since the previous report.
+    #[prost(message, repeated, tag = "4")]
+    pub logs: ::prost::alloc::vec::Vec<LogChunk>,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1114,6 +1151,28 @@ pub struct ContainerTerminated {
     pub started_unix_nanos: ::core::option::Option<u64>,
     #[prost(uint64, tag = "5")]
     pub finished_unix_nanos: u64,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LogsRequest {
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub container: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "4")]
+    pub tail_lines: u32,
+    #[prost(bool, tag = "5")]
+    pub previous: bool,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LogsResponse {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bool, tag = "2")]
+    pub truncated: bool,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1392,6 +1451,28 @@ pub mod workload_service_client {
                 .insert(GrpcMethod::new("aistor.v1.WorkloadService", "Checkpoint"));
             self.inner.unary(req, path, codec).await
         }
+        /// A container's log, read from its node (as `kubectl logs`).
+        pub async fn logs(
+            &mut self,
+            request: impl tonic::IntoRequest<super::LogsRequest>,
+        ) -> std::result::Result<tonic::Response<super::LogsResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.WorkloadService/Logs",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.WorkloadService", "Logs"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1439,6 +1520,11 @@ pub mod workload_service_server {
             tonic::Response<super::CheckpointResponse>,
             tonic::Status,
         >;
+        /// A container's log, read from its node (as `kubectl logs`).
+        async fn logs(
+            &self,
+            request: tonic::Request<super::LogsRequest>,
+        ) -> std::result::Result<tonic::Response<super::LogsResponse>, tonic::Status>;
     }
     /// Pods and Deployments the coordinator runs on the agents' local runtime: the
     /// standalone mode, where there is no Kubernetes (on Kubernetes, use kubectl). Objects
@@ -1698,6 +1784,50 @@ pub mod workload_service_server {
                     };
                     Box::pin(fut)
                 }
+                "/aistor.v1.WorkloadService/Logs" => {
+                    #[allow(non_camel_case_types)]
+                    struct LogsSvc<T: WorkloadService>(pub Arc<T>);
+                    impl<
+                        T: WorkloadService,
+                    > tonic::server::UnaryService<super::LogsRequest> for LogsSvc<T> {
+                        type Response = super::LogsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::LogsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as WorkloadService>::logs(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LogsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -1808,7 +1938,7 @@ pub struct Directive {
     /// their own id).
     #[prost(string, tag = "15")]
     pub id: ::prost::alloc::string::String,
-    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub kind: ::core::option::Option<directive::Kind>,
 }
 /// Nested message and enum types in `Directive`.
@@ -1831,6 +1961,8 @@ pub mod directive {
         SyncPods(super::SyncPods),
         #[prost(message, tag = "6")]
         StageCheckpoint(super::StageCheckpoint),
+        #[prost(message, tag = "7")]
+        ReadLogs(super::ReadLogs),
     }
 }
 /// Every report of `agent_instance` up to and including `seq` is stored; the agent
