@@ -288,6 +288,11 @@ pub(crate) mod tests_support {
                     version: "3.17.1".into(),
                     reason: "vdso".into(),
                 }),
+                logs: vec![pb::LogChunk {
+                    request_id: "logs-1".into(),
+                    data: b"hello\n".to_vec(),
+                    ..Default::default()
+                }],
             }),
             missing: vec![pb::Missing {
                 field: "disks".into(),
