@@ -27,6 +27,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     Container, Namespace, PodSecurityContext, PodSpec, Probe, Service, ServiceAccount,
 };
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -113,7 +114,9 @@ kinds!(
     CustomResourceDefinition,
     DaemonSet,
     Deployment,
-    Service
+    Service,
+    PersistentVolume,
+    PersistentVolumeClaim
 );
 
 struct Document {
@@ -220,10 +223,21 @@ fn rendered_gpu() -> Option<&'static Rendered> {
     RENDERED.get_or_init(|| render(GPU_OVERLAY)).as_ref()
 }
 
+/// `deploy/overlays/checkpoints`, rendered once per test binary, like [`rendered`].
+fn rendered_checkpoints() -> Option<&'static Rendered> {
+    static RENDERED: OnceLock<Option<Rendered>> = OnceLock::new();
+    RENDERED
+        .get_or_init(|| render("deploy/overlays/checkpoints"))
+        .as_ref()
+}
+
 /// Runs `check` on the base and on every overlay. The kustomization being checked is printed first,
 /// so a failure (whose output the harness shows) names it.
 fn each_rendering(check: impl Fn(&Rendered)) {
-    for rendered in [rendered(), rendered_gpu()].into_iter().flatten() {
+    for rendered in [rendered(), rendered_gpu(), rendered_checkpoints()]
+        .into_iter()
+        .flatten()
+    {
         println!("checking {}", rendered.dir);
         check(rendered);
     }
@@ -1282,4 +1296,56 @@ fn gpu_overlay_runs_the_agent_under_the_nvidia_runtime_on_gpu_nodes() {
             d.id()
         );
     }
+}
+
+/// The checkpoints overlay mounts one ReadWriteMany NFS claim into every agent, read-write, where
+/// `--checkpoint-dir` points; the claim binds only to its PersistentVolume.
+#[test]
+fn checkpoints_overlay_mounts_the_shared_volume_into_the_agent() {
+    let Some(overlay) = rendered_checkpoints() else {
+        return;
+    };
+    let (pod, agent) = agent_of(overlay);
+    let who = "deploy/overlays/checkpoints DaemonSet/aistor-agent";
+    let dir = env_value(agent, "AISTOR_AGENT_CHECKPOINT_DIR").expect("the checkpoint dir is set");
+    let mount = agent
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .unwrap_or_else(|| panic!("{who}: a volume is mounted at {dir}"));
+    assert!(
+        !mount.read_only.unwrap_or(false),
+        "{who}: checkpoints are written"
+    );
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the mounted volume exists");
+    let claim = volume
+        .persistent_volume_claim
+        .as_ref()
+        .expect("the checkpoint volume is a claim")
+        .claim_name
+        .clone();
+    let doc = |kind: &str, name: &str| {
+        overlay
+            .documents
+            .iter()
+            .find(|d| d.object.kind() == kind && d.object.metadata().name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{kind}/{name} is rendered"))
+    };
+    let pvc = doc("PersistentVolumeClaim", &claim);
+    assert_eq!(
+        pvc.raw["spec"]["accessModes"][0], "ReadWriteMany",
+        "shared by every node"
+    );
+    let pv_name = pvc.raw["spec"]["volumeName"]
+        .as_str()
+        .expect("bound to its volume");
+    let pv = doc("PersistentVolume", pv_name);
+    assert!(pv.raw["spec"]["nfs"]["server"].is_string(), "an NFS volume");
+    assert_eq!(pv.raw["spec"]["claimRef"]["name"], claim.as_str());
 }
