@@ -1030,6 +1030,27 @@ async fn criu_probe_quotes_criu() {
     assert!(capability.version.is_some(), "{capability:?}");
 }
 
+/// The agent spawns stages, restores and sweeps on its runtime: their futures must be Send.
+#[test]
+fn futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let exec = HostExec { cwd: ".".into() };
+    let target = HookTarget {
+        pid: Some(1),
+        exec: Some(&exec),
+    };
+    let req = request(&std::env::temp_dir(), Path::new("."), "never-run");
+    // built, checked and dropped without being polled
+    send(checkpoint::stage(req, target, |_| {}));
+    send(checkpoint::restore(".".into(), "x".into(), |_| {}));
+    send(checkpoint::verify(".".into()));
+    send(checkpoint::sweep(".".into(), NODE.into()));
+    send(checkpoint::criu::probe(
+        Path::new("criu"),
+        Duration::from_secs(1),
+    ));
+}
+
 #[test]
 fn hook_parse_is_exported() {
     assert_eq!(

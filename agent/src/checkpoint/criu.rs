@@ -285,6 +285,14 @@ Error (criu/crtools.c:260): Could not initialize kernel features detection.
             "{}",
             quoted.len()
         );
+        // "Error: " is 7 bytes, so the limit falls inside a 2-byte character
+        let line = format!("Error: {}", "é".repeat(300));
+        let c = assess(None, &exited(Some(1), "", &line));
+        let quoted = c
+            .reason
+            .trim_start_matches("criu check failed (exit status 1): ");
+        assert_eq!(quoted.len(), MAX_LINE - 1);
+        assert_eq!(cut(&format!("x{}", "é".repeat(150))).len(), MAX_LINE - 1);
         assert_eq!(cut("abc"), "abc");
         assert_eq!(cut(&"a".repeat(MAX_LINE + 1)).len(), MAX_LINE);
     }
