@@ -286,27 +286,14 @@ impl Decision {
         Some(replicas)
     }
 
-    /// Without `behavior`: the downscale window, then `[min, min(max, max(2×current, 4))]`.
+    /// Without `behavior`: the downscale window, then the bounds.
     fn normalize(&mut self, proposal: u32, window: Duration) -> u32 {
         let (current, min, max) = (self.current_replicas, self.min_replicas, self.max_replicas);
         let stabilized = self
             .history
             .stabilize_max(proposal, window, self.now.wall_unix_nanos);
         self.stabilized(proposal, stabilized, Rule::ScaleDownStabilized);
-        // A cap against bogus metric spikes (the HPA's heapster incident, #32304).
-        let up_cap = (2 * u64::from(current)).max(4);
-        let (ceiling, ceiling_rule) = if u64::from(max) > up_cap {
-            (up_cap as u32, Rule::ScaleUpLimit)
-        } else {
-            (max, Rule::TooManyReplicas)
-        };
-        let limit = if stabilized < min {
-            Some((min, Rule::TooFewReplicas))
-        } else if stabilized > ceiling {
-            Some((ceiling, ceiling_rule))
-        } else {
-            None
-        };
+        let limit = bounds(current, stabilized, min, max);
         self.limited(stabilized, limit)
     }
 
@@ -327,29 +314,7 @@ impl Decision {
             Rule::ScaleDownStabilized
         };
         self.stabilized(proposal, stabilized, rule);
-        let (ups, downs) = (
-            &self.history.scale_up_events,
-            &self.history.scale_down_events,
-        );
-        let limit = if stabilized > current {
-            let allowed = scale_up_limit(current, ups, downs, up, now).max(i64::from(current));
-            let (ceiling, rule) = if i64::from(max) > allowed {
-                (allowed, Rule::ScaleUpLimit)
-            } else {
-                (i64::from(max), Rule::TooManyReplicas)
-            };
-            (i64::from(stabilized) > ceiling).then_some((ceiling as u32, rule))
-        } else if stabilized < current {
-            let allowed = scale_down_limit(current, ups, downs, down, now).min(i64::from(current));
-            let (floor, rule) = if i64::from(min) < allowed {
-                (allowed, Rule::ScaleDownLimit)
-            } else {
-                (i64::from(min), Rule::TooFewReplicas)
-            };
-            (i64::from(stabilized) < floor).then_some((floor as u32, rule))
-        } else {
-            None
-        };
+        let limit = rate_bounds(current, stabilized, min, max, up, down, &self.history, now);
         self.limited(stabilized, limit)
     }
 
@@ -418,6 +383,63 @@ impl Decision {
         );
         self.step(rule, stabilized, to);
         to
+    }
+}
+
+/// Without `behavior`, `desired` is held to `[min, min(max, max(2×current, 4))]`
+/// (the HPA's `convertDesiredReplicasWithRules`); the cap guards against bogus
+/// metric spikes (kubernetes#32304). `None` when nothing holds it.
+pub(crate) fn bounds(current: u32, desired: u32, min: u32, max: u32) -> Option<(u32, Rule)> {
+    let up_cap = (2 * u64::from(current)).max(4);
+    let (ceiling, ceiling_rule) = if u64::from(max) > up_cap {
+        (up_cap as u32, Rule::ScaleUpLimit)
+    } else {
+        (max, Rule::TooManyReplicas)
+    };
+    if desired < min {
+        Some((min, Rule::TooFewReplicas))
+    } else if desired > ceiling {
+        Some((ceiling, ceiling_rule))
+    } else {
+        None
+    }
+}
+
+/// With `behavior`: a change is held to what the direction's policies allow over
+/// their periods, and to `[min, max]` (`convertDesiredReplicasWithBehaviorRate`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rate_bounds(
+    current: u32,
+    desired: u32,
+    min: u32,
+    max: u32,
+    up: &Rules,
+    down: &Rules,
+    history: &History,
+    now_unix_nanos: u64,
+) -> Option<(u32, Rule)> {
+    let (ups, downs) = (&history.scale_up_events, &history.scale_down_events);
+    if desired > current {
+        // Never below the current count, even when recent events used the budget up.
+        let allowed =
+            scale_up_limit(current, ups, downs, up, now_unix_nanos).max(i64::from(current));
+        let (ceiling, rule) = if i64::from(max) > allowed {
+            (allowed, Rule::ScaleUpLimit)
+        } else {
+            (i64::from(max), Rule::TooManyReplicas)
+        };
+        (i64::from(desired) > ceiling).then_some((ceiling as u32, rule))
+    } else if desired < current {
+        let allowed =
+            scale_down_limit(current, ups, downs, down, now_unix_nanos).min(i64::from(current));
+        let (floor, rule) = if i64::from(min) < allowed {
+            (allowed, Rule::ScaleDownLimit)
+        } else {
+            (i64::from(min), Rule::TooFewReplicas)
+        };
+        (i64::from(desired) < floor).then_some((floor as u32, rule))
+    } else {
+        None
     }
 }
 

@@ -13,6 +13,8 @@
 mod behavior;
 mod condition;
 mod decide;
+#[cfg(test)]
+mod fixtures;
 mod history;
 mod metric;
 mod pods;

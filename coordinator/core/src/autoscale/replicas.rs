@@ -138,7 +138,7 @@ impl std::error::Error for MetricError {}
 /// `ceil(x)` as a replica count: saturating at the int32 bound, 0 for a negative
 /// or non-number.
 fn ceil_replicas(x: f64) -> u32 {
-    x.ceil().min(f64::from(MAX_REPLICAS)) as u32
+    (x.ceil() as u32).min(MAX_REPLICAS)
 }
 
 fn saturating_i64(v: i128) -> i64 {
@@ -324,3 +324,6 @@ pub fn replicas_for_metric(
     }
     Ok(result(proposal, rebalanced, Basis::Rebalanced))
 }
+
+#[cfg(test)]
+mod tests;
