@@ -626,3 +626,6 @@ impl fmt::Display for Decision {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -176,7 +176,8 @@ mod tests {
     // upstream's; the log drops every expired entry where upstream overwrites one.
     #[test]
     fn without_behavior_the_highest_recent_recommendation_wins() {
-        let cases: [(&str, Vec<Recommendation>, u32, u32, Vec<u32>); 5] = [
+        type Case = (&'static str, Vec<Recommendation>, u32, u32, Vec<u32>);
+        let cases: [Case; 5] = [
             ("empty log", vec![], 5, 5, vec![5]),
             (
                 "stabilize",
@@ -220,7 +221,17 @@ mod tests {
     // TestNormalizeDesiredReplicasWithBehavior (horizontal_test.go).
     #[test]
     fn with_behavior_both_windows_bound_the_recommendation() {
-        let cases: [(&str, Vec<Recommendation>, u32, u32, u64, u64, u32, Vec<u32>); 9] = [
+        type Case = (
+            &'static str,
+            Vec<Recommendation>,
+            u32,
+            u32,
+            u64,
+            u64,
+            u32,
+            Vec<u32>,
+        );
+        let cases: [Case; 9] = [
             (
                 "empty recommendations for scaling down",
                 vec![],
