@@ -18,6 +18,8 @@ mod fixtures;
 mod history;
 mod metric;
 mod pods;
+#[cfg(test)]
+mod properties;
 pub mod replicas;
 
 pub use behavior::{Behavior, Policy, PolicyKind, Rules, ScalingRules, SelectPolicy};
