@@ -511,6 +511,14 @@ mod tests {
             assert_eq!(got, after, "down: {name}");
             assert!(down.scale_up_events.is_empty(), "down: {name}");
         }
+        // An event exactly one longest period old is not outdated yet (upstream: Before).
+        let mut h = History {
+            scale_up_events: vec![ev(3, 60, false)],
+            ..History::default()
+        };
+        h.record_scale(&rules(&[(1, 60)]), &rules(&[]), 1, 2, NOW);
+        assert_eq!(h.scale_up_events.len(), 2);
+        assert!(!h.scale_up_events[0].outdated);
         // The new event carries the time it was recorded.
         let mut h = History::default();
         h.record_scale(&rules(&[(1, 60)]), &rules(&[]), 1, 2, NOW);

@@ -1,7 +1,7 @@
 //! Autoscaling decisions: the Kubernetes HPA v2 controller's arithmetic, exactly,
 //! over the figures aistor's agents measure (CPU, memory, GPU, storage I/O).
 //!
-//! - [`replicas`]: one metric's proposal (`replica_calculator.go`): tolerance band,
+//! - [`replicas_for_metric`]: one metric's proposal (`replica_calculator.go`): tolerance band,
 //!   unready and missing pods, CPU start-up rules, rounding.
 //! - [`decide()`]: one sync (`reconcileAutoscaler`): the largest proposal, no
 //!   scale-down while a metric is blind, stabilisation, rate policies, bounds and
@@ -20,7 +20,7 @@ mod metric;
 mod pods;
 #[cfg(test)]
 mod properties;
-pub mod replicas;
+mod replicas;
 
 pub use behavior::{Behavior, Policy, PolicyKind, Rules, ScalingRules, SelectPolicy};
 pub use condition::{Condition, ConditionStatus, ConditionType, Reason, failed_get_scale};
@@ -31,5 +31,6 @@ pub use metric::{
 };
 pub use pods::{Group, PodFacts, PodPhase, Readiness, ReadyCondition, group};
 pub use replicas::{
-    Basis, Current, MetricError, MetricResult, PodCounts, Tolerances, replicas_for_metric,
+    Basis, Current, MAX_REPLICAS, MetricError, MetricResult, PodCounts, Tolerances,
+    replicas_for_metric,
 };

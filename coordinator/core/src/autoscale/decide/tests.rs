@@ -1961,3 +1961,34 @@ fn rule_words() {
         }
     );
 }
+
+#[test]
+fn boundaries_of_the_pre_checks_and_the_guard() {
+    // A blind metric with the others proposing exactly the current count: nothing
+    // would fall, so the count is computed as usual.
+    let d = hpa(1, 10, 3)
+        .cpu(100)
+        .invalid()
+        .pods(pods(3).requests(&[100; 3]).levels(&[100; 3]))
+        .sync();
+    assert_eq!(d.proposal.map(|p| p.replicas), Some(3));
+    assert_eq!(
+        triples(&d)[1],
+        (ScalingActive, S::True, Reason::ValidMetricFound)
+    );
+    assert!(d.steps.is_empty());
+    // At the maximum the metrics are still read (and may scale down).
+    let d = hpa(1, 5, 5)
+        .cpu(100)
+        .pods(pods(5).requests(&[100; 5]).levels(&[20; 5]))
+        .history(known())
+        .sync();
+    assert_eq!((d.desired_replicas, d.metrics.len()), (1, 1));
+    // Min equal to max is a valid spec: the count is pinned by the bounds.
+    let d = hpa(4, 4, 4)
+        .cpu(100)
+        .pods(pods(4).requests(&[100; 4]).levels(&[500; 4]))
+        .sync();
+    assert_eq!(d.desired_replicas, 4);
+    assert_eq!(d.limited_by(), Some(Rule::TooManyReplicas));
+}

@@ -712,3 +712,40 @@ fn errors_explain_themselves() {
         assert_eq!(e.to_string(), text);
     }
 }
+
+#[test]
+fn edges_of_the_rebalancing_rules() {
+    // Ratio exactly 1 with an unready pod: no scale-up is proposed, so the unready
+    // pod is not assumed idle and the band keeps the count.
+    let p = pods(3)
+        .requests(&[1000; 3])
+        .levels(&[0, 500, 500])
+        .ready(&[F, T, T]);
+    let got = run(3, util(50), &p, TOLERANCE).unwrap();
+    assert_eq!(
+        (got.proposal, got.basis, got.rebalanced_ratio),
+        (3, Basis::WithinTolerance, None)
+    );
+    // A scale-up whose rebalanced count would still be below the current count
+    // (more replicas than pods, one missing) keeps the count.
+    let p = pods(3).requests(&[1000; 3]).levels(&[2000, 2000]);
+    let got = run(10, util(100), &p, TOLERANCE).unwrap();
+    assert_eq!(
+        (got.proposal, got.basis),
+        (10, Basis::RebalanceAgainstDirection)
+    );
+    assert_eq!(got.rebalanced_ratio, Some(1.33));
+}
+
+#[test]
+fn saturation_keeps_the_sign() {
+    assert_eq!(saturating_i64(i128::from(i64::MAX) + 1), i64::MAX);
+    assert_eq!(saturating_i64(i128::from(i64::MIN) - 1), i64::MIN);
+    assert_eq!(saturating_i64(-7), -7);
+    // A missing pod with an absurd request on a scale-down is assumed at the bound.
+    let p = pods(2).requests(&[1000, i64::MAX]).levels(&[10]);
+    let got = run(2, util(300), &p, TOLERANCE).unwrap();
+    assert_eq!(got.current, u(1, 10));
+    let p = pods(2).requests(&[1000, i64::MIN]).levels(&[10]);
+    assert!(run(2, util(300), &p, TOLERANCE).is_ok());
+}
