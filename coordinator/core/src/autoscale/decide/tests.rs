@@ -1992,3 +1992,43 @@ fn boundaries_of_the_pre_checks_and_the_guard() {
     assert_eq!(d.desired_replicas, 4);
     assert_eq!(d.limited_by(), Some(Rule::TooManyReplicas));
 }
+
+#[test]
+fn at_zero_replicas_a_blind_metric_still_stops_scaling() {
+    // minReplicas 0 and nothing running: nothing "falls", but with every metric
+    // blind there is nothing to scale on.
+    let d = hpa(0, 5, 0).invalid().pods(pods(0)).history(known()).sync();
+    assert_eq!((d.desired_replicas, d.rescale), (0, false));
+    assert_eq!(
+        triples(&d)[1],
+        (ScalingActive, S::False, Reason::FailedGetPodsMetric)
+    );
+    assert_eq!(d.limited_by(), Some(Rule::NoValidMetric));
+}
+
+#[test]
+fn a_rate_limit_equal_to_a_bound_is_reported_as_the_bound() {
+    let b = Behavior {
+        scale_down: Some(rules(5, 60, 0, 0, 0)),
+        ..Behavior::default()
+    };
+    let (up, down) = (b.scale_up_rules(), b.scale_down_rules(Duration::ZERO));
+    // Default scale-up from 5 allows 10 (100 %); max is also 10.
+    assert_eq!(
+        rate_bounds(5, 20, 1, 10, &up, &down, &known(), NOW),
+        Some((10, Rule::TooManyReplicas))
+    );
+    assert_eq!(
+        rate_bounds(5, 20, 1, 11, &up, &down, &known(), NOW),
+        Some((10, Rule::ScaleUpLimit))
+    );
+    // 5 pods off 10 allows 5; min is also 5.
+    assert_eq!(
+        rate_bounds(10, 1, 5, 20, &up, &down, &known(), NOW),
+        Some((5, Rule::TooFewReplicas))
+    );
+    assert_eq!(
+        rate_bounds(10, 1, 4, 20, &up, &down, &known(), NOW),
+        Some((5, Rule::ScaleDownLimit))
+    );
+}
