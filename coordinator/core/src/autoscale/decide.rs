@@ -9,6 +9,7 @@ use super::metric::{MetricSpec, Observations, Target};
 use super::pods::{PodFacts, Readiness};
 use super::replicas::{Current, MetricError, MetricResult, Tolerances, replicas_for_metric};
 use crate::clock::Now;
+use std::cmp::Ordering;
 use std::fmt;
 use std::time::Duration;
 
@@ -419,27 +420,29 @@ pub(crate) fn rate_bounds(
     now_unix_nanos: u64,
 ) -> Option<(u32, Rule)> {
     let (ups, downs) = (&history.scale_up_events, &history.scale_down_events);
-    if desired > current {
-        // Never below the current count, even when recent events used the budget up.
-        let allowed =
-            scale_up_limit(current, ups, downs, up, now_unix_nanos).max(i64::from(current));
-        let (ceiling, rule) = if i64::from(max) > allowed {
-            (allowed, Rule::ScaleUpLimit)
-        } else {
-            (i64::from(max), Rule::TooManyReplicas)
-        };
-        (i64::from(desired) > ceiling).then_some((ceiling as u32, rule))
-    } else if desired < current {
-        let allowed =
-            scale_down_limit(current, ups, downs, down, now_unix_nanos).min(i64::from(current));
-        let (floor, rule) = if i64::from(min) < allowed {
-            (allowed, Rule::ScaleDownLimit)
-        } else {
-            (i64::from(min), Rule::TooFewReplicas)
-        };
-        (i64::from(desired) < floor).then_some((floor as u32, rule))
-    } else {
-        None
+    match desired.cmp(&current) {
+        Ordering::Greater => {
+            // Never below the current count, even when recent events used the budget up.
+            let allowed =
+                scale_up_limit(current, ups, downs, up, now_unix_nanos).max(i64::from(current));
+            let (ceiling, rule) = if i64::from(max) > allowed {
+                (allowed, Rule::ScaleUpLimit)
+            } else {
+                (i64::from(max), Rule::TooManyReplicas)
+            };
+            (i64::from(desired) > ceiling).then_some((ceiling as u32, rule))
+        }
+        Ordering::Less => {
+            let allowed =
+                scale_down_limit(current, ups, downs, down, now_unix_nanos).min(i64::from(current));
+            let (floor, rule) = if i64::from(min) < allowed {
+                (allowed, Rule::ScaleDownLimit)
+            } else {
+                (i64::from(min), Rule::TooFewReplicas)
+            };
+            (i64::from(desired) < floor).then_some((floor as u32, rule))
+        }
+        Ordering::Equal => None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! means something; a clock stepped back only keeps entries a little longer.
 
 use super::behavior::Rules;
+use std::cmp::Ordering;
 use std::time::Duration;
 
 /// One sync's proposal before stabilisation.
@@ -111,7 +112,7 @@ impl History {
     /// events older than that direction's longest period are marked outdated and
     /// the last of them is overwritten, else the event is appended. This is the
     /// HPA's own bookkeeping, which also bounds the list: it only grows while
-    /// every event in it is recent.
+    /// every event in it is recent. No change, no event.
     pub(crate) fn record_scale(
         &mut self,
         up_rules: &Rules,
@@ -120,10 +121,10 @@ impl History {
         to: u32,
         now_unix_nanos: u64,
     ) {
-        let (events, rules, change) = if to > from {
-            (&mut self.scale_up_events, up_rules, to - from)
-        } else {
-            (&mut self.scale_down_events, down_rules, from - to)
+        let (events, rules, change) = match to.cmp(&from) {
+            Ordering::Greater => (&mut self.scale_up_events, up_rules, to - from),
+            Ordering::Less => (&mut self.scale_down_events, down_rules, from - to),
+            Ordering::Equal => return,
         };
         let cutoff = before(rules.longest_period(), now_unix_nanos);
         for e in events.iter_mut() {
@@ -519,6 +520,10 @@ mod tests {
         h.record_scale(&rules(&[(1, 60)]), &rules(&[]), 1, 2, NOW);
         assert_eq!(h.scale_up_events.len(), 2);
         assert!(!h.scale_up_events[0].outdated);
+        // No change is no event.
+        let mut h = History::default();
+        h.record_scale(&rules(&[(1, 60)]), &rules(&[(1, 60)]), 4, 4, NOW);
+        assert_eq!(h, History::default());
         // The new event carries the time it was recorded.
         let mut h = History::default();
         h.record_scale(&rules(&[(1, 60)]), &rules(&[]), 1, 2, NOW);

@@ -142,7 +142,7 @@ fn ceil_replicas(x: f64) -> u32 {
 }
 
 fn saturating_i64(v: i128) -> i64 {
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+    v.clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }
 
 /// Ratio and current value of a set of per-pod values (pod index, milli).
@@ -163,8 +163,7 @@ impl Ratio {
                     return Err(MetricError::ZeroRequests);
                 }
                 let percent = total.saturating_mul(100) / requested;
-                let percent =
-                    i32::try_from(percent).unwrap_or(if percent < 0 { i32::MIN } else { i32::MAX });
+                let percent = percent.clamp(i32::MIN.into(), i32::MAX.into()) as i32;
                 Ok((
                     f64::from(percent) / f64::from(*target),
                     Current::Utilization {

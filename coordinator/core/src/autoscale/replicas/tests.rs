@@ -749,3 +749,56 @@ fn saturation_keeps_the_sign() {
     let p = pods(2).requests(&[1000, i64::MIN]).levels(&[10]);
     assert!(run(2, util(300), &p, TOLERANCE).is_ok());
 }
+
+#[test]
+fn every_pod_is_counted_once_in_its_group() {
+    // ready, unready (False), unready (hot), pending, failed, deleting, missing
+    let p = pods(7)
+        .requests(&[1000; 7])
+        .levels(&[500, 500, 500, 500, 500, 500])
+        .ready(&[T, F, T, T, T, T, T])
+        .start(&[C, C, H, C, C, C, C])
+        .phase(&[RUNNING, RUNNING, RUNNING, PENDING, FAILED, RUNNING, RUNNING])
+        .deleting(&[false, false, false, false, false, true, false]);
+    let got = run(5, util(50), &p, TOLERANCE).unwrap();
+    let c = got.pods;
+    assert_eq!((c.ready, c.unready, c.missing, c.ignored), (1, 3, 1, 2));
+    assert_eq!(
+        c.missing_reasons,
+        vec![(name(6), "no observation of this pod".into())]
+    );
+}
+
+#[test]
+fn a_rebalanced_scale_up_to_the_current_count_is_still_a_proposal() {
+    // 4 replicas, 3 pods, one missing: ratio 2, with the missing one idle 4/3,
+    // ceil(4/3 × 3) = 4 = the current count; not "against the direction".
+    let p = pods(3).requests(&[1000; 3]).levels(&[2000, 2000]);
+    let got = run(4, util(100), &p, TOLERANCE).unwrap();
+    assert_eq!((got.proposal, got.basis), (4, Basis::Rebalanced));
+}
+
+#[test]
+fn with_an_empty_band_a_rebalanced_ratio_of_exactly_one_is_followed() {
+    // Negative tolerances make a band that holds nothing (the API refuses them;
+    // the arithmetic does not), so the rules after the band are reached at 1.
+    let none = Tolerances {
+        scale_down: -0.5,
+        scale_up: -0.5,
+    };
+    // Scale-down: 0 % measured, the missing pod assumed at its full request:
+    // (0 + 1000) / 2000 = 50 % = the target.
+    let p = pods(2).requests(&[1000; 2]).levels(&[0]);
+    let got = run(1, util(50), &p, none).unwrap();
+    assert_eq!(
+        (got.rebalanced_ratio, got.proposal, got.basis),
+        (Some(1.0), 2, Basis::Rebalanced)
+    );
+    // Scale-up: 100 % measured, the missing pod idle: 50 % = the target.
+    let p = pods(2).requests(&[1000; 2]).levels(&[1000]);
+    let got = run(3, util(50), &p, none).unwrap();
+    assert_eq!(
+        (got.rebalanced_ratio, got.proposal, got.basis),
+        (Some(1.0), 2, Basis::Rebalanced)
+    );
+}
