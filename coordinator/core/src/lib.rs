@@ -1,7 +1,8 @@
-//! aistor's pure domain: the live cluster view built from agent reports, and (later)
-//! the decisions taken from it. Nothing here does I/O or reads a clock: time is a
-//! parameter, so every rule is tested with exact instants.
+//! aistor's pure domain: the live cluster view built from agent reports, and the
+//! decisions taken from it (autoscaling so far). Nothing here does I/O or reads a
+//! clock: time is a parameter, so every rule is tested with exact instants.
 
+pub mod autoscale;
 pub mod clock;
 pub mod manifest;
 pub mod model;
