@@ -47,6 +47,9 @@ stop_pods() {
   ids=$("${ctr[@]}" containers ls -q 'labels."aistor.io/managed-by"==aistor-local-runtime' 2>/dev/null) || return 0
   [ -z "$ids" ] && return 0
   log "stopping the local runtime's containers"
+  local uids
+  uids=$(for id in $ids; do "${ctr[@]}" containers info "$id" 2>/dev/null \
+    | sed -n 's/.*"io.kubernetes.pod.uid": "\([^"]*\)".*/\1/p'; done | sort -u)
   for id in $ids; do "${ctr[@]}" tasks kill --all --signal SIGTERM "$id" >/dev/null 2>&1 || true; done
   for _ in $(seq 1 50); do
     "${ctr[@]}" tasks ls -q 2>/dev/null | grep -qFf <(printf '%s\n' $ids) || break
@@ -57,8 +60,16 @@ stop_pods() {
     "${ctr[@]}" tasks delete --force "$id" >/dev/null 2>&1 || true
     "${ctr[@]}" containers delete "$id" >/dev/null 2>&1 || true
   done
-  # Their pod cgroups, now empty (rmdir never removes a cgroup with processes).
-  find /sys/fs/cgroup -depth -type d -path '*/kubepods/*pod*' -empty -delete 2>/dev/null || true
+  # Their pod cgroups, now without processes (rmdir never removes a cgroup that has some).
+  local uid d c
+  for uid in $uids; do
+    for d in /sys/fs/cgroup/kubepods/pod"$uid" /sys/fs/cgroup/kubepods/*/pod"$uid" \
+             /sys/fs/cgroup/*/kubepods/pod"$uid" /sys/fs/cgroup/*/kubepods/*/pod"$uid"; do
+      [ -d "$d" ] || continue
+      for c in "$d"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+      rmdir "$d" 2>/dev/null || true
+    done
+  done
 }
 
 stop() {
@@ -128,11 +139,13 @@ if [ "$local_runtime" = 1 ]; then
 fi
 
 log "starting aistor-coordinator (gRPC $grpc, REST $http, state in $data_dir); log: $run_dir/coordinator.log"
-"$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" --data-dir "$data_dir" \
+# Each in its own session: Ctrl-C reaches only this script, which stops them in order
+# (agent and coordinator, then the pods, then containerd).
+setsid "$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" --data-dir "$data_dir" \
   >"$run_dir/coordinator.log" 2>&1 &
 pids+=($!)
 log "starting aistor-agent (interval $interval, metrics $admin); log: $run_dir/agent.log"
-"$bin/aistor-agent" "${agent_args[@]}" >"$run_dir/agent.log" 2>&1 &
+setsid "$bin/aistor-agent" "${agent_args[@]}" >"$run_dir/agent.log" 2>&1 &
 pids+=($!)
 
 ctl=("$bin/aistorctl" --server "http://$grpc")

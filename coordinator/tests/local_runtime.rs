@@ -168,6 +168,8 @@ spec:
       readinessProbe:
         exec: {command: ["true"]}
         periodSeconds: 1
+      # Shares the trainer's checkpoint volume: staged once, the hook sent to the trainer only.
+      volumeMounts: [{name: ckpt, mountPath: /checkpoint}]
 ---
 apiVersion: apps/v1
 kind: Deployment

@@ -166,6 +166,15 @@ pub(super) async fn stage(
             }
         }
         targets.retain(|(c, _)| req.containers.contains(c));
+    } else {
+        // A volume mounted by several containers holds one checkpoint: staged (and its
+        // hook sent) once, for the first container that mounts it.
+        let mut seen = Vec::new();
+        targets.retain(|(_, v)| {
+            let first = !seen.contains(v);
+            seen.push(v.clone());
+            first
+        });
     }
     if targets.is_empty() {
         return Err(format!(
