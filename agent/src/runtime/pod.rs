@@ -24,6 +24,9 @@ const BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// How long a cleanup call is retried before the pod reports it as failed.
 const CLEANUP_RETRY: Duration = Duration::from_secs(2);
 
+/// Written next to a pod's volumes once its checkpoint is restored.
+const RESTORED_MARKER: &str = ".aistor-restored";
+
 /// Where the local runtime keeps things on the host.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -129,7 +132,7 @@ pub(super) fn initial_state(pod: &PodManifest, uid: &str) -> PodState {
 /// Runs the pod until `stop` turns true, then stops and removes everything it made.
 /// `adopt` holds the containers of this pod found in containerd (an agent restart).
 pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Receiver<bool>) {
-    let volumes = match prepare(&ctx, adopt.is_empty()).await {
+    let volumes = match prepare(&ctx).await {
         Ok(v) => v,
         Err(message) => {
             tracing::warn!(pod = %ctx.pod.name, namespace = %ctx.pod.namespace, %message, "pod not started");
@@ -174,7 +177,7 @@ pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Rece
 
 /// Pod cgroup and volume directories, and (for a new pod) the checkpoint it starts from;
 /// `Err` is the message the pod shows.
-async fn prepare(ctx: &PodCtx, fresh: bool) -> Result<BTreeMap<String, String>, String> {
+async fn prepare(ctx: &PodCtx) -> Result<BTreeMap<String, String>, String> {
     ctx.cgroups
         .create(&ctx.cgroup, &plan::pod_limits(&ctx.pod))
         .map_err(|e| e.to_string())?;
@@ -192,11 +195,16 @@ async fn prepare(ctx: &PodCtx, fresh: bool) -> Result<BTreeMap<String, String>, 
         volumes.insert(v.name.clone(), dir.display().to_string());
     }
     *ctx.volumes.lock().unwrap_or_else(|p| p.into_inner()) = volumes.clone();
-    // An adopted pod already started from its checkpoint: never restore twice.
-    if fresh
+    // A pod starts from its checkpoint once in its life: a restarted agent, or a pod
+    // started again after a reboot, keeps what its volumes hold since.
+    let marker = ctx.paths.pod_volumes(&ctx.uid).join(RESTORED_MARKER);
+    if !marker.exists()
         && let Some(done) =
             super::checkpoints::restore(&ctx.checkpoints, &ctx.pod, &volumes).await?
     {
+        std::fs::create_dir_all(ctx.paths.pod_volumes(&ctx.uid))
+            .and_then(|()| std::fs::write(&marker, &done))
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
         ctx.set_message(format!("restored from its checkpoint: {done}"));
     }
     Ok(volumes)
