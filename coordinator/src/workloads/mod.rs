@@ -80,6 +80,8 @@ struct State {
     observed: HashMap<String, Observed>,
     /// Checkpoints asked for or reported, by id (oldest dropped past [`KEEP_CHECKPOINTS`]).
     checkpoints: BTreeMap<String, CheckpointEntry>,
+    /// Nodes whose agent runs the local runtime (its reports carry the section).
+    runtime_nodes: std::collections::HashSet<String>,
     /// Log reads waiting for their answer in a report, by request id.
     pending_logs: HashMap<String, tokio::sync::oneshot::Sender<pb::LogChunk>>,
 }
@@ -532,8 +534,8 @@ impl Workloads {
         Ok(())
     }
 
-    /// The node for a new pod: the one it names, else the only ready node, else the
-    /// ready node with the fewest pods of ours. `None` when no node is ready.
+    /// The node for a new pod: the one it names, else the only ready node running the
+    /// local runtime, else such a node with the fewest pods of ours. `None` when none is.
     fn place(&self, object: &Value) -> Option<String> {
         if let Some(node) = object["spec"]["nodeName"]
             .as_str()
@@ -551,6 +553,10 @@ impl Workloads {
             })
             .collect();
         let state = self.state();
+        let ready: Vec<String> = ready
+            .into_iter()
+            .filter(|n| state.runtime_nodes.contains(n))
+            .collect();
         ready.into_iter().min_by_key(|n| {
             let count = state
                 .pods
@@ -577,7 +583,11 @@ impl Workloads {
     }
 
     /// An agent connected: it gets every pod assigned to it (and removes any other).
+    /// An agent without the local runtime gets nothing.
     pub fn connected(&self, node: &str) {
+        if !self.state().runtime_nodes.contains(node) {
+            return;
+        }
         let pods: Vec<pb::RunPod> = self
             .state()
             .pods
@@ -745,9 +755,16 @@ impl Workloads {
             }
         }
         let Some(runtime) = &head.local_runtime else {
+            self.state().runtime_nodes.remove(node);
             return;
         };
         let mut state = self.state();
+        if state.runtime_nodes.insert(node.to_owned()) {
+            drop(state);
+            // A node that can run pods now: pending ones may be placed on it.
+            self.changed.notify_one();
+            state = self.state();
+        }
         for chunk in &runtime.logs {
             if let Some(tx) = state.pending_logs.remove(&chunk.request_id) {
                 let _ = tx.send(chunk.clone());
