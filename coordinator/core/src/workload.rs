@@ -352,15 +352,9 @@ fn removal_order(a: &&PodRecord, b: &&PodRecord) -> std::cmp::Ordering {
 }
 
 /// Surge and unavailability of a rolling update: Kubernetes' defaults, 25 % each (surge
-/// rounded up, unavailable rounded down), and never both zero.
+/// rounded up, unavailable rounded down), and never both zero: the surge is at least one.
 pub fn rolling_bounds(replicas: u32) -> (u32, u32) {
-    let surge = replicas.div_ceil(4);
-    let unavailable = replicas / 4;
-    if surge == 0 && unavailable == 0 {
-        (1, 0)
-    } else {
-        (surge, unavailable)
-    }
+    (replicas.div_ceil(4).max(1), replicas / 4)
 }
 
 /// What to do so that `d`'s pods become what it asks for. `suffix` gives random bits
@@ -396,19 +390,16 @@ pub fn reconcile(d: &Deployment, pods: &[PodRecord], suffix: &mut dyn FnMut() ->
         .partition(|p| p.template_hash == d.template_hash);
     let replicas = d.replicas as usize;
     if old.is_empty() {
-        if new.len() < replicas {
-            for _ in new.len()..replicas {
-                create(&mut steps, &mut taken);
-            }
-        } else {
-            new.sort_by(removal_order);
-            for p in &new[..new.len() - replicas] {
-                steps.push(Step::Delete {
-                    uid: p.uid.clone(),
-                    name: p.name.clone(),
-                    reason: "ScaledDown",
-                });
-            }
+        for _ in new.len()..replicas {
+            create(&mut steps, &mut taken);
+        }
+        new.sort_by(removal_order);
+        for p in &new[..new.len().saturating_sub(replicas)] {
+            steps.push(Step::Delete {
+                uid: p.uid.clone(),
+                name: p.name.clone(),
+                reason: "ScaledDown",
+            });
         }
         return steps;
     }
@@ -828,6 +819,38 @@ mod tests {
         let mut succeeded = three.to_vec();
         succeeded[0].phase = Some(Phase::Succeeded);
         assert_eq!(deleted(&reconcile(&d, &succeeded, &mut counter())), ["u1"]);
+    }
+
+    #[test]
+    fn names_at_the_length_limit() {
+        let name = |last: usize| {
+            let mut parts = vec!["a".repeat(59); 3];
+            parts.push("a".repeat(last));
+            parts.join(".")
+        };
+        let mut d = deployment(1, "i");
+        d["metadata"]["name"] = json!(name(56));
+        assert_eq!(name(56).len(), 236);
+        assert!(
+            parse_deployment(&d).is_ok(),
+            "236 characters leave room for the suffixes"
+        );
+        d["metadata"]["name"] = json!(name(57));
+        assert_eq!(
+            parse_deployment(&d).unwrap_err().to_string(),
+            "metadata.name: longer than 236 characters"
+        );
+    }
+
+    #[test]
+    fn an_unready_running_pod_goes_before_ready_ones() {
+        let d = parsed(2);
+        let mut pods = vec![pod(&d, 1, true), pod(&d, 2, true), pod(&d, 3, true)];
+        pods[1].ready = false;
+        assert_eq!(deleted(&reconcile(&d, &pods, &mut counter())), ["u2"]);
+        // Among equally ready pods the newest goes.
+        pods[1].ready = true;
+        assert_eq!(deleted(&reconcile(&d, &pods, &mut counter())), ["u3"]);
     }
 
     #[test]
