@@ -264,7 +264,8 @@ impl LocalRuntime {
         let mut removed = Vec::new();
         for m in self.tasks.list_managed().await? {
             let uid = m.label(plan::labels::POD_UID);
-            if known.iter().any(|k| k == uid) {
+            // A desired pod that could not be started just now keeps its containers.
+            if known.iter().any(|k| k == uid) || desired.iter().any(|d| d == uid) {
                 continue;
             }
             if m.running_pid().is_some() {
