@@ -7,13 +7,12 @@ use super::manifest::{ContainerManifest, PodManifest, Rootfs};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The CRI labels discovery reads (the same keys containerd's CRI plugin writes).
+/// The CRI labels discovery reads (its own constants, so the two cannot drift), plus the
+/// local runtime's.
 pub mod labels {
-    pub const POD_NAME: &str = "io.kubernetes.pod.name";
-    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-    pub const POD_UID: &str = "io.kubernetes.pod.uid";
-    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
-    pub const KIND: &str = "io.cri-containerd.kind";
+    pub use crate::source::containerd::labels::{
+        CONTAINER_NAME, KIND, POD_NAME, POD_NAMESPACE, POD_UID,
+    };
     /// Marks containers the local runtime owns, so reconcile never touches the kubelet's.
     pub const MANAGED_BY: &str = "aistor.io/managed-by";
     pub const MANAGED_BY_VALUE: &str = "aistor-local-runtime";

@@ -206,13 +206,7 @@ impl Tasks {
                 ns,
             )?)
             .await
-            .map_err(|status| RuntimeError::Call {
-                socket: self.conn.socket_name(),
-                call: "Tasks.Wait",
-                namespace: ns.to_owned(),
-                message: status.message().to_owned(),
-                code: status.code(),
-            })?
+            .map_err(|status| self.conn.refused("Tasks.Wait", ns, &status))?
             .into_inner();
         Ok(Exit {
             code: exit_code(waited.exit_status),
@@ -371,13 +365,7 @@ impl Tasks {
             started?;
             waited
                 .map(|w| exit_code(w.into_inner().exit_status))
-                .map_err(|status| RuntimeError::Call {
-                    socket: self.conn.socket_name(),
-                    call: "Tasks.Wait",
-                    namespace: ns.to_owned(),
-                    message: status.message().to_owned(),
-                    code: status.code(),
-                })
+                .map_err(|status| self.conn.refused("Tasks.Wait", ns, &status))
         };
         let outcome = tokio::time::timeout(timeout, run).await;
         // The exec process is deleted whatever happened, so it never lingers.

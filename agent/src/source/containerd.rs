@@ -155,17 +155,6 @@ impl RuntimeError {
             }
         )
     }
-
-    /// containerd answered that the object exists already.
-    pub fn is_already_exists(&self) -> bool {
-        matches!(
-            self,
-            Self::Call {
-                code: tonic::Code::AlreadyExists,
-                ..
-            }
-        )
-    }
 }
 
 /// An event that should trigger a refresh.
@@ -374,6 +363,22 @@ impl Connection {
         Ok(request)
     }
 
+    /// The error of a call containerd answered with `status`.
+    pub fn refused(
+        &self,
+        call: &'static str,
+        namespace: &str,
+        status: &tonic::Status,
+    ) -> RuntimeError {
+        RuntimeError::Call {
+            socket: self.socket_name(),
+            call,
+            namespace: namespace.to_owned(),
+            message: status_message(status),
+            code: status.code(),
+        }
+    }
+
     /// Runs one call with a timeout; an error drops the connection (containerd may have
     /// restarted) so the next call reconnects.
     pub async fn call<F, T>(
@@ -395,13 +400,7 @@ impl Connection {
                 ) {
                     self.forget().await;
                 }
-                Err(RuntimeError::Call {
-                    socket: self.socket_name(),
-                    call,
-                    namespace: namespace.to_owned(),
-                    message: status_message(&status),
-                    code: status.code(),
-                })
+                Err(self.refused(call, namespace, &status))
             }
             Err(_) => {
                 self.forget().await;

@@ -607,13 +607,12 @@ impl Workloads {
         self.changed.notify_one();
     }
 
-    /// Stages a checkpoint of a running pod on its node; returns its id and the node.
-    pub fn checkpoint(
+    /// A stored pod and the node it is on; refused while it has none.
+    fn placed(
         &self,
         namespace: &str,
         name: &str,
-        containers: Vec<String>,
-    ) -> Result<(String, String), WorkloadError> {
+    ) -> Result<(String, PodEntry, String), WorkloadError> {
         let key = key(namespace, name);
         let pod = self
             .state()
@@ -628,6 +627,17 @@ impl Workloads {
             .node
             .clone()
             .ok_or_else(|| WorkloadError::Refused(format!("pod {key} is not on a node yet")))?;
+        Ok((key, pod, node))
+    }
+
+    /// Stages a checkpoint of a running pod on its node; returns its id and the node.
+    pub fn checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        containers: Vec<String>,
+    ) -> Result<(String, String), WorkloadError> {
+        let (key, pod, node) = self.placed(namespace, name)?;
         let id = format!("ckpt-{:08x}", random_u64() as u32);
         let directive = pb::Directive {
             kind: Some(pb::directive::Kind::StageCheckpoint(pb::StageCheckpoint {
@@ -675,20 +685,7 @@ impl Workloads {
         tail_lines: u32,
         previous: bool,
     ) -> Result<pb::LogChunk, WorkloadError> {
-        let key = key(namespace, name);
-        let pod = self
-            .state()
-            .pods
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| WorkloadError::NotFound {
-                kind: "pod",
-                key: key.clone(),
-            })?;
-        let node = pod
-            .node
-            .clone()
-            .ok_or_else(|| WorkloadError::Refused(format!("pod {key} is not on a node yet")))?;
+        let (key, pod, node) = self.placed(namespace, name)?;
         let request_id = format!("logs-{:016x}", random_u64());
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.state().pending_logs.insert(request_id.clone(), tx);
