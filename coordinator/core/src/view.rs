@@ -406,6 +406,10 @@ impl<R> ClusterView<R> {
             .filter(move |n| n.state_at(now, &config) == NodeState::Ready)
     }
 
+    pub fn config(&self) -> &ViewConfig {
+        &self.config
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }

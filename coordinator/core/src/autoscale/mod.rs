@@ -13,10 +13,12 @@
 mod behavior;
 mod condition;
 mod decide;
+mod facts;
 #[cfg(test)]
 mod fixtures;
 mod history;
 mod metric;
+mod observe;
 mod pods;
 #[cfg(test)]
 mod properties;
@@ -25,10 +27,12 @@ mod replicas;
 pub use behavior::{Behavior, Policy, PolicyKind, Rules, ScalingRules, SelectPolicy};
 pub use condition::{Condition, ConditionStatus, ConditionType, Reason, failed_get_scale};
 pub use decide::{Config, Decision, MetricDecision, Proposal, Rule, Spec, Step, SyncInput, decide};
+pub use facts::pod_facts;
 pub use history::{History, Recommendation, ScaleEvent};
 pub use metric::{
     MetricKind, MetricSpec, Observation, Observations, Observed, Sample, Target, milli,
 };
+pub use observe::{NO_GPU, PodInView, observe};
 pub use pods::{Group, PodFacts, PodPhase, Readiness, ReadyCondition, group};
 pub use replicas::{
     Basis, Current, MAX_REPLICAS, MetricError, MetricResult, PodCounts, Tolerances,

@@ -19,6 +19,9 @@ pub enum Metric {
     GpuSmPercent,
     /// GPU memory attributed to the pod, summed over its GPUs.
     GpuMemoryBytes,
+    /// Reads plus writes per second, from one sample's two figures (absent when
+    /// either is).
+    IoOpsPerSecond,
 }
 
 /// One report's figures of one pod, by the agent's wall clock. `f32` keeps a sample
@@ -62,7 +65,12 @@ impl PodSample {
     }
 
     pub fn get(&self, metric: Metric) -> Option<f64> {
-        compact::rate_of(self.values[metric as usize])
+        match metric {
+            Metric::IoOpsPerSecond => {
+                Some(self.get(Metric::IoReadsPerSecond)? + self.get(Metric::IoWritesPerSecond)?)
+            }
+            stored => compact::rate_of(self.values[stored as usize]),
+        }
     }
 }
 
@@ -92,6 +100,8 @@ pub struct Reading {
     pub samples: usize,
     /// Agent wall time of the newest sample used.
     pub newest_unix_nanos: u64,
+    /// Agent wall time of the oldest sample used (the newest's for [`Stat::Latest`]).
+    pub oldest_unix_nanos: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -149,6 +159,7 @@ impl PodWindow {
                     value: s.get(metric)?,
                     samples: 1,
                     newest_unix_nanos: s.at_unix_nanos,
+                    oldest_unix_nanos: s.at_unix_nanos,
                 });
             }
             Stat::Mean(span) | Stat::Percentile(span, _) => span,
@@ -161,6 +172,7 @@ impl PodWindow {
             .filter_map(|s| Some((s.at_unix_nanos, s.get(metric)?)))
             .collect();
         let newest_unix_nanos = used.iter().map(|(t, _)| *t).max()?;
+        let oldest_unix_nanos = used.iter().map(|(t, _)| *t).min()?;
         let samples = used.len();
         let value = match stat {
             Stat::Percentile(_, p) => {
@@ -176,6 +188,7 @@ impl PodWindow {
             value,
             samples,
             newest_unix_nanos,
+            oldest_unix_nanos,
         })
     }
 }
@@ -253,10 +266,20 @@ mod tests {
                 .map(Some)
                 .to_vec()
         );
+        assert_eq!(s.get(IoOpsPerSecond), Some(11.0));
         assert_eq!(s.at_unix_nanos, 9);
         // One GPU without a figure makes the sum unknown, not smaller.
         let s = PodSample::of(9, &usage, &[gpu(Some(30.0), None), gpu(None, Some(5))]);
         assert_eq!((s.get(GpuSmPercent), s.get(GpuMemoryBytes)), (None, None));
+        // Operations need both directions.
+        let reads_only = Usage::new(
+            UsageFigures {
+                io_reads_per_second: Some(5.0),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        assert_eq!(PodSample::of(9, &reads_only, &[]).get(IoOpsPerSecond), None);
         // No GPU at all: no GPU figure (not zero).
         assert_eq!(PodSample::of(9, &usage, &[]).get(GpuSmPercent), None);
     }
@@ -304,6 +327,7 @@ mod tests {
         let w = window(&[(1, Some(5.0)), (2, None)]);
         let r = w.read(Metric::CpuMillicores, Stat::Latest).unwrap();
         assert_eq!((r.value, r.samples, r.newest_unix_nanos), (5.0, 1, SEC));
+        assert_eq!(r.oldest_unix_nanos, SEC);
         assert_eq!(
             window(&[(1, None)]).read(Metric::CpuMillicores, Stat::Latest),
             None
@@ -327,6 +351,7 @@ mod tests {
             .unwrap();
         assert_eq!((r.value, r.samples), (15.0, 2));
         assert_eq!(r.newest_unix_nanos, 7 * SEC);
+        assert_eq!(r.oldest_unix_nanos, 5 * SEC);
         let r = w
             .read(Metric::CpuMillicores, Stat::Mean(Duration::from_secs(60)))
             .unwrap();
