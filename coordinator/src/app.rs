@@ -179,6 +179,30 @@ pub async fn run(
     } else {
         None
     };
+    // Autoscalers act through the local runtime's Deployments (standalone); the
+    // Kubernetes `scale` shell is not built yet, so there they are not run.
+    let autoscalers = match &workloads {
+        Some(w) => {
+            let a = crate::autoscalers::Autoscalers::open(
+                store.clone(),
+                view.clone(),
+                Arc::new(crate::autoscalers::target::LocalTargets(w.clone())),
+                aistor_core::autoscale::Config::default(),
+            )
+            .await
+            .map_err(store_error)?;
+            tasks.spawn("autoscalers", {
+                let a = a.clone();
+                let drain = drain.clone();
+                async move {
+                    crate::autoscalers::controller::run(a, drain).await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            });
+            Some(a)
+        }
+        None => None,
+    };
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
         let health = health.clone();
@@ -253,7 +277,9 @@ pub async fn run(
                 measurements.clone(),
                 role.clone(),
                 Arc::new(registry),
-            ),
+                autoscalers.clone(),
+            )
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown({
             let mut drain = drain.clone();

@@ -2,6 +2,9 @@
 //! replaces: errors are `{"error": ..., "details": ...}`. Node and pod lists page
 //! as Kubernetes lists do (`?limit=&continue=`, `metadata.continue`).
 
+mod autoscaling;
+
+use crate::autoscalers::Autoscalers;
 use crate::measurements::Measurements;
 use crate::paging::{self, Listing};
 use crate::role::Role;
@@ -25,6 +28,8 @@ struct RestState {
     measurements: Measurements,
     role: Role,
     registry: Arc<Registry>,
+    /// Absent where this mode runs no autoscalers.
+    autoscalers: Option<Autoscalers>,
 }
 
 pub fn router(
@@ -32,6 +37,7 @@ pub fn router(
     measurements: Measurements,
     role: Role,
     registry: Arc<Registry>,
+    autoscalers: Option<Autoscalers>,
 ) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -44,6 +50,7 @@ pub fn router(
         .route("/api/v1/measurements", post(start_measurement))
         .route("/api/v1/measurements/{id}", get(get_measurement))
         .route("/metrics", get(metrics))
+        .merge(autoscaling::routes())
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
         })
@@ -52,6 +59,7 @@ pub fn router(
             measurements,
             role,
             registry,
+            autoscalers,
         })
 }
 

@@ -61,6 +61,11 @@ impl LiveView {
         self.inner.clock.now()
     }
 
+    /// How much history each pod keeps (the longest window a decision can read).
+    pub fn pod_window(&self) -> std::time::Duration {
+        self.lock().config().pod_window
+    }
+
     pub fn metrics(&self) -> &CoordinatorMetrics {
         &self.inner.metrics
     }

@@ -70,6 +70,42 @@ pub struct DeploymentEntry {
 pub struct Observed {
     pub node: String,
     pub pod: pb::LocalPod,
+    /// When each of `pod.conditions` (same order) last changed status, as this
+    /// coordinator saw it: the first observation after a restart counts as a change.
+    pub transitions_unix_nanos: Vec<u64>,
+}
+
+impl Observed {
+    fn new(node: &str, pod: &pb::LocalPod, previous: Option<&Observed>, now: u64) -> Self {
+        let transitions_unix_nanos = pod
+            .conditions
+            .iter()
+            .map(|c| {
+                previous
+                    .and_then(|p| {
+                        let at = p.pod.conditions.iter().position(|o| o.r#type == c.r#type)?;
+                        (p.pod.conditions[at].status == c.status)
+                            .then(|| p.transitions_unix_nanos.get(at).copied())
+                            .flatten()
+                    })
+                    .unwrap_or(now)
+            })
+            .collect();
+        Self {
+            node: node.to_owned(),
+            pod: pod.clone(),
+            transitions_unix_nanos,
+        }
+    }
+}
+
+/// A Deployment as an autoscaler reads it: its replicas and its pods, each a
+/// Kubernetes `Pod` object with status.
+#[derive(Debug, Clone)]
+pub struct ScaleRead {
+    pub replicas: u32,
+    /// The pods the Deployment owns, with the node each is assigned to.
+    pub pods: Vec<(Value, Option<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +156,7 @@ fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
@@ -464,6 +500,34 @@ impl Workloads {
         Ok(previous)
     }
 
+    /// The Deployment's replicas and its pods with their status (what an
+    /// autoscaler reads before it decides).
+    pub fn read_scale(&self, namespace: &str, name: &str) -> Result<ScaleRead, WorkloadError> {
+        let key = key(namespace, name);
+        let state = self.state();
+        let d = state
+            .deployments
+            .get(&key)
+            .ok_or_else(|| WorkloadError::NotFound {
+                kind: "deployment",
+                key: key.clone(),
+            })?;
+        let pods = state
+            .pods
+            .values()
+            .filter(|p| p.owner.as_deref() == Some(key.as_str()))
+            .map(|p| {
+                let mut object = p.object.clone();
+                object["status"] = status::pod_status(p, state.observed.get(&p.uid));
+                (object, p.node.clone())
+            })
+            .collect();
+        Ok(ScaleRead {
+            replicas: d.parsed.replicas,
+            pods,
+        })
+    }
+
     /// Deletes a pod, or a Deployment with its pods.
     pub async fn delete(
         &self,
@@ -785,14 +849,10 @@ impl Workloads {
             changed |= !keep;
             keep
         });
+        let now = self.view.now().wall_unix_nanos;
         for pod in &runtime.pods {
-            let previous = state.observed.insert(
-                pod.uid.clone(),
-                Observed {
-                    node: node.to_owned(),
-                    pod: pod.clone(),
-                },
-            );
+            let observed = Observed::new(node, pod, state.observed.get(&pod.uid), now);
+            let previous = state.observed.insert(pod.uid.clone(), observed);
             changed |= previous.is_none_or(|p| {
                 p.pod.phase != pod.phase
                     || p.pod.conditions != pod.conditions
@@ -964,7 +1024,7 @@ fn check(n: usize, object: Value) -> Result<Checked, WorkloadError> {
     }
 }
 
-async fn list_all(
+pub(crate) async fn list_all(
     store: &dyn Store,
     kind: &'static str,
 ) -> Result<Vec<crate::store::Object>, StoreError> {
@@ -999,5 +1059,30 @@ mod tests {
         assert_eq!(rfc3339(1_700_000_000_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_798_761_599_000_000_000), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn condition_transition_times_move_only_when_the_status_does() {
+        let cond = |t: &str, status| pb::PodCondition {
+            r#type: t.into(),
+            status,
+            reason: String::new(),
+        };
+        let pod = |ready| pb::LocalPod {
+            conditions: vec![cond("PodScheduled", true), cond("Ready", ready)],
+            ..Default::default()
+        };
+        let first = Observed::new("n", &pod(false), None, 10);
+        assert_eq!(first.transitions_unix_nanos, [10, 10]);
+        let same = Observed::new("n", &pod(false), Some(&first), 20);
+        assert_eq!(same.transitions_unix_nanos, [10, 10]);
+        let ready = Observed::new("n", &pod(true), Some(&same), 30);
+        assert_eq!(ready.transitions_unix_nanos, [10, 30]);
+        // A condition that appears later starts at its first sighting.
+        let mut more = pod(true);
+        more.conditions.insert(0, cond("Initialized", true));
+        let later = Observed::new("n", &more, Some(&ready), 40);
+        assert_eq!(later.transitions_unix_nanos, [40, 10, 30]);
+        assert_eq!(later.node, "n");
     }
 }

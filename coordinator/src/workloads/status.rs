@@ -78,8 +78,13 @@ pub fn pod_status(pod: &PodEntry, observed: Option<&Observed>) -> Value {
     let mut status = json!({
         "phase": p.phase,
         "qosClass": p.qos_class,
-        "conditions": p.conditions.iter().map(|c| {
+        // The kubelet's startTime is when it took the pod on; here, when it was made.
+        "startTime": rfc3339(pod.created_unix_nanos),
+        "conditions": p.conditions.iter().enumerate().map(|(i, c)| {
             let mut v = json!({"type": c.r#type, "status": truth(c.status)});
+            if let Some(&at) = observed.transitions_unix_nanos.get(i) {
+                v["lastTransitionTime"] = json!(rfc3339(at));
+            }
             if !c.reason.is_empty() {
                 v["reason"] = json!(c.reason);
             }

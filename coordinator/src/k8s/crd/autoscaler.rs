@@ -58,6 +58,11 @@ pub struct AutoscalerSpec {
     pub scale_up: Option<ScalingRules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScalingRules>,
+    /// How often the autoscaler decides (the HPA's sync period; the original's
+    /// `scale_check_interval`); default 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub sync_period_seconds: Option<u32>,
 }
 
 /// The workload scaled, in the Autoscaler's namespace.
@@ -138,6 +143,14 @@ pub enum ScalingPolicyType {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalerStatus {
+    /// `Active` (deciding), `Inactive` (its workload cannot be read or scaled: see the
+    /// message and conditions) or `Failed` (its spec cannot be used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,10 +166,75 @@ pub struct AutoscalerStatus {
     pub scale_down_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// metav1.Conditions, one per type (`Ready`, and kind-specific ones).
+    /// metav1.Conditions, one per type: the HPA's `AbleToScale`, `ScalingActive`
+    /// and `ScalingLimited`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Per metric of the last decision: its value, target and proposal, or why it
+    /// has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricStatus>,
+    /// The most recent decisions that changed the replica count or were held by a
+    /// rule, newest last (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_decisions: Vec<DecisionRecord>,
+    /// What stabilisation and rate policies remember between syncs, so a restarted
+    /// or new leader decides as the old one would have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<ScalingHistory>,
+}
+
+/// One metric of one decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// `cpu`, `memory`, `gpu`, `storage-read-bytes-per-second`,
+    /// `storage-write-bytes-per-second` or `storage-iops`.
+    pub name: String,
+    /// The target, in the spec's units (percent, MB/s, operations/s).
+    pub target: f64,
+    /// The current value in the same units; absent when it could not be computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_replicas: Option<u32>,
+    /// Pods counted as measured, unready (left out) and missing (assumed).
+    #[serde(default)]
+    pub ready_pods: u32,
+    #[serde(default)]
+    pub unready_pods: u32,
+    #[serde(default)]
+    pub missing_pods: u32,
+    /// Why the value is absent, or which pods were missing and why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// One decision, kept so a person can see why the count moved (or did not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    pub time: Time,
+    pub current_replicas: u32,
+    pub desired_replicas: u32,
+    /// The rule that last moved or held the count (`ScaleDownStabilized`, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub limited_by: String,
+    /// The reason, in the HPA's event wording.
+    pub message: String,
+}
+
+/// Stabilisation and rate-policy memory: `[replicas or change, unix nanoseconds]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingHistory {
+    #[serde(default)]
+    pub recommendations: Vec<(u32, u64)>,
+    #[serde(default)]
+    pub scale_up_events: Vec<(u32, u64)>,
+    #[serde(default)]
+    pub scale_down_events: Vec<(u32, u64)>,
 }
 
 /// Measured values in the units of [`AutoscalerMetrics`].

@@ -14,7 +14,8 @@ mod migration;
 
 pub use autoscaler::{
     Autoscaler, AutoscalerMetricValues, AutoscalerMetrics, AutoscalerSpec, AutoscalerStatus,
-    ScalingPolicy, ScalingPolicyType, ScalingRules, SelectPolicy, WorkloadTarget,
+    DecisionRecord, MetricStatus, ScalingHistory, ScalingPolicy, ScalingPolicyType, ScalingRules,
+    SelectPolicy, WorkloadTarget,
 };
 pub use measurement::{
     FigureSummary, Measurement, MeasurementPhase, MeasurementResult, MeasurementSpec,

@@ -1,0 +1,592 @@
+//! Between the stored `Autoscaler` and the decision core: its spec as the core's
+//! [`Spec`], a [`Decision`] as its status, and the status's history back into the
+//! core's [`History`].
+
+use crate::k8s::crd::{
+    AutoscalerMetricValues, AutoscalerSpec, AutoscalerStatus, DecisionRecord, MetricStatus,
+    ScalingHistory, ScalingPolicyType, ScalingRules as CrdRules, SelectPolicy as CrdSelect,
+};
+use crate::workloads::rfc3339;
+use aistor_core::autoscale::{
+    Behavior, Condition, ConditionStatus, ConditionType, Current, Decision, History, MetricKind,
+    MetricSpec, Policy, PolicyKind, Reason, Recommendation, ScaleEvent, ScalingRules, SelectPolicy,
+    Spec, Target, milli,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition as MetaCondition, Time};
+use std::time::Duration;
+
+/// Storage throughput targets are in MB/s: 10^6 bytes per second.
+pub const BYTES_PER_MB: f64 = 1e6;
+/// Decisions kept in the status.
+pub const KEEP_DECISIONS: usize = 10;
+
+fn rules(r: &CrdRules) -> ScalingRules {
+    ScalingRules {
+        stabilization_window: r
+            .stabilization_window_seconds
+            .map(|s| Duration::from_secs(s.into())),
+        select_policy: r.select_policy.map(|p| match p {
+            CrdSelect::Max => SelectPolicy::Max,
+            CrdSelect::Min => SelectPolicy::Min,
+            CrdSelect::Disabled => SelectPolicy::Disabled,
+        }),
+        policies: (!r.policies.is_empty()).then(|| {
+            r.policies
+                .iter()
+                .map(|p| Policy {
+                    kind: match p.type_ {
+                        ScalingPolicyType::Pods => PolicyKind::Pods,
+                        ScalingPolicyType::Percent => PolicyKind::Percent,
+                    },
+                    value: p.value.max(0) as u32,
+                    period: Duration::from_secs(p.period_seconds.max(1) as u64),
+                })
+                .collect()
+        }),
+        tolerance: None,
+    }
+}
+
+/// The metrics in the order their figures are shown, with each one's target in
+/// the spec's units and as the core's target.
+pub fn metric_specs(spec: &AutoscalerSpec) -> Vec<(MetricSpec, f64)> {
+    let m = &spec.metrics;
+    let mut out = Vec::new();
+    if let Some(p) = m.cpu_percent {
+        out.push((
+            MetricSpec {
+                kind: MetricKind::Cpu,
+                target: Target::Utilization(p),
+            },
+            f64::from(p),
+        ));
+    }
+    if let Some(p) = m.memory_percent {
+        out.push((
+            MetricSpec {
+                kind: MetricKind::Memory,
+                target: Target::Utilization(p),
+            },
+            f64::from(p),
+        ));
+    }
+    if let Some(p) = m.gpu_percent {
+        out.push((
+            MetricSpec {
+                kind: MetricKind::Gpu,
+                target: Target::AverageValue(milli(f64::from(p))),
+            },
+            f64::from(p),
+        ));
+    }
+    let per_pod = |kind, value: f64, scale: f64| {
+        (
+            MetricSpec {
+                kind,
+                target: Target::AverageValue(milli(value * scale)),
+            },
+            value,
+        )
+    };
+    if let Some(v) = m.io_read_megabytes_per_second {
+        out.push(per_pod(
+            MetricKind::StorageReadBytesPerSecond,
+            v,
+            BYTES_PER_MB,
+        ));
+    }
+    if let Some(v) = m.io_write_megabytes_per_second {
+        out.push(per_pod(
+            MetricKind::StorageWriteBytesPerSecond,
+            v,
+            BYTES_PER_MB,
+        ));
+    }
+    if let Some(v) = m.iops {
+        out.push(per_pod(MetricKind::StorageIops, v, 1.0));
+    }
+    out
+}
+
+/// The core's spec. The bounds are passed as written: the core reports a minimum
+/// above the maximum as `InvalidSpec`.
+pub fn decision_spec(spec: &AutoscalerSpec) -> Spec {
+    let behavior = (spec.scale_up.is_some() || spec.scale_down.is_some()).then(|| Behavior {
+        scale_up: spec.scale_up.as_ref().map(rules),
+        scale_down: spec.scale_down.as_ref().map(rules),
+    });
+    Spec {
+        min_replicas: Some(spec.min_replicas.max(0) as u32),
+        max_replicas: spec.max_replicas.max(0) as u32,
+        metrics: metric_specs(spec).into_iter().map(|(m, _)| m).collect(),
+        behavior,
+    }
+}
+
+/// A metric's current value in the spec's units.
+fn current_value(kind: MetricKind, current: Current) -> f64 {
+    match current {
+        Current::Utilization { percent, .. } => f64::from(percent),
+        Current::AverageValue { milli } => {
+            let units = milli as f64 / 1000.0;
+            match kind {
+                MetricKind::StorageReadBytesPerSecond | MetricKind::StorageWriteBytesPerSecond => {
+                    units / BYTES_PER_MB
+                }
+                _ => units,
+            }
+        }
+    }
+}
+
+fn time(unix_nanos: u64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(unix_nanos)).unwrap_or_default())
+}
+
+fn conditions(list: &[Condition]) -> Vec<MetaCondition> {
+    list.iter()
+        .map(|c| MetaCondition {
+            type_: c.kind.as_str().to_owned(),
+            status: c.status.as_str().to_owned(),
+            reason: c.reason.as_str().to_owned(),
+            message: c.message.clone(),
+            last_transition_time: time(c.last_transition_unix_nanos),
+            observed_generation: None,
+        })
+        .collect()
+}
+
+/// The core's conditions back from the status (for the next sync).
+pub fn core_conditions(list: &[MetaCondition]) -> Vec<Condition> {
+    list.iter()
+        .filter_map(|c| {
+            let kind = match c.type_.as_str() {
+                "AbleToScale" => ConditionType::AbleToScale,
+                "ScalingActive" => ConditionType::ScalingActive,
+                "ScalingLimited" => ConditionType::ScalingLimited,
+                _ => return None,
+            };
+            let status = match c.status.as_str() {
+                "True" => ConditionStatus::True,
+                "False" => ConditionStatus::False,
+                _ => ConditionStatus::Unknown,
+            };
+            Some(Condition {
+                kind,
+                status,
+                reason: reason(&c.reason)?,
+                message: c.message.clone(),
+                last_transition_unix_nanos: u64::try_from(c.last_transition_time.0.as_nanosecond())
+                    .unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+fn reason(s: &str) -> Option<Reason> {
+    use Reason::*;
+    [
+        SucceededGetScale,
+        FailedGetScale,
+        SucceededRescale,
+        FailedUpdateScale,
+        ReadyForNewScale,
+        ScaleUpStabilized,
+        ScaleDownStabilized,
+        ValidMetricFound,
+        ScalingDisabled,
+        FailedGetResourceMetric,
+        FailedGetPodsMetric,
+        InvalidMetricSourceType,
+        InvalidSpec,
+        DesiredWithinRange,
+        TooFewReplicas,
+        TooManyReplicas,
+        ScaleUpLimit,
+        ScaleDownLimit,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+}
+
+pub fn history(h: Option<&ScalingHistory>) -> History {
+    let Some(h) = h else {
+        return History::default();
+    };
+    let events = |list: &[(u32, u64)]| {
+        list.iter()
+            .map(|&(change, at)| ScaleEvent {
+                change,
+                at_unix_nanos: at,
+                outdated: false,
+            })
+            .collect()
+    };
+    History {
+        seen: true,
+        recommendations: h
+            .recommendations
+            .iter()
+            .map(|&(replicas, at)| Recommendation {
+                replicas,
+                at_unix_nanos: at,
+            })
+            .collect(),
+        scale_up_events: events(&h.scale_up_events),
+        scale_down_events: events(&h.scale_down_events),
+    }
+}
+
+fn stored_history(h: &History) -> Option<ScalingHistory> {
+    let events = |list: &[ScaleEvent]| {
+        list.iter()
+            .filter(|e| !e.outdated)
+            .map(|e| (e.change, e.at_unix_nanos))
+            .collect()
+    };
+    h.seen.then(|| ScalingHistory {
+        recommendations: h
+            .recommendations
+            .iter()
+            .map(|r| (r.replicas, r.at_unix_nanos))
+            .collect(),
+        scale_up_events: events(&h.scale_up_events),
+        scale_down_events: events(&h.scale_down_events),
+    })
+}
+
+/// The HPA's event wording for a rescale: which metric drove it.
+pub fn rescale_message(d: &Decision) -> String {
+    let why = match (d.proposal, d.limited_by()) {
+        (_, Some(rule)) if d.desired_replicas != d.proposal.map_or(0, |p| p.replicas) => {
+            rule.as_str().to_owned()
+        }
+        (Some(p), _) => {
+            let kind = d.metrics[p.metric].spec.kind.name();
+            if d.desired_replicas > d.current_replicas {
+                format!("{kind} above target")
+            } else {
+                format!("All metrics below target ({kind} proposed the most)")
+            }
+        }
+        (None, _) => "bounds".to_owned(),
+    };
+    format!("New size: {}; reason: {why}", d.desired_replicas)
+}
+
+/// The status after `d`: replicas, figures, conditions, the decision record and
+/// the history. Counters and the last scale time move only when `scaled`.
+pub fn apply_decision(
+    status: &mut AutoscalerStatus,
+    spec: &AutoscalerSpec,
+    d: &Decision,
+    scaled: bool,
+) {
+    let targets = metric_specs(spec);
+    status.phase = Some("Active".into());
+    status.message = "Autoscaler is active".into();
+    status.last_sync_time = Some(time(d.now.wall_unix_nanos));
+    status.current_replicas = Some(d.current_replicas as i32);
+    status.desired_replicas = Some(d.desired_replicas as i32);
+    status.conditions = conditions(&d.conditions);
+    let mut values = AutoscalerMetricValues::default();
+    status.metrics = d
+        .metrics
+        .iter()
+        .zip(&targets)
+        .map(|(m, (_, target))| {
+            let mut s = MetricStatus {
+                name: m.spec.kind.name().to_owned(),
+                target: *target,
+                ..Default::default()
+            };
+            match &m.outcome {
+                Ok(r) => {
+                    let v = current_value(m.spec.kind, r.current);
+                    s.current = Some(v);
+                    s.proposed_replicas = Some(r.proposal);
+                    s.ready_pods = r.pods.ready;
+                    s.unready_pods = r.pods.unready;
+                    s.missing_pods = r.pods.missing;
+                    s.message = r
+                        .pods
+                        .missing_reasons
+                        .iter()
+                        .map(|(pod, why)| format!("{pod}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let slot = match m.spec.kind {
+                        MetricKind::Cpu => &mut values.cpu_percent,
+                        MetricKind::Memory => &mut values.memory_percent,
+                        MetricKind::Gpu => &mut values.gpu_percent,
+                        MetricKind::StorageReadBytesPerSecond => {
+                            &mut values.io_read_megabytes_per_second
+                        }
+                        MetricKind::StorageWriteBytesPerSecond => {
+                            &mut values.io_write_megabytes_per_second
+                        }
+                        MetricKind::StorageIops => &mut values.iops,
+                    };
+                    *slot = Some(v);
+                }
+                Err(e) => s.message = e.to_string(),
+            }
+            s
+        })
+        .collect();
+    status.current_metrics = Some(values);
+    if scaled {
+        status.last_scale_time = Some(time(d.now.wall_unix_nanos));
+        if d.desired_replicas > d.current_replicas {
+            status.scale_up_count += 1;
+        } else {
+            status.scale_down_count += 1;
+        }
+    }
+    // Kept: every rescale, and every sync a rule held (so "why not" is visible).
+    if scaled || d.limited_by().is_some() || d.rescale {
+        let message = if scaled {
+            rescale_message(d)
+        } else if d.rescale {
+            d.conditions
+                .iter()
+                .find(|c| c.kind == ConditionType::AbleToScale)
+                .map_or_else(String::new, |c| c.message.clone())
+        } else {
+            format!(
+                "held at {} by {}",
+                d.desired_replicas,
+                d.limited_by().map_or("", |r| r.as_str())
+            )
+        };
+        let record = DecisionRecord {
+            time: time(d.now.wall_unix_nanos),
+            current_replicas: d.current_replicas,
+            desired_replicas: d.desired_replicas,
+            limited_by: d.limited_by().map_or("", |r| r.as_str()).to_owned(),
+            message,
+        };
+        // A rule holding the count every sync is one record, refreshed.
+        match status.last_decisions.last_mut() {
+            Some(last)
+                if !scaled
+                    && last.limited_by == record.limited_by
+                    && last.current_replicas == record.current_replicas
+                    && last.desired_replicas == record.desired_replicas =>
+            {
+                *last = record
+            }
+            _ => status.last_decisions.push(record),
+        }
+        let excess = status.last_decisions.len().saturating_sub(KEEP_DECISIONS);
+        status.last_decisions.drain(..excess);
+    }
+    status.history = stored_history(&d.history);
+}
+
+/// The status when the target could not be read: inactive, with the reason.
+pub fn apply_unreadable(status: &mut AutoscalerStatus, error: &str, now_unix_nanos: u64) {
+    let previous = core_conditions(&status.conditions);
+    let list = aistor_core::autoscale::failed_get_scale(&previous, error, now_unix_nanos);
+    status.conditions = conditions(&list);
+    status.phase = Some("Inactive".into());
+    status.message = format!("the workload cannot be scaled: {error}");
+    status.last_sync_time = Some(time(now_unix_nanos));
+}
+
+/// RFC 3339 of a status time, for the REST view.
+pub fn time_text(t: &Time) -> String {
+    rfc3339(u64::try_from(t.0.as_nanosecond()).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::crd::{AutoscalerMetrics, ScalingPolicy, WorkloadTarget};
+    use aistor_core::Now;
+
+    fn spec() -> AutoscalerSpec {
+        AutoscalerSpec {
+            workload_ref: WorkloadTarget {
+                kind: "Deployment".into(),
+                name: "web".into(),
+            },
+            min_replicas: 1,
+            max_replicas: 5,
+            metrics: AutoscalerMetrics {
+                cpu_percent: Some(70),
+                memory_percent: Some(80),
+                gpu_percent: Some(60),
+                io_read_megabytes_per_second: Some(500.0),
+                io_write_megabytes_per_second: Some(0.5),
+                iops: Some(3000.0),
+            },
+            scale_up: None,
+            scale_down: Some(CrdRules {
+                stabilization_window_seconds: Some(30),
+                select_policy: Some(CrdSelect::Min),
+                policies: vec![ScalingPolicy {
+                    type_: ScalingPolicyType::Pods,
+                    value: 1,
+                    period_seconds: 15,
+                }],
+            }),
+            sync_period_seconds: Some(15),
+        }
+    }
+
+    #[test]
+    fn every_target_becomes_a_core_metric_in_its_unit() {
+        let s = decision_spec(&spec());
+        let got: Vec<(MetricKind, Target)> = s.metrics.iter().map(|m| (m.kind, m.target)).collect();
+        assert_eq!(
+            got,
+            [
+                (MetricKind::Cpu, Target::Utilization(70)),
+                (MetricKind::Memory, Target::Utilization(80)),
+                (MetricKind::Gpu, Target::AverageValue(60_000)),
+                (
+                    MetricKind::StorageReadBytesPerSecond,
+                    Target::AverageValue(500_000_000_000)
+                ),
+                (
+                    MetricKind::StorageWriteBytesPerSecond,
+                    Target::AverageValue(500_000_000)
+                ),
+                (MetricKind::StorageIops, Target::AverageValue(3_000_000)),
+            ]
+        );
+        assert_eq!((s.min_replicas, s.max_replicas), (Some(1), 5));
+        let b = s.behavior.unwrap();
+        assert_eq!(b.scale_up, None);
+        let down = b.scale_down.unwrap();
+        assert_eq!(down.stabilization_window, Some(Duration::from_secs(30)));
+        assert_eq!(down.select_policy, Some(SelectPolicy::Min));
+        assert_eq!(
+            down.policies,
+            Some(vec![Policy {
+                kind: PolicyKind::Pods,
+                value: 1,
+                period: Duration::from_secs(15)
+            }])
+        );
+        let mut plain = spec();
+        plain.scale_down = None;
+        assert_eq!(decision_spec(&plain).behavior, None, "HPA defaults");
+    }
+
+    #[test]
+    fn current_values_are_shown_in_the_specs_units() {
+        let u = Current::Utilization {
+            percent: 75,
+            average_milli: 1,
+        };
+        assert_eq!(current_value(MetricKind::Cpu, u), 75.0);
+        let a = |milli| Current::AverageValue { milli };
+        assert_eq!(
+            current_value(MetricKind::StorageReadBytesPerSecond, a(250_000_000_000)),
+            250.0
+        );
+        assert_eq!(current_value(MetricKind::StorageIops, a(1_500)), 1.5);
+        assert_eq!(current_value(MetricKind::Gpu, a(42_000)), 42.0);
+    }
+
+    #[test]
+    fn conditions_and_history_round_trip_through_the_status() {
+        let core = vec![Condition {
+            kind: ConditionType::ScalingLimited,
+            status: ConditionStatus::True,
+            reason: Reason::TooManyReplicas,
+            message: "m".into(),
+            last_transition_unix_nanos: 5_000_000_000,
+        }];
+        assert_eq!(core_conditions(&conditions(&core)), core);
+        let h = History {
+            seen: true,
+            recommendations: vec![Recommendation {
+                replicas: 3,
+                at_unix_nanos: 7,
+            }],
+            scale_up_events: vec![ScaleEvent {
+                change: 2,
+                at_unix_nanos: 9,
+                outdated: false,
+            }],
+            scale_down_events: Vec::new(),
+        };
+        assert_eq!(history(stored_history(&h).as_ref()), h);
+        assert_eq!(stored_history(&History::default()), None);
+        assert_eq!(history(None), History::default());
+    }
+
+    #[test]
+    fn a_decision_fills_the_status_and_counts_only_real_scales() {
+        let s = spec();
+        let d = aistor_core::autoscale::decide(
+            &decision_spec(&s),
+            &Default::default(),
+            &aistor_core::autoscale::SyncInput {
+                current_replicas: 9,
+                pods: &[],
+                observations: &[],
+            },
+            History::default(),
+            &[],
+            Now {
+                monotonic: Duration::ZERO,
+                wall_unix_nanos: 100_000_000_000,
+            },
+        );
+        // Above the maximum: set to it, no metric read.
+        assert!(d.rescale);
+        let mut status = AutoscalerStatus::default();
+        apply_decision(&mut status, &s, &d, true);
+        assert_eq!(status.phase.as_deref(), Some("Active"));
+        assert_eq!(
+            (status.current_replicas, status.desired_replicas),
+            (Some(9), Some(5))
+        );
+        assert_eq!((status.scale_up_count, status.scale_down_count), (0, 1));
+        assert!(status.last_scale_time.is_some());
+        assert_eq!(status.last_decisions.len(), 1);
+        assert_eq!(status.last_decisions[0].limited_by, "AboveMaxReplicas");
+        assert!(status.last_decisions[0].message.starts_with("New size: 5"));
+        assert!(status.history.is_some());
+        // The same decision that could not be written: nothing counted.
+        let mut failed = AutoscalerStatus::default();
+        let mut d2 = d.clone();
+        d2.scale_failed("conflict");
+        apply_decision(&mut failed, &s, &d2, false);
+        assert_eq!((failed.scale_up_count, failed.scale_down_count), (0, 0));
+        assert!(failed.last_scale_time.is_none());
+        assert!(
+            failed
+                .conditions
+                .iter()
+                .any(|c| c.reason == "FailedUpdateScale")
+        );
+        // Records are bounded.
+        for _ in 0..(KEEP_DECISIONS + 5) {
+            apply_decision(&mut status, &s, &d, true);
+        }
+        assert_eq!(status.last_decisions.len(), KEEP_DECISIONS);
+    }
+
+    #[test]
+    fn an_unreadable_target_makes_the_autoscaler_inactive() {
+        let mut status = AutoscalerStatus::default();
+        apply_unreadable(
+            &mut status,
+            "deployment default/web not found",
+            1_000_000_000,
+        );
+        assert_eq!(status.phase.as_deref(), Some("Inactive"));
+        assert!(status.message.contains("not found"));
+        let c = &status.conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str()),
+            ("AbleToScale", "False")
+        );
+        assert_eq!(c.reason, "FailedGetScale");
+    }
+}
