@@ -1,0 +1,119 @@
+//! Shared by the live local-runtime tests: an in-process agent with `--local-runtime`
+//! on the test's private containerd (the including test declares `mod containerd`),
+//! and `aistorctl` run in-process as a person would.
+
+#![allow(dead_code, unreachable_pub)]
+
+use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
+use aistor_agent::runtime::RuntimeConfig;
+use aistor_agent::runtime::pod::Paths;
+use aistor_coordinator::cli::{self, Cli};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const NODE: &str = "local-1";
+
+pub async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
+    let server = server.to_string();
+    let argv = ["aistorctl", "--server", &server]
+        .into_iter()
+        .chain(args.iter().copied());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
+        .await
+        .map_err(|_| "aistorctl timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Runs `aistorctl` until `ok` holds for its output.
+pub async fn until(
+    server: SocketAddr,
+    args: &[&str],
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = aistorctl(server, args).await.unwrap_or_else(|e| e);
+        if ok(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last output:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub struct Agent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), aistor_agent::Error>>,
+}
+
+/// An agent with the local runtime on the private containerd at `socket`, reporting
+/// every 250 ms.
+pub fn agent(grpc: SocketAddr, socket: &Path, work: &Path) -> Agent {
+    agent_every(grpc, socket, work, Duration::from_millis(250))
+}
+
+/// The same, reporting every `interval`.
+pub fn agent_every(grpc: SocketAddr, socket: &Path, work: &Path, interval: Duration) -> Agent {
+    let config = RunConfig {
+        host: HostConfig {
+            host_root: "/".into(),
+            node_name: NODE.into(),
+            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
+            pods: PodConfig {
+                containerd_socket: socket.to_owned(),
+                reconcile_every: Duration::from_secs(2),
+                ..PodConfig::default()
+            },
+            gpu: aistor_agent::config::GpuConfig {
+                source: aistor_agent::config::GpuSourceKind::Off,
+                ..Default::default()
+            },
+        },
+        coordinator: format!("http://{grpc}"),
+        interval,
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        replay_buffer: Duration::from_secs(60),
+        replay_buffer_max_bytes: 32 << 20,
+        shutdown_grace: Duration::from_secs(2),
+        local_runtime: Some(RuntimeConfig {
+            containerd_socket: socket.to_owned(),
+            namespace: crate::containerd::NAMESPACE.to_owned(),
+            snapshotter: "overlayfs".to_owned(),
+            cgroup_root: PathBuf::from(crate::containerd::CGROUP_ROOT),
+            paths: Paths {
+                data_dir: work.join("runtime"),
+                volume_root: work.join("volumes"),
+                host_root: PathBuf::from("/"),
+            },
+            node: NODE.into(),
+            checkpoint_dir: Some(work.join("checkpoints")),
+        }),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(aistor_agent::run(
+        config,
+        async { drop(stopped.await) },
+        None,
+    ));
+    Agent { stop, task }
+}
+
+impl Agent {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the agent stops")
+            .expect("no panic")
+            .expect("a clean stop");
+    }
+}
