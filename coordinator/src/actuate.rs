@@ -125,11 +125,13 @@ pub type ActuateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ActuateErr
 pub trait Actuator: Send + Sync {
     /// Sets the replica count through the `scale` subresource; with `expected_resource_version`
     /// the write is refused ([`ActuateError::Conflict`]) when the workload changed since it was read.
+    /// `why` goes into the Event that records the change (empty: none given).
     fn scale<'a>(
         &'a self,
         workload: &'a WorkloadRef,
         replicas: i32,
         expected_resource_version: Option<&'a str>,
+        why: &'a str,
     ) -> ActuateFuture<'a, ()>;
 
     /// Binds an unscheduled pod to a node (what a scheduler does).
@@ -157,6 +159,7 @@ pub enum Call {
         workload: WorkloadRef,
         replicas: i32,
         expected_resource_version: Option<String>,
+        why: String,
     },
     Bind {
         pod: PodRef,
@@ -258,11 +261,13 @@ impl Actuator for Recording {
         workload: &'a WorkloadRef,
         replicas: i32,
         expected_resource_version: Option<&'a str>,
+        why: &'a str,
     ) -> ActuateFuture<'a, ()> {
         let result = self.record(Call::Scale {
             workload: workload.clone(),
             replicas,
             expected_resource_version: expected_resource_version.map(str::to_owned),
+            why: why.to_owned(),
         });
         Box::pin(std::future::ready(result))
     }
@@ -330,7 +335,10 @@ mod tests {
         };
         recording.fail_next(CallKind::Evict, busy.clone());
 
-        actuator.scale(&web(), 3, Some("41")).await.unwrap();
+        actuator
+            .scale(&web(), 3, Some("41"), "cpu above target")
+            .await
+            .unwrap();
         assert_eq!(actuator.evict(&pod, None).await, Err(busy));
         actuator
             .evict(&pod, Some(Duration::from_secs(5)))
@@ -344,7 +352,8 @@ mod tests {
                 Call::Scale {
                     workload: web(),
                     replicas: 3,
-                    expected_resource_version: Some("41".into())
+                    expected_resource_version: Some("41".into()),
+                    why: "cpu above target".into(),
                 },
                 Call::Evict {
                     pod: pod.clone(),

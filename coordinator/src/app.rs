@@ -179,30 +179,35 @@ pub async fn run(
     } else {
         None
     };
-    // Autoscalers act through the local runtime's Deployments (standalone); the
-    // Kubernetes `scale` shell is not built yet, so there they are not run.
-    let autoscalers = match &workloads {
-        Some(w) => {
-            let a = crate::autoscalers::Autoscalers::open(
-                store.clone(),
-                view.clone(),
-                Arc::new(crate::autoscalers::target::LocalTargets(w.clone())),
-                aistor_core::autoscale::Config::default(),
-            )
-            .await
-            .map_err(store_error)?;
-            tasks.spawn("autoscalers", {
-                let a = a.clone();
-                let drain = drain.clone();
-                async move {
-                    crate::autoscalers::controller::run(a, drain).await;
-                    Ok::<(), std::convert::Infallible>(())
-                }
-            });
-            Some(a)
-        }
-        None => None,
+    // Autoscalers act through the local runtime's Deployments (standalone) or the
+    // `scale` subresource (Kubernetes, while this coordinator leads).
+    let targets: Arc<dyn crate::autoscalers::target::ScaleTargets> = match (&workloads, &shell) {
+        (Some(w), _) => Arc::new(crate::autoscalers::target::LocalTargets(w.clone())),
+        (None, Some(shell)) => Arc::new(crate::autoscalers::kubernetes::KubernetesTargets::new(
+            shell.cluster.client.clone(),
+            shell.cache.clone(),
+            shell.actuator.clone(),
+        )),
+        (None, None) => unreachable!("standalone always has workloads"),
     };
+    let autoscalers = crate::autoscalers::Autoscalers::open(
+        store.clone(),
+        view.clone(),
+        targets,
+        aistor_core::autoscale::Config::default(),
+        role.leadership(),
+    )
+    .await
+    .map_err(store_error)?;
+    tasks.spawn("autoscalers", {
+        let a = autoscalers.clone();
+        let drain = drain.clone();
+        async move {
+            crate::autoscalers::controller::run(a, drain).await;
+            Ok::<(), std::convert::Infallible>(())
+        }
+    });
+    let autoscalers = Some(autoscalers);
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
         let health = health.clone();

@@ -297,7 +297,7 @@ async fn scale_through_the_scale_subresource_refusing_a_stale_resource_version()
             name: name.into(),
         };
         // Unconditional: a patch of spec.replicas.
-        actuator.scale(&target, 3, None).await.expect("scale");
+        actuator.scale(&target, 3, None, "").await.expect("scale");
         assert_eq!(replicas(kind, name), Some(3), "{target}");
 
         // Conditional on the version read: accepted while current ...
@@ -307,13 +307,13 @@ async fn scale_through_the_scale_subresource_refusing_a_stale_resource_version()
             .unwrap()
             .to_owned();
         actuator
-            .scale(&target, 4, Some(&rv))
+            .scale(&target, 4, Some(&rv), "")
             .await
             .expect("scale at the current version");
         assert_eq!(replicas(kind, name), Some(4), "{target}");
 
         // ... and refused once the workload changed since.
-        let stale = actuator.scale(&target, 9, Some(&rv)).await;
+        let stale = actuator.scale(&target, 9, Some(&rv), "").await;
         assert!(
             matches!(&stale, Err(ActuateError::Conflict { what, .. }) if what.contains(name)),
             "{target}: {stale:?}"
@@ -325,7 +325,7 @@ async fn scale_through_the_scale_subresource_refusing_a_stale_resource_version()
         );
     }
 
-    let missing = actuator.scale(&deployment("nope"), 2, None).await;
+    let missing = actuator.scale(&deployment("nope"), 2, None, "").await;
     assert!(
         matches!(&missing, Err(ActuateError::NotFound { what }) if what.contains("ml/nope")),
         "{missing:?}"
@@ -575,7 +575,7 @@ async fn the_whole_shell_syncs_leads_acts_and_releases_the_lease_on_shutdown() {
         .expect("the election runs");
     shell
         .actuator
-        .scale(&deployment("web"), 2, None)
+        .scale(&deployment("web"), 2, None, "")
         .await
         .expect("the leader acts");
     eventually("the cache to see the new replica count", || {

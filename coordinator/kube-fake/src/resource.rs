@@ -155,6 +155,14 @@ fn builtins() -> Vec<Resource> {
             true,
         )
         .with_status(),
+        Resource::new(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+        )
+        .with_status(),
         Resource::new("coordination.k8s.io", "v1", "Lease", "leases", true),
         Resource::new("events.k8s.io", "v1", "Event", "events", true),
         Resource::new(

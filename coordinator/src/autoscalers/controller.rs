@@ -17,10 +17,15 @@ pub async fn sync_due(a: &Autoscalers) {
     }
 }
 
-/// Runs until the process drains.
+/// Runs until the process drains; decides only while this coordinator leads (a
+/// standby must not act).
 pub async fn run(a: Autoscalers, mut drain: crate::process::Drain) {
+    let mut leader = a.leader.clone();
+    let mut election_over = false;
     loop {
-        sync_due(&a).await;
+        if *leader.borrow_and_update() {
+            sync_due(&a).await;
+        }
         let now = a.view.now().monotonic;
         let sleep = match a.due(now).1 {
             Some(next) => next
@@ -30,6 +35,7 @@ pub async fn run(a: Autoscalers, mut drain: crate::process::Drain) {
         };
         tokio::select! {
             () = a.changed().notified() => {}
+            changed = leader.changed(), if !election_over => election_over = changed.is_err(),
             () = tokio::time::sleep(sleep) => {}
             () = drain.signaled() => return,
         }

@@ -8,6 +8,7 @@
 //! the decision history, so a restarted coordinator decides as before.
 
 pub mod controller;
+pub mod kubernetes;
 pub mod request;
 pub mod spec;
 pub mod target;
@@ -55,6 +56,8 @@ pub struct Autoscalers {
     view: LiveView,
     targets: Arc<dyn ScaleTargets>,
     config: Config,
+    /// True while this coordinator may act (always, standalone; the leader, on Kubernetes).
+    leader: tokio::sync::watch::Receiver<bool>,
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
     changed: Arc<Notify>,
 }
@@ -90,6 +93,7 @@ impl Autoscalers {
         view: LiveView,
         targets: Arc<dyn ScaleTargets>,
         config: Config,
+        leader: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Self, StoreError> {
         let mut entries = BTreeMap::new();
         for object in list_all(store.as_ref(), AUTOSCALERS).await? {
@@ -116,6 +120,7 @@ impl Autoscalers {
             view,
             targets,
             config,
+            leader,
             entries: Arc::new(Mutex::new(entries)),
             changed: Arc::new(Notify::new()),
         })
@@ -256,7 +261,11 @@ impl Autoscalers {
     }
 
     /// One sync of one autoscaler: read its workload, decide, act, store the status.
+    /// Nothing while this coordinator does not lead.
     pub async fn sync(&self, name: &str) -> Result<(), AutoscalerError> {
+        if !*self.leader.borrow() {
+            return Ok(());
+        }
         let Some(entry) = self.entries().get(name).cloned() else {
             return Ok(());
         };
@@ -341,13 +350,16 @@ impl Autoscalers {
                 );
                 let mut scaled = false;
                 if decision.rescale {
+                    let why = spec::rescale_message(&decision);
                     match self
                         .targets
                         .scale(
                             &namespace,
                             &target.kind,
                             &target.name,
+                            &read,
                             decision.desired_replicas,
+                            &why,
                         )
                         .await
                     {
@@ -358,7 +370,7 @@ impl Autoscalers {
                                 workload = format!("{}/{namespace}/{}", target.kind, target.name),
                                 from = decision.current_replicas,
                                 to = decision.desired_replicas,
-                                reason = spec::rescale_message(&decision),
+                                reason = why,
                                 "rescaled"
                             );
                         }

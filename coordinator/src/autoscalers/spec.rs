@@ -255,22 +255,19 @@ fn stored_history(h: &History) -> Option<ScalingHistory> {
     })
 }
 
-/// The HPA's event wording for a rescale: which metric drove it.
+/// The HPA's event wording for a rescale: which metric drove it, and the rule
+/// that bounded it, if one did.
 pub fn rescale_message(d: &Decision) -> String {
-    let why = match (d.proposal, d.limited_by()) {
-        (_, Some(rule)) if d.desired_replicas != d.proposal.map_or(0, |p| p.replicas) => {
-            rule.as_str().to_owned()
-        }
-        (Some(p), _) => {
-            let kind = d.metrics[p.metric].spec.kind.name();
-            if d.desired_replicas > d.current_replicas {
-                format!("{kind} above target")
-            } else {
-                format!("All metrics below target ({kind} proposed the most)")
-            }
-        }
-        (None, _) => "bounds".to_owned(),
+    let driver = d.proposal.map(|p| d.metrics[p.metric].spec.kind.name());
+    let mut why = match driver {
+        Some(kind) if d.desired_replicas > d.current_replicas => format!("{kind} above target"),
+        Some(kind) => format!("all metrics below target ({kind} proposed the most)"),
+        None => "the replica bounds".to_owned(),
     };
+    let bounded = d.proposal.is_none_or(|p| p.replicas != d.desired_replicas);
+    if let Some(rule) = d.limited_by().filter(|_| bounded) {
+        why.push_str(&format!(" (limited by {})", rule.as_str()));
+    }
     format!("New size: {}; reason: {why}", d.desired_replicas)
 }
 
@@ -550,7 +547,10 @@ mod tests {
         assert!(status.last_scale_time.is_some());
         assert_eq!(status.last_decisions.len(), 1);
         assert_eq!(status.last_decisions[0].limited_by, "AboveMaxReplicas");
-        assert!(status.last_decisions[0].message.starts_with("New size: 5"));
+        assert_eq!(
+            status.last_decisions[0].message,
+            "New size: 5; reason: the replica bounds (limited by AboveMaxReplicas)"
+        );
         assert!(status.history.is_some());
         // The same decision that could not be written: nothing counted.
         let mut failed = AutoscalerStatus::default();

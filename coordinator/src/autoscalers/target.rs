@@ -13,6 +13,9 @@ pub struct TargetRead {
     pub replicas: u32,
     /// The pods its selector matches, with the node each is assigned to.
     pub pods: Vec<(Pod, Option<String>)>,
+    /// The resourceVersion the count was read at: a write names it, so a change
+    /// made in between is not overwritten.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +41,16 @@ pub trait ScaleTargets: Send + Sync + std::fmt::Debug {
         name: &'a str,
     ) -> BoxFuture<'a, Result<TargetRead, TargetError>>;
 
+    /// Sets the count decided from `read` (which the write is guarded by); `why`
+    /// is the decision's reason, for the event that records it.
     fn scale<'a>(
         &'a self,
         namespace: &'a str,
         kind: &'a str,
         name: &'a str,
+        read: &'a TargetRead,
         replicas: u32,
+        why: &'a str,
     ) -> BoxFuture<'a, Result<(), TargetError>>;
 }
 
@@ -90,6 +97,8 @@ impl ScaleTargets for LocalTargets {
             Ok(TargetRead {
                 replicas: read.replicas,
                 pods,
+                // One process owns the local runtime's Deployments: no concurrent writer.
+                version: None,
             })
         })
     }
@@ -99,7 +108,9 @@ impl ScaleTargets for LocalTargets {
         namespace: &'a str,
         kind: &'a str,
         name: &'a str,
+        _read: &'a TargetRead,
         replicas: u32,
+        _why: &'a str,
     ) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
             deployment_only(kind)?;

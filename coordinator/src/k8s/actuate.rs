@@ -42,6 +42,7 @@ impl Kubernetes {
         workload: &WorkloadRef,
         replicas: i32,
         expected: Option<&str>,
+        why: &str,
     ) -> Result<(), ActuateError> {
         let what = format!("{workload} scale");
         let ns = workload.namespace.as_str();
@@ -114,7 +115,11 @@ impl Kubernetes {
             regarding_workload(workload),
             "Scale",
             "Scaled",
-            format!("set replicas to {replicas}"),
+            if why.is_empty() {
+                format!("set replicas to {replicas}")
+            } else {
+                format!("set replicas to {replicas}: {why}")
+            },
         )
         .await;
         Ok(())
@@ -323,8 +328,9 @@ impl Actuator for Kubernetes {
         workload: &'a WorkloadRef,
         replicas: i32,
         expected_resource_version: Option<&'a str>,
+        why: &'a str,
     ) -> ActuateFuture<'a, ()> {
-        Box::pin(self.scale_now(workload, replicas, expected_resource_version))
+        Box::pin(self.scale_now(workload, replicas, expected_resource_version, why))
     }
 
     fn bind<'a>(&'a self, pod: &'a PodRef, node: &'a str) -> ActuateFuture<'a, ()> {

@@ -83,6 +83,14 @@ pub const API_CALLS: &[ApiCall] = &[
     },
     // Leader election (`k8s::leader`, through kube-lease-manager: get, create if missing,
     // server-side apply and strategic merge patches to take, renew and release).
+    // Autoscalers (`autoscalers::kubernetes`): a workload an HPA already scales is left alone.
+    ApiCall {
+        group: "autoscaling",
+        resource: "horizontalpodautoscalers",
+        verbs: &["list"],
+        scope: Scope::Cluster,
+        by: "autoscalers::kubernetes",
+    },
     ApiCall {
         group: "coordination.k8s.io",
         resource: "leases",
@@ -94,21 +102,21 @@ pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
         group: "apps",
         resource: "deployments/scale",
-        verbs: &["update", "patch"],
+        verbs: &["get", "update", "patch"],
         scope: Scope::Cluster,
         by: "k8s::actuate",
     },
     ApiCall {
         group: "apps",
         resource: "statefulsets/scale",
-        verbs: &["update", "patch"],
+        verbs: &["get", "update", "patch"],
         scope: Scope::Cluster,
         by: "k8s::actuate",
     },
     ApiCall {
         group: "apps",
         resource: "replicasets/scale",
-        verbs: &["update", "patch"],
+        verbs: &["get", "update", "patch"],
         scope: Scope::Cluster,
         by: "k8s::actuate",
     },

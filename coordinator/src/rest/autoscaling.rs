@@ -64,7 +64,7 @@ fn registry(s: &RestState) -> Result<&Autoscalers, ApiError> {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Autoscaling unavailable",
-            "this coordinator runs no autoscalers in its mode (the Kubernetes scale shell is not built yet)",
+            "this coordinator runs no autoscalers",
         )
     })
 }

@@ -1,0 +1,310 @@
+//! Autoscaling on Kubernetes, end to end against the API server fake: a real
+//! coordinator (leader) with the seeds' REST API, an agent simulated over gRPC that
+//! streams its pods' CPU every half second, and a Deployment scaled through its
+//! `scale` subresource (read, then written with the resourceVersion; a 409 is
+//! re-read and retried) — never by updating the whole object. A workload an HPA
+//! already scales is refused with the reason; every scale is an Event with its
+//! reason; every call is one the RBAC grants.
+
+mod k8s_support;
+mod support;
+
+use aistor_coordinator::k8s::ClusterConfig;
+use aistor_kube_fake::{RequestMatcher, Verb};
+use aistor_proto::v1 as pb;
+use k8s_support::{PATIENCE, within};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::{Coordinator, http_get, http_request};
+
+const NS: &str = "ml";
+/// Long ago: past the HPA's 5-minute CPU start-up rule.
+const LONG_AGO: &str = "2026-01-01T00:00:00Z";
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn deployment(name: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+            },
+        },
+    })
+}
+
+fn running_pod(name: &str, app: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "spec": {
+            "nodeName": "node-1",
+            "containers": [{
+                "name": "main", "image": "busybox:1.36",
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            }],
+        },
+        "status": {
+            "phase": "Running",
+            "startTime": LONG_AGO,
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": LONG_AGO}],
+        },
+    })
+}
+
+/// node-1's report: each pod at `millicores`.
+fn report(pods: &[(String, String)], millicores: f64) -> pb::NodeReport {
+    pb::NodeReport {
+        node: Some(pb::NodeIdentity {
+            name: "node-1".into(),
+            boot_id: "boot-1".into(),
+            cgroup_mode: pb::CgroupMode::V2 as i32,
+            logical_cpus: 8,
+            cpu_capacity_millicores: 8000,
+            memory_total_bytes: 32 << 30,
+            agent_version: "0.1.0".into(),
+            ..Default::default()
+        }),
+        agent_instance: "agent-1".into(),
+        seq: now_nanos(),
+        wall_time_unix_nanos: now_nanos(),
+        monotonic_nanos: 1,
+        collect_interval_nanos: 500_000_000,
+        pods: pods
+            .iter()
+            .map(|(name, uid)| pb::Pod {
+                uid: uid.clone(),
+                name: name.clone(),
+                namespace: NS.into(),
+                qos_class: "Burstable".into(),
+                cgroup_path: format!("kubepods/burstable/pod{uid}"),
+                usage: Some(pb::CgroupUsage {
+                    cpu: Some(pb::CgroupCpu {
+                        usage_millicores: Some(millicores),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                discovered_by: "containerd".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Streams node-1's report every 500 ms, as an agent would, until aborted.
+fn simulated_agent(grpc: SocketAddr, pods: Vec<(String, String)>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("coordinator reachable");
+        let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+        loop {
+            let mut acks = client
+                .connect(tokio_stream::iter(vec![report(&pods, 300.0)]))
+                .await
+                .expect("Connect accepted")
+                .into_inner();
+            let _ = acks.message().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+fn replicas(fake: &k8s_support::Fake, name: &str) -> i64 {
+    fake.server
+        .object("apps/v1", "Deployment", Some(NS), name)
+        .and_then(|d| d["spec"]["replicas"].as_i64())
+        .unwrap_or(-1)
+}
+
+async fn autoscaler(http: SocketAddr, id: &str) -> Value {
+    http_get(http, &format!("/api/v1/autoscaling/{id}")).await.1
+}
+
+fn create_body(workload: &str) -> String {
+    format!(
+        r#"{{"workload_name": "{workload}", "workload_namespace": "{NS}", "workload_type": "deployment",
+            "min_replicas": 1, "max_replicas": 5, "target_cpu_percent": 50, "scale_check_interval": 1}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usage() {
+    let fake = k8s_support::start().await;
+    let s = &fake.server;
+    s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
+    s.insert(deployment("web", 2));
+    s.insert(deployment("other", 1));
+    let pods: Vec<(String, String)> = ["web-a", "web-b"]
+        .iter()
+        .map(|n| {
+            let p = s.insert(running_pod(n, "web"));
+            (
+                n.to_string(),
+                p["metadata"]["uid"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    s.insert(json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "other-hpa", "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "other"},
+            "minReplicas": 1, "maxReplicas": 3,
+        },
+    }));
+
+    let mut k8s = fake.config("coordinator-a");
+    k8s.lease.duration = Duration::from_secs(4);
+    k8s.lease.renew_deadline = Duration::from_secs(2);
+    let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
+    within("the coordinator to lead", async {
+        while http_get(c.http, "/ready").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let agent = simulated_agent(c.grpc, pods);
+
+    // The first write of the scale meets a conflict (someone touched the Deployment):
+    // re-read, the count unchanged, written again with the new resourceVersion.
+    s.fail_next(
+        RequestMatcher {
+            verb: Some(Verb::Update),
+            resource: Some("deployments".into()),
+            subresource: Some("scale".into()),
+            name: Some("web".into()),
+        },
+        409,
+    );
+    let (status, _, created) =
+        http_request(c.http, "POST", "/api/v1/autoscaling", &create_body("web")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["autoscaling_id"].as_str().unwrap().to_owned();
+
+    // 2 pods at 300 % of their request against 50 %: 2 -> 4 (the HPA's scale-up
+    // limit: double, or 4), then -> 5, the maximum, where ScalingLimited says so.
+    within("the first scale-up", async {
+        while replicas(&fake, "web") < 4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    within("the maximum", async {
+        while replicas(&fake, "web") != 5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let status = within("the status to show the maximum", async {
+        loop {
+            let a = autoscaler(c.http, &id).await;
+            if a["details"]["current_replicas"] == 5 {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let d = &status["details"];
+    assert_eq!(status["status"], "active", "{status}");
+    assert_eq!(d["scale_up_count"], 2, "{status}");
+    assert_eq!(d["current_cpu_percent"], 300.0, "{status}");
+    let limited = d["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingLimited")
+        .expect("ScalingLimited");
+    assert_eq!(limited["status"], "True", "{status}");
+    assert_eq!(limited["reason"], "TooManyReplicas", "{status}");
+    let decisions = d["last_decisions"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|r| r["message"]
+                == "New size: 4; reason: cpu above target (limited by ScaleUpLimit)"),
+        "{status}"
+    );
+
+    // Every scale went through the scale subresource, guarded by a resourceVersion;
+    // the conflict was retried; the whole Deployment was never written.
+    let requests = s.requests();
+    let writes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.resource == "deployments" && matches!(r.verb, Verb::Update | Verb::Patch))
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .all(|r| r.subresource.as_deref() == Some("scale")),
+        "{writes:#?}"
+    );
+    assert!(
+        writes.len() >= 3,
+        "one retried conflict and two scales: {writes:#?}"
+    );
+    // Each scale is an Event on the Deployment with the decision's reason.
+    let events = s.objects("events.k8s.io/v1", "Event", Some(NS));
+    assert!(
+        events.iter().any(|e| e["regarding"]["name"] == "web"
+            && e["reason"] == "Scaled"
+            && e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("set replicas to 4: New size: 4"))),
+        "{events:#?}"
+    );
+
+    // A Deployment an HPA already scales is left alone, and the status says why.
+    let (status, _, other) =
+        http_request(c.http, "POST", "/api/v1/autoscalers", &create_body("other")).await;
+    assert_eq!(status, 201, "{other}");
+    assert_eq!(other["status"], "inactive", "{other}");
+    assert!(
+        other["message"]
+            .as_str()
+            .unwrap()
+            .contains("HorizontalPodAutoscaler ml/other-hpa already scales Deployment ml/other"),
+        "{other}"
+    );
+    // A workload that does not exist yet: inactive until it appears, then active.
+    let (_, _, ghost) =
+        http_request(c.http, "POST", "/api/v1/autoscalers", &create_body("ghost")).await;
+    assert_eq!(ghost["status"], "inactive", "{ghost}");
+    assert!(
+        ghost["message"]
+            .as_str()
+            .unwrap()
+            .contains("deployment \"ml/ghost\" not found"),
+        "{ghost}"
+    );
+    s.insert(deployment("ghost", 1));
+    let ghost_id = ghost["autoscaling_id"].as_str().unwrap().to_owned();
+    within("the ghost autoscaler to become active", async {
+        while autoscaler(c.http, &ghost_id).await["status"] != "active" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(replicas(&fake, "other"), 1, "the HPA's workload untouched");
+
+    agent.abort();
+    c.stop().await;
+    fake.assert_every_call_is_listed();
+    let _ = PATIENCE;
+}
