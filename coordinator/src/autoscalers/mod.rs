@@ -8,6 +8,7 @@
 //! the decision history, so a restarted coordinator decides as before.
 
 pub mod controller;
+pub mod object;
 pub mod request;
 pub mod spec;
 pub mod target;
