@@ -258,6 +258,10 @@ pub async fn run(
                 drain.clone(),
             ))
             .add_service(grpc::workloads::workload_server(workloads))
+            .add_service(grpc::autoscalers::autoscaler_server(
+                autoscalers.clone(),
+                drain.clone(),
+            ))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
                 {

@@ -1,7 +1,8 @@
 //! Every manifest shipped in `deploy/examples/` is accepted as the coordinator would
 //! accept it from `aistorctl apply`: read as YAML documents, each a Pod the local
-//! runtime can run or a Deployment whose template is one.
+//! runtime can run, a Deployment whose template is one, or an Autoscaler.
 
+use aistor_coordinator::autoscalers::object;
 use aistor_coordinator::cli::workloads::documents;
 use aistor_core::{manifest, workload};
 use std::path::Path;
@@ -29,14 +30,17 @@ fn shipped_examples_are_accepted() {
                     workload::parse_deployment(&doc)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
+                Some("Autoscaler") => {
+                    object::parse(&doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
                 other => panic!("{}: unexpected kind {other:?}", path.display()),
             }
             seen += 1;
         }
     }
     assert!(
-        seen >= 3,
-        "the seed 003 pod, its resumed twin and the burner Deployment"
+        seen >= 4,
+        "the seed 003 pod, its resumed twin, the burner Deployment and its Autoscaler"
     );
     // The seed's shape: three containers with its names.
     let seed = std::fs::read_to_string(dir.join("seed-003-training-pod.yaml")).unwrap();
@@ -45,5 +49,21 @@ fn shipped_examples_are_accepted() {
     assert_eq!(
         names,
         ["tensorflow-trainer", "data-processor", "model-monitor"]
+    );
+    // The burner's autoscaler scales the burner Deployment, in its namespace.
+    let burner = std::fs::read_to_string(dir.join("cpu-burner-deployment.yaml")).unwrap();
+    let deployment = documents("burner", &burner).unwrap().remove(0);
+    let text = std::fs::read_to_string(dir.join("cpu-burner-autoscaler.yaml")).unwrap();
+    let a = object::parse(&documents("autoscaler", &text).unwrap().remove(0)).unwrap();
+    assert_eq!(a.namespace, deployment["metadata"]["namespace"]);
+    assert_eq!(a.spec.workload_ref.kind, "Deployment");
+    assert_eq!(a.spec.workload_ref.name, deployment["metadata"]["name"]);
+    assert_eq!((a.spec.min_replicas, a.spec.max_replicas), (1, 4));
+    assert_eq!(a.spec.metrics.cpu_percent, Some(50));
+    assert_eq!(
+        a.spec
+            .scale_down
+            .and_then(|r| r.stabilization_window_seconds),
+        Some(60)
     );
 }

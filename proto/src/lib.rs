@@ -2,7 +2,8 @@
 //! truth; the Rust in `src/gen/` is generated from them by `tests/codegen.rs`, which
 //! fails when the checked-in code differs from what the protos produce.
 
-/// `aistor.v1`: agent stream, measurements and the cluster view.
+/// `aistor.v1`: agent stream, measurements, the cluster view, the local runtime's
+/// workloads and the autoscalers.
 pub mod v1 {
     #![allow(unreachable_pub, clippy::all, rust_2018_idioms)]
     include!("gen/aistor.v1.rs");

@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod kubernetes;
+pub mod object;
 pub mod request;
 pub mod spec;
 pub mod target;

@@ -31,7 +31,10 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
   aistorctl top gpus                       live GPU view until Ctrl-C
   aistorctl apply -f examples/seed-003-training-pod.yaml   run a pod on the local runtime
   aistorctl get pods -n ml -o wide         its containers' states and measured usage
-  aistorctl delete pod train -n ml         stop it (SIGTERM, grace period, SIGKILL)"
+  aistorctl delete pod train -n ml         stop it (SIGTERM, grace period, SIGKILL)
+  aistorctl apply -f examples/cpu-burner-autoscaler.yaml   scale a Deployment
+  aistorctl get autoscalers -A             every autoscaler, its targets and replicas
+  aistorctl describe autoscaler NAME       its metrics, conditions and decisions"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
@@ -67,11 +70,14 @@ pub enum Command {
     #[command(subcommand)]
     Top(TopCommand),
     /// Create or update Pods and Deployments on the local runtime from a YAML file
-    /// (standalone mode; on Kubernetes use kubectl).
+    /// (standalone mode; on Kubernetes use kubectl), and create the Autoscalers in it.
     Apply(ApplyArgs),
-    /// List the local runtime's pods or deployments.
+    /// List the local runtime's pods, deployments or checkpoints, or the autoscalers.
     Get(GetArgs),
-    /// Delete a pod, or a deployment and its pods.
+    /// Show one object in detail (an autoscaler: its metrics, conditions and
+    /// recent decisions).
+    Describe(DescribeArgs),
+    /// Delete a pod, a deployment and its pods, or an autoscaler.
     Delete(DeleteArgs),
     /// Stage an application checkpoint of a pod to the shared checkpoint volume and
     /// wait until it is staged (a new pod annotated aistor.io/restore-from: ID starts
@@ -128,6 +134,9 @@ pub enum WorkloadKind {
     Deployments,
     #[value(alias = "checkpoint", alias = "ckpt")]
     Checkpoints,
+    /// Autoscalers are named by the coordinator and unique across namespaces.
+    #[value(alias = "autoscaler", alias = "asc")]
+    Autoscalers,
 }
 
 impl WorkloadKind {
@@ -136,6 +145,7 @@ impl WorkloadKind {
             WorkloadKind::Pods => "pods",
             WorkloadKind::Deployments => "deployments",
             WorkloadKind::Checkpoints => "checkpoints",
+            WorkloadKind::Autoscalers => "autoscalers",
         }
     }
 }
@@ -150,9 +160,24 @@ pub struct GetArgs {
     /// Every namespace.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// table, wide (pods: CPU, memory, node and each container's state), json or yaml.
+    /// table, wide (pods: CPU, memory, node and each container's state;
+    /// autoscalers: desired replicas, scale counts, last scale, message), json or yaml.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+/// What `describe` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DescribeKind {
+    #[value(alias = "autoscalers", alias = "asc")]
+    Autoscaler,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DescribeArgs {
+    #[arg(value_enum)]
+    pub kind: DescribeKind,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Args)]

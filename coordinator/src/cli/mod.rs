@@ -14,10 +14,15 @@
 //! - `units`: humanising CPU, bytes, throughput and ages.
 //! - `table`: kubectl-style aligned columns.
 //! - `render`: `-o table|wide|json|yaml`.
+//! - `workloads`: `apply`, `get`, `delete`, `checkpoint` and `logs` of the local
+//!   runtime's Pods and Deployments (`WorkloadService`).
+//! - `autoscalers`: `get`, `describe` and `delete` autoscalers, and the
+//!   Autoscalers of `apply -f` (`AutoscalerService`).
 //! - `top`: the live views (`WatchNodes` for nodes and GPUs, polled `ListPods`
 //!   for pods).
 
 mod args;
+pub mod autoscalers;
 mod client;
 mod error;
 mod render;
@@ -31,8 +36,9 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use args::{
-    Cli, Command, DEFAULT_CHUNK_SIZE, DEFAULT_SERVER, Format, GpusArgs, NodesArgs, PodFilter,
-    PodSort, PodsArgs, TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
+    Cli, Command, DEFAULT_CHUNK_SIZE, DEFAULT_SERVER, DescribeArgs, DescribeKind, Format, GpusArgs,
+    NodesArgs, PodFilter, PodSort, PodsArgs, TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
+    WorkloadKind,
 };
 pub use error::CliError;
 pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_pods};
@@ -66,11 +72,17 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             } else {
                 &args.namespace
             };
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let now = now_unix_nanos();
+            if args.kind == WorkloadKind::Autoscalers {
+                return autoscalers::get(&url, namespace, format, now, out).await;
+            }
             workloads::get(&url, args.kind.name(), namespace, format, now, out).await
         }
+        Command::Describe(args) => match args.kind {
+            DescribeKind::Autoscaler => {
+                autoscalers::describe(&url, &args.name, now_unix_nanos(), out).await
+            }
+        },
         Command::Checkpoint(args) => {
             workloads::checkpoint(
                 &url,
@@ -97,6 +109,9 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
                 out,
             )
             .await
+        }
+        Command::Delete(args) if args.kind == WorkloadKind::Autoscalers => {
+            autoscalers::delete(&url, &args.name, out).await
         }
         Command::Delete(args) => {
             workloads::delete(&url, args.kind.name(), &args.name, &args.namespace, out).await

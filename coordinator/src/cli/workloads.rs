@@ -54,7 +54,9 @@ pub fn documents(path: &str, text: &str) -> Result<Vec<Value>, CliError> {
     Ok(out)
 }
 
-/// `aistorctl apply -f FILE` (`-` reads stdin).
+/// `aistorctl apply -f FILE` (`-` reads stdin): Pods and Deployments through
+/// `WorkloadService.Apply` (all or none), then each `kind: Autoscaler` through
+/// `AutoscalerService.Create` (the coordinator names it).
 pub async fn apply(url: &str, file: &str, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let text = if file == "-" {
         let mut s = String::new();
@@ -66,20 +68,38 @@ pub async fn apply(url: &str, file: &str, out: &mut (impl Write + Send)) -> Resu
             cause: e.to_string(),
         })?
     };
-    let objects = documents(file, &text)?;
-    let objects_json = objects
-        .iter()
-        .map(|o| serde_json::to_vec(o).unwrap_or_default())
-        .collect();
-    let mut c = connect(url).await?;
-    let applied = c
-        .apply(request(pb::ApplyRequest { objects_json }))
-        .await
-        .map_err(|s| CliError::from_status(url, "Apply", &s))?
-        .into_inner()
-        .applied;
-    for a in applied {
-        writeln!(out, "{}/{} {}", a.kind, a.name, a.action)?;
+    let all = documents(file, &text)?;
+    // Autoscalers are checked here first, so a refused one leaves nothing applied.
+    for (n, o) in all.iter().enumerate() {
+        if o["kind"] == crate::autoscalers::object::KIND {
+            crate::autoscalers::object::parse(o).map_err(|e| CliError::Input {
+                path: file.to_owned(),
+                cause: format!("object {} (Autoscaler): {e}", n + 1),
+            })?;
+        }
+    }
+    let (autoscalers, objects): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|o| o["kind"] == crate::autoscalers::object::KIND);
+    // Workloads first, so an autoscaler in the same file finds its Deployment.
+    if !objects.is_empty() {
+        let objects_json = objects
+            .iter()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .collect();
+        let mut c = connect(url).await?;
+        let applied = c
+            .apply(request(pb::ApplyRequest { objects_json }))
+            .await
+            .map_err(|s| CliError::from_status(url, "Apply", &s))?
+            .into_inner()
+            .applied;
+        for a in applied {
+            writeln!(out, "{}/{} {}", a.kind, a.name, a.action)?;
+        }
+    }
+    if !autoscalers.is_empty() {
+        super::autoscalers::create(url, &autoscalers, out).await?;
     }
     Ok(())
 }

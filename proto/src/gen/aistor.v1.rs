@@ -1868,6 +1868,747 @@ pub mod workload_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Autoscaler {
+    /// The `Autoscaler` object with its status, as Kubernetes JSON.
+    #[prost(bytes = "vec", tag = "1")]
+    pub object_json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateAutoscalerRequest {
+    /// An `Autoscaler` object as JSON: apiVersion `aistor.io/v1alpha1`, kind
+    /// `Autoscaler`, `metadata.namespace` (default `default`) and `spec`. Without
+    /// `metadata.name` (names are assigned by the server) and without `status`.
+    #[prost(bytes = "vec", tag = "1")]
+    pub object_json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetAutoscalerRequest {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListAutoscalersRequest {
+    /// Empty: every namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListAutoscalersResponse {
+    /// Ordered by name.
+    #[prost(message, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<Autoscaler>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteAutoscalerRequest {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteAutoscalerResponse {}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchAutoscalersRequest {
+    /// Empty: every namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AutoscalerEvent {
+    #[prost(enumeration = "autoscaler_event::Kind", tag = "1")]
+    pub kind: i32,
+    /// The autoscaler's name (metadata.name).
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// The object as Kubernetes JSON; for KIND_DELETED the last one seen.
+    #[prost(bytes = "vec", tag = "3")]
+    pub object_json: ::prost::alloc::vec::Vec<u8>,
+}
+/// Nested message and enum types in `AutoscalerEvent`.
+pub mod autoscaler_event {
+    #[derive(serde::Serialize)]
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        Hash,
+        PartialOrd,
+        Ord,
+        ::prost::Enumeration
+    )]
+    #[repr(i32)]
+    pub enum Kind {
+        Unspecified = 0,
+        /// An autoscaler in the initial listing.
+        Existing = 1,
+        /// Sent once, after the last KIND_EXISTING (`name` and `object_json` empty).
+        Synced = 2,
+        Added = 3,
+        Modified = 4,
+        Deleted = 5,
+    }
+    impl Kind {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "KIND_UNSPECIFIED",
+                Self::Existing => "KIND_EXISTING",
+                Self::Synced => "KIND_SYNCED",
+                Self::Added => "KIND_ADDED",
+                Self::Modified => "KIND_MODIFIED",
+                Self::Deleted => "KIND_DELETED",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                "KIND_EXISTING" => Some(Self::Existing),
+                "KIND_SYNCED" => Some(Self::Synced),
+                "KIND_ADDED" => Some(Self::Added),
+                "KIND_MODIFIED" => Some(Self::Modified),
+                "KIND_DELETED" => Some(Self::Deleted),
+                _ => None,
+            }
+        }
+    }
+}
+/// Generated client implementations.
+pub mod autoscaler_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Autoscalers (`aistor.io/v1alpha1` kind `Autoscaler`): each scales one Deployment,
+    /// StatefulSet or ReplicaSet in its namespace over the CPU, memory, GPU and storage
+    /// I/O the agents measure, with HPA-style behaviour. The same stored objects as the
+    /// REST API's `/api/v1/autoscaling`. Objects travel as their Kubernetes JSON (spec
+    /// and status), so `-o json` shows exactly what is stored.
+    ///
+    /// A coordinator that runs no autoscalers (on Kubernetes, where the scale shell is
+    /// not built yet) answers FAILED_PRECONDITION with the reason. Create and Delete are
+    /// accepted only from the coordinator's machine (loopback) until the APIs are
+    /// authenticated (PERMISSION_DENIED otherwise).
+    #[derive(Debug, Clone)]
+    pub struct AutoscalerServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> AutoscalerServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> AutoscalerServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            AutoscalerServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Stores a new autoscaler and decides once right away, so the answer says
+        /// whether its workload can be scaled. The name is assigned by the server.
+        /// INVALID_ARGUMENT naming the field when the object cannot be used.
+        pub async fn create(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CreateAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Autoscaler>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.AutoscalerService/Create",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.AutoscalerService", "Create"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// NOT_FOUND naming it when there is none.
+        pub async fn get(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Autoscaler>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.AutoscalerService/Get",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.AutoscalerService", "Get"));
+            self.inner.unary(req, path, codec).await
+        }
+        pub async fn list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListAutoscalersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAutoscalersResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.AutoscalerService/List",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.AutoscalerService", "List"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// NOT_FOUND naming it when there is none.
+        pub async fn delete(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DeleteAutoscalerRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::DeleteAutoscalerResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.AutoscalerService/Delete",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.AutoscalerService", "Delete"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Every autoscaler (KIND_EXISTING), one KIND_SYNCED, then every change: an
+        /// autoscaler whose spec or status changed (KIND_MODIFIED), a new one
+        /// (KIND_ADDED) and one that is gone (KIND_DELETED, with its last object). Changes
+        /// are looked for once a second. The stream ends when the coordinator drains.
+        pub async fn watch(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchAutoscalersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::AutoscalerEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.AutoscalerService/Watch",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.AutoscalerService", "Watch"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod autoscaler_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with AutoscalerServiceServer.
+    #[async_trait]
+    pub trait AutoscalerService: std::marker::Send + std::marker::Sync + 'static {
+        /// Stores a new autoscaler and decides once right away, so the answer says
+        /// whether its workload can be scaled. The name is assigned by the server.
+        /// INVALID_ARGUMENT naming the field when the object cannot be used.
+        async fn create(
+            &self,
+            request: tonic::Request<super::CreateAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Autoscaler>, tonic::Status>;
+        /// NOT_FOUND naming it when there is none.
+        async fn get(
+            &self,
+            request: tonic::Request<super::GetAutoscalerRequest>,
+        ) -> std::result::Result<tonic::Response<super::Autoscaler>, tonic::Status>;
+        async fn list(
+            &self,
+            request: tonic::Request<super::ListAutoscalersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAutoscalersResponse>,
+            tonic::Status,
+        >;
+        /// NOT_FOUND naming it when there is none.
+        async fn delete(
+            &self,
+            request: tonic::Request<super::DeleteAutoscalerRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::DeleteAutoscalerResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the Watch method.
+        type WatchStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::AutoscalerEvent, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Every autoscaler (KIND_EXISTING), one KIND_SYNCED, then every change: an
+        /// autoscaler whose spec or status changed (KIND_MODIFIED), a new one
+        /// (KIND_ADDED) and one that is gone (KIND_DELETED, with its last object). Changes
+        /// are looked for once a second. The stream ends when the coordinator drains.
+        async fn watch(
+            &self,
+            request: tonic::Request<super::WatchAutoscalersRequest>,
+        ) -> std::result::Result<tonic::Response<Self::WatchStream>, tonic::Status>;
+    }
+    /// Autoscalers (`aistor.io/v1alpha1` kind `Autoscaler`): each scales one Deployment,
+    /// StatefulSet or ReplicaSet in its namespace over the CPU, memory, GPU and storage
+    /// I/O the agents measure, with HPA-style behaviour. The same stored objects as the
+    /// REST API's `/api/v1/autoscaling`. Objects travel as their Kubernetes JSON (spec
+    /// and status), so `-o json` shows exactly what is stored.
+    ///
+    /// A coordinator that runs no autoscalers (on Kubernetes, where the scale shell is
+    /// not built yet) answers FAILED_PRECONDITION with the reason. Create and Delete are
+    /// accepted only from the coordinator's machine (loopback) until the APIs are
+    /// authenticated (PERMISSION_DENIED otherwise).
+    #[derive(Debug)]
+    pub struct AutoscalerServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> AutoscalerServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for AutoscalerServiceServer<T>
+    where
+        T: AutoscalerService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/aistor.v1.AutoscalerService/Create" => {
+                    #[allow(non_camel_case_types)]
+                    struct CreateSvc<T: AutoscalerService>(pub Arc<T>);
+                    impl<
+                        T: AutoscalerService,
+                    > tonic::server::UnaryService<super::CreateAutoscalerRequest>
+                    for CreateSvc<T> {
+                        type Response = super::Autoscaler;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CreateAutoscalerRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AutoscalerService>::create(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CreateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.AutoscalerService/Get" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSvc<T: AutoscalerService>(pub Arc<T>);
+                    impl<
+                        T: AutoscalerService,
+                    > tonic::server::UnaryService<super::GetAutoscalerRequest>
+                    for GetSvc<T> {
+                        type Response = super::Autoscaler;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetAutoscalerRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AutoscalerService>::get(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.AutoscalerService/List" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListSvc<T: AutoscalerService>(pub Arc<T>);
+                    impl<
+                        T: AutoscalerService,
+                    > tonic::server::UnaryService<super::ListAutoscalersRequest>
+                    for ListSvc<T> {
+                        type Response = super::ListAutoscalersResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListAutoscalersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AutoscalerService>::list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.AutoscalerService/Delete" => {
+                    #[allow(non_camel_case_types)]
+                    struct DeleteSvc<T: AutoscalerService>(pub Arc<T>);
+                    impl<
+                        T: AutoscalerService,
+                    > tonic::server::UnaryService<super::DeleteAutoscalerRequest>
+                    for DeleteSvc<T> {
+                        type Response = super::DeleteAutoscalerResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DeleteAutoscalerRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AutoscalerService>::delete(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DeleteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.AutoscalerService/Watch" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchSvc<T: AutoscalerService>(pub Arc<T>);
+                    impl<
+                        T: AutoscalerService,
+                    > tonic::server::ServerStreamingService<
+                        super::WatchAutoscalersRequest,
+                    > for WatchSvc<T> {
+                        type Response = super::AutoscalerEvent;
+                        type ResponseStream = T::WatchStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WatchAutoscalersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AutoscalerService>::watch(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for AutoscalerServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "aistor.v1.AutoscalerService";
+    impl<T> tonic::server::NamedService for AutoscalerServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
 /// One collection on one node.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -1,0 +1,257 @@
+//! `AutoscalerService` against a real standalone coordinator on loopback, driven by
+//! `aistorctl` as a person types it: an Autoscaler applied from YAML for a
+//! Deployment that does not exist is listed inactive and described with the
+//! failed-get-scale condition, bad objects are refused naming the field (by
+//! aistorctl before sending, and by the coordinator), `delete` removes it, and a
+//! Watch sees the initial listing and then the deletion.
+
+mod support;
+
+use aistor_coordinator::cli::{self, Cli};
+use aistor_proto::v1 as pb;
+use aistor_proto::v1::autoscaler_event::Kind;
+use aistor_proto::v1::autoscaler_service_client::AutoscalerServiceClient;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use support::Coordinator;
+
+async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
+    let server = server.to_string();
+    let argv = ["aistorctl", "--server", &server]
+        .into_iter()
+        .chain(args.iter().copied());
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
+        .await
+        .map_err(|_| "aistorctl timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+const AUTOSCALER: &str = "\
+apiVersion: aistor.io/v1alpha1
+kind: Autoscaler
+metadata:
+  namespace: demo
+spec:
+  workloadRef:
+    kind: Deployment
+    name: missing
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+    cpuPercent: 60
+    iops: 3000
+";
+
+fn cells(line: &str) -> Vec<&str> {
+    line.split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+async fn client(grpc: SocketAddr) -> AutoscalerServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the coordinator answers");
+    AutoscalerServiceClient::new(channel)
+}
+
+async fn next_event(stream: &mut tonic::Streaming<pb::AutoscalerEvent>) -> pb::AutoscalerEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is healthy")
+        .expect("the stream is open")
+}
+
+#[tokio::test]
+async fn autoscalers_are_applied_listed_described_watched_and_deleted() {
+    let c = Coordinator::start(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+
+    // Created from YAML; the coordinator names it.
+    let file = write("autoscaler.yaml", AUTOSCALER);
+    let out = aistorctl(c.grpc, &["apply", "-f", &file]).await.unwrap();
+    let name = out
+        .trim_end()
+        .strip_prefix("autoscaler/")
+        .and_then(|r| r.strip_suffix(" created"))
+        .unwrap_or_else(|| panic!("{out:?}"))
+        .to_owned();
+    assert!(name.starts_with("autoscaler-"), "{name}");
+
+    // Listed inactive: its Deployment does not exist.
+    let table = aistorctl(c.grpc, &["get", "autoscalers", "-n", "demo"])
+        .await
+        .unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "STATUS",
+            "AGE"
+        ],
+        "{table}"
+    );
+    let row = cells(lines[1]);
+    assert_eq!(
+        row[..7],
+        [
+            name.as_str(),
+            "Deployment/missing",
+            "cpu: <unknown>/60%, storage-iops: <unknown>/3000",
+            "1",
+            "3",
+            "<unknown>",
+            "inactive"
+        ],
+        "{table}"
+    );
+    assert_eq!(lines.len(), 2, "{table}");
+    for args in [["get", "asc", "-A"], ["get", "autoscaler", "-A"]] {
+        let all = aistorctl(c.grpc, &args).await.unwrap();
+        let row = cells(all.lines().nth(1).unwrap_or_default());
+        assert_eq!(row[..2], ["demo", name.as_str()], "{all}");
+    }
+    assert_eq!(
+        aistorctl(c.grpc, &["get", "autoscalers", "-n", "other"])
+            .await
+            .unwrap(),
+        "No resources found.\n"
+    );
+    let json = aistorctl(c.grpc, &["get", "autoscalers", "-n", "demo", "-o", "json"])
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list["items"][0]["kind"], "Autoscaler");
+    assert_eq!(list["items"][0]["apiVersion"], "aistor.io/v1alpha1");
+    assert_eq!(list["items"][0]["status"]["phase"], "Inactive");
+
+    // Described with the reason.
+    let described = aistorctl(c.grpc, &["describe", "autoscaler", &name])
+        .await
+        .unwrap();
+    assert!(
+        described.contains("Reference:          Deployment/missing"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Status:             inactive: "),
+        "{described}"
+    );
+    assert!(
+        described.lines().any(|l| {
+            l.split_whitespace().take(3).collect::<Vec<_>>()
+                == ["AbleToScale", "False", "FailedGetScale"]
+        }),
+        "{described}"
+    );
+
+    // Refused, naming the field: by aistorctl before anything is sent, and by the
+    // coordinator for any other client.
+    let mut grpc = client(c.grpc).await;
+    let bad = [
+        (
+            AUTOSCALER.replace("minReplicas: 1", "minReplicas: 0"),
+            "spec.minReplicas",
+        ),
+        (
+            AUTOSCALER.replace("kind: Deployment", "kind: Job"),
+            "spec.workloadRef.kind",
+        ),
+        (
+            AUTOSCALER.replace("  metrics:\n    cpuPercent: 60\n    iops: 3000\n", ""),
+            "spec.metrics",
+        ),
+    ];
+    for (text, field) in bad {
+        let file = write("bad.yaml", &text);
+        let e = aistorctl(c.grpc, &["apply", "-f", &file])
+            .await
+            .expect_err("refused");
+        assert!(e.contains(field), "{field}: {e}");
+        let object = aistorctl_documents(&text);
+        let e = grpc
+            .create(pb::CreateAutoscalerRequest {
+                object_json: serde_json::to_vec(&object).unwrap(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{field}: {e:?}");
+        assert!(e.message().starts_with(field), "{field}: {}", e.message());
+    }
+    let all = aistorctl(c.grpc, &["get", "autoscalers", "-A"])
+        .await
+        .unwrap();
+    assert_eq!(all.lines().count(), 2, "nothing else was created: {all}");
+
+    // A watch: the listing, its end, then the deletion.
+    let mut watch = grpc
+        .watch(pb::WatchAutoscalersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next_event(&mut watch).await;
+    assert_eq!(first.kind, Kind::Existing as i32);
+    assert_eq!(first.name, name);
+    let object: serde_json::Value = serde_json::from_slice(&first.object_json).unwrap();
+    assert_eq!(object["metadata"]["namespace"], "demo");
+    assert_eq!(next_event(&mut watch).await.kind, Kind::Synced as i32);
+
+    let out = aistorctl(c.grpc, &["delete", "autoscaler", &name])
+        .await
+        .unwrap();
+    assert_eq!(out, format!("autoscaler.aistor.io \"{name}\" deleted\n"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = next_event(&mut watch).await;
+        // Its syncs may change its status before it goes.
+        if e.kind == Kind::Deleted as i32 {
+            assert_eq!(e.name, name);
+            break;
+        }
+        assert_eq!(e.kind, Kind::Modified as i32, "{e:?}");
+        assert!(Instant::now() < deadline, "no DELETED event");
+    }
+
+    // Gone.
+    assert_eq!(
+        aistorctl(c.grpc, &["get", "autoscalers", "-A"])
+            .await
+            .unwrap(),
+        "No resources found.\n"
+    );
+    for args in [
+        ["describe", "autoscaler", name.as_str()],
+        ["delete", "autoscaler", name.as_str()],
+    ] {
+        let e = aistorctl(c.grpc, &args).await.expect_err("not found");
+        assert!(e.contains("NotFound") && e.contains(&name), "{args:?}: {e}");
+    }
+    drop(watch);
+    c.stop().await;
+}
+
+/// The one object of a YAML text, as aistorctl sends it.
+fn aistorctl_documents(text: &str) -> serde_json::Value {
+    aistor_coordinator::cli::workloads::documents("bad.yaml", text)
+        .unwrap()
+        .remove(0)
+}
