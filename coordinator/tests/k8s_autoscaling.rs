@@ -16,6 +16,7 @@ use k8s_support::{PATIENCE, within};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::seeds::{SEED_000_CREATE, SEED_004_CREATE};
 use support::{Coordinator, http_get, http_request};
 
 const NS: &str = "ml";
@@ -30,9 +31,13 @@ fn now_nanos() -> u64 {
 }
 
 fn deployment(name: &str, replicas: i32) -> Value {
+    deployment_in(NS, name, replicas)
+}
+
+fn deployment_in(ns: &str, name: &str, replicas: i32) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
@@ -44,10 +49,10 @@ fn deployment(name: &str, replicas: i32) -> Value {
     })
 }
 
-fn running_pod(name: &str, app: &str) -> Value {
+fn running_pod(ns: &str, name: &str, app: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
         "spec": {
             "nodeName": "node-1",
             "containers": [{
@@ -63,8 +68,11 @@ fn running_pod(name: &str, app: &str) -> Value {
     })
 }
 
+/// A pod the simulated agent reports: namespace, name, uid.
+type Reported = (String, String, String);
+
 /// node-1's report: each pod at `millicores`.
-fn report(pods: &[(String, String)], millicores: f64) -> pb::NodeReport {
+fn report(pods: &[Reported], millicores: f64) -> pb::NodeReport {
     pb::NodeReport {
         node: Some(pb::NodeIdentity {
             name: "node-1".into(),
@@ -83,10 +91,10 @@ fn report(pods: &[(String, String)], millicores: f64) -> pb::NodeReport {
         collect_interval_nanos: 500_000_000,
         pods: pods
             .iter()
-            .map(|(name, uid)| pb::Pod {
+            .map(|(namespace, name, uid)| pb::Pod {
                 uid: uid.clone(),
                 name: name.clone(),
-                namespace: NS.into(),
+                namespace: namespace.clone(),
                 qos_class: "Burstable".into(),
                 cgroup_path: format!("kubepods/burstable/pod{uid}"),
                 usage: Some(pb::CgroupUsage {
@@ -105,7 +113,7 @@ fn report(pods: &[(String, String)], millicores: f64) -> pb::NodeReport {
 }
 
 /// Streams node-1's report every 500 ms, as an agent would, until aborted.
-fn simulated_agent(grpc: SocketAddr, pods: Vec<(String, String)>) -> tokio::task::JoinHandle<()> {
+fn simulated_agent(grpc: SocketAddr, pods: Vec<Reported>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
             .unwrap()
@@ -125,11 +133,23 @@ fn simulated_agent(grpc: SocketAddr, pods: Vec<(String, String)>) -> tokio::task
     })
 }
 
+/// A leading coordinator in Kubernetes mode against `fake`.
+async fn leader(fake: &k8s_support::Fake) -> Coordinator {
+    let mut k8s = fake.config("coordinator-a");
+    k8s.lease.duration = Duration::from_secs(4);
+    k8s.lease.renew_deadline = Duration::from_secs(2);
+    let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
+    within("the coordinator to lead", async {
+        while http_get(c.http, "/ready").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    c
+}
+
 fn replicas(fake: &k8s_support::Fake, name: &str) -> i64 {
-    fake.server
-        .object("apps/v1", "Deployment", Some(NS), name)
-        .and_then(|d| d["spec"]["replicas"].as_i64())
-        .unwrap_or(-1)
+    replicas_in(fake, NS, name)
 }
 
 async fn autoscaler(http: SocketAddr, id: &str) -> Value {
@@ -150,14 +170,12 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
     s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
     s.insert(deployment("web", 2));
     s.insert(deployment("other", 1));
-    let pods: Vec<(String, String)> = ["web-a", "web-b"]
+    let pods: Vec<Reported> = ["web-a", "web-b"]
         .iter()
         .map(|n| {
-            let p = s.insert(running_pod(n, "web"));
-            (
-                n.to_string(),
-                p["metadata"]["uid"].as_str().unwrap().to_owned(),
-            )
+            let p = s.insert(running_pod(NS, n, "web"));
+            let uid = p["metadata"]["uid"].as_str().unwrap().to_owned();
+            (NS.to_owned(), n.to_string(), uid)
         })
         .collect();
     s.insert(json!({
@@ -169,16 +187,7 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
         },
     }));
 
-    let mut k8s = fake.config("coordinator-a");
-    k8s.lease.duration = Duration::from_secs(4);
-    k8s.lease.renew_deadline = Duration::from_secs(2);
-    let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
-    within("the coordinator to lead", async {
-        while http_get(c.http, "/ready").await.0 != 200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    let c = leader(&fake).await;
     let agent = simulated_agent(c.grpc, pods);
 
     // The first write of the scale meets a conflict (someone touched the Deployment):
@@ -306,5 +315,94 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
     agent.abort();
     c.stop().await;
     fake.assert_every_call_is_listed();
+}
+
+/// Seeds 000 and 004 verbatim against a cluster that has their Deployments: both
+/// paths, both spellings of the type; measured figures where the agent has them, and
+/// for the GPU and storage targets (no GPU, no I/O figures reported) the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_requests_work_verbatim_against_a_cluster() {
+    let fake = k8s_support::start().await;
+    let s = &fake.server;
+    s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
+    s.insert(deployment_in("default", "nginx-deployment", 2));
+    s.insert(deployment_in("default", "gpu-test-workload", 1));
+    let mut pods: Vec<Reported> = Vec::new();
+    for (name, app) in [
+        ("nginx-a", "nginx-deployment"),
+        ("nginx-b", "nginx-deployment"),
+        ("gpu-test", "gpu-test-workload"),
+    ] {
+        let p = s.insert(running_pod("default", name, app));
+        let uid = p["metadata"]["uid"].as_str().unwrap().to_owned();
+        pods.push(("default".into(), name.into(), uid));
+    }
+    let c = leader(&fake).await;
+    let agent = simulated_agent(c.grpc, pods);
+    // Let the agent's samples arrive, so the first decision has figures.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (status, _, nginx) =
+        http_request(c.http, "POST", "/api/v1/autoscaling", SEED_004_CREATE).await;
+    assert_eq!(status, 201, "{nginx}");
+    assert_eq!(nginx["status"], "active", "{nginx}");
+    assert_eq!(nginx["message"], "Autoscaler created successfully");
+    let d = &nginx["details"];
+    assert_eq!(d["current_replicas"], 2, "{nginx}");
+    assert_eq!(d["current_cpu_percent"], 300.0, "{nginx}");
+    // Not measured, so not shown: no invented zero.
+    assert!(d.get("current_gpu_percent").is_none(), "{nginx}");
+    assert!(d.get("current_storage_iops").is_none(), "{nginx}");
+    let gpu = d["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "gpu")
+        .expect("the GPU metric");
+    assert!(
+        gpu["message"]
+            .as_str()
+            .unwrap()
+            .contains("the pod uses no GPU"),
+        "{nginx}"
+    );
+    // The 60 s scale-up window of the request holds the first proposal back.
+    let able = d["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "AbleToScale")
+        .unwrap();
+    assert_eq!(able["reason"], "ScaleUpStabilized", "{nginx}");
+    assert_eq!(replicas_in(&fake, "default", "nginx-deployment"), 2);
+
+    let (status, _, gpu_test) =
+        http_request(c.http, "POST", "/api/v1/autoscalers", SEED_000_CREATE).await;
+    assert_eq!(status, 201, "{gpu_test}");
+    assert_eq!(gpu_test["status"], "active", "{gpu_test}");
+    assert_eq!(gpu_test["details"]["scale_check_interval"], 30);
+    for path in ["/api/v1/autoscaling", "/api/v1/autoscalers"] {
+        let (_, list) = http_get(c.http, path).await;
+        assert_eq!(list["count"], 2, "{list}");
+    }
+    let (_, totals) = http_get(c.http, "/api/v1/autoscaling/metrics").await;
+    assert_eq!(totals["active_autoscalers"], 2, "{totals}");
+    assert_eq!(totals["average_cpu_utilization"], 300.0, "{totals}");
+    for id in [&nginx["autoscaling_id"], &gpu_test["autoscaling_id"]] {
+        let path = format!("/api/v1/autoscalers/{}", id.as_str().unwrap());
+        let (status, _, gone) = http_request(c.http, "DELETE", &path, "").await;
+        assert_eq!(status, 200);
+        assert_eq!(gone["message"], "Autoscaler deleted successfully");
+    }
+    agent.abort();
+    c.stop().await;
+    fake.assert_every_call_is_listed();
     let _ = PATIENCE;
+}
+
+fn replicas_in(fake: &k8s_support::Fake, ns: &str, name: &str) -> i64 {
+    fake.server
+        .object("apps/v1", "Deployment", Some(ns), name)
+        .and_then(|d| d["spec"]["replicas"].as_i64())
+        .unwrap_or(-1)
 }

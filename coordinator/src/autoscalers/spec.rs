@@ -8,9 +8,9 @@ use crate::k8s::crd::{
 };
 use crate::workloads::rfc3339;
 use aistor_core::autoscale::{
-    Behavior, Condition, ConditionStatus, ConditionType, Current, Decision, History, MetricKind,
-    MetricSpec, Policy, PolicyKind, Reason, Recommendation, ScaleEvent, ScalingRules, SelectPolicy,
-    Spec, Target, milli,
+    Behavior, Condition, ConditionStatus, ConditionType, Current, Decision, History, MetricError,
+    MetricKind, MetricSpec, Policy, PolicyKind, Reason, Recommendation, ScaleEvent, ScalingRules,
+    SelectPolicy, Spec, Target, milli,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition as MetaCondition, Time};
 use std::time::Duration;
@@ -255,6 +255,23 @@ fn stored_history(h: &History) -> Option<ScalingHistory> {
     })
 }
 
+/// Missing pods and why, pods with the same reason together:
+/// `web-a, web-b: the pod uses no GPU`.
+fn missing_message(reasons: &[(Box<str>, Box<str>)]) -> String {
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (pod, why) in reasons {
+        match grouped.iter_mut().find(|(w, _)| *w == &**why) {
+            Some((_, pods)) => pods.push(pod),
+            None => grouped.push((why, vec![pod])),
+        }
+    }
+    grouped
+        .iter()
+        .map(|(why, pods)| format!("{}: {why}", pods.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The HPA's event wording for a rescale: which metric drove it, and the rule
 /// that bounded it, if one did.
 pub fn rescale_message(d: &Decision) -> String {
@@ -305,13 +322,7 @@ pub fn apply_decision(
                     s.ready_pods = r.pods.ready;
                     s.unready_pods = r.pods.unready;
                     s.missing_pods = r.pods.missing;
-                    s.message = r
-                        .pods
-                        .missing_reasons
-                        .iter()
-                        .map(|(pod, why)| format!("{pod}: {why}"))
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    s.message = missing_message(&r.pods.missing_reasons);
                     let slot = match m.spec.kind {
                         MetricKind::Cpu => &mut values.cpu_percent,
                         MetricKind::Memory => &mut values.memory_percent,
@@ -326,7 +337,17 @@ pub fn apply_decision(
                     };
                     *slot = Some(v);
                 }
-                Err(e) => s.message = e.to_string(),
+                Err(e) => {
+                    s.message = e.to_string();
+                    if let MetricError::NoReadyValues(pods) = e {
+                        s.unready_pods = pods.unready;
+                        s.missing_pods = pods.missing;
+                        if !pods.missing_reasons.is_empty() {
+                            s.message
+                                .push_str(&format!(": {}", missing_message(&pods.missing_reasons)));
+                        }
+                    }
+                }
             }
             s
         })
@@ -570,6 +591,20 @@ mod tests {
             apply_decision(&mut status, &s, &d, true);
         }
         assert_eq!(status.last_decisions.len(), KEEP_DECISIONS);
+    }
+
+    #[test]
+    fn missing_pods_are_grouped_by_reason() {
+        let r = |p: &str, w: &str| -> (Box<str>, Box<str>) { (p.into(), w.into()) };
+        assert_eq!(
+            missing_message(&[
+                r("a", "no GPU"),
+                r("b", "node n1 is stale"),
+                r("c", "no GPU"),
+            ]),
+            "a, c: no GPU; b: node n1 is stale"
+        );
+        assert_eq!(missing_message(&[]), "");
     }
 
     #[test]

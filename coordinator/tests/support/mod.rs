@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod seeds;
+
 use aistor_coordinator::config::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
