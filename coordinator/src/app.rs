@@ -207,7 +207,6 @@ pub async fn run(
             Ok::<(), std::convert::Infallible>(())
         }
     });
-    let autoscalers = Some(autoscalers);
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
         let health = health.clone();

@@ -28,8 +28,7 @@ struct RestState {
     measurements: Measurements,
     role: Role,
     registry: Arc<Registry>,
-    /// Absent where this mode runs no autoscalers.
-    autoscalers: Option<Autoscalers>,
+    autoscalers: Autoscalers,
 }
 
 pub fn router(
@@ -37,7 +36,7 @@ pub fn router(
     measurements: Measurements,
     role: Role,
     registry: Arc<Registry>,
-    autoscalers: Option<Autoscalers>,
+    autoscalers: Autoscalers,
 ) -> Router {
     Router::new()
         .route("/health", get(health))

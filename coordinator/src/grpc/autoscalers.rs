@@ -1,7 +1,6 @@
 //! `AutoscalerService`: the stored `Autoscaler` objects over gRPC (what `aistorctl
 //! get|describe|apply|delete` autoscalers use), the same objects the REST API's
-//! `/api/v1/autoscaling` shows. Objects travel as their Kubernetes JSON. Where the
-//! coordinator runs no autoscalers every call is FAILED_PRECONDITION with the reason.
+//! `/api/v1/autoscaling` shows. Objects travel as their Kubernetes JSON.
 
 use super::workloads::may_act;
 use crate::autoscalers::{AutoscalerError, Autoscalers, object};
@@ -35,14 +34,13 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AutoscalerEvent, Status>
 
 #[derive(Debug, Clone)]
 pub struct AutoscalerApi {
-    /// `None` where the coordinator runs no autoscalers (Kubernetes).
-    autoscalers: Option<Autoscalers>,
+    autoscalers: Autoscalers,
     drain: Drain,
     watchers: Arc<Semaphore>,
 }
 
 pub fn autoscaler_server(
-    autoscalers: Option<Autoscalers>,
+    autoscalers: Autoscalers,
     drain: Drain,
 ) -> AutoscalerServiceServer<AutoscalerApi> {
     AutoscalerServiceServer::new(AutoscalerApi {
@@ -79,14 +77,6 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
         )))
     } else {
         Ok(value)
-    }
-}
-
-impl AutoscalerApi {
-    fn registry(&self) -> Result<&Autoscalers, Status> {
-        self.autoscalers
-            .as_ref()
-            .ok_or_else(|| Status::failed_precondition("this coordinator runs no autoscalers"))
     }
 }
 
@@ -149,7 +139,7 @@ impl AutoscalerService for AutoscalerApi {
         &self,
         request: Request<pb::CreateAutoscalerRequest>,
     ) -> Result<Response<pb::Autoscaler>, Status> {
-        let a = self.registry()?;
+        let a = &self.autoscalers;
         may_act(request.remote_addr())?;
         let raw = request.into_inner().object_json;
         let value: serde_json::Value = serde_json::from_slice(&raw)
@@ -168,7 +158,7 @@ impl AutoscalerService for AutoscalerApi {
         &self,
         request: Request<pb::GetAutoscalerRequest>,
     ) -> Result<Response<pb::Autoscaler>, Status> {
-        let a = self.registry()?;
+        let a = &self.autoscalers;
         let r = request.into_inner();
         let found = a.get(required("name", &r.name)?).map_err(status)?;
         Ok(Response::new(pb::Autoscaler {
@@ -180,7 +170,7 @@ impl AutoscalerService for AutoscalerApi {
         &self,
         request: Request<pb::ListAutoscalersRequest>,
     ) -> Result<Response<pb::ListAutoscalersResponse>, Status> {
-        let a = self.registry()?;
+        let a = &self.autoscalers;
         let namespace = request.into_inner().namespace;
         let items = a
             .list(&namespace)
@@ -204,7 +194,7 @@ impl AutoscalerService for AutoscalerApi {
         &self,
         request: Request<pb::DeleteAutoscalerRequest>,
     ) -> Result<Response<pb::DeleteAutoscalerResponse>, Status> {
-        let a = self.registry()?;
+        let a = &self.autoscalers;
         may_act(request.remote_addr())?;
         let r = request.into_inner();
         a.delete(required("name", &r.name)?).await.map_err(status)?;
@@ -217,7 +207,7 @@ impl AutoscalerService for AutoscalerApi {
         &self,
         request: Request<pb::WatchAutoscalersRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let a = self.registry()?.clone();
+        let a = self.autoscalers.clone();
         let namespace = request.into_inner().namespace;
         let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
@@ -339,26 +329,5 @@ mod tests {
         let deleted: serde_json::Value = serde_json::from_slice(&next[2].object_json).unwrap();
         assert_eq!(deleted["metadata"]["name"], "b", "the last object seen");
         assert_eq!(seen.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn without_a_registry_every_call_says_why() {
-        let api = AutoscalerApi {
-            autoscalers: None,
-            drain: Drain::never(),
-            watchers: Arc::new(Semaphore::new(1)),
-        };
-        let e = api
-            .list(Request::new(pb::ListAutoscalersRequest::default()))
-            .await
-            .unwrap_err();
-        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
-        assert!(e.message().contains("Kubernetes"), "{}", e.message());
-        let e = api
-            .watch(Request::new(pb::WatchAutoscalersRequest::default()))
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
     }
 }

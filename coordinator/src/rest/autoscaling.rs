@@ -5,7 +5,7 @@
 
 use super::{ApiError, RestState};
 use crate::autoscalers::spec::time_text;
-use crate::autoscalers::{AutoscalerError, Autoscalers, request};
+use crate::autoscalers::{AutoscalerError, request};
 use crate::k8s::crd::Autoscaler;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -57,16 +57,6 @@ fn may_act(peer: &Peer) -> Result<(), ApiError> {
         )),
         _ => Ok(()),
     }
-}
-
-fn registry(s: &RestState) -> Result<&Autoscalers, ApiError> {
-    s.autoscalers.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Autoscaling unavailable",
-            "this coordinator runs no autoscalers",
-        )
-    })
 }
 
 fn error(e: AutoscalerError, summary: &str) -> ApiError {
@@ -216,7 +206,7 @@ async fn create(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     may_act(&peer)?;
-    let registry = registry(&s)?;
+    let registry = &s.autoscalers;
     let parsed = request::parse(&body).map_err(|e| ApiError::bad_request(e.error, e.details))?;
     let created = registry
         .create(&parsed.namespace, parsed.spec)
@@ -237,12 +227,13 @@ async fn create(
 }
 
 async fn list(State(s): State<RestState>) -> Result<Json<Value>, ApiError> {
-    let all: Vec<Value> = registry(&s)?.list("").iter().map(view).collect();
+    let all: Vec<Value> = s.autoscalers.list("").iter().map(view).collect();
     Ok(Json(json!({"count": all.len(), "autoscalers": all})))
 }
 
 async fn show(State(s): State<RestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let a = registry(&s)?
+    let a = s
+        .autoscalers
         .get(&id)
         .map_err(|e| error(e, "Autoscaler not found"))?;
     Ok(Json(view(&a)))
@@ -254,7 +245,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     may_act(&peer)?;
-    registry(&s)?
+    s.autoscalers
         .delete(&id)
         .await
         .map_err(|e| error(e, "Failed to delete autoscaler"))?;
@@ -265,7 +256,7 @@ async fn remove(
 }
 
 async fn totals(State(s): State<RestState>) -> Result<Json<Value>, ApiError> {
-    let t = registry(&s)?.totals();
+    let t = s.autoscalers.totals();
     Ok(Json(json!({
         "total_autoscalers": t.total,
         "active_autoscalers": t.active,
