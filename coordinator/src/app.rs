@@ -190,15 +190,22 @@ pub async fn run(
         )),
         (None, None) => unreachable!("standalone always has workloads"),
     };
+    // On a cluster the autoscalers are Autoscaler resources (kubectl sees them; a new
+    // leader reads them); standalone they are in the coordinator's database.
+    let autoscaler_store: Arc<dyn crate::store::Store> = match &shell {
+        Some(shell) => Arc::new(crate::store::custom_resources::CustomResourceStore::new(
+            shell.cluster.client.clone(),
+        )),
+        None => store.clone(),
+    };
     let autoscalers = crate::autoscalers::Autoscalers::open(
-        store.clone(),
+        autoscaler_store,
         view.clone(),
         targets,
         aistor_core::autoscale::Config::default(),
         role.leadership(),
     )
-    .await
-    .map_err(store_error)?;
+    .await;
     tasks.spawn("autoscalers", {
         let a = autoscalers.clone();
         let drain = drain.clone();

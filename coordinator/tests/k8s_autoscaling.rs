@@ -166,6 +166,7 @@ fn create_body(workload: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usage() {
     let fake = k8s_support::start().await;
+    fake.install_crds();
     let s = &fake.server;
     s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
     s.insert(deployment("web", 2));
@@ -251,6 +252,14 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
         "{status}"
     );
 
+    // The object the REST API shows is the Autoscaler resource kubectl shows.
+    let stored = s
+        .object("aistor.io/v1alpha1", "Autoscaler", Some(NS), &id)
+        .expect("the Autoscaler resource");
+    assert_eq!(stored["spec"]["workloadRef"]["name"], "web");
+    assert_eq!(stored["status"]["scaleUpCount"], 2, "{stored}");
+    assert_eq!(stored["status"]["currentReplicas"], 5, "{stored}");
+
     // Every scale went through the scale subresource, guarded by a resourceVersion;
     // the conflict was retried; the whole Deployment was never written.
     let requests = s.requests();
@@ -323,6 +332,7 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_requests_work_verbatim_against_a_cluster() {
     let fake = k8s_support::start().await;
+    fake.install_crds();
     let s = &fake.server;
     s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
     s.insert(deployment_in("default", "nginx-deployment", 2));
@@ -405,4 +415,129 @@ fn replicas_in(fake: &k8s_support::Fake, ns: &str, name: &str) -> i64 {
         .object("apps/v1", "Deployment", Some(ns), name)
         .and_then(|d| d["spec"]["replicas"].as_i64())
         .unwrap_or(-1)
+}
+
+/// An Autoscaler made with `kubectl apply` is taken up by the leader; when the leader
+/// stops, the standby takes over with the stored status (counters, history) and goes
+/// on deciding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubectl_made_autoscaler_survives_a_leader_change() {
+    let fake = k8s_support::start().await;
+    fake.install_crds();
+    let s = &fake.server;
+    s.insert(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}));
+    s.insert(deployment("web", 1));
+    let mut pods: Vec<Reported> = Vec::new();
+    for name in ["web-a", "web-b"] {
+        let p = s.insert(running_pod(NS, name, "web"));
+        let uid = p["metadata"]["uid"].as_str().unwrap().to_owned();
+        pods.push((NS.into(), name.into(), uid));
+    }
+    let start = |identity: &'static str| {
+        let mut k8s = fake.config(identity);
+        k8s.lease.duration = Duration::from_secs(4);
+        k8s.lease.renew_deadline = Duration::from_secs(2);
+        Coordinator::start(move |cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s))
+    };
+    let a = start("coordinator-a").await;
+    let b = start("coordinator-b").await;
+    let ready = |c: SocketAddr| async move { http_get(c, "/ready").await.0 == 200 };
+    within("one coordinator to lead", async {
+        while ready(a.http).await == ready(b.http).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (leader, standby) = if ready(a.http).await { (a, b) } else { (b, a) };
+    let agent = simulated_agent(leader.grpc, pods.clone());
+
+    // `kubectl apply` of an Autoscaler: min 1, max 3, CPU at 50 %, at most one pod
+    // added per 10 s (so the rate policy's memory must cross the leader change).
+    s.insert(json!({
+        "apiVersion": "aistor.io/v1alpha1", "kind": "Autoscaler",
+        "metadata": {"name": "web-scaler", "namespace": NS},
+        "spec": {
+            "workloadRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": {"cpuPercent": 50},
+            "scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 10}]},
+            "syncPeriodSeconds": 1,
+        },
+    }));
+    within(
+        "the leader to take up the kubectl-made autoscaler and scale",
+        async {
+            while replicas(&fake, "web") < 2 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    let before = within("the status to be written", async {
+        loop {
+            if let Some(o) = s.object("aistor.io/v1alpha1", "Autoscaler", Some(NS), "web-scaler")
+                && o["status"]["scaleUpCount"].as_u64().unwrap_or(0) >= 1
+            {
+                return o;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(before["status"]["phase"], "Active", "{before}");
+
+    // The leader goes; the standby takes over, reads the stored object, and goes on.
+    agent.abort();
+    leader.stop().await;
+    within("the standby to take over", async {
+        while !ready(standby.http).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let agent = simulated_agent(standby.grpc, pods);
+    within("the new leader to reach the maximum", async {
+        while replicas(&fake, "web") != 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let after = within("the new leader's status", async {
+        loop {
+            let a = autoscaler(standby.http, "web-scaler").await;
+            if a["details"]["current_replicas"] == 3 {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        after["details"]["scale_up_count"], 2,
+        "the counters went on from the stored ones: {after}"
+    );
+    // The new leader kept to the old one's rate: its scale came a period after.
+    let decisions = after["details"]["last_decisions"].as_array().unwrap();
+    let times: Vec<&str> = decisions
+        .iter()
+        .filter(|r| r["message"].as_str().unwrap().starts_with("New size"))
+        .map(|r| r["time"].as_str().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2, "{after}");
+    let secs = |t: &str| -> u64 {
+        let hms = &t[11..19];
+        hms.split(':')
+            .fold(0, |acc, p| acc * 60 + p.parse::<u64>().unwrap())
+    };
+    assert!(
+        secs(times[1]) >= secs(times[0]) + 9,
+        "a scale-up at most every 10 s across the leader change: {times:?}"
+    );
+    assert_eq!(
+        after["details"]["created_at"].as_str().map(str::len),
+        Some(20)
+    );
+    agent.abort();
+    standby.stop().await;
+    fake.assert_every_call_is_listed();
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 /// The longest the loop sleeps; periods are whole seconds.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How often the held autoscalers are compared with the store (objects made or
+/// changed with `kubectl`, or by another coordinator).
+pub const RELOAD: Duration = Duration::from_secs(10);
 
 /// Syncs every due autoscaler once.
 pub async fn sync_due(a: &Autoscalers) {
@@ -22,9 +25,20 @@ pub async fn sync_due(a: &Autoscalers) {
 pub async fn run(a: Autoscalers, mut drain: crate::process::Drain) {
     let mut leader = a.leader.clone();
     let mut election_over = false;
+    let mut last_reload: Option<Duration> = None;
     loop {
         if *leader.borrow_and_update() {
+            // On taking over (and now and then) the store is the truth.
+            let now = a.view.now().monotonic;
+            if last_reload.is_none_or(|at| now.saturating_sub(at) >= RELOAD) {
+                match a.reload().await {
+                    Ok(()) => last_reload = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "cannot reload the autoscalers"),
+                }
+            }
             sync_due(&a).await;
+        } else {
+            last_reload = None;
         }
         let now = a.view.now().monotonic;
         let sleep = match a.due(now).1 {

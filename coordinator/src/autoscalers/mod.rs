@@ -95,36 +95,22 @@ impl Autoscalers {
         targets: Arc<dyn ScaleTargets>,
         config: Config,
         leader: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Self, StoreError> {
-        let mut entries = BTreeMap::new();
-        for object in list_all(store.as_ref(), AUTOSCALERS).await? {
-            match serde_json::from_value::<Autoscaler>(object.body) {
-                Ok(a) => {
-                    let name = a.metadata.name.clone().unwrap_or_default();
-                    entries.insert(
-                        name,
-                        Entry {
-                            key: object.key,
-                            object: a,
-                            generation: object.generation,
-                            next_sync: Duration::ZERO,
-                        },
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(key = object.key, error = %e, "a stored Autoscaler is not valid; it is left as it is")
-                }
-            }
-        }
-        Ok(Self {
+    ) -> Self {
+        let a = Self {
             store,
             view,
             targets,
             config,
             leader,
-            entries: Arc::new(Mutex::new(entries)),
+            entries: Arc::new(Mutex::new(BTreeMap::new())),
             changed: Arc::new(Notify::new()),
-        })
+        };
+        // On a cluster whose CRD is missing (or an API server not reachable yet),
+        // the loop keeps trying; the APIs answer with the store's error meanwhile.
+        if let Err(e) = a.reload().await {
+            tracing::warn!(error = %e, "cannot load the autoscalers yet; retrying");
+        }
+        a
     }
 
     fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -396,10 +382,25 @@ impl Autoscalers {
     ) -> Result<(), AutoscalerError> {
         let mut object = entry.object;
         let period = sync_period(&object.spec);
+        let next_sync = now.monotonic.saturating_add(period);
+        // Only the time of the sync changed: kept here, not written (a status write
+        // per sync per autoscaler would be most of the API traffic on a cluster).
+        let unchanged = object.status.as_ref().is_some_and(|old| {
+            let mut old = old.clone();
+            old.last_sync_time = status.last_sync_time.clone();
+            old == status
+        });
         object.status = Some(status);
+        if unchanged {
+            if let Some(e) = self.entries().get_mut(name) {
+                e.object = object;
+                e.next_sync = next_sync;
+            }
+            return Ok(());
+        }
         let body = serde_json::to_value(&object)
             .map_err(|e| AutoscalerError::Invalid(format!("cannot encode the object: {e}")))?;
-        match self
+        let written = self
             .store
             .update(
                 AUTOSCALERS,
@@ -408,13 +409,13 @@ impl Autoscalers {
                 body,
                 now.wall_unix_nanos,
             )
-            .await
-        {
+            .await;
+        match written {
             Ok(stored) => {
                 if let Some(e) = self.entries().get_mut(name) {
                     e.object = object;
                     e.generation = stored.generation;
-                    e.next_sync = now.monotonic.saturating_add(period);
+                    e.next_sync = next_sync;
                 }
                 Ok(())
             }
@@ -423,13 +424,77 @@ impl Autoscalers {
                 self.entries().remove(name);
                 Ok(())
             }
+            // Changed by someone else (`kubectl edit`, another leader): take the
+            // stored object as it is; the next sync decides from it.
+            Err(StoreError::Conflict { .. }) => {
+                match self.store.get(AUTOSCALERS, &entry.key).await? {
+                    Some(stored) => self.adopt(stored, next_sync),
+                    None => {
+                        self.entries().remove(name);
+                    }
+                }
+                Ok(())
+            }
             Err(e) => {
                 if let Some(e) = self.entries().get_mut(name) {
-                    e.next_sync = now.monotonic.saturating_add(period);
+                    e.next_sync = next_sync;
                 }
                 Err(e.into())
             }
         }
+    }
+
+    /// Takes in a stored object newer than the one held (or one not held yet).
+    fn adopt(&self, stored: crate::store::Object, next_sync: Duration) {
+        let a = match serde_json::from_value::<Autoscaler>(stored.body) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(key = stored.key, error = %e, "a stored Autoscaler is not valid; it is left as it is");
+                return;
+            }
+        };
+        let name = a.metadata.name.clone().unwrap_or_default();
+        let mut entries = self.entries();
+        match entries.get_mut(&name) {
+            Some(e) if e.key != stored.key => {
+                tracing::warn!(
+                    key = stored.key,
+                    other = e.key,
+                    "two autoscalers share a name; the second is not run"
+                );
+            }
+            Some(e) if e.generation >= stored.generation => {}
+            Some(e) => {
+                e.object = a;
+                e.generation = stored.generation;
+            }
+            None => {
+                entries.insert(
+                    name,
+                    Entry {
+                        key: stored.key,
+                        object: a,
+                        generation: stored.generation,
+                        next_sync,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Brings the held autoscalers in line with the store: new ones (made with
+    /// `kubectl`, or by another leader) are taken in, changed ones updated, deleted
+    /// ones dropped.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let stored = list_all(self.store.as_ref(), AUTOSCALERS).await?;
+        let keys: std::collections::HashSet<String> =
+            stored.iter().map(|o| o.key.clone()).collect();
+        let now = self.view.now().monotonic;
+        for object in stored {
+            self.adopt(object, now);
+        }
+        self.entries().retain(|_, e| keys.contains(&e.key));
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@
 //! `Arc<dyn Store>` and a Kubernetes-backed implementation fits behind it; nothing
 //! here names SQLite.
 
+pub mod custom_resources;
 pub mod measurements;
 pub mod sqlite;
 

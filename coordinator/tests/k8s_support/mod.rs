@@ -38,6 +38,31 @@ pub async fn start() -> Fake {
 }
 
 impl Fake {
+    /// Serves aistor's custom resources as `deploy/base/crds` defines them (what
+    /// `kubectl apply -k deploy/base` installs on a real cluster).
+    pub fn install_crds(&self) {
+        for (_, crd) in aistor_coordinator::k8s::crd::definitions() {
+            let spec = &crd.spec;
+            for version in spec.versions.iter().filter(|v| v.served) {
+                let mut resource = aistor_kube_fake::Resource::new(
+                    &spec.group,
+                    &version.name,
+                    &spec.names.kind,
+                    &spec.names.plural,
+                    spec.scope == "Namespaced",
+                );
+                if version
+                    .subresources
+                    .as_ref()
+                    .is_some_and(|s| s.status.is_some())
+                {
+                    resource = resource.with_status();
+                }
+                self.server.register(resource);
+            }
+        }
+    }
+
     pub fn config(&self, identity: &str) -> KubernetesConfig {
         KubernetesConfig {
             source: ClientSource::Kubeconfig(self.kubeconfig.clone()),
