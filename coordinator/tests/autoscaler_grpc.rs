@@ -144,6 +144,13 @@ async fn autoscalers_are_applied_listed_described_watched_and_deleted() {
     assert_eq!(list["items"][0]["apiVersion"], "aistor.io/v1alpha1");
     assert_eq!(list["items"][0]["status"]["phase"], "Inactive");
 
+    // `top autoscalers` draws the wide table (one frame for a script).
+    let top = aistorctl(c.grpc, &["top", "autoscalers", "-A", "--frames", "1"])
+        .await
+        .unwrap();
+    assert!(top.starts_with("NAMESPACE"), "{top}");
+    assert!(top.contains(&name) && top.contains("inactive"), "{top}");
+
     // Described with the reason.
     let described = aistorctl(c.grpc, &["describe", "autoscaler", &name])
         .await

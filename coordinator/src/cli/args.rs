@@ -303,6 +303,37 @@ pub enum TopCommand {
     Pods(TopPodsArgs),
     /// GPU usage and the pods on each GPU, redrawn live until Ctrl-C.
     Gpus(TopGpusArgs),
+    /// Autoscalers: replicas, targets and each one's latest decision, polled and
+    /// redrawn until Ctrl-C.
+    #[command(alias = "asc")]
+    Autoscalers(TopAutoscalersArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TopAutoscalersArgs {
+    /// Namespace (default: "default").
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Ask the coordinator once per this long (e.g. `500ms`, `2s`, `1m`).
+    #[arg(
+        long,
+        env = "AISTOR_TOP_INTERVAL",
+        default_value = "2s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub interval: Duration,
+    /// Exit (status 0) after drawing this many frames instead of running until Ctrl-C.
+    #[arg(
+        long,
+        env = "AISTOR_TOP_FRAMES",
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub frames: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

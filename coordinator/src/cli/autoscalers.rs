@@ -80,6 +80,27 @@ pub async fn delete(url: &str, name: &str, out: &mut (impl Write + Send)) -> Res
     Ok(())
 }
 
+/// Every autoscaler of `namespace` (empty: all), as the coordinator sent them.
+async fn list_raw(url: &str, namespace: &str) -> Result<Vec<pb::Autoscaler>, CliError> {
+    let mut c = connect(url).await?;
+    Ok(c.list(request(pb::ListAutoscalersRequest {
+        namespace: namespace.to_owned(),
+    }))
+    .await
+    .map_err(|s| CliError::from_status(url, "List", &s))?
+    .into_inner()
+    .items)
+}
+
+/// Every autoscaler of `namespace` (empty: all), typed.
+pub async fn list(url: &str, namespace: &str) -> Result<Vec<Autoscaler>, CliError> {
+    list_raw(url, namespace)
+        .await?
+        .iter()
+        .map(|i| decode(url, "List", &i.object_json))
+        .collect()
+}
+
 /// `aistorctl get autoscalers [-n NS | -A] [-o wide|json|yaml]`.
 pub async fn get(
     url: &str,
@@ -88,15 +109,7 @@ pub async fn get(
     now_unix_nanos: u64,
     out: &mut (impl Write + Send),
 ) -> Result<(), CliError> {
-    let mut c = connect(url).await?;
-    let items = c
-        .list(request(pb::ListAutoscalersRequest {
-            namespace: namespace.to_owned(),
-        }))
-        .await
-        .map_err(|s| CliError::from_status(url, "List", &s))?
-        .into_inner()
-        .items;
+    let items = list_raw(url, namespace).await?;
     let text = match format {
         GetFormat::Json | GetFormat::Yaml => {
             let objects: Vec<Value> = items

@@ -59,6 +59,9 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
         Command::Top(TopCommand::Gpus(args)) => {
             top::gpus::run(&url, &args, cli.terminal, out).await
         }
+        Command::Top(TopCommand::Autoscalers(args)) => {
+            top::autoscalers::run(&url, &args, cli.terminal, out).await
+        }
         Command::Apply(args) => workloads::apply(&url, &args.file, out).await,
         Command::Get(args) => {
             let format = match args.output {
@@ -147,7 +150,7 @@ async fn nodes(url: &str, args: &NodesArgs, out: &mut (impl Write + Send)) -> Re
 }
 
 /// The local wall clock, for AGE.
-fn now_unix_nanos() -> u64 {
+pub(crate) fn now_unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

@@ -10,6 +10,7 @@
 //! reached the last table stays under an error line while [`Backoff`] spaces the
 //! retries.
 
+pub(crate) mod autoscalers;
 pub(crate) mod gpus;
 pub(crate) mod nodes;
 pub(crate) mod pods;
