@@ -269,6 +269,28 @@ async fn runs_pods_like_the_kubelet() {
         container(&adopted, "runner").container_id.as_deref(),
         Some(runner_id.as_str())
     );
+    // The completed container is not run again: it was kept, with its exit, as the
+    // kubelet keeps exited containers.
+    let prep_id = container(&state, "prep").container_id.clone();
+    let kept = wait_until(
+        &rt2,
+        &uid,
+        "prep known as completed",
+        Duration::from_secs(10),
+        |s| matches!(container(s, "prep").state, ContainerState::Terminated(_)),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rt2.state(&uid).expect("the pod");
+    for s in [&kept, &after] {
+        let prep = container(s, "prep");
+        let ContainerState::Terminated(t) = &prep.state else {
+            panic!("prep ran again after the agent restart: {prep:?}");
+        };
+        assert_eq!((t.exit_code, t.reason.as_str()), (0, "Completed"));
+        assert_eq!(prep.container_id, prep_id, "the same, kept instance");
+        assert_eq!(prep.restart_count, 0);
+    }
     drop(rt);
 
     // Delete: SIGTERM reaches the container, everything is removed.
@@ -360,7 +382,13 @@ async fn host_rootfs_missing_images_and_orphans() {
     drop(rt);
     let rt2 = runtime(&private, work.path());
     let removed = rt2.reconcile(&[]).await.expect("reconcile");
-    assert_eq!(removed.len(), 1, "the orphan's one container: {removed:?}");
+    // The orphan's running container, and the host pod's completed one (kept, as the
+    // kubelet keeps exited containers, until its pod goes: nobody wants that pod now).
+    assert_eq!(
+        removed.len(),
+        2,
+        "the orphan's container and the completed one: {removed:?}"
+    );
     let left = private.ctr_output(&["containers", "ls", "-q"]).expect("ls");
     assert_eq!(left.trim(), "");
 }

@@ -18,6 +18,11 @@ pub mod labels {
     pub const MANAGED_BY_VALUE: &str = "aistor-local-runtime";
     /// Restart count of this container instance (kubelet keeps it in an annotation).
     pub const RESTART_COUNT: &str = "aistor.io/restart-count";
+    /// On a container that ended for good (its restart policy does not restart it):
+    /// its exit code and when it ended (unix nanoseconds). The container is kept,
+    /// task deleted, until its pod is deleted, so a restarted agent knows it ran.
+    pub const EXIT_CODE: &str = "aistor.io/exit-code";
+    pub const FINISHED_AT: &str = "aistor.io/finished-at";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -266,12 +266,25 @@ async fn container_loop(
                 (m.id, Some(m.created_unix_nanos))
             }
             Some(m) => {
-                // It ended while the agent was away: take its exit from containerd.
-                let exit = ctx.tasks.remove(&m.id).await.ok().flatten();
-                let exit = exit.unwrap_or(Exit {
-                    code: -1,
-                    at_unix_nanos: wall_unix_nanos(),
+                // It ended while the agent was away, or ended for good and was kept:
+                // its exit from its labels, else from containerd's task.
+                ctx.update(index, |c| {
+                    c.container_id = Some(m.id.clone());
+                    c.restart_count = restarts;
                 });
+                let exit = match m.recorded_exit() {
+                    Some(exit) => exit,
+                    None => ctx
+                        .tasks
+                        .delete_task(&m.id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or(Exit {
+                            code: -1,
+                            at_unix_nanos: wall_unix_nanos(),
+                        }),
+                };
                 if !finished(
                     &ctx,
                     index,
@@ -285,8 +298,11 @@ async fn container_loop(
                 )
                 .await
                 {
+                    let stopping = *stop.borrow();
+                    keep(&ctx, &spec, &m.id, exit, stopping).await;
                     return;
                 }
+                let _ = ctx.tasks.remove(&m.id).await;
                 continue;
             }
             None => match start(&ctx, index, &spec, &volumes, restarts).await {
@@ -345,7 +361,6 @@ async fn container_loop(
                 continue;
             }
         };
-        let _ = ctx.tasks.remove(&id).await;
         if !finished(
             &ctx,
             index,
@@ -359,8 +374,25 @@ async fn container_loop(
         )
         .await
         {
+            let stopping = *stop.borrow();
+            keep(&ctx, &spec, &id, exit, stopping).await;
             return;
         }
+        // Restarted: the ended instance goes before the next one starts.
+        let _ = ctx.tasks.remove(&id).await;
+    }
+}
+
+/// A container that will not run again stays, with its exit recorded, until its
+/// pod is deleted (whose cleanup removes it); a pod being deleted removes it now.
+async fn keep(ctx: &PodCtx, spec: &ContainerManifest, id: &str, exit: Exit, stopping: bool) {
+    let kept = if stopping {
+        ctx.tasks.remove(id).await.map(drop)
+    } else {
+        ctx.tasks.keep_finished(id, exit).await
+    };
+    if let Err(e) = kept {
+        tracing::warn!(pod = %ctx.pod.name, container = %spec.name, id, error = %e, "cannot record the container's end; the pod's cleanup removes it");
     }
 }
 

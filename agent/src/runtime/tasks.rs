@@ -10,7 +10,7 @@ use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveS
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, ExecProcessRequest, KillRequest, ListContainersRequest, ListTasksRequest,
-    StartRequest, WaitRequest,
+    StartRequest, UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::types::v1::{Process, Status};
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +47,14 @@ pub struct Managed {
 impl Managed {
     pub fn label(&self, key: &str) -> &str {
         self.labels.get(key).map_or("", String::as_str)
+    }
+
+    /// How it ended, when it ended for good and was kept ([`Tasks::keep_finished`]).
+    pub fn recorded_exit(&self) -> Option<Exit> {
+        Some(Exit {
+            code: self.label(labels::EXIT_CODE).parse().ok()?,
+            at_unix_nanos: self.label(labels::FINISHED_AT).parse().unwrap_or(0),
+        })
     }
 
     /// The task's pid while its process exists.
@@ -238,6 +246,69 @@ impl Tasks {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Deletes the task only; how it ended when there was one.
+    pub async fn delete_task(&self, id: &str) -> Result<Option<Exit>, RuntimeError> {
+        let client = self.client().await?;
+        let ns = self.namespace.as_str();
+        let deleted = self
+            .conn
+            .call(
+                "Tasks.Delete",
+                ns,
+                client.tasks().delete(self.conn.request(
+                    DeleteTaskRequest {
+                        container_id: id.to_owned(),
+                    },
+                    ns,
+                )?),
+            )
+            .await;
+        match deleted {
+            Ok(d) => Ok(Some(Exit {
+                code: exit_code(d.exit_status),
+                at_unix_nanos: nanos(d.exited_at),
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps a container that ended for good: its task is deleted (no shim stays
+    /// behind) and its exit recorded in its labels, as the kubelet keeps exited
+    /// containers, so an agent that restarts sees it ran and does not run it again.
+    pub async fn keep_finished(&self, id: &str, exit: Exit) -> Result<(), RuntimeError> {
+        self.delete_task(id).await?;
+        let client = self.client().await?;
+        let ns = self.namespace.as_str();
+        let labels: HashMap<String, String> = [
+            (labels::EXIT_CODE.to_owned(), exit.code.to_string()),
+            (
+                labels::FINISHED_AT.to_owned(),
+                exit.at_unix_nanos.to_string(),
+            ),
+        ]
+        .into();
+        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+        self.conn
+            .call(
+                "Containers.Update",
+                ns,
+                client.containers().update(self.conn.request(
+                    UpdateContainerRequest {
+                        container: Some(Container {
+                            id: id.to_owned(),
+                            labels,
+                            ..Container::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask { paths }),
+                    },
+                    ns,
+                )?),
+            )
+            .await
+            .map(drop)
     }
 
     /// Deletes the task, the container and its snapshot; each part already gone is fine.
