@@ -123,9 +123,19 @@ pub fn decision_spec(spec: &AutoscalerSpec) -> Spec {
     }
 }
 
+/// Six significant digits: more than any figure here is measured to, and no
+/// binary-fraction noise (`6.605100000000001e-5`) in what people read.
+fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(5 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
+}
+
 /// A metric's current value in the spec's units.
 fn current_value(kind: MetricKind, current: Current) -> f64 {
-    match current {
+    significant(match current {
         Current::Utilization { percent, .. } => f64::from(percent),
         Current::AverageValue { milli } => {
             let units = milli as f64 / 1000.0;
@@ -136,7 +146,7 @@ fn current_value(kind: MetricKind, current: Current) -> f64 {
                 _ => units,
             }
         }
-    }
+    })
 }
 
 fn time(unix_nanos: u64) -> Time {
@@ -507,6 +517,14 @@ mod tests {
         );
         assert_eq!(current_value(MetricKind::StorageIops, a(1_500)), 1.5);
         assert_eq!(current_value(MetricKind::Gpu, a(42_000)), 42.0);
+        // 66.051 bytes/s in MB/s, without the noise of the division.
+        assert_eq!(
+            current_value(MetricKind::StorageReadBytesPerSecond, a(66_051)),
+            6.6051e-5
+        );
+        assert_eq!(significant(123_456_789.0), 123_457_000.0);
+        assert_eq!(significant(-0.001_234_567), -0.001_234_57);
+        assert_eq!(significant(0.0), 0.0);
     }
 
     #[test]
