@@ -262,3 +262,103 @@ fn aistorctl_documents(text: &str) -> serde_json::Value {
         .unwrap()
         .remove(0)
 }
+
+/// A Deployment and two Autoscalers of it, one fed as metrics-server feeds the HPA
+/// (a 60 s window every 15 s), on a coordinator that keeps the default 30 s per pod:
+/// that one says, in its status, that it cannot be fed (never a shorter window); an
+/// object asking for a window out of bounds is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_longer_than_the_coordinator_keeps_is_reported_not_shortened() {
+    let c = Coordinator::start(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let deployment = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: localhost/web:1
+          resources: {requests: {cpu: 100m}}
+";
+    aistorctl(c.grpc, &["apply", "-f", &write("web.yaml", deployment)])
+        .await
+        .unwrap();
+    let autoscaler = |feed: &str| {
+        format!(
+            "\
+apiVersion: aistor.io/v1alpha1
+kind: Autoscaler
+metadata: {{namespace: demo}}
+spec:
+  workloadRef: {{kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: {{cpuPercent: 50}}
+{feed}"
+        )
+    };
+    let file = write(
+        "fed.yaml",
+        &autoscaler("  metricWindowSeconds: 60\n  metricResolutionSeconds: 15\n"),
+    );
+    let out = aistorctl(c.grpc, &["apply", "-f", &file]).await.unwrap();
+    let name = out
+        .trim_end()
+        .strip_prefix("autoscaler/")
+        .and_then(|r| r.strip_suffix(" created"))
+        .unwrap_or_else(|| panic!("{out:?}"))
+        .to_owned();
+    let json = aistorctl(c.grpc, &["get", "autoscalers", "-n", "demo", "-o", "json"])
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let object = &list["items"][0];
+    assert_eq!(object["metadata"]["name"], name.as_str(), "{list}");
+    assert_eq!(object["spec"]["metricWindowSeconds"], 60, "{object}");
+    assert_eq!(object["spec"]["metricResolutionSeconds"], 15, "{object}");
+    let cpu = &object["status"]["metrics"][0];
+    assert_eq!(cpu["name"], "cpu", "{object}");
+    assert!(cpu.get("current").is_none(), "{object}");
+    assert_eq!(
+        cpu["message"],
+        "not observed: metricWindowSeconds 60 with metricResolutionSeconds 15 needs 75 s of \
+         samples per pod; this coordinator keeps 30 s (its pod window, --pod-window)",
+        "{object}"
+    );
+    let scaling_active = object["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ScalingActive")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(scaling_active["status"], "False", "{object}");
+    assert!(
+        scaling_active["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs 75 s of samples per pod"),
+        "{object}"
+    );
+
+    let file = write("wide.yaml", &autoscaler("  metricWindowSeconds: 301\n"));
+    let e = aistorctl(c.grpc, &["apply", "-f", &file])
+        .await
+        .expect_err("refused");
+    assert!(
+        e.contains("spec.metricWindowSeconds must be between 1 and 300, got 301"),
+        "{e}"
+    );
+    c.stop().await;
+}

@@ -275,7 +275,7 @@ impl Autoscalers {
             Ok(read) => {
                 let core_spec = spec::decision_spec(&object.spec);
                 let facts: Vec<_> = read.pods.iter().map(|(p, _)| pod_facts(p)).collect();
-                let window = self.view.pod_window();
+                let feed = spec::feed(&object.spec, self.view.pod_window());
                 let observations: Vec<autoscale::Observations> = self.view.read(|v| {
                     let measured: Vec<Result<(&aistor_core::model::Pod, Duration), String>> = read
                         .pods
@@ -314,10 +314,11 @@ impl Autoscalers {
                         .metrics
                         .iter()
                         .map(|m| {
-                            Ok(autoscale::observe(
+                            let feed = feed.as_ref().map_err(|why| why.as_str())?;
+                            Ok(autoscale::observe_fed(
                                 m.kind,
                                 &in_view,
-                                window,
+                                *feed,
                                 now.wall_unix_nanos,
                             ))
                         })

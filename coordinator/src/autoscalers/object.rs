@@ -3,6 +3,7 @@
 //! mistake named by its field path (`spec.minReplicas`, `spec.metrics`, ...).
 
 use super::request::{MAX_WINDOW_SECONDS, workload_kind};
+use super::spec::MAX_METRIC_FEED_SECONDS;
 use crate::k8s::crd::{AutoscalerSpec, ScalingRules};
 use aistor_core::manifest::{is_dns_label, is_dns_subdomain};
 use serde_json::Value;
@@ -187,6 +188,18 @@ pub fn validate(spec: &AutoscalerSpec) -> Result<(), ObjectError> {
             "spec.syncPeriodSeconds must be between 1 and 3600, got {s}"
         )));
     }
+    for (field, v) in [
+        ("metricWindowSeconds", spec.metric_window_seconds),
+        ("metricResolutionSeconds", spec.metric_resolution_seconds),
+    ] {
+        if let Some(s) = v
+            && !(1..=MAX_METRIC_FEED_SECONDS).contains(&s)
+        {
+            return Err(refuse(format!(
+                "spec.{field} must be between 1 and {MAX_METRIC_FEED_SECONDS}, got {s}"
+            )));
+        }
+    }
     rules("scaleUp", spec.scale_up.as_ref())?;
     rules("scaleDown", spec.scale_down.as_ref())?;
     Ok(())
@@ -227,6 +240,26 @@ mod tests {
             p.spec.scale_down.unwrap().stabilization_window_seconds,
             Some(60)
         );
+        assert_eq!(
+            (
+                p.spec.metric_window_seconds,
+                p.spec.metric_resolution_seconds
+            ),
+            (None, None)
+        );
+        let mut v = base();
+        v["spec"]["metricWindowSeconds"] = json!(60);
+        v["spec"]["metricResolutionSeconds"] = json!(15);
+        let fed = parse(&v).unwrap().spec;
+        assert_eq!(
+            (fed.metric_window_seconds, fed.metric_resolution_seconds),
+            (Some(60), Some(15))
+        );
+        for bound in [1, 300] {
+            v["spec"]["metricWindowSeconds"] = json!(bound);
+            v["spec"]["metricResolutionSeconds"] = json!(bound);
+            assert!(parse(&v).is_ok(), "{bound}");
+        }
         let mut v = base();
         v.as_object_mut().unwrap().remove("metadata");
         v["status"] = json!({"phase": "Active"});
@@ -293,6 +326,23 @@ mod tests {
         assert!(with("/apiVersion", json!("v1")).starts_with("apiVersion must be"));
         assert!(with("/metadata", json!({"name": "mine"})).starts_with("metadata.name"));
         assert!(with("/metadata", json!({"namespace": "A_B"})).starts_with("metadata.namespace"));
+        for field in ["metricWindowSeconds", "metricResolutionSeconds"] {
+            let mut v = base();
+            v["spec"][field] = json!(0);
+            assert_eq!(
+                refused(v),
+                format!("spec.{field} must be between 1 and 300, got 0")
+            );
+            let mut v = base();
+            v["spec"][field] = json!(301);
+            assert_eq!(
+                refused(v),
+                format!("spec.{field} must be between 1 and 300, got 301")
+            );
+            let mut v = base();
+            v["spec"][field] = json!(-1);
+            assert!(refused(v).starts_with(&format!("spec.{field}: ")));
+        }
         let mut v = base();
         v["spec"].as_object_mut().unwrap().remove("metrics");
         assert_eq!(refused(v), "spec.metrics is required");

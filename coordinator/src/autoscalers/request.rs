@@ -233,6 +233,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, RequestError> {
             scale_up,
             scale_down,
             sync_period_seconds: Some(sync),
+            metric_window_seconds: None,
+            metric_resolution_seconds: None,
         },
         unknown_fields: unknown,
     })

@@ -8,9 +8,9 @@ use crate::k8s::crd::{
 };
 use crate::workloads::rfc3339;
 use aistor_core::autoscale::{
-    Behavior, Condition, ConditionStatus, ConditionType, Current, Decision, History, MetricError,
-    MetricKind, MetricSpec, Policy, PolicyKind, Reason, Recommendation, ScaleEvent, ScalingRules,
-    SelectPolicy, Spec, Target, milli,
+    Behavior, Condition, ConditionStatus, ConditionType, Current, Decision, Feed, History,
+    MetricError, MetricKind, MetricSpec, Policy, PolicyKind, Reason, Recommendation, ScaleEvent,
+    ScalingRules, SelectPolicy, Spec, Target, milli,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition as MetaCondition, Time};
 use std::time::Duration;
@@ -121,6 +121,55 @@ pub fn decision_spec(spec: &AutoscalerSpec) -> Spec {
         metrics: metric_specs(spec).into_iter().map(|(m, _)| m).collect(),
         behavior,
     }
+}
+
+/// The span of each pod's mean when the spec names none.
+pub const DEFAULT_METRIC_WINDOW_SECONDS: u32 = 30;
+/// The longest `metricWindowSeconds` and `metricResolutionSeconds`.
+pub const MAX_METRIC_FEED_SECONDS: u32 = 300;
+
+/// How a sync is fed, given how much of each pod's samples the view keeps: the
+/// spec's window (by default 30 s, or all that is kept when that is less) and
+/// resolution. Err says why there is no value at all: the spec asks for more than
+/// is kept (the window, plus one resolution period since the window ends up to that
+/// long before the newest sample); it is never read over a shorter window.
+pub fn feed(spec: &AutoscalerSpec, kept: Duration) -> Result<Feed, String> {
+    let resolution = spec
+        .metric_resolution_seconds
+        .filter(|&r| r > 0)
+        .map(|r| Duration::from_secs(r.into()));
+    let window = match spec.metric_window_seconds {
+        None if resolution.is_none() => {
+            return Ok(Feed::every_sample(
+                Duration::from_secs(DEFAULT_METRIC_WINDOW_SECONDS.into()).min(kept),
+            ));
+        }
+        None => Duration::from_secs(DEFAULT_METRIC_WINDOW_SECONDS.into()),
+        Some(w) => Duration::from_secs(w.into()),
+    };
+    let needed = window + resolution.unwrap_or_default();
+    if needed > kept {
+        let default = if spec.metric_window_seconds.is_none() {
+            "the default "
+        } else {
+            ""
+        };
+        let asked = match resolution {
+            None => format!("metricWindowSeconds {}", window.as_secs()),
+            Some(r) => format!(
+                "{default}metricWindowSeconds {} with metricResolutionSeconds {}",
+                window.as_secs(),
+                r.as_secs()
+            ),
+        };
+        return Err(format!(
+            "{asked} needs {} s of samples per pod; this coordinator keeps {} s \
+             (its pod window, --pod-window)",
+            needed.as_secs(),
+            kept.as_secs()
+        ));
+    }
+    Ok(Feed { window, resolution })
 }
 
 /// Six significant digits: more than any figure here is measured to, and no
@@ -460,6 +509,8 @@ mod tests {
                 }],
             }),
             sync_period_seconds: Some(15),
+            metric_window_seconds: None,
+            metric_resolution_seconds: None,
         }
     }
 
@@ -641,5 +692,68 @@ mod tests {
             ("AbleToScale", "False")
         );
         assert_eq!(c.reason, "FailedGetScale");
+    }
+
+    #[test]
+    fn the_feed_is_the_specs_window_and_resolution_never_more_than_is_kept() {
+        let secs = Duration::from_secs;
+        let with = |window, resolution| AutoscalerSpec {
+            metric_window_seconds: window,
+            metric_resolution_seconds: resolution,
+            ..spec()
+        };
+        // Default: 30 s of every sample, or all that is kept when that is less.
+        assert_eq!(feed(&spec(), secs(30)), Ok(Feed::every_sample(secs(30))));
+        assert_eq!(feed(&spec(), secs(300)), Ok(Feed::every_sample(secs(30))));
+        assert_eq!(feed(&spec(), secs(10)), Ok(Feed::every_sample(secs(10))));
+        assert_eq!(
+            feed(&with(Some(60), None), secs(60)),
+            Ok(Feed::every_sample(secs(60)))
+        );
+        assert_eq!(
+            feed(&with(Some(60), Some(15)), secs(75)),
+            Ok(Feed {
+                window: secs(60),
+                resolution: Some(secs(15)),
+            })
+        );
+        assert_eq!(
+            feed(&with(None, Some(15)), secs(45)),
+            Ok(Feed {
+                window: secs(30),
+                resolution: Some(secs(15)),
+            })
+        );
+        // Asking for more than is kept: no value, and why; never a shorter window.
+        assert_eq!(
+            feed(&with(Some(60), None), secs(59)),
+            Err(
+                "metricWindowSeconds 60 needs 60 s of samples per pod; this coordinator \
+                 keeps 59 s (its pod window, --pod-window)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            feed(&with(Some(60), Some(15)), secs(74)),
+            Err(
+                "metricWindowSeconds 60 with metricResolutionSeconds 15 needs 75 s of \
+                 samples per pod; this coordinator keeps 74 s (its pod window, --pod-window)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            feed(&with(None, Some(15)), secs(30)),
+            Err(
+                "the default metricWindowSeconds 30 with metricResolutionSeconds 15 needs \
+                 45 s of samples per pod; this coordinator keeps 30 s (its pod window, \
+                 --pod-window)"
+                    .into()
+            )
+        );
+        // A zero resolution (refused by validation) is every sample.
+        assert_eq!(
+            feed(&with(Some(20), Some(0)), secs(30)),
+            Ok(Feed::every_sample(secs(20)))
+        );
     }
 }

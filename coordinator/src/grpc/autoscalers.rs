@@ -280,6 +280,8 @@ mod tests {
                 scale_up: None,
                 scale_down: None,
                 sync_period_seconds: None,
+                metric_window_seconds: None,
+                metric_resolution_seconds: None,
             },
         );
         a.status = Some(AutoscalerStatus {

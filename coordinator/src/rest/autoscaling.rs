@@ -105,6 +105,17 @@ pub(super) fn view(a: &Autoscaler) -> Value {
                 .unwrap_or(request::DEFAULT_SYNC_SECONDS)
         ),
     );
+    // How its syncs are fed, when the spec says (absent: 30 s of every sample).
+    insert_some(
+        &mut d,
+        "metric_window_seconds",
+        a.spec.metric_window_seconds,
+    );
+    insert_some(
+        &mut d,
+        "metric_resolution_seconds",
+        a.spec.metric_resolution_seconds,
+    );
     insert_some(&mut d, "current_replicas", status.current_replicas);
     insert_some(&mut d, "desired_replicas", status.desired_replicas);
     // A figure that could not be measured is left out; `metrics` says why.
@@ -265,4 +276,44 @@ async fn totals(State(s): State<RestState>) -> Result<Json<Value>, ApiError> {
         // null, not 0, when no autoscaler has a CPU figure.
         "average_cpu_utilization": t.average_cpu_percent,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::crd::{AutoscalerMetrics, AutoscalerSpec, WorkloadTarget};
+
+    #[test]
+    fn the_view_shows_the_feed_only_when_the_spec_sets_it() {
+        let spec = AutoscalerSpec {
+            workload_ref: WorkloadTarget {
+                kind: "Deployment".into(),
+                name: "web".into(),
+            },
+            min_replicas: 1,
+            max_replicas: 3,
+            metrics: AutoscalerMetrics {
+                cpu_percent: Some(50),
+                ..Default::default()
+            },
+            scale_up: None,
+            scale_down: None,
+            sync_period_seconds: None,
+            metric_window_seconds: None,
+            metric_resolution_seconds: None,
+        };
+        let plain = view(&Autoscaler::new("a", spec.clone()));
+        assert!(plain["details"].get("metric_window_seconds").is_none());
+        assert!(plain["details"].get("metric_resolution_seconds").is_none());
+        let fed = view(&Autoscaler::new(
+            "b",
+            AutoscalerSpec {
+                metric_window_seconds: Some(60),
+                metric_resolution_seconds: Some(15),
+                ..spec
+            },
+        ));
+        assert_eq!(fed["details"]["metric_window_seconds"], 60);
+        assert_eq!(fed["details"]["metric_resolution_seconds"], 15);
+    }
 }

@@ -32,7 +32,7 @@ pub use history::{History, Recommendation, ScaleEvent};
 pub use metric::{
     MetricKind, MetricSpec, Observation, Observations, Observed, Sample, Target, milli,
 };
-pub use observe::{NO_GPU, PodInView, observe};
+pub use observe::{Feed, NO_GPU, PodInView, observe, observe_fed};
 pub use pods::{Group, PodFacts, PodPhase, Readiness, ReadyCondition, group};
 pub use replicas::{
     Basis, Current, MAX_REPLICAS, MetricError, MetricResult, PodCounts, Tolerances,

@@ -87,9 +87,11 @@ impl PartialEq for PodSample {
 pub enum Stat {
     /// The newest sample that has the metric.
     Latest,
-    /// The mean of the samples within `span` of the newest one.
+    /// The mean of the samples within `span` of the newest one (of the reader's
+    /// instant, for [`PodWindow::read_at`]).
     Mean(Duration),
-    /// The nearest-rank percentile (0–100) of the samples within `span` of the newest.
+    /// The nearest-rank percentile (0–100) of the samples within `span` of the newest
+    /// (of the reader's instant).
     Percentile(Duration, f64),
 }
 
@@ -148,13 +150,21 @@ impl PodWindow {
     /// `None` when no sample in reach has the metric.
     pub fn read(&self, metric: Metric, stat: Stat) -> Option<Reading> {
         let newest = self.samples.back()?.at_unix_nanos;
+        self.read_at(metric, stat, newest)
+    }
+
+    /// As [`read`](Self::read), for a reader at `end_unix_nanos`: samples after that
+    /// instant are not seen, and a span ends at it rather than at the newest sample
+    /// (what a metrics pipeline that hands over a value at `end_unix_nanos` reads).
+    /// `None` when no sample at or before it, within the span, has the metric.
+    pub fn read_at(&self, metric: Metric, stat: Stat, end_unix_nanos: u64) -> Option<Reading> {
+        let seen = self
+            .samples
+            .partition_point(|s| s.at_unix_nanos <= end_unix_nanos);
+        let seen = self.samples.range(..seen);
         let span = match stat {
             Stat::Latest => {
-                let s = self
-                    .samples
-                    .iter()
-                    .rev()
-                    .find(|s| s.get(metric).is_some())?;
+                let s = seen.rev().find(|s| s.get(metric).is_some())?;
                 return Some(Reading {
                     value: s.get(metric)?,
                     samples: 1,
@@ -164,10 +174,9 @@ impl PodWindow {
             }
             Stat::Mean(span) | Stat::Percentile(span, _) => span,
         };
-        let horizon = newest.saturating_sub(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
-        let mut used: Vec<(u64, f64)> = self
-            .samples
-            .iter()
+        let horizon =
+            end_unix_nanos.saturating_sub(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX));
+        let mut used: Vec<(u64, f64)> = seen
             .filter(|s| s.at_unix_nanos >= horizon)
             .filter_map(|s| Some((s.at_unix_nanos, s.get(metric)?)))
             .collect();
@@ -391,5 +400,86 @@ mod tests {
             )
             .unwrap();
         assert_eq!((r.samples, r.value), (4, 80.0));
+    }
+
+    #[test]
+    fn a_reader_at_an_instant_sees_nothing_after_it_and_its_span_ends_there() {
+        // One sample a second, 10..=40 s; CPU = the second.
+        let w = window(&(10..=40).map(|s| (s, Some(s as f64))).collect::<Vec<_>>());
+        let mean = |span, end| {
+            w.read_at(
+                Metric::CpuMillicores,
+                Stat::Mean(Duration::from_secs(span)),
+                end,
+            )
+        };
+        // At 30 s, over 5 s: samples 25..=30 (both ends), none after 30.
+        let r = mean(5, 30 * SEC).unwrap();
+        assert_eq!((r.value, r.samples), (27.5, 6));
+        assert_eq!(
+            (r.oldest_unix_nanos, r.newest_unix_nanos),
+            (25 * SEC, 30 * SEC)
+        );
+        // Between samples: the span ends at the instant, not at the sample before it.
+        let r = mean(5, 30 * SEC + SEC / 2).unwrap();
+        assert_eq!((r.value, r.samples), (28.0, 5));
+        assert_eq!(
+            (r.oldest_unix_nanos, r.newest_unix_nanos),
+            (26 * SEC, 30 * SEC)
+        );
+        // At the newest sample it is `read`.
+        assert_eq!(
+            mean(5, 40 * SEC),
+            w.read(Metric::CpuMillicores, Stat::Mean(Duration::from_secs(5)))
+        );
+        assert_eq!(mean(5, 40 * SEC).unwrap().value, 37.5);
+        // Past the newest by more than the span: nothing is within it.
+        assert_eq!(mean(5, 46 * SEC), None);
+        assert_eq!(
+            mean(5, 45 * SEC).unwrap().samples,
+            1,
+            "the span's edge counts"
+        );
+        // Before the first sample: nothing seen.
+        assert_eq!(mean(60, 9 * SEC), None);
+        assert_eq!(mean(60, 10 * SEC).unwrap().samples, 1);
+        // A span longer than the window takes what is held up to the instant.
+        let r = mean(60, 20 * SEC).unwrap();
+        assert_eq!((r.value, r.samples), (15.0, 11));
+        // Latest and percentiles end at the instant too.
+        let latest = w
+            .read_at(Metric::CpuMillicores, Stat::Latest, 20 * SEC + 1)
+            .unwrap();
+        assert_eq!((latest.value, latest.samples), (20.0, 1));
+        assert_eq!(
+            (latest.oldest_unix_nanos, latest.newest_unix_nanos),
+            (20 * SEC, 20 * SEC)
+        );
+        assert_eq!(
+            w.read_at(Metric::CpuMillicores, Stat::Latest, 9 * SEC),
+            None
+        );
+        let p = w
+            .read_at(
+                Metric::CpuMillicores,
+                Stat::Percentile(Duration::from_secs(9), 100.0),
+                20 * SEC,
+            )
+            .unwrap();
+        assert_eq!((p.value, p.samples), (20.0, 10));
+        // A sample without the metric at the instant is skipped, not zero.
+        let w = window(&[(1, Some(4.0)), (2, Some(8.0)), (3, None)]);
+        let r = w
+            .read_at(
+                Metric::CpuMillicores,
+                Stat::Mean(Duration::from_secs(1)),
+                3 * SEC,
+            )
+            .unwrap();
+        assert_eq!((r.value, r.samples, r.newest_unix_nanos), (8.0, 1, 2 * SEC));
+        let r = w
+            .read_at(Metric::CpuMillicores, Stat::Latest, 3 * SEC)
+            .unwrap();
+        assert_eq!(r.value, 8.0);
     }
 }

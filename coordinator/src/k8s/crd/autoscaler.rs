@@ -63,6 +63,20 @@ pub struct AutoscalerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub sync_period_seconds: Option<u32>,
+    /// The span of each pod's mean that a sync reads, in seconds; default 30 (or all
+    /// the coordinator keeps per pod, when that is less). Set, the coordinator must
+    /// keep that much per pod (its pod window; plus the resolution when one is set), or
+    /// the metric is reported not observed, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub metric_window_seconds: Option<u32>,
+    /// How often a value is handed over, in seconds; default: every sample (the
+    /// newest ends the window). When set, a sync reads the mean over the window ending
+    /// at the latest multiple of it (unix time), as a metrics pipeline scraping that
+    /// often (metrics-server: 15) would; samples after that instant are not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub metric_resolution_seconds: Option<u32>,
 }
 
 /// The workload scaled, in the Autoscaler's namespace.
