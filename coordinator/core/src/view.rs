@@ -211,7 +211,10 @@ impl<R> NodeEntry<R> {
         self.pods = pods.map(|mut pods| {
             for pod in &mut pods {
                 let mut window = previous.remove(pod_identity(pod)).unwrap_or_default();
-                window.insert(PodSample::of(at_unix_nanos, &pod.usage, &pod.gpus), span);
+                window.insert(
+                    PodSample::on_node(at_unix_nanos, &pod.usage, &pod.gpus, &self.gpus),
+                    span,
+                );
                 pod.window = window;
             }
             pods
@@ -223,6 +226,7 @@ impl<R> NodeEntry<R> {
     fn fill_pod_windows(
         &mut self,
         pods: Result<Vec<Pod>, Box<str>>,
+        gpus: &[GpuDevice],
         at_unix_nanos: u64,
         span: Duration,
     ) {
@@ -236,9 +240,10 @@ impl<R> NodeEntry<R> {
             .collect();
         for pod in &late {
             if let Some(&i) = at.get(pod_identity(pod)) {
-                current[i]
-                    .window
-                    .insert(PodSample::of(at_unix_nanos, &pod.usage, &pod.gpus), span);
+                current[i].window.insert(
+                    PodSample::on_node(at_unix_nanos, &pod.usage, &pod.gpus, gpus),
+                    span,
+                );
             }
         }
     }
@@ -357,7 +362,7 @@ impl<R> ClusterView<R> {
             entry.last_received_wall_unix_nanos = now.wall_unix_nanos;
             entry.state = NodeState::Ready;
         } else {
-            entry.fill_pod_windows(pods, sample.wall_time_unix_nanos, pod_window);
+            entry.fill_pod_windows(pods, &gpus, sample.wall_time_unix_nanos, pod_window);
         }
         Ingested::Applied { latest: newer }
     }
@@ -815,6 +820,45 @@ mod tests {
             Ingested::Duplicate
         );
         assert_eq!(cpus(&v, "a"), [(1, 1.0), (2, 2.0), (3, 3.0)]);
+    }
+
+    #[test]
+    fn a_whole_allocated_gpu_is_read_from_the_device_on_time_and_late() {
+        use crate::model::{GpuDeviceFigures, GpuUse, GpuUseFigures, Metric};
+        let device = |util: f64| {
+            GpuDevice::new(
+                GpuDeviceFigures {
+                    uuid: "GPU-1".into(),
+                    utilization_percent: Some(util),
+                    ..Default::default()
+                },
+                Vec::new(),
+            )
+        };
+        let on_gpu = |wall: u64, util: f64| {
+            let mut p = pod("a", "p", 1.0);
+            p.gpus = Box::new([GpuUse::new(GpuUseFigures {
+                gpu_uuid: "GPU-1".into(),
+                allocated: true,
+                ..Default::default()
+            })]);
+            NodeReading {
+                gpus: vec![device(util)],
+                ..with_pods(wall, vec![p])
+            }
+        };
+        let mut v = view();
+        v.ingest(key(1), INTERVAL, on_gpu(1, 10.0), 1, at(1));
+        v.ingest(key(3), INTERVAL, on_gpu(3, 30.0), 3, at(3));
+        // A late report is read with its own devices, not the latest ones.
+        v.ingest(key(2), INTERVAL, on_gpu(2, 20.0), 2, at(4));
+        let pods = v.node("n1").unwrap().pods().unwrap();
+        let sm: Vec<Option<f64>> = pods[0]
+            .window
+            .samples()
+            .map(|s| s.get(Metric::GpuSmPercent))
+            .collect();
+        assert_eq!(sm, [Some(10.0), Some(20.0), Some(30.0)]);
     }
 
     #[test]

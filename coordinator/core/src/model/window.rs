@@ -2,7 +2,7 @@
 //! span or a percentile. Kept as long as the longest span any decision asks for
 //! (30 s by default), one small fixed-size sample per report.
 
-use super::{GpuUse, Usage, compact};
+use super::{GpuDevice, GpuUse, Usage, compact};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -36,15 +36,37 @@ pub struct PodSample {
 impl PodSample {
     /// The figures of `usage` and `gpus` measured at `at_unix_nanos`.
     pub fn of(at_unix_nanos: u64, usage: &Usage, gpus: &[GpuUse]) -> Self {
+        Self::on_node(at_unix_nanos, usage, gpus, &[])
+    }
+
+    /// The same, on a node whose GPUs are `devices`: a whole GPU allocated to the pod
+    /// whose per-process utilisation the source could not read counts with the
+    /// device's utilisation (the pod is all that runs there); a shared or MIG use
+    /// without its own figure stays unknown.
+    pub fn on_node(
+        at_unix_nanos: u64,
+        usage: &Usage,
+        gpus: &[GpuUse],
+        devices: &[GpuDevice],
+    ) -> Self {
         let f = usage.figures();
         let sum = |of: &dyn Fn(&GpuUse) -> Option<f64>| -> Option<f64> {
             gpus.iter().map(of).try_fold(0.0, |acc, v| Some(acc + v?))
+        };
+        let sm = |g: &GpuUse| {
+            g.sm_utilization_percent().measured().or_else(|| {
+                let whole = g.allocated() && g.mig_uuid().is_none();
+                devices
+                    .iter()
+                    .find(|d| whole && d.uuid() == g.gpu_uuid())
+                    .and_then(|d| d.utilization_percent().measured())
+            })
         };
         let (gpu_sm, gpu_memory) = if gpus.is_empty() {
             (None, None)
         } else {
             (
-                sum(&|g| g.sm_utilization_percent().measured()),
+                sum(&sm),
                 sum(&|g| g.memory_used_bytes().measured().map(|b| b as f64)),
             )
         };
@@ -291,6 +313,64 @@ mod tests {
         assert_eq!(PodSample::of(9, &reads_only, &[]).get(IoOpsPerSecond), None);
         // No GPU at all: no GPU figure (not zero).
         assert_eq!(PodSample::of(9, &usage, &[]).get(GpuSmPercent), None);
+    }
+
+    #[test]
+    fn a_whole_allocated_gpu_without_its_own_figure_counts_with_the_device() {
+        use crate::model::GpuDeviceFigures;
+        let usage = Usage::default();
+        let device = |uuid: &str, util| {
+            GpuDevice::new(
+                GpuDeviceFigures {
+                    uuid: uuid.into(),
+                    utilization_percent: util,
+                    ..Default::default()
+                },
+                Vec::new(),
+            )
+        };
+        let devices = [device("GPU-a", Some(80.0)), device("GPU-b", Some(40.0))];
+        let use_of = |uuid: &str, mig: Option<&str>, allocated, sm| {
+            GpuUse::new(GpuUseFigures {
+                gpu_uuid: uuid.into(),
+                mig_uuid: mig.map(str::to_owned),
+                allocated,
+                sm_utilization_percent: sm,
+                ..Default::default()
+            })
+        };
+        let sm = |gpus: &[GpuUse]| {
+            PodSample::on_node(1, &usage, gpus, &devices).get(Metric::GpuSmPercent)
+        };
+        // Whole, allocated, no per-process figure: the device's.
+        assert_eq!(sm(&[use_of("GPU-a", None, true, None)]), Some(80.0));
+        // Its own figure wins over the device's.
+        assert_eq!(sm(&[use_of("GPU-a", None, true, Some(30.0))]), Some(30.0));
+        // Two whole GPUs: summed.
+        assert_eq!(
+            sm(&[
+                use_of("GPU-a", None, true, None),
+                use_of("GPU-b", None, true, None)
+            ]),
+            Some(120.0)
+        );
+        // Not allocated (shared), a MIG slice, or a device not reported: unknown.
+        assert_eq!(sm(&[use_of("GPU-a", None, false, None)]), None);
+        assert_eq!(sm(&[use_of("GPU-a", Some("MIG-1"), true, None)]), None);
+        assert_eq!(sm(&[use_of("GPU-z", None, true, None)]), None);
+        // A device without a utilisation figure gives none.
+        let blind = [device("GPU-a", None)];
+        assert_eq!(
+            PodSample::on_node(1, &usage, &[use_of("GPU-a", None, true, None)], &blind)
+                .get(Metric::GpuSmPercent),
+            None
+        );
+        // Without devices (`of`), nothing is borrowed from them.
+        assert_eq!(
+            PodSample::of(1, &usage, &[use_of("GPU-a", None, true, None)])
+                .get(Metric::GpuSmPercent),
+            None
+        );
     }
 
     #[test]
