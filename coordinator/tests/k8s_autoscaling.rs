@@ -451,16 +451,21 @@ async fn a_kubectl_made_autoscaler_survives_a_leader_change() {
     let (leader, standby) = if ready(a.http).await { (a, b) } else { (b, a) };
     let agent = simulated_agent(leader.grpc, pods.clone());
 
-    // `kubectl apply` of an Autoscaler: min 1, max 3, CPU at 50 %, at most one pod
-    // added per 10 s (so the rate policy's memory must cross the leader change).
+    // `kubectl apply` of an Autoscaler in HPA style: min 1, max 3, CPU at 50 %, at most
+    // one pod added per 10 s (so the rate policy's memory must cross the leader change).
     s.insert(json!({
         "apiVersion": "aistor.io/v1alpha1", "kind": "Autoscaler",
         "metadata": {"name": "web-scaler", "namespace": NS},
         "spec": {
             "workloadRef": {"kind": "Deployment", "name": "web"},
             "minReplicas": 1, "maxReplicas": 3,
-            "metrics": {"cpuPercent": 50},
-            "scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 10}]},
+            // Written as for a HorizontalPodAutoscaler.
+            "hpa": {
+                "metrics": [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+                "behavior": {"scaleUp": {
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 10}]}},
+            },
             "syncPeriodSeconds": 1,
         },
     }));

@@ -38,6 +38,39 @@ pub fn bytes(q: &str) -> Option<u64> {
     (value.is_finite() && value >= 0.0 && value < u64::MAX as f64).then_some(value as u64)
 }
 
+/// Any quantity's value ("500m" = 0.5, "1.5k" = 1500, "2Mi" = 2097152, "1e3" = 1000),
+/// as the API server reads it; `None` when it is not one.
+pub fn number(q: &str) -> Option<f64> {
+    let (number, unit) = split_quantity(q)?;
+    // Fractions divide, so "7n" is exactly what 7e-9 parses to.
+    let fraction = match unit {
+        "n" => Some(1e9),
+        "u" => Some(1e6),
+        "m" => Some(1e3),
+        _ => None,
+    };
+    if let Some(d) = fraction {
+        return Some(number / d).filter(|v| v.is_finite());
+    }
+    let scale = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(number * scale).filter(|v| v.is_finite())
+}
+
 /// The number and the suffix of a quantity; an exponent ("1e3", "2E6") belongs to the
 /// number. `None` when there is no number.
 fn split_quantity(q: &str) -> Option<(f64, &str)> {
@@ -64,6 +97,35 @@ fn split_quantity(q: &str) -> Option<(f64, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_quantity_as_a_number() {
+        for (q, v) in [
+            ("500m", 0.5),
+            ("2", 2.0),
+            ("1.5k", 1500.0),
+            ("3M", 3e6),
+            ("4G", 4e9),
+            ("1T", 1e12),
+            ("1P", 1e15),
+            ("1E", 1e18),
+            ("2Mi", 2097152.0),
+            ("1Ki", 1024.0),
+            ("1Gi", 1073741824.0),
+            ("1Ti", 1024f64.powi(4)),
+            ("1Pi", 1024f64.powi(5)),
+            ("1Ei", 1024f64.powi(6)),
+            ("1e3", 1000.0),
+            ("250u", 0.00025),
+            ("7n", 7e-9),
+            ("-1", -1.0),
+        ] {
+            assert_eq!(number(q), Some(v), "{q}");
+        }
+        for bad in ["", "x", "1Q", "1e400", "m"] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn cpu_quantities_in_millicores() {

@@ -261,6 +261,15 @@ impl Autoscalers {
         let namespace = namespace_of(object).to_owned();
         let target = &object.spec.workload_ref;
         let mut status = object.status.clone().unwrap_or_default();
+        // A spec that cannot be used (made with kubectl, which checks only the schema)
+        // fails here, with the reason, before anything is read.
+        let core_spec = match spec::decision_spec(&object.spec) {
+            Ok(s) => s,
+            Err(why) => {
+                spec::apply_failed(&mut status, &why, now.wall_unix_nanos);
+                return self.store_status(name, entry, status, now).await;
+            }
+        };
         match self
             .targets
             .read(&namespace, &target.kind, &target.name)
@@ -273,7 +282,6 @@ impl Autoscalers {
                 spec::apply_unreadable(&mut status, &e.to_string(), now.wall_unix_nanos);
             }
             Ok(read) => {
-                let core_spec = spec::decision_spec(&object.spec);
                 let facts: Vec<_> = read.pods.iter().map(|(p, _)| pod_facts(p)).collect();
                 let feed = spec::feed(&object.spec, self.view.pod_window());
                 let observations: Vec<autoscale::Observations> = self.view.read(|v| {
@@ -500,7 +508,7 @@ impl Autoscalers {
 }
 
 fn autoscale_metrics_empty(spec: &AutoscalerSpec) -> bool {
-    spec::metric_specs(spec).is_empty()
+    spec::all_metrics(spec).map_or(true, |m| m.is_empty())
 }
 
 impl From<TargetError> for AutoscalerError {

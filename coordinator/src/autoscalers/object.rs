@@ -174,10 +174,12 @@ pub fn validate(spec: &AutoscalerSpec) -> Result<(), ObjectError> {
     positive("ioReadMegabytesPerSecond", m.io_read_megabytes_per_second)?;
     positive("ioWriteMegabytesPerSecond", m.io_write_megabytes_per_second)?;
     positive("iops", m.iops)?;
-    if super::spec::metric_specs(spec).is_empty() {
+    // The HPA-style part: every metric measurable, each direction's rules set once.
+    super::spec::decision_spec(spec).map_err(refuse)?;
+    if super::spec::all_metrics(spec).is_ok_and(|m| m.is_empty()) {
         return Err(refuse(
             "spec.metrics needs at least one target: cpuPercent, memoryPercent, gpuPercent, \
-             ioReadMegabytesPerSecond, ioWriteMegabytesPerSecond or iops"
+             ioReadMegabytesPerSecond, ioWriteMegabytesPerSecond or iops (or spec.hpa.metrics)"
                 .into(),
         ));
     }
@@ -345,7 +347,15 @@ mod tests {
         }
         let mut v = base();
         v["spec"].as_object_mut().unwrap().remove("metrics");
-        assert_eq!(refused(v), "spec.metrics is required");
+        assert!(refused(v).starts_with("spec.metrics needs at least one target"));
+        // HPA-style metrics alone are enough; one aistor cannot measure is refused by name.
+        let mut v = base();
+        v["spec"].as_object_mut().unwrap().remove("metrics");
+        v["spec"]["hpa"] = json!({"metrics": [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]});
+        assert!(parse(&v).is_ok());
+        v["spec"]["hpa"]["metrics"][0]["type"] = json!("External");
+        assert!(refused(v).starts_with("spec.hpa.metrics[0]: type \"External\""));
         let mut v = base();
         v["spec"]["workloadRef"]
             .as_object_mut()

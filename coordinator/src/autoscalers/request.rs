@@ -235,6 +235,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, RequestError> {
             sync_period_seconds: Some(sync),
             metric_window_seconds: None,
             metric_resolution_seconds: None,
+            hpa: None,
         },
         unknown_fields: unknown,
     })

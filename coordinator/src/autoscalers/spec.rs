@@ -108,19 +108,263 @@ pub fn metric_specs(spec: &AutoscalerSpec) -> Vec<(MetricSpec, f64)> {
     out
 }
 
+/// One metric as people read it: the core's spec, the target in the unit it was
+/// written in, that unit, and how many of the core's units make one of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    pub spec: MetricSpec,
+    pub target: f64,
+    pub unit: &'static str,
+    /// The core's value (in its unit: cores, bytes, percent, bytes/s, ops/s) divided
+    /// by this is the figure shown.
+    pub per: f64,
+    /// From the original API's fields (`spec.metrics`), whose figures the REST API's
+    /// `current_*` fields show.
+    pub seed: bool,
+}
+
+fn seed_unit(kind: MetricKind) -> (&'static str, f64) {
+    match kind {
+        MetricKind::StorageReadBytesPerSecond | MetricKind::StorageWriteBytesPerSecond => {
+            ("MB/s", BYTES_PER_MB)
+        }
+        MetricKind::StorageIops => ("", 1.0),
+        _ => ("%", 1.0),
+    }
+}
+
+/// Every metric of the spec: `spec.metrics` first, then `spec.hpa.metrics`; an HPA
+/// metric aistor cannot measure is an error naming it.
+pub fn all_metrics(spec: &AutoscalerSpec) -> Result<Vec<Shown>, String> {
+    let mut out: Vec<Shown> = metric_specs(spec)
+        .into_iter()
+        .map(|(m, target)| {
+            let (unit, per) = seed_unit(m.kind);
+            Shown {
+                spec: m,
+                target,
+                unit,
+                per,
+                seed: true,
+            }
+        })
+        .collect();
+    let hpa = spec.hpa.as_ref().map_or(&[][..], |h| h.metrics.as_slice());
+    for (i, m) in hpa.iter().enumerate() {
+        out.push(hpa_metric(m).map_err(|why| format!("spec.hpa.metrics[{i}]: {why}"))?);
+    }
+    Ok(out)
+}
+
+fn quantity(q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> Result<f64, String> {
+    aistor_core::quantity::number(&q.0)
+        .filter(|v| *v > 0.0)
+        .ok_or_else(|| format!("{:?} is not a positive quantity", q.0))
+}
+
+/// One HPA `MetricSpec` as the core's: `Resource` cpu and memory (Utilization or
+/// AverageValue), `Pods` metrics named as the agents measure them (AverageValue).
+fn hpa_metric(m: &k8s_openapi::api::autoscaling::v2::MetricSpec) -> Result<Shown, String> {
+    use k8s_openapi::api::autoscaling::v2::MetricTarget;
+    let average = |t: &MetricTarget, kind: MetricKind, unit: &'static str, per: f64| {
+        let q = t
+            .average_value
+            .as_ref()
+            .ok_or("target.averageValue is required for type AverageValue")?;
+        let v = quantity(q).map_err(|e| format!("target.averageValue {e}"))?;
+        Ok::<_, String>(Shown {
+            spec: MetricSpec {
+                kind,
+                target: Target::AverageValue(milli(v)),
+            },
+            target: v / per,
+            unit,
+            per,
+            seed: false,
+        })
+    };
+    match m.type_.as_str() {
+        "Resource" => {
+            let r = m
+                .resource
+                .as_ref()
+                .ok_or("resource is required for type Resource")?;
+            let kind = match r.name.as_str() {
+                "cpu" => MetricKind::Cpu,
+                "memory" => MetricKind::Memory,
+                other => {
+                    return Err(format!(
+                        "resource.name {other:?}: the agents measure cpu and memory per pod"
+                    ));
+                }
+            };
+            match r.target.type_.as_str() {
+                "Utilization" => {
+                    let p = r
+                        .target
+                        .average_utilization
+                        .filter(|p| *p > 0)
+                        .ok_or("target.averageUtilization must be a positive percentage")?;
+                    Ok(Shown {
+                        spec: MetricSpec {
+                            kind,
+                            target: Target::Utilization(p as u32),
+                        },
+                        target: f64::from(p),
+                        unit: "%",
+                        per: 1.0,
+                        seed: false,
+                    })
+                }
+                "AverageValue" if kind == MetricKind::Cpu => average(&r.target, kind, "m", 1e-3),
+                "AverageValue" => average(&r.target, kind, "B", 1.0),
+                other => Err(format!(
+                    "target.type {other:?}: Utilization or AverageValue for a Resource metric"
+                )),
+            }
+        }
+        "Pods" => {
+            let p = m.pods.as_ref().ok_or("pods is required for type Pods")?;
+            let (kind, unit) = match p.metric.name.as_str() {
+                "gpu" => (MetricKind::Gpu, "%"),
+                "storage-read-bytes-per-second" => (MetricKind::StorageReadBytesPerSecond, "B/s"),
+                "storage-write-bytes-per-second" => (MetricKind::StorageWriteBytesPerSecond, "B/s"),
+                "storage-iops" => (MetricKind::StorageIops, ""),
+                other => {
+                    return Err(format!(
+                        "pods.metric.name {other:?}: the agents measure gpu, \
+                         storage-read-bytes-per-second, storage-write-bytes-per-second and \
+                         storage-iops per pod"
+                    ));
+                }
+            };
+            if p.metric.selector.is_some() {
+                return Err("pods.metric.selector is not supported".into());
+            }
+            match p.target.type_.as_str() {
+                "AverageValue" => average(&p.target, kind, unit, 1.0),
+                other => Err(format!(
+                    "target.type {other:?}: AverageValue for a Pods metric"
+                )),
+            }
+        }
+        other => Err(format!(
+            "type {other:?}: aistor scales on what its agents measure in the pods \
+             (Resource and Pods metrics)"
+        )),
+    }
+}
+
+fn hpa_rules(
+    field: &str,
+    r: &k8s_openapi::api::autoscaling::v2::HPAScalingRules,
+) -> Result<ScalingRules, String> {
+    let select_policy = match r.select_policy.as_deref() {
+        None => None,
+        Some("Max") => Some(SelectPolicy::Max),
+        Some("Min") => Some(SelectPolicy::Min),
+        Some("Disabled") => Some(SelectPolicy::Disabled),
+        Some(other) => {
+            return Err(format!(
+                "{field}.selectPolicy {other:?}: Max, Min or Disabled"
+            ));
+        }
+    };
+    let window = match r.stabilization_window_seconds {
+        None => None,
+        Some(w) if (0..=3600).contains(&w) => Some(Duration::from_secs(w as u64)),
+        Some(w) => {
+            return Err(format!(
+                "{field}.stabilizationWindowSeconds must be between 0 and 3600, got {w}"
+            ));
+        }
+    };
+    let policies = match &r.policies {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let kind = match p.type_.as_str() {
+                        "Pods" => PolicyKind::Pods,
+                        "Percent" => PolicyKind::Percent,
+                        other => {
+                            return Err(format!(
+                                "{field}.policies[{i}].type {other:?}: Pods or Percent"
+                            ));
+                        }
+                    };
+                    if p.value <= 0 || !(1..=1800).contains(&p.period_seconds) {
+                        return Err(format!(
+                            "{field}.policies[{i}]: value must be positive and periodSeconds \
+                             between 1 and 1800"
+                        ));
+                    }
+                    Ok(Policy {
+                        kind,
+                        value: p.value as u32,
+                        period: Duration::from_secs(p.period_seconds as u64),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let tolerance = match &r.tolerance {
+        None => None,
+        Some(q) => Some(
+            aistor_core::quantity::number(&q.0)
+                .filter(|t| (0.0..1.0).contains(t))
+                .ok_or_else(|| format!("{field}.tolerance {:?} must be in [0, 1)", q.0))?,
+        ),
+    };
+    Ok(ScalingRules {
+        stabilization_window: window,
+        select_policy,
+        policies,
+        tolerance,
+    })
+}
+
+/// One direction's rules: from `spec.scaleUp`/`scaleDown` or `spec.hpa.behavior`.
+fn direction(
+    name: &str,
+    top: Option<&CrdRules>,
+    hpa: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>,
+) -> Result<Option<ScalingRules>, String> {
+    match (top, hpa) {
+        (Some(_), Some(_)) => Err(format!(
+            "spec.{name} and spec.hpa.behavior.{name} are both set; keep one"
+        )),
+        (Some(r), None) => Ok(Some(rules(r))),
+        (None, Some(r)) => hpa_rules(&format!("spec.hpa.behavior.{name}"), r).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The core's spec. The bounds are passed as written: the core reports a minimum
 /// above the maximum as `InvalidSpec`.
-pub fn decision_spec(spec: &AutoscalerSpec) -> Spec {
-    let behavior = (spec.scale_up.is_some() || spec.scale_down.is_some()).then(|| Behavior {
-        scale_up: spec.scale_up.as_ref().map(rules),
-        scale_down: spec.scale_down.as_ref().map(rules),
+pub fn decision_spec(spec: &AutoscalerSpec) -> Result<Spec, String> {
+    let hpa = spec.hpa.as_ref().and_then(|h| h.behavior.as_ref());
+    let scale_up = direction(
+        "scaleUp",
+        spec.scale_up.as_ref(),
+        hpa.and_then(|b| b.scale_up.as_ref()),
+    )?;
+    let scale_down = direction(
+        "scaleDown",
+        spec.scale_down.as_ref(),
+        hpa.and_then(|b| b.scale_down.as_ref()),
+    )?;
+    let behavior = (scale_up.is_some() || scale_down.is_some()).then_some(Behavior {
+        scale_up,
+        scale_down,
     });
-    Spec {
+    Ok(Spec {
         min_replicas: Some(spec.min_replicas.max(0) as u32),
         max_replicas: spec.max_replicas.max(0) as u32,
-        metrics: metric_specs(spec).into_iter().map(|(m, _)| m).collect(),
+        metrics: all_metrics(spec)?.into_iter().map(|m| m.spec).collect(),
         behavior,
-    }
+    })
 }
 
 /// The span of each pod's mean when the spec names none.
@@ -182,19 +426,12 @@ fn significant(v: f64) -> f64 {
     (v * scale).round() / scale
 }
 
-/// A metric's current value in the spec's units.
-fn current_value(kind: MetricKind, current: Current) -> f64 {
+/// A metric's current value in the unit its target was written in (`per` of the
+/// core's units each).
+fn current_value(current: Current, per: f64) -> f64 {
     significant(match current {
         Current::Utilization { percent, .. } => f64::from(percent),
-        Current::AverageValue { milli } => {
-            let units = milli as f64 / 1000.0;
-            match kind {
-                MetricKind::StorageReadBytesPerSecond | MetricKind::StorageWriteBytesPerSecond => {
-                    units / BYTES_PER_MB
-                }
-                _ => units,
-            }
-        }
+        Current::AverageValue { milli } => milli as f64 / 1000.0 / per,
     })
 }
 
@@ -355,7 +592,7 @@ pub fn apply_decision(
     d: &Decision,
     scaled: bool,
 ) {
-    let targets = metric_specs(spec);
+    let targets = all_metrics(spec).unwrap_or_default();
     status.phase = Some("Active".into());
     status.message = "Autoscaler is active".into();
     status.last_sync_time = Some(time(d.now.wall_unix_nanos));
@@ -367,15 +604,16 @@ pub fn apply_decision(
         .metrics
         .iter()
         .zip(&targets)
-        .map(|(m, (_, target))| {
+        .map(|(m, shown)| {
             let mut s = MetricStatus {
                 name: m.spec.kind.name().to_owned(),
-                target: *target,
+                target: shown.target,
+                unit: shown.unit.to_owned(),
                 ..Default::default()
             };
             match &m.outcome {
                 Ok(r) => {
-                    let v = current_value(m.spec.kind, r.current);
+                    let v = current_value(r.current, shown.per);
                     s.current = Some(v);
                     s.proposed_replicas = Some(r.proposal);
                     s.ready_pods = r.pods.ready;
@@ -394,7 +632,9 @@ pub fn apply_decision(
                         }
                         MetricKind::StorageIops => &mut values.iops,
                     };
-                    *slot = Some(v);
+                    if shown.seed {
+                        *slot = Some(v);
+                    }
                 }
                 Err(e) => {
                     s.message = e.to_string();
@@ -471,6 +711,23 @@ pub fn apply_unreadable(status: &mut AutoscalerStatus, error: &str, now_unix_nan
     status.last_sync_time = Some(time(now_unix_nanos));
 }
 
+/// The status of an autoscaler whose spec cannot be used: failed, with the reason.
+pub fn apply_failed(status: &mut AutoscalerStatus, why: &str, now_unix_nanos: u64) {
+    let mut list = core_conditions(&status.conditions);
+    aistor_core::autoscale::set_condition(
+        &mut list,
+        ConditionType::ScalingActive,
+        ConditionStatus::False,
+        Reason::InvalidSpec,
+        why.to_owned(),
+        now_unix_nanos,
+    );
+    status.conditions = conditions(&list);
+    status.phase = Some("Failed".into());
+    status.message = format!("the spec cannot be used: {why}");
+    status.last_sync_time = Some(time(now_unix_nanos));
+}
+
 /// RFC 3339 of a status time, for the REST view.
 pub fn time_text(t: &Time) -> String {
     rfc3339(u64::try_from(t.0.as_nanosecond()).unwrap_or(0))
@@ -511,12 +768,13 @@ mod tests {
             sync_period_seconds: Some(15),
             metric_window_seconds: None,
             metric_resolution_seconds: None,
+            hpa: None,
         }
     }
 
     #[test]
     fn every_target_becomes_a_core_metric_in_its_unit() {
-        let s = decision_spec(&spec());
+        let s = decision_spec(&spec()).unwrap();
         let got: Vec<(MetricKind, Target)> = s.metrics.iter().map(|m| (m.kind, m.target)).collect();
         assert_eq!(
             got,
@@ -551,7 +809,245 @@ mod tests {
         );
         let mut plain = spec();
         plain.scale_down = None;
-        assert_eq!(decision_spec(&plain).behavior, None, "HPA defaults");
+        assert_eq!(
+            decision_spec(&plain).unwrap().behavior,
+            None,
+            "HPA defaults"
+        );
+    }
+
+    fn with_hpa(hpa: serde_json::Value) -> AutoscalerSpec {
+        let mut s = spec();
+        s.metrics = AutoscalerMetrics::default();
+        s.scale_down = None;
+        s.hpa = Some(serde_json::from_value(hpa).expect("an HPA-style section"));
+        s
+    }
+
+    #[test]
+    fn hpa_style_metrics_become_core_metrics_in_the_units_written() {
+        let s = with_hpa(serde_json::json!({"metrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "AverageValue", "averageValue": "250m"}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "256Mi"}}},
+            {"type": "Pods", "pods": {"metric": {"name": "gpu"}, "target": {"type": "AverageValue", "averageValue": "60"}}},
+            {"type": "Pods", "pods": {"metric": {"name": "storage-read-bytes-per-second"}, "target": {"type": "AverageValue", "averageValue": "500M"}}},
+            {"type": "Pods", "pods": {"metric": {"name": "storage-iops"}, "target": {"type": "AverageValue", "averageValue": "3k"}}},
+        ]}));
+        let shown = all_metrics(&s).unwrap();
+        let got: Vec<(MetricKind, Target, f64, &str)> = shown
+            .iter()
+            .map(|m| (m.spec.kind, m.spec.target, m.target, m.unit))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (MetricKind::Cpu, Target::Utilization(70), 70.0, "%"),
+                (MetricKind::Cpu, Target::AverageValue(250), 250.0, "m"),
+                (
+                    MetricKind::Memory,
+                    Target::AverageValue(268_435_456_000),
+                    268_435_456.0,
+                    "B"
+                ),
+                (MetricKind::Gpu, Target::AverageValue(60_000), 60.0, "%"),
+                (
+                    MetricKind::StorageReadBytesPerSecond,
+                    Target::AverageValue(500_000_000_000),
+                    5e8,
+                    "B/s"
+                ),
+                (
+                    MetricKind::StorageIops,
+                    Target::AverageValue(3_000_000),
+                    3000.0,
+                    ""
+                ),
+            ]
+        );
+        assert!(shown.iter().all(|m| !m.seed));
+        // A CPU average value shows in millicores: 0.3 cores used is 300m.
+        assert_eq!(
+            current_value(Current::AverageValue { milli: 300 }, shown[1].per),
+            300.0
+        );
+        // The original's fields come first and are marked as such.
+        let mut both = s.clone();
+        both.metrics.cpu_percent = Some(50);
+        let all = all_metrics(&both).unwrap();
+        assert_eq!((all.len(), all[0].seed, all[1].seed), (7, true, false));
+        assert_eq!(decision_spec(&both).unwrap().metrics.len(), 7);
+    }
+
+    #[test]
+    fn hpa_style_metrics_aistor_cannot_measure_are_refused_by_name() {
+        let refused = |m: serde_json::Value| {
+            decision_spec(&with_hpa(serde_json::json!({"metrics": [m]}))).unwrap_err()
+        };
+        let cases = [
+            (
+                serde_json::json!({"type": "External", "external": {"metric": {"name": "q"}, "target": {"type": "Value", "value": "1"}}}),
+                "spec.hpa.metrics[0]: type \"External\"",
+            ),
+            (
+                serde_json::json!({"type": "Resource", "resource": {"name": "ephemeral-storage", "target": {"type": "Utilization", "averageUtilization": 50}}}),
+                "spec.hpa.metrics[0]: resource.name \"ephemeral-storage\"",
+            ),
+            (
+                serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Value", "value": "1"}}}),
+                "spec.hpa.metrics[0]: target.type \"Value\"",
+            ),
+            (
+                serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}}),
+                "spec.hpa.metrics[0]: target.averageUtilization",
+            ),
+            (
+                serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "AverageValue"}}}),
+                "spec.hpa.metrics[0]: target.averageValue is required",
+            ),
+            (
+                serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "AverageValue", "averageValue": "0"}}}),
+                "spec.hpa.metrics[0]: target.averageValue \"0\" is not a positive quantity",
+            ),
+            (
+                serde_json::json!({"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "1"}}}),
+                "spec.hpa.metrics[0]: pods.metric.name \"qps\"",
+            ),
+            (
+                serde_json::json!({"type": "Pods", "pods": {"metric": {"name": "gpu", "selector": {}}, "target": {"type": "AverageValue", "averageValue": "1"}}}),
+                "spec.hpa.metrics[0]: pods.metric.selector",
+            ),
+            (
+                serde_json::json!({"type": "Pods", "pods": {"metric": {"name": "gpu"}, "target": {"type": "Utilization", "averageUtilization": 5}}}),
+                "spec.hpa.metrics[0]: target.type \"Utilization\"",
+            ),
+            (
+                serde_json::json!({"type": "Resource"}),
+                "spec.hpa.metrics[0]: resource is required",
+            ),
+            (
+                serde_json::json!({"type": "Pods"}),
+                "spec.hpa.metrics[0]: pods is required",
+            ),
+        ];
+        for (m, starts) in cases {
+            let e = refused(m);
+            assert!(e.starts_with(starts), "{e:?} should start with {starts:?}");
+        }
+    }
+
+    #[test]
+    fn hpa_style_behavior_is_read_and_a_direction_is_set_once() {
+        let s = with_hpa(serde_json::json!({
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                                         {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+                "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Disabled", "tolerance": "0.05"},
+            },
+        }));
+        let b = decision_spec(&s).unwrap().behavior.unwrap();
+        let up = b.scale_up.unwrap();
+        assert_eq!(up.stabilization_window, Some(Duration::ZERO));
+        assert_eq!(up.select_policy, Some(SelectPolicy::Max));
+        assert_eq!(
+            up.policies.unwrap(),
+            [
+                Policy {
+                    kind: PolicyKind::Percent,
+                    value: 100,
+                    period: Duration::from_secs(15)
+                },
+                Policy {
+                    kind: PolicyKind::Pods,
+                    value: 4,
+                    period: Duration::from_secs(15)
+                },
+            ]
+        );
+        assert_eq!(up.tolerance, None);
+        let down = b.scale_down.unwrap();
+        assert_eq!(down.select_policy, Some(SelectPolicy::Disabled));
+        assert_eq!(down.stabilization_window, Some(Duration::from_secs(300)));
+        assert_eq!(down.policies, None);
+        assert_eq!(down.tolerance, Some(0.05));
+        // Both ways for one direction: refused, naming both.
+        let mut twice = s.clone();
+        twice.scale_down = spec().scale_down;
+        assert_eq!(
+            decision_spec(&twice).unwrap_err(),
+            "spec.scaleDown and spec.hpa.behavior.scaleDown are both set; keep one"
+        );
+        // Each field of the rules is checked.
+        let bad = |rules: serde_json::Value| {
+            decision_spec(&with_hpa(serde_json::json!({
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+                "behavior": {"scaleUp": rules},
+            })))
+            .unwrap_err()
+        };
+        assert!(
+            bad(serde_json::json!({"selectPolicy": "Sometimes"}))
+                .starts_with("spec.hpa.behavior.scaleUp.selectPolicy")
+        );
+        assert!(
+            bad(serde_json::json!({"stabilizationWindowSeconds": 3601}))
+                .starts_with("spec.hpa.behavior.scaleUp.stabilizationWindowSeconds")
+        );
+        assert!(
+            bad(serde_json::json!({"stabilizationWindowSeconds": -1}))
+                .starts_with("spec.hpa.behavior.scaleUp.stabilizationWindowSeconds")
+        );
+        assert!(
+            bad(
+                serde_json::json!({"policies": [{"type": "Nodes", "value": 1, "periodSeconds": 1}]})
+            )
+            .starts_with("spec.hpa.behavior.scaleUp.policies[0].type")
+        );
+        assert!(
+            bad(
+                serde_json::json!({"policies": [{"type": "Pods", "value": 0, "periodSeconds": 1}]})
+            )
+            .starts_with("spec.hpa.behavior.scaleUp.policies[0]: value")
+        );
+        assert!(bad(serde_json::json!({"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1801}]})).starts_with("spec.hpa.behavior.scaleUp.policies[0]: value"));
+        assert!(
+            bad(serde_json::json!({"tolerance": "1"}))
+                .starts_with("spec.hpa.behavior.scaleUp.tolerance")
+        );
+        // Accepted bounds.
+        let ok = |rules: serde_json::Value| {
+            decision_spec(&with_hpa(serde_json::json!({
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+                "behavior": {"scaleUp": rules},
+            })))
+            .is_ok()
+        };
+        assert!(ok(
+            serde_json::json!({"stabilizationWindowSeconds": 3600, "selectPolicy": "Min",
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 1800}], "tolerance": "0"})
+        ));
+        assert!(ok(
+            serde_json::json!({"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1}]})
+        ));
+    }
+
+    #[test]
+    fn an_unusable_spec_fails_with_the_reason() {
+        let mut status = AutoscalerStatus::default();
+        apply_failed(
+            &mut status,
+            "spec.hpa.metrics[0]: type \"External\"",
+            7_000_000_000,
+        );
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        assert!(status.message.ends_with("type \"External\""));
+        let c = &status.conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("ScalingActive", "False", "InvalidSpec")
+        );
     }
 
     #[test]
@@ -560,19 +1056,13 @@ mod tests {
             percent: 75,
             average_milli: 1,
         };
-        assert_eq!(current_value(MetricKind::Cpu, u), 75.0);
+        assert_eq!(current_value(u, 1.0), 75.0);
         let a = |milli| Current::AverageValue { milli };
-        assert_eq!(
-            current_value(MetricKind::StorageReadBytesPerSecond, a(250_000_000_000)),
-            250.0
-        );
-        assert_eq!(current_value(MetricKind::StorageIops, a(1_500)), 1.5);
-        assert_eq!(current_value(MetricKind::Gpu, a(42_000)), 42.0);
+        assert_eq!(current_value(a(250_000_000_000), BYTES_PER_MB), 250.0);
+        assert_eq!(current_value(a(1_500), 1.0), 1.5);
+        assert_eq!(current_value(a(42_000), 1.0), 42.0);
         // 66.051 bytes/s in MB/s, without the noise of the division.
-        assert_eq!(
-            current_value(MetricKind::StorageReadBytesPerSecond, a(66_051)),
-            6.6051e-5
-        );
+        assert_eq!(current_value(a(66_051), BYTES_PER_MB), 6.6051e-5);
         assert_eq!(significant(123_456_789.0), 123_457_000.0);
         assert_eq!(significant(-0.001_234_567), -0.001_234_57);
         assert_eq!(significant(0.0), 0.0);
@@ -610,7 +1100,7 @@ mod tests {
     fn a_decision_fills_the_status_and_counts_only_real_scales() {
         let s = spec();
         let d = aistor_core::autoscale::decide(
-            &decision_spec(&s),
+            &decision_spec(&s).unwrap(),
             &Default::default(),
             &aistor_core::autoscale::SyncInput {
                 current_replicas: 9,
@@ -700,6 +1190,7 @@ mod tests {
         let with = |window, resolution| AutoscalerSpec {
             metric_window_seconds: window,
             metric_resolution_seconds: resolution,
+            hpa: None,
             ..spec()
         };
         // Default: 30 s of every sample, or all that is kept when that is less.

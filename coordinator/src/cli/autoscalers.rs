@@ -8,7 +8,7 @@ use super::error::CliError;
 use super::table::Table;
 use super::units;
 use super::workloads::GetFormat;
-use crate::autoscalers::spec::{metric_specs, time_text};
+use crate::autoscalers::spec::{all_metrics, time_text};
 use crate::k8s::crd::{Autoscaler, MetricStatus, ScalingRules};
 use aistor_proto::v1 as pb;
 use aistor_proto::v1::autoscaler_service_client::AutoscalerServiceClient;
@@ -196,44 +196,44 @@ fn number(v: f64) -> String {
     }
 }
 
-/// A figure in its metric's units: `75%`, `500MB/s`, `3000`.
-fn figure(metric: &str, v: f64) -> String {
-    match metric {
-        "cpu" | "memory" | "gpu" => format!("{}%", number(v)),
-        "storage-read-bytes-per-second" | "storage-write-bytes-per-second" => {
-            format!("{}MB/s", number(v))
-        }
-        _ => number(v),
-    }
+/// A figure in its unit: `75%`, `500MB/s`, `250m`, `3000`.
+fn figure(unit: &str, v: f64) -> String {
+    format!("{}{unit}", number(v))
 }
 
-/// Each metric of the spec (in the order the status shows them) with the last
-/// decision's figures for it, when it had any.
-fn metrics(a: &Autoscaler) -> Vec<(&'static str, f64, Option<&MetricStatus>)> {
+/// Each metric of the spec (in the order the status shows them) with its target,
+/// its unit and the last decision's figures for it, when it had any.
+fn metrics(a: &Autoscaler) -> Vec<(&'static str, f64, &'static str, Option<&MetricStatus>)> {
     let status = a
         .status
         .as_ref()
         .map(|s| s.metrics.as_slice())
         .unwrap_or(&[]);
-    metric_specs(&a.spec)
+    all_metrics(&a.spec)
+        .unwrap_or_default()
         .into_iter()
-        .map(|(m, target)| {
-            let name = m.kind.name();
-            (name, target, status.iter().find(|s| s.name == name))
+        .enumerate()
+        .map(|(i, m)| {
+            let name = m.spec.kind.name();
+            // The status lists the metrics in the same order.
+            let s = status.get(i).filter(|s| s.name == name);
+            (name, m.target, m.unit, s)
         })
         .collect()
 }
 
-fn current(m: Option<&MetricStatus>, name: &str) -> String {
+fn current(m: Option<&MetricStatus>, unit: &str) -> String {
     m.and_then(|m| m.current)
-        .map_or_else(|| UNKNOWN.to_owned(), |v| figure(name, v))
+        .map_or_else(|| UNKNOWN.to_owned(), |v| figure(unit, v))
 }
 
 /// `cpu: 75%/70%, storage-iops: <unknown>/3000`.
 pub fn targets(a: &Autoscaler) -> String {
     metrics(a)
         .into_iter()
-        .map(|(name, target, m)| format!("{name}: {}/{}", current(m, name), figure(name, target)))
+        .map(|(name, target, unit, m)| {
+            format!("{name}: {}/{}", current(m, unit), figure(unit, target))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -430,7 +430,7 @@ pub fn render_describe(a: &Autoscaler, now_unix_nanos: u64) -> String {
         &when(status.last_sync_time.as_ref(), now_unix_nanos),
     );
     field(&mut out, "Metrics", "( current / target )");
-    for (name, target, m) in metrics(a) {
+    for (name, target, unit, m) in metrics(a) {
         let pods = m.map_or_else(
             || "not measured yet".to_owned(),
             |m| {
@@ -447,7 +447,7 @@ pub fn render_describe(a: &Autoscaler, now_unix_nanos: u64) -> String {
         field(
             &mut out,
             &format!("  {name}"),
-            &format!("{} / {}  ({pods})", current(m, name), figure(name, target)),
+            &format!("{} / {}  ({pods})", current(m, unit), figure(unit, target)),
         );
         if let Some(m) = m.filter(|m| !m.message.is_empty()) {
             let _ = writeln!(out, "{:VALUE_COLUMN$}{}", "", m.message);
@@ -752,10 +752,11 @@ mod tests {
 
     #[test]
     fn figures_keep_their_units_and_drop_needless_decimals() {
-        assert_eq!(figure("cpu", 75.0), "75%");
-        assert_eq!(figure("memory", 80.456), "80.46%");
-        assert_eq!(figure("storage-write-bytes-per-second", 0.25), "0.25MB/s");
-        assert_eq!(figure("storage-iops", 3000.0), "3000");
+        assert_eq!(figure("%", 75.0), "75%");
+        assert_eq!(figure("%", 80.456), "80.46%");
+        assert_eq!(figure("MB/s", 0.25), "0.25MB/s");
+        assert_eq!(figure("", 3000.0), "3000");
+        assert_eq!(figure("m", 250.0), "250m");
         assert_eq!(number(-0.001), "0");
     }
 }

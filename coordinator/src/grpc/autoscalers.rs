@@ -282,6 +282,7 @@ mod tests {
                 sync_period_seconds: None,
                 metric_window_seconds: None,
                 metric_resolution_seconds: None,
+                hpa: None,
             },
         );
         a.status = Some(AutoscalerStatus {

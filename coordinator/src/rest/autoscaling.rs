@@ -301,6 +301,7 @@ mod tests {
             sync_period_seconds: None,
             metric_window_seconds: None,
             metric_resolution_seconds: None,
+            hpa: None,
         };
         let plain = view(&Autoscaler::new("a", spec.clone()));
         assert!(plain["details"].get("metric_window_seconds").is_none());
@@ -310,6 +311,7 @@ mod tests {
             AutoscalerSpec {
                 metric_window_seconds: Some(60),
                 metric_resolution_seconds: Some(15),
+                hpa: None,
                 ..spec
             },
         ));

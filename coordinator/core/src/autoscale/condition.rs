@@ -101,7 +101,7 @@ pub struct Condition {
 
 /// Sets `kind` in `list`, appending it if absent. The transition time moves only
 /// when the status changes, as the HPA does, so "since when" stays meaningful.
-pub(crate) fn set(
+pub fn set(
     list: &mut Vec<Condition>,
     kind: ConditionType,
     status: ConditionStatus,

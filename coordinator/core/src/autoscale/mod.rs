@@ -25,7 +25,9 @@ mod properties;
 mod replicas;
 
 pub use behavior::{Behavior, Policy, PolicyKind, Rules, ScalingRules, SelectPolicy};
-pub use condition::{Condition, ConditionStatus, ConditionType, Reason, failed_get_scale};
+pub use condition::{
+    Condition, ConditionStatus, ConditionType, Reason, failed_get_scale, set as set_condition,
+};
 pub use decide::{Config, Decision, MetricDecision, Proposal, Rule, Spec, Step, SyncInput, decide};
 pub use facts::pod_facts;
 pub use history::{History, Recommendation, ScaleEvent};

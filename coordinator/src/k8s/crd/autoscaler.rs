@@ -52,7 +52,9 @@ pub struct AutoscalerSpec {
     pub min_replicas: i32,
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
-    /// Targets; at least one is set. The largest recommendation over them wins.
+    /// Targets, the original API's fields; at least one is set here or in
+    /// `hpa.metrics`. The largest recommendation over them wins.
+    #[serde(default)]
     pub metrics: AutoscalerMetrics,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<ScalingRules>,
@@ -77,6 +79,24 @@ pub struct AutoscalerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 300))]
     pub metric_resolution_seconds: Option<u32>,
+    /// For people who write HorizontalPodAutoscalers: `metrics` and `behavior` exactly
+    /// as in an HPA's spec (`autoscaling/v2`). Metrics of type `Resource` (cpu, memory)
+    /// and `Pods` (gpu, storage-read-bytes-per-second, storage-write-bytes-per-second,
+    /// storage-iops) are measured by the agents; others are refused with the reason.
+    /// They add to `metrics` above; a direction's rules are set here or in
+    /// `scaleUp`/`scaleDown`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HpaStyle>,
+}
+
+/// An HPA's `metrics` and `behavior`, as written for a HorizontalPodAutoscaler.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HpaStyle {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<k8s_openapi::api::autoscaling::v2::MetricSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior>,
 }
 
 /// The workload scaled, in the Autoscaler's namespace.
@@ -206,8 +226,11 @@ pub struct MetricStatus {
     /// `cpu`, `memory`, `gpu`, `storage-read-bytes-per-second`,
     /// `storage-write-bytes-per-second` or `storage-iops`.
     pub name: String,
-    /// The target, in the spec's units (percent, MB/s, operations/s).
+    /// The target, in the unit it was written in (`unit`).
     pub target: f64,
+    /// `%`, `MB/s`, `B/s`, `m` (millicores), `B` (bytes), or empty (operations/s).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
     /// The current value in the same units; absent when it could not be computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<f64>,

@@ -14,8 +14,8 @@ mod migration;
 
 pub use autoscaler::{
     Autoscaler, AutoscalerMetricValues, AutoscalerMetrics, AutoscalerSpec, AutoscalerStatus,
-    DecisionRecord, MetricStatus, ScalingHistory, ScalingPolicy, ScalingPolicyType, ScalingRules,
-    SelectPolicy, WorkloadTarget,
+    DecisionRecord, HpaStyle, MetricStatus, ScalingHistory, ScalingPolicy, ScalingPolicyType,
+    ScalingRules, SelectPolicy, WorkloadTarget,
 };
 pub use measurement::{
     FigureSummary, Measurement, MeasurementPhase, MeasurementResult, MeasurementSpec,
