@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p aistor-coordinator --bench autoscale_reaction -- [--trace-seconds 600] [--seed 42]
+//!     [--dwell 5-40] [--grid-phase 7.5] [--step-phase 7.5]
 //! ```
 //!
 //! One coordinator (in this process, its pod window 75 s) and one agent (in this
@@ -22,7 +23,7 @@
 //! Phase 1: once both pods' CPU counts (past the HPA's CPU start-up rule), the load
 //! goes on; for each side the time until it decides a second replica and until that
 //! replica is Ready (READY in `aistorctl get deployments`). Phase 2: the load is
-//! switched on and off with pseudo-random dwell times (5–40 s, seeded) for
+//! switched on and off with pseudo-random dwell times (`--dwell`, 5–40 s, seeded) for
 //! `--trace-seconds`; the scale changes of each side in that time (the Autoscaler's
 //! scale-up and scale-down counts, checked against the Deployments' replicas).
 //!
@@ -47,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{Coordinator, http_request};
 
 const USAGE: &str = "usage: cargo bench -p aistor-coordinator --bench autoscale_reaction -- \
-[--trace-seconds 600] [--seed 42] [--grid-phase 7.5] [--step-phase 7.5]";
+[--trace-seconds 600] [--seed 42] [--dwell 5-40] [--grid-phase 7.5] [--step-phase 7.5]";
 const IMAGE: &str = "localhost/aistor/busybox:bench";
 const NAMESPACE: &str = "bench";
 /// The sides, as their Deployments (and Autoscalers' workloads) are named.
@@ -61,11 +62,14 @@ const POD_WINDOW: Duration = Duration::from_secs(75);
 /// a value this old), and where between two syncs the load step comes, by default:
 /// half way, the mean of a phase nobody chooses in a cluster.
 const PHASE: Duration = Duration::from_millis(7_500);
+/// The trace's dwell times by default, seconds.
 const DWELL_SECONDS: (f64, f64) = (5.0, 40.0);
 
 struct Args {
     trace_seconds: u64,
     seed: u64,
+    /// Dwell times of the trace, seconds: uniform in [min, max).
+    dwell: (f64, f64),
     grid_phase: Duration,
     step_phase: Duration,
 }
@@ -74,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         trace_seconds: 600,
         seed: 42,
+        dwell: DWELL_SECONDS,
         grid_phase: PHASE,
         step_phase: PHASE,
     };
@@ -111,6 +116,13 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => {
                 args.seed = value.parse().map_err(|_| "--seed: expected an integer")?;
             }
+            "--dwell" => {
+                args.dwell = value
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.parse::<f64>().ok()?, b.parse::<f64>().ok()?)))
+                    .filter(|&(a, b)| a >= 1.0 && b > a)
+                    .ok_or("--dwell: expected MIN-MAX seconds, 1 <= MIN < MAX, e.g. 5-40")?;
+            }
             "--grid-phase" => args.grid_phase = phase(&flag, &value)?,
             "--step-phase" => args.step_phase = phase(&flag, &value)?,
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -139,14 +151,12 @@ impl Rng {
 
 /// The load trace: (on, dwell) from the start, on first, covering `seconds`; the
 /// last dwell is cut at the end.
-fn trace(seed: u64, seconds: u64) -> Vec<(bool, Duration)> {
+fn trace(seed: u64, seconds: u64, dwell: (f64, f64)) -> Vec<(bool, Duration)> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
     let (mut t, mut on) = (0.0, true);
     while t < seconds as f64 {
-        let dwell = rng
-            .uniform(DWELL_SECONDS.0, DWELL_SECONDS.1)
-            .min(seconds as f64 - t);
+        let dwell = rng.uniform(dwell.0, dwell.1).min(seconds as f64 - t);
         out.push((on, Duration::from_secs_f64(dwell)));
         t += dwell;
         on = !on;
@@ -346,6 +356,8 @@ struct Flapping {
     downs: u64,
     /// Changes of the Deployment's desired replicas seen by polling every 500 ms.
     seen_changes: u64,
+    /// (seconds into the trace, from, to) of each change seen.
+    timeline: Vec<(f64, u32, u32)>,
     max_desired: u32,
     replica_seconds: f64,
 }
@@ -545,7 +557,7 @@ async fn run(args: &Args, private: &containerd::Private) -> Result<(), String> {
     );
 
     // Phase 2: the noisy trace.
-    let segments = trace(args.seed, args.trace_seconds);
+    let segments = trace(args.seed, args.trace_seconds, args.dwell);
     let on_seconds: f64 = segments
         .iter()
         .filter(|(on, _)| *on)
@@ -557,8 +569,8 @@ async fn run(args: &Args, private: &containerd::Private) -> Result<(), String> {
         args.trace_seconds,
         args.seed,
         segments.len(),
-        DWELL_SECONDS.0,
-        DWELL_SECONDS.1,
+        args.dwell.0,
+        args.dwell.1,
         100.0 * on_seconds / args.trace_seconds as f64,
         loadavg()
     );
@@ -583,8 +595,12 @@ async fn run(args: &Args, private: &containerd::Private) -> Result<(), String> {
                 };
                 f.replica_seconds += f64::from(ready) * dt;
                 f.max_desired = f.max_desired.max(desired);
-                if last.get(*side).is_some_and(|&(_, d)| d != desired) {
+                if let Some(&(_, was)) = last.get(*side)
+                    && was != desired
+                {
                     f.seen_changes += 1;
+                    f.timeline
+                        .push((trace_start.elapsed().as_secs_f64(), was, desired));
                 }
                 last.insert((*side).to_owned(), (ready, desired));
             }
@@ -652,6 +668,24 @@ async fn run(args: &Args, private: &containerd::Private) -> Result<(), String> {
          most desired replicas in the trace; replica·s: ready replicas integrated over the trace",
         flapping["aistor"].seen_changes, flapping["hpa-fed"].seen_changes
     );
+    let mut at = 0.0;
+    let load_trace: Vec<String> = segments
+        .iter()
+        .map(|(on, d)| {
+            let from = at;
+            at += d.as_secs_f64();
+            format!("{} {from:.0}-{at:.0}", if *on { "on" } else { "off" })
+        })
+        .collect();
+    println!("trace (s into it): load {}", load_trace.join(", "));
+    for side in SIDES {
+        let changes: Vec<String> = flapping[side]
+            .timeline
+            .iter()
+            .map(|(t, from, to)| format!("{t:.0} {from}->{to}"))
+            .collect();
+        println!("  {side:<8} desired replicas: {}", changes.join(", "));
+    }
     if args.trace_seconds < 600 {
         println!(
             "note: a {} s trace, shorter than the 10 minutes the figures are taken over",
