@@ -43,7 +43,7 @@ use local::{agent_every, aistorctl};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{Coordinator, http_request};
 
@@ -393,13 +393,7 @@ async fn run(args: &Args, private: &containerd::Private) -> Result<(), String> {
         .prefix("aistor-bench-as-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| containerd::is_static_elf(p))
-        .ok_or("no static busybox")?;
-    let archive = oci_image::build(work.path(), &busybox, IMAGE, &["sleep", "3600"])?;
-    private.ctr_output(&["images", "import", &archive.display().to_string()])?;
+    local::import_busybox(private, work.path(), IMAGE)?;
     let coordinator = Coordinator::start(|c| c.view.pod_window = POD_WINDOW).await;
     let (server, http) = (coordinator.grpc, coordinator.http);
     let node_agent = agent_every(server, &private.socket, work.path(), Duration::from_secs(1));

@@ -19,7 +19,6 @@ mod support;
 use local::{agent_every, aistorctl};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::{Coordinator, http_request};
 
@@ -114,30 +113,14 @@ async fn autoscaler(http: SocketAddr, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_scales_up_with_its_load_and_back_down_after_the_window() {
-    let private = match containerd::start().await {
-        Ok(p) => p,
-        Err(why) => {
-            assert!(
-                !containerd::require_tools(),
-                "autoscaling_local needs its tools: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(private) = local::containerd_or_skip("autoscaling_local").await else {
+        return;
     };
     let work = tempfile::Builder::new()
         .prefix("aistor-as-")
         .tempdir()
         .unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| containerd::is_static_elf(p))
-        .expect("busybox checked by start");
-    let archive = oci_image::build(work.path(), &busybox, IMAGE, &["sleep", "3600"]).unwrap();
-    private
-        .ctr_output(&["images", "import", &archive.display().to_string()])
-        .unwrap_or_else(|e| panic!("import: {e}"));
+    local::import_busybox(&private, work.path(), IMAGE).unwrap_or_else(|e| panic!("import: {e}"));
     let coordinator = Coordinator::start(|_| {}).await;
     let (server, http) = (coordinator.grpc, coordinator.http);
     let node_agent = agent_every(server, &private.socket, work.path(), Duration::from_secs(1));

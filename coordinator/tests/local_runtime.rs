@@ -16,7 +16,6 @@ mod oci_image;
 mod support;
 
 use local::{NODE, agent, aistorctl, until};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::Coordinator;
 
@@ -98,30 +97,14 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_run_measure_scale_and_delete_on_the_local_runtime() {
-    let private = match containerd::start().await {
-        Ok(p) => p,
-        Err(why) => {
-            assert!(
-                !containerd::require_tools(),
-                "local_runtime needs its tools: {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(private) = local::containerd_or_skip("local_runtime").await else {
+        return;
     };
     let work = tempfile::Builder::new()
         .prefix("aistor-lr-")
         .tempdir()
         .unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| containerd::is_static_elf(p))
-        .expect("busybox checked by start");
-    let archive = oci_image::build(work.path(), &busybox, IMAGE, &["sleep", "3600"]).unwrap();
-    private
-        .ctr_output(&["images", "import", &archive.display().to_string()])
-        .unwrap_or_else(|e| panic!("import: {e}"));
+    local::import_busybox(&private, work.path(), IMAGE).unwrap_or_else(|e| panic!("import: {e}"));
     let coordinator = Coordinator::start(|_| {}).await;
     let server = coordinator.grpc;
     let mut node_agent = agent(server, &private.socket, work.path());

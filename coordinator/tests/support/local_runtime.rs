@@ -15,6 +15,40 @@ use std::time::{Duration, Instant};
 
 pub const NODE: &str = "local-1";
 
+/// A private containerd, or `None` (after saying why) when this machine lacks the
+/// tools; with `AISTOR_REQUIRE_TOOLS=1` their absence fails `test` instead.
+pub async fn containerd_or_skip(test: &str) -> Option<crate::containerd::Private> {
+    match crate::containerd::start().await {
+        Ok(p) => Some(p),
+        Err(why) => {
+            assert!(
+                !crate::containerd::require_tools(),
+                "{test} needs its tools: {why}"
+            );
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// Builds an OCI image `image` of the host's static busybox in `work` and imports it
+/// into `private` (no registry is reachable).
+pub fn import_busybox(
+    private: &crate::containerd::Private,
+    work: &Path,
+    image: &str,
+) -> Result<(), String> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| crate::containerd::is_static_elf(p))
+        .ok_or("no static busybox")?;
+    let archive = crate::oci_image::build(work, &busybox, image, &["sleep", "3600"])?;
+    private
+        .ctr_output(&["images", "import", &archive.display().to_string()])
+        .map(drop)
+}
+
 pub async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
     let server = server.to_string();
     let argv = ["aistorctl", "--server", &server]
