@@ -321,27 +321,7 @@ impl Tasks {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         };
-        let deleted = self
-            .conn
-            .call(
-                "Tasks.Delete",
-                ns,
-                client.tasks().delete(self.conn.request(
-                    DeleteTaskRequest {
-                        container_id: id.to_owned(),
-                    },
-                    ns,
-                )?),
-            )
-            .await;
-        let exit = match deleted {
-            Ok(d) => Some(Exit {
-                code: exit_code(d.exit_status),
-                at_unix_nanos: nanos(d.exited_at),
-            }),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
+        let exit = self.delete_task(id).await?;
         gone(
             self.conn
                 .call(

@@ -470,39 +470,13 @@ pub fn core_conditions(list: &[MetaCondition]) -> Vec<Condition> {
             Some(Condition {
                 kind,
                 status,
-                reason: reason(&c.reason)?,
+                reason: Reason::parse(&c.reason)?,
                 message: c.message.clone(),
                 last_transition_unix_nanos: u64::try_from(c.last_transition_time.0.as_nanosecond())
                     .unwrap_or(0),
             })
         })
         .collect()
-}
-
-fn reason(s: &str) -> Option<Reason> {
-    use Reason::*;
-    [
-        SucceededGetScale,
-        FailedGetScale,
-        SucceededRescale,
-        FailedUpdateScale,
-        ReadyForNewScale,
-        ScaleUpStabilized,
-        ScaleDownStabilized,
-        ValidMetricFound,
-        ScalingDisabled,
-        FailedGetResourceMetric,
-        FailedGetPodsMetric,
-        InvalidMetricSourceType,
-        InvalidSpec,
-        DesiredWithinRange,
-        TooFewReplicas,
-        TooManyReplicas,
-        ScaleUpLimit,
-        ScaleDownLimit,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
 }
 
 pub fn history(h: Option<&ScalingHistory>) -> History {

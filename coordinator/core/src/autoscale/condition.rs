@@ -65,6 +65,33 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for reading one back from its word ([`Reason::parse`]).
+    pub const ALL: [Reason; 18] = [
+        Self::SucceededGetScale,
+        Self::FailedGetScale,
+        Self::SucceededRescale,
+        Self::FailedUpdateScale,
+        Self::ReadyForNewScale,
+        Self::ScaleUpStabilized,
+        Self::ScaleDownStabilized,
+        Self::ValidMetricFound,
+        Self::ScalingDisabled,
+        Self::FailedGetResourceMetric,
+        Self::FailedGetPodsMetric,
+        Self::InvalidMetricSourceType,
+        Self::InvalidSpec,
+        Self::DesiredWithinRange,
+        Self::TooFewReplicas,
+        Self::TooManyReplicas,
+        Self::ScaleUpLimit,
+        Self::ScaleDownLimit,
+    ];
+
+    /// The reason a word names (as [`Reason::as_str`] writes it).
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SucceededGetScale => "SucceededGetScale",
@@ -150,6 +177,16 @@ pub fn failed_get_scale(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_reads_back_from_its_word() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        let words: std::collections::HashSet<&str> = Reason::ALL.map(Reason::as_str).into();
+        assert_eq!(words.len(), Reason::ALL.len(), "distinct words");
+        assert_eq!(Reason::parse("Sometimes"), None);
+    }
 
     #[test]
     fn the_transition_time_moves_only_when_the_status_changes() {
