@@ -73,6 +73,15 @@ pub struct RunArgs {
     /// Collection intervals without a report before a node is stale.
     #[arg(long, env = "AISTOR_COORDINATOR_STALE_AFTER_INTERVALS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub stale_after_intervals: u32,
+    /// The most nodes the coordinator tracks; a report for one more is refused.
+    #[arg(long, env = "AISTOR_COORDINATOR_MAX_NODES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_nodes: u64,
+    /// A node that sends nothing for this long is forgotten.
+    #[arg(long, env = "AISTOR_COORDINATOR_FORGET_NODES_AFTER", default_value = "1h", value_parser = parse_duration)]
+    pub forget_nodes_after: Duration,
+    /// The largest agent report accepted, in bytes (agents keep theirs under it).
+    #[arg(long, env = "AISTOR_COORDINATOR_MAX_REPORT_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+    pub max_report_bytes: u64,
     /// Where durable state is kept (the SQLite database of a standalone coordinator).
     #[arg(
         long,
@@ -118,9 +127,14 @@ impl RunArgs {
                 window: self.window,
                 pod_window: self.pod_window,
                 stale_after_intervals: self.stale_after_intervals,
+                max_nodes: usize::try_from(self.max_nodes).unwrap_or(usize::MAX),
+                forget_after: self.forget_nodes_after,
             },
             refresh_every: Duration::from_millis(250),
-            limits: aistor_core::validate::Limits::default(),
+            limits: aistor_core::validate::Limits {
+                max_report_bytes: usize::try_from(self.max_report_bytes).unwrap_or(usize::MAX),
+                ..aistor_core::validate::Limits::default()
+            },
             shutdown_grace: self.shutdown_grace,
             data_dir: self.data_dir,
             cluster: self.kubernetes.into_config()?,
@@ -145,6 +159,9 @@ mod tests {
         assert_eq!(c.view.window, Duration::from_secs(300));
         assert_eq!(c.view.pod_window, Duration::from_secs(30));
         assert_eq!(c.view.stale_after_intervals, 3);
+        assert_eq!(c.view.max_nodes, 10_000);
+        assert_eq!(c.view.forget_after, Duration::from_secs(3600));
+        assert_eq!(c.limits.max_report_bytes, 4 << 20);
         assert_eq!(c.data_dir, std::path::Path::new(".aistor/coordinator"));
         if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
             assert_eq!(c.cluster, crate::k8s::ClusterConfig::Standalone);

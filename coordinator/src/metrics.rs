@@ -30,7 +30,7 @@ impl CoordinatorMetrics {
         let sub = registry.sub_registry_with_prefix("aistor_coordinator");
         sub.register(
             "reports",
-            "Agent reports received, by outcome (applied, duplicate, invalid)",
+            "Agent reports received, by outcome (applied, duplicate, invalid, too_large, superseded, too_many_nodes, wrong_stream)",
             self.reports.clone(),
         );
         sub.register(
@@ -49,14 +49,28 @@ impl CoordinatorMetrics {
         let outcome = match outcome {
             Ingested::Applied { .. } => "applied",
             Ingested::Duplicate => "duplicate",
+            Ingested::Superseded => "superseded",
+            Ingested::TooManyNodes { .. } => "too_many_nodes",
         };
-        self.reports.get_or_create(&Outcome { outcome }).inc();
+        self.record(outcome);
     }
 
     pub fn record_invalid(&self) {
-        self.reports
-            .get_or_create(&Outcome { outcome: "invalid" })
-            .inc();
+        self.record("invalid");
+    }
+
+    /// Over `--max-report-bytes`.
+    pub fn record_too_large(&self) {
+        self.record("too_large");
+    }
+
+    /// Names another node or agent process than the stream began with.
+    pub fn record_wrong_stream(&self) {
+        self.record("wrong_stream");
+    }
+
+    fn record(&self, outcome: &'static str) {
+        self.reports.get_or_create(&Outcome { outcome }).inc();
     }
 
     pub fn set_node_counts(&self, counts: &HashMap<&'static str, usize>) {

@@ -76,6 +76,11 @@ impl LiveView {
         self.inner.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why the view would refuse a report under `key` whatever it carries.
+    pub fn refusal(&self, key: &ReportKey<'_>) -> Option<Ingested> {
+        self.lock().refusal(key)
+    }
+
     /// Reads the view under its lock (keep `f` short: ingest waits for it).
     pub fn read<T>(&self, f: impl FnOnce(&ClusterView<StoredHead>) -> T) -> T {
         f(&self.lock())
@@ -118,9 +123,11 @@ impl LiveView {
     pub fn refresh(&self) {
         let now = self.now();
         let watched = self.inner.events.receiver_count() > 0;
+        let forgotten;
         let changed: Vec<(String, NodeState, Option<pb::NodeStatus>)> = {
             let mut view = self.lock();
             let names = view.refresh(now.monotonic);
+            forgotten = view.forget_silent(now.monotonic);
             self.inner.metrics.set_node_counts(&view.state_counts());
             names
                 .into_iter()
@@ -134,6 +141,18 @@ impl LiveView {
             tracing::info!(node = %name, ?state, "node state changed");
             if let Some(summary) = summary {
                 self.announce(summary);
+            }
+        }
+        for name in forgotten {
+            tracing::info!(node = %name, "node forgotten: silent for longer than --forget-nodes-after");
+            if watched {
+                let _ = self.inner.events.send(pb::NodeEvent {
+                    kind: pb::node_event::Kind::Deleted as i32,
+                    node: Some(pb::NodeStatus {
+                        name,
+                        ..Default::default()
+                    }),
+                });
             }
         }
     }
@@ -340,6 +359,7 @@ mod tests {
             boot_id: &node.boot_id,
             agent_instance: &r.agent_instance,
             seq: r.seq,
+            connection: 1,
         };
         view.apply(key, Duration::from_secs(1), c.reading, c.head, view.now())
     }

@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_clock_ahead: Duration,
     /// The longest collection interval an agent may announce (it sets staleness).
     pub max_collect_interval: Duration,
+    /// The largest encoded report accepted (the agent keeps its reports under it).
+    pub max_report_bytes: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
             max_containers_per_pod: 256,
             max_clock_ahead: Duration::from_secs(600),
             max_collect_interval: Duration::from_secs(3600),
+            max_report_bytes: 4 << 20,
         }
     }
 }

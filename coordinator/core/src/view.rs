@@ -19,6 +19,10 @@ pub struct ViewConfig {
     pub pod_window: Duration,
     /// Collection intervals without a report after which a node is stale.
     pub stale_after_intervals: u32,
+    /// At most this many nodes are kept; a report naming another node is refused.
+    pub max_nodes: usize,
+    /// A node silent this long is forgotten (its agent is gone, or it was never real).
+    pub forget_after: Duration,
 }
 
 impl Default for ViewConfig {
@@ -27,17 +31,25 @@ impl Default for ViewConfig {
             window: Duration::from_secs(300),
             pod_window: Duration::from_secs(30),
             stale_after_intervals: 3,
+            max_nodes: 10_000,
+            forget_after: Duration::from_secs(3600),
         }
     }
 }
 
-/// Identifies one report: the agent process (`boot_id`, `agent_instance`) and its seq.
+/// Identifies one report: the agent process (`boot_id`, `agent_instance`) and its
+/// seq, and the connection it came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportKey<'a> {
     pub node: &'a str,
     pub boot_id: &'a str,
     pub agent_instance: &'a str,
     pub seq: u64,
+    /// The shell numbers connections in the order they were opened. The newest
+    /// connection for a node owns it: its agent process's reports are the node's
+    /// latest, whatever their wall clock says, and an older connection is
+    /// superseded. Agents' clocks only label data; they never decide who is newer.
+    pub connection: u64,
 }
 
 /// The decision-relevant figures of one report. `None` means the agent could not
@@ -99,6 +111,11 @@ pub enum Ingested {
     Applied { latest: bool },
     /// Already applied (a replay after a lost acknowledgement): dropped.
     Duplicate,
+    /// From a connection older than the one that now owns the node: dropped, and
+    /// the shell ends that connection.
+    Superseded,
+    /// A node the view does not know, and it already holds `max` nodes: refused.
+    TooManyNodes { max: usize },
 }
 
 /// Agent processes remembered per node for de-duplication; older ones are forgotten
@@ -114,6 +131,8 @@ pub struct NodeEntry<R> {
     pods: Result<Vec<Pod>, Box<str>>,
     gpus: Vec<GpuDevice>,
     latest_origin: (String, u64),
+    /// The connection that owns the node (see [`ReportKey::connection`]).
+    owner: u64,
     last_received: Duration,
     last_received_wall_unix_nanos: u64,
     collect_interval: Duration,
@@ -248,6 +267,19 @@ impl<R> NodeEntry<R> {
         }
     }
 
+    /// Forgets the node's and its pods' samples later than `at_unix_nanos`.
+    fn forget_after(&mut self, at_unix_nanos: u64) {
+        let keep = self
+            .window
+            .partition_point(|s| s.wall_time_unix_nanos <= at_unix_nanos);
+        self.window.truncate(keep);
+        if let Ok(pods) = &mut self.pods {
+            for pod in pods {
+                pod.window.forget_after(at_unix_nanos);
+            }
+        }
+    }
+
     fn insert_sample(&mut self, sample: NodeSample, window: Duration) {
         // Replays arrive late; keep the window ordered by the agent's clock.
         let at = self
@@ -291,6 +323,20 @@ impl<R> ClusterView<R> {
         }
     }
 
+    /// Why a report under `key` would be refused whatever it carries: its
+    /// connection was superseded, or its node is new and the view is full. The shell
+    /// asks before it acts on a report's contents (measurement results).
+    pub fn refusal(&self, key: &ReportKey<'_>) -> Option<Ingested> {
+        match self.nodes.get(key.node) {
+            Some(entry) if key.connection < entry.owner => Some(Ingested::Superseded),
+            Some(_) => None,
+            None if self.nodes.len() >= self.config.max_nodes => Some(Ingested::TooManyNodes {
+                max: self.config.max_nodes,
+            }),
+            None => None,
+        }
+    }
+
     /// Applies one report unless it is a duplicate. `collect_interval` is the agent's
     /// configured interval (it sets the staleness deadline).
     pub fn ingest(
@@ -312,6 +358,9 @@ impl<R> ClusterView<R> {
         if let Ok(pods) = &mut pods {
             pods.sort_by(|a, b| a.key.cmp(&b.key));
         }
+        if let Some(refused) = self.refusal(&key) {
+            return refused;
+        }
         let Some(entry) = self.nodes.get_mut(key.node) else {
             let mut entry = NodeEntry {
                 name: key.node.to_owned(),
@@ -321,6 +370,7 @@ impl<R> ClusterView<R> {
                 pods: Ok(Vec::new()),
                 gpus,
                 latest_origin: origin.clone(),
+                owner: key.connection,
                 last_received: now.monotonic,
                 last_received_wall_unix_nanos: now.wall_unix_nanos,
                 collect_interval,
@@ -338,18 +388,22 @@ impl<R> ClusterView<R> {
         };
 
         entry.reports_received_total += 1;
+        entry.owner = key.connection;
         if !entry.tracker(origin.0.clone()).admit(key.seq) {
             entry.duplicates_dropped_total += 1;
             return Ingested::Duplicate;
         }
-        entry.insert_sample(sample, window);
-        // Within one agent process seq orders reports; across processes (agent
-        // restart) the agent's wall clock does.
+        // Within one agent process seq orders reports. Another process reporting
+        // over the owning connection has taken the node over (an agent restart):
+        // its reports are the latest from now on, even when its clock is behind,
+        // and what an earlier clock labelled later than its first sample goes.
         let newer = if entry.latest_origin.0 == origin.0 {
             key.seq > entry.latest_origin.1
         } else {
-            sample.wall_time_unix_nanos >= entry.latest_sample.wall_time_unix_nanos
+            entry.forget_after(sample.wall_time_unix_nanos);
+            true
         };
+        entry.insert_sample(sample, window);
         if newer {
             entry.latest = report;
             entry.latest_sample = sample;
@@ -379,6 +433,21 @@ impl<R> ClusterView<R> {
             }
         }
         changed
+    }
+
+    /// Forgets the nodes silent for longer than `forget_after` at `now`; returns
+    /// their names.
+    pub fn forget_silent(&mut self, now: Duration) -> Vec<String> {
+        let ttl = self.config.forget_after;
+        let mut forgotten = Vec::new();
+        self.nodes.retain(|name, entry| {
+            let keep = now.saturating_sub(entry.last_received) <= ttl;
+            if !keep {
+                forgotten.push(name.clone());
+            }
+            keep
+        });
+        forgotten
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeEntry<R>> {
@@ -449,6 +518,7 @@ mod tests {
             boot_id: "boot-a",
             agent_instance: "100-1",
             seq,
+            connection: 1,
         }
     }
 
@@ -667,34 +737,115 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_of_the_latest_report_after_its_process_was_forgotten_is_not_news() {
+    fn a_newer_connection_takes_the_node_over_whatever_the_clocks_say() {
         let mut v = view();
-        v.ingest(key(5), INTERVAL, reading(10, 50.0), 5, at(10));
-        // INSTANCES_KEPT other agent processes report older figures (late replays
-        // from before a restart); the first process's seqs are forgotten.
-        let others = ["p1", "p2", "p3", "p4"];
-        assert_eq!(others.len(), INSTANCES_KEPT);
-        for (i, instance) in (1..).zip(others) {
-            let k = ReportKey {
-                agent_instance: instance,
-                seq: 1,
-                ..key(0)
-            };
-            assert_eq!(
-                v.ingest(k, INTERVAL, reading(i, 1.0), 100 + i, at(10)),
-                Ingested::Applied { latest: false }
-            );
-        }
-        // Its latest report, replayed much later, is admitted again but is not
-        // newer than itself: the node stays as silent as it was.
+        // A process whose clock runs 500 s ahead reports first...
+        v.ingest(key(1), INTERVAL, reading(1500, 10.0), 1, at(10));
+        // ...then another process connects for the node; its clock is right.
+        let other = ReportKey {
+            agent_instance: "200-9",
+            seq: 1,
+            connection: 2,
+            ..key(0)
+        };
         assert_eq!(
-            v.ingest(key(5), INTERVAL, reading(10, 50.0), 5, at(100)),
-            Ingested::Applied { latest: false }
+            v.ingest(other, INTERVAL, reading(1010, 20.0), 2, at(11)),
+            Ingested::Applied { latest: true }
         );
-        assert_eq!(v.usable_nodes(Duration::from_secs(100)).count(), 0);
+        let later = ReportKey { seq: 2, ..other };
         assert_eq!(
-            v.node("n1").unwrap().last_received_wall_unix_nanos(),
-            at(10).wall_unix_nanos
+            v.ingest(later, INTERVAL, reading(1011, 30.0), 3, at(12)),
+            Ingested::Applied { latest: true }
+        );
+        // The first process's connection is superseded: nothing of it is applied.
+        assert_eq!(
+            v.ingest(key(2), INTERVAL, reading(1501, 99.0), 4, at(13)),
+            Ingested::Superseded
+        );
+        let n = v.node("n1").unwrap();
+        assert_eq!(*n.latest(), 3);
+        assert_eq!(n.latest_sample().cpu_millicores, Some(30.0));
+        assert_eq!(n.last_received_wall_unix_nanos(), at(12).wall_unix_nanos);
+        // The sample labelled by the clock that ran ahead is gone with the
+        // superseded one; the window is the new owner's.
+        let cpus: Vec<_> = n.window().map(|s| s.cpu_millicores.unwrap()).collect();
+        assert_eq!(cpus, [20.0, 30.0]);
+    }
+
+    #[test]
+    fn an_agent_that_reconnects_continues_by_seq() {
+        let mut v = view();
+        for seq in 1..=3 {
+            v.ingest(key(seq), INTERVAL, reading(seq, 1.0), seq, at(seq));
+        }
+        let again = |seq| ReportKey {
+            connection: 2,
+            ..key(seq)
+        };
+        // The reply to seq 3 was lost: the agent replays it over its new connection.
+        assert_eq!(
+            v.ingest(again(3), INTERVAL, reading(3, 1.0), 3, at(4)),
+            Ingested::Duplicate
+        );
+        // A clock stepped back does not make the next report old.
+        assert_eq!(
+            v.ingest(again(4), INTERVAL, reading(2, 4.0), 4, at(5)),
+            Ingested::Applied { latest: true }
+        );
+        assert_eq!(
+            v.ingest(key(5), INTERVAL, reading(5, 5.0), 5, at(6)),
+            Ingested::Superseded
+        );
+        assert_eq!(*v.node("n1").unwrap().latest(), 4);
+    }
+
+    #[test]
+    fn a_node_beyond_the_limit_is_refused_and_known_ones_go_on() {
+        let mut v = ClusterView::new(ViewConfig {
+            max_nodes: 2,
+            ..ViewConfig::default()
+        });
+        for node in ["n1", "n2"] {
+            let k = ReportKey { node, ..key(1) };
+            assert!(matches!(
+                v.ingest(k, INTERVAL, reading(1, 1.0), 1, at(1)),
+                Ingested::Applied { .. }
+            ));
+        }
+        let third = ReportKey {
+            node: "n3",
+            ..key(1)
+        };
+        assert_eq!(
+            v.ingest(third, INTERVAL, reading(1, 1.0), 1, at(1)),
+            Ingested::TooManyNodes { max: 2 }
+        );
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v.ingest(key(2), INTERVAL, reading(2, 2.0), 2, at(2)),
+            Ingested::Applied { latest: true }
+        );
+    }
+
+    #[test]
+    fn a_silent_node_is_forgotten_after_its_time_and_may_come_back() {
+        let mut v = ClusterView::new(ViewConfig {
+            forget_after: Duration::from_secs(60),
+            max_nodes: 1,
+            ..ViewConfig::default()
+        });
+        v.ingest(key(1), INTERVAL, reading(1, 1.0), 1, at(10));
+        assert!(v.forget_silent(Duration::from_secs(70)).is_empty());
+        assert_eq!(v.forget_silent(Duration::from_millis(70_001)), ["n1"]);
+        assert!(v.is_empty());
+        // The room it left is free again.
+        let other = ReportKey {
+            node: "n2",
+            ..key(1)
+        };
+        assert_eq!(
+            v.ingest(other, INTERVAL, reading(2, 1.0), 1, at(71)),
+            Ingested::Applied { latest: true }
         );
     }
 

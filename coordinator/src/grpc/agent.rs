@@ -13,11 +13,13 @@ use crate::ingest::Ingest;
 use crate::process::Drain;
 use crate::role::Role;
 use crate::wire::ReceivedReport;
+use aistor_core::Ingested;
 use aistor_proto::v1::{Ack, Directive, directive};
 use bytes::Buf;
 use prost::Message;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,6 +36,8 @@ pub struct Agents {
     directives: Directives,
     role: Role,
     drain: Drain,
+    /// Numbers streams in the order they open: the newest one for a node owns it.
+    connections: AtomicU64,
 }
 
 impl Agents {
@@ -43,6 +47,7 @@ impl Agents {
             directives,
             role,
             drain,
+            connections: AtomicU64::new(0),
         }
     }
 }
@@ -63,6 +68,8 @@ impl Agents {
             return Err(Status::unavailable(NOT_LEADER));
         }
         let peer = request.remote_addr();
+        let connection = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let max_report_bytes = self.ingest.limits().max_report_bytes;
         let mut reports = request.into_inner();
         let mut leadership = self.role.leadership();
         let (tx, rx) = mpsc::channel::<Result<Directive, Status>>(64);
@@ -73,6 +80,9 @@ impl Agents {
         tokio::spawn(async move {
             metrics.stream_opened();
             let mut node = String::new();
+            // The node and agent process the stream's first report named: every
+            // later report must name the same (one stream cannot speak for many).
+            let mut pinned: Option<(String, String)> = None;
             loop {
                 let message = tokio::select! {
                     m = reports.message() => m,
@@ -90,6 +100,18 @@ impl Agents {
                 let report = match message {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
+                    Err(status) if status.code() == Code::OutOfRange => {
+                        // tonic's words name the size and the limit.
+                        metrics.record_too_large();
+                        tracing::warn!(node, ?peer, %status, "refused a report over the size limit");
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "report refused: {} (the coordinator's --max-report-bytes is {max_report_bytes})",
+                                status.message()
+                            ))))
+                            .await;
+                        break;
+                    }
                     Err(status) if status.code() == Code::InvalidArgument => {
                         // A message that is not a report: tell the agent why.
                         metrics.record_invalid();
@@ -104,15 +126,45 @@ impl Agents {
                 };
                 let seq = report.head.seq;
                 let agent_instance = report.head.agent_instance.clone();
-                let name = if node.is_empty() {
-                    report.head.node.as_ref().map(|n| n.name.clone())
-                } else {
-                    None
-                };
-                match ingest.apply(report).await {
+                let identity = report_identity(&report);
+                if let Some(first) = &pinned
+                    && *first != identity
+                {
+                    metrics.record_wrong_stream();
+                    tracing::warn!(node, ?peer, other = %identity.0, "refused a report for another node or agent process");
+                    let _ = tx
+                        .send(Err(Status::invalid_argument(format!(
+                            "this stream reports for node {:?} (agent process {:?}); a report for node {:?} (agent process {:?}) needs a stream of its own",
+                            first.0, first.1, identity.0, identity.1
+                        ))))
+                        .await;
+                    break;
+                }
+                match ingest.apply(report, connection).await {
+                    Ok(Ingested::Superseded) => {
+                        tracing::warn!(node = %identity.0, ?peer, "a newer stream took the node over; ending this one");
+                        let _ = tx
+                            .send(Err(Status::aborted(format!(
+                                "node {:?}: a newer stream for this node took it over; this one ends",
+                                identity.0
+                            ))))
+                            .await;
+                        break;
+                    }
+                    Ok(Ingested::TooManyNodes { max }) => {
+                        tracing::warn!(node = %identity.0, ?peer, max, "refused a node over the node limit");
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "node {:?} refused: the coordinator already tracks {max} nodes (--max-nodes); a node silent for --forget-nodes-after makes room",
+                                identity.0
+                            ))))
+                            .await;
+                        break;
+                    }
                     Ok(_) => {
-                        if let Some(name) = name {
-                            node = name;
+                        if pinned.is_none() {
+                            node = identity.0.clone();
+                            pinned = Some(identity);
                             directives.register(&node, tx.clone());
                             tracing::info!(node, ?peer, "agent connected");
                             ingest.connected(&node);
@@ -154,6 +206,18 @@ impl Agents {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// The node a report names and the agent process that sent it.
+fn report_identity(report: &ReceivedReport) -> (String, String) {
+    let (name, boot_id) = report
+        .head
+        .node
+        .as_ref()
+        .map_or((String::new(), String::new()), |n| {
+            (n.name.clone(), n.boot_id.clone())
+        });
+    (name, format!("{boot_id}/{}", report.head.agent_instance))
 }
 
 /// Decodes `NodeReport` messages into [`ReceivedReport`]s (bytes kept, head decoded)
@@ -266,7 +330,8 @@ where
         }
         let method = ConnectMethod(Arc::clone(&self.agents));
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(ReportCodec);
+            let mut grpc = tonic::server::Grpc::new(ReportCodec)
+                .max_decoding_message_size(method.0.ingest.limits().max_report_bytes);
             Ok(grpc.streaming(method, req).await)
         })
     }
@@ -347,11 +412,19 @@ mod tests {
 
     /// The agents' service on loopback, with a real view, directives and store.
     async fn serve(role: Role) -> Served {
+        serve_with(role, Default::default(), Default::default()).await
+    }
+
+    async fn serve_with(
+        role: Role,
+        config: aistor_core::ViewConfig,
+        limits: aistor_core::validate::Limits,
+    ) -> Served {
         let clock = std::sync::Arc::new(aistor_core::ManualClock::new(aistor_core::Now {
             monotonic: std::time::Duration::from_secs(1),
             wall_unix_nanos: 2_000_000_000,
         }));
-        let view = crate::view::LiveView::new(Default::default(), clock, Default::default());
+        let view = crate::view::LiveView::new(config, clock, Default::default());
         let streams = Directives::default();
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open_standalone(dir.path()).unwrap();
@@ -363,7 +436,7 @@ mod tests {
             streams.clone(),
             std::sync::Arc::new(runs),
         );
-        let ingest = Ingest::new(view.clone(), measurements, Default::default());
+        let ingest = Ingest::new(view.clone(), measurements, limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
@@ -463,5 +536,148 @@ mod tests {
         shown.pods.clear();
         sent.pods.clear();
         assert_eq!(shown, sent);
+    }
+
+    fn from(node: &str, instance: &str, seq: u64, wall_secs: u64) -> pb::NodeReport {
+        pb::NodeReport {
+            node: Some(pb::NodeIdentity {
+                name: node.into(),
+                ..Default::default()
+            }),
+            agent_instance: instance.into(),
+            wall_time_unix_nanos: wall_secs * 1_000_000_000,
+            ..report(seq)
+        }
+    }
+
+    /// An agent's stream: reports go in through `tx`, directives come out.
+    async fn open(
+        addr: std::net::SocketAddr,
+        first: pb::NodeReport,
+    ) -> (mpsc::Sender<pb::NodeReport>, Streaming<Directive>) {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(first).await.unwrap();
+        let directives = client(addr)
+            .await
+            .connect(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (tx, directives)
+    }
+
+    async fn acked(directives: &mut Streaming<Directive>) -> u64 {
+        match directives.message().await.unwrap().unwrap().kind {
+            Some(directive::Kind::Ack(ack)) => ack.seq,
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
+    /// The reports counter of one outcome, as /metrics shows it.
+    fn counted(view: &crate::view::LiveView, outcome: &str) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        view.metrics().register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let series = format!("aistor_coordinator_reports_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or("absent")
+            .to_owned()
+    }
+
+    /// A process whose clock ran ahead is replaced by a new one with the right
+    /// clock: the new stream owns the node from its first report, and the old
+    /// stream is ended instead of being acknowledged.
+    #[tokio::test]
+    async fn a_newer_stream_takes_the_node_over_whatever_the_clocks_say() {
+        let Served { addr, view, _dir } = serve(Role::standalone()).await;
+        let (old_tx, mut old) = open(addr, from("n", "old", 1, 500)).await;
+        assert_eq!(acked(&mut old).await, 1);
+        let (_new_tx, mut new) = open(addr, from("n", "new", 1, 2)).await;
+        assert_eq!(acked(&mut new).await, 1);
+        let shown = view.node_status("n").unwrap().latest.unwrap();
+        assert_eq!(
+            (shown.agent_instance.as_str(), shown.wall_time_unix_nanos),
+            ("new", 2_000_000_000)
+        );
+
+        old_tx.send(from("n", "old", 2, 501)).await.unwrap();
+        let ended = old.message().await.unwrap_err();
+        assert_eq!(ended.code(), Code::Aborted, "{ended}");
+        assert!(ended.message().contains("newer stream"), "{ended}");
+        let shown = view.node_status("n").unwrap().latest.unwrap();
+        assert_eq!(shown.agent_instance, "new");
+        assert_eq!(counted(&view, "superseded"), "1");
+    }
+
+    #[tokio::test]
+    async fn a_stream_speaks_for_one_node_and_one_agent_process() {
+        let Served { addr, view, _dir } = serve(Role::standalone()).await;
+        for other in [from("m", "a", 2, 1), from("n", "b", 2, 1)] {
+            let (tx, mut directives) = open(addr, from("n", "a", 1, 1)).await;
+            acked(&mut directives).await;
+            tx.send(other).await.unwrap();
+            let refused = directives.message().await.unwrap_err();
+            assert_eq!(refused.code(), Code::InvalidArgument);
+            assert!(
+                refused.message().contains("needs a stream of its own"),
+                "{refused}"
+            );
+        }
+        assert!(view.node_status("m").is_none());
+        assert_eq!(counted(&view, "wrong_stream"), "2");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_report_is_refused_with_its_size_and_the_limit() {
+        let limits = aistor_core::validate::Limits {
+            max_report_bytes: 16 << 10,
+            ..Default::default()
+        };
+        let Served { addr, view, _dir } =
+            serve_with(Role::standalone(), Default::default(), limits).await;
+        let mut big = from("n", "a", 1, 1);
+        big.pods = (0..400)
+            .map(|i| pb::Pod {
+                uid: format!("uid-{i:04}"),
+                name: format!("a-pod-with-a-long-enough-name-{i:04}"),
+                ..Default::default()
+            })
+            .collect();
+        let size = big.encoded_len();
+        assert!(size > 16 << 10);
+        let (_tx, mut directives) = open(addr, big).await;
+        let refused = directives.message().await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+        for part in [
+            size.to_string(),
+            "16384".to_owned(),
+            "--max-report-bytes".to_owned(),
+        ] {
+            assert!(refused.message().contains(&part), "{part} not in {refused}");
+        }
+        assert!(view.node_status("n").is_none());
+        assert_eq!(counted(&view, "too_large"), "1");
+    }
+
+    #[tokio::test]
+    async fn a_node_over_the_limit_is_refused_and_known_ones_go_on() {
+        let config = aistor_core::ViewConfig {
+            max_nodes: 1,
+            ..Default::default()
+        };
+        let Served { addr, view, _dir } =
+            serve_with(Role::standalone(), config, Default::default()).await;
+        let (tx, mut known) = open(addr, from("n", "a", 1, 1)).await;
+        assert_eq!(acked(&mut known).await, 1);
+        let (_tx, mut other) = open(addr, from("m", "b", 1, 1)).await;
+        let refused = other.message().await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+        assert!(refused.message().contains("--max-nodes"), "{refused}");
+        tx.send(from("n", "a", 2, 2)).await.unwrap();
+        assert_eq!(acked(&mut known).await, 2);
+        assert_eq!(counted(&view, "too_many_nodes"), "1");
+        assert!(view.node_status("m").is_none());
     }
 }

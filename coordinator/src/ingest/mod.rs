@@ -58,8 +58,18 @@ impl Ingest {
         &self.view
     }
 
-    /// Validates, converts and applies one report.
-    pub async fn apply(&self, report: ReceivedReport) -> Result<Ingested, Refused> {
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates, converts and applies one report that came over `connection` (see
+    /// [`ReportKey::connection`]). A report the view refuses whatever it carries
+    /// (superseded connection, node limit) is refused before any of it is used.
+    pub async fn apply(
+        &self,
+        report: ReceivedReport,
+        connection: u64,
+    ) -> Result<Ingested, Refused> {
         let now = self.view.now();
         let mut converted = reading::convert(report, now.wall_unix_nanos, &self.limits)?;
         if let (Some(specs), Ok(pods)) = (&self.specs, &mut converted.reading.pods) {
@@ -84,7 +94,12 @@ impl Ingest {
             boot_id: &boot_id,
             agent_instance: &agent_instance,
             seq: head.seq,
+            connection,
         };
+        if let Some(refused) = self.view.refusal(&key) {
+            self.view.metrics().record_ingest(refused);
+            return Ok(refused);
+        }
         let interval = Duration::from_nanos(head.collect_interval_nanos.max(1));
         // Results are stored before the report is applied (and so acknowledged): if
         // the store fails, the agent replays the report and nothing is lost. A replay
@@ -176,7 +191,7 @@ mod tests {
             ..Default::default()
         };
         ingest
-            .apply(ReceivedReport::from_report(&report))
+            .apply(ReceivedReport::from_report(&report), 1)
             .await
             .unwrap();
         view.read(|v| {

@@ -234,3 +234,29 @@ fn gpu_device(g: &pb::Gpu) -> GpuDevice {
         missing(g.missing.clone()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// A report whose pods section does not decode is refused, naming the field;
+    /// it is never shown as a node with no pods.
+    #[test]
+    fn a_malformed_pods_section_is_refused() {
+        let mut report = crate::wire::tests_support::full_report();
+        report.pods.clear();
+        let mut bytes = report.encode_to_vec();
+        // Field 10 (`pods`), length-delimited, holding bytes that are not a Pod.
+        bytes.extend_from_slice(&[(10 << 3) | 2, 3, 0x0a, 0x7f, 0x01]);
+        let received = ReceivedReport::decode(bytes::Bytes::from(bytes)).unwrap();
+        let refused = convert(received, u64::MAX, &Limits::default()).unwrap_err();
+        assert!(matches!(refused, Refused::Pods(_)), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("field `pods` does not decode"),
+            "{refused}"
+        );
+    }
+}

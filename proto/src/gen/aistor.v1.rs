@@ -3107,6 +3107,9 @@ pub mod node_event {
         /// (`node` is unset). Like Kubernetes' initial-events-end bookmark, it lets a
         /// client draw the whole cluster without guessing when the listing ended.
         Synced = 3,
+        /// The node was forgotten: it sent nothing for the coordinator's
+        /// --forget-nodes-after (`node` carries only its name).
+        Deleted = 4,
     }
     impl Kind {
         /// String value of the enum field names used in the ProtoBuf definition.
@@ -3119,6 +3122,7 @@ pub mod node_event {
                 Self::Existing => "KIND_EXISTING",
                 Self::Updated => "KIND_UPDATED",
                 Self::Synced => "KIND_SYNCED",
+                Self::Deleted => "KIND_DELETED",
             }
         }
         /// Creates an enum from field names used in the ProtoBuf definition.
@@ -3128,6 +3132,7 @@ pub mod node_event {
                 "KIND_EXISTING" => Some(Self::Existing),
                 "KIND_UPDATED" => Some(Self::Updated),
                 "KIND_SYNCED" => Some(Self::Synced),
+                "KIND_DELETED" => Some(Self::Deleted),
                 _ => None,
             }
         }

@@ -156,6 +156,15 @@ impl PodWindow {
         }
     }
 
+    /// Forgets the samples later than `at_unix_nanos`: they were labelled by a clock
+    /// that ran ahead of the one now reporting.
+    pub fn forget_after(&mut self, at_unix_nanos: u64) {
+        let keep = self
+            .samples
+            .partition_point(|s| s.at_unix_nanos <= at_unix_nanos);
+        self.samples.truncate(keep);
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -313,6 +322,16 @@ mod tests {
         assert_eq!(PodSample::of(9, &reads_only, &[]).get(IoOpsPerSecond), None);
         // No GPU at all: no GPU figure (not zero).
         assert_eq!(PodSample::of(9, &usage, &[]).get(GpuSmPercent), None);
+    }
+
+    #[test]
+    fn samples_later_than_an_instant_are_forgotten_and_the_rest_kept() {
+        let mut w = window(&[(1, Some(1.0)), (2, Some(2.0)), (3, Some(3.0))]);
+        w.forget_after(2 * SEC);
+        let times: Vec<_> = w.samples().map(|s| s.at_unix_nanos).collect();
+        assert_eq!(times, [SEC, 2 * SEC], "the sample at the instant stays");
+        w.forget_after(0);
+        assert!(w.is_empty());
     }
 
     #[test]

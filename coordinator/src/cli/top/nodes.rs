@@ -53,7 +53,10 @@ impl TopView {
     }
 
     fn apply(&mut self, event: NodeEvent) {
-        if let Some(node) = event.node {
+        let Some(node) = event.node else { return };
+        if event.kind == node_event::Kind::Deleted as i32 {
+            self.nodes.remove(&node.name);
+        } else {
             self.nodes.insert(node.name.clone(), node);
         }
     }
@@ -283,6 +286,18 @@ mod tests {
         assert!(lines[2].starts_with("a      Ready    <unknown>"), "{frame}");
         assert!(lines[3].starts_with("b      Stale    <unknown>"), "{frame}");
         assert_eq!(lines.len(), 4);
+
+        view.apply(event(
+            node_event::Kind::Deleted,
+            "a",
+            NodeState::Unspecified,
+        ));
+        assert_eq!(
+            table(&view).lines().count(),
+            3,
+            "a forgotten node leaves the table"
+        );
+        assert!(!table(&view).contains("\na "));
 
         view.subscribed();
         assert_eq!(table(&view), NO_NODES, "a new subscription starts afresh");
