@@ -89,6 +89,16 @@ pub struct RunArgs {
     /// Address of /live, /ready and /metrics.
     #[arg(long, env = "AISTOR_AGENT_ADMIN_ADDR", default_value = "0.0.0.0:9101")]
     pub admin_addr: SocketAddr,
+    /// The CA that signs the coordinator's certificate (PEM); with `--tls-cert` and
+    /// `--tls-key`, the agent speaks mutual TLS (an `https://` coordinator URL).
+    #[arg(long, env = "AISTOR_AGENT_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This agent's client certificate (PEM): its common name is this node's name.
+    #[arg(long, env = "AISTOR_AGENT_TLS_CERT", requires = "tls_ca")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "AISTOR_AGENT_TLS_KEY", requires = "tls_ca")]
+    pub tls_key: Option<PathBuf>,
     /// How long unacknowledged reports are kept for replay after a coordinator outage.
     #[arg(long, env = "AISTOR_AGENT_REPLAY_BUFFER", default_value = "5m", value_parser = parse_duration)]
     pub replay_buffer: Duration,
@@ -304,6 +314,12 @@ impl RunArgs {
             replay_buffer_max_bytes: usize::try_from(self.replay_buffer_max_mib << 20)
                 .unwrap_or(usize::MAX),
             shutdown_grace: self.shutdown_grace,
+            tls: match (self.tls_ca, self.tls_cert, self.tls_key) {
+                (Some(ca), Some(cert), Some(key)) => {
+                    Some(crate::config::ClientTls { ca, cert, key })
+                }
+                _ => None,
+            },
         }
     }
 }

@@ -95,6 +95,17 @@ pub struct RunConfig {
     pub shutdown_grace: Duration,
     /// The local runtime (pods run by the agent on containerd); `None` when off.
     pub local_runtime: Option<crate::runtime::RuntimeConfig>,
+    /// Mutual TLS to the coordinator (an `https://` URL needs it).
+    pub tls: Option<ClientTls>,
+}
+
+/// The agent's side of mutual TLS: the CA it trusts for the coordinator, and the
+/// certificate (naming this node) and key it proves itself with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 pub const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|fd)\d+$";

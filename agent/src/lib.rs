@@ -307,6 +307,46 @@ fn spawn_dispatcher(
 
 /// Runs the agent until `shutdown` resolves, then drains for at most the grace period.
 /// Returns the admin address actually bound (useful with port 0 in tests) through
+/// The coordinator's endpoint: `https://` with mutual TLS, `http://` without. TLS
+/// files with an `http://` URL, or an `https://` URL without them, are errors:
+/// never a silent downgrade to cleartext.
+pub fn coordinator_endpoint(
+    url: &str,
+    tls: Option<&config::ClientTls>,
+) -> Result<tonic::transport::Endpoint, Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).map_err(|source| {
+        Error::Coordinator {
+            url: url.to_owned(),
+            source,
+        }
+    })?;
+    let https = endpoint.uri().scheme_str() == Some("https");
+    match (https, tls) {
+        (false, None) => Ok(endpoint),
+        (false, Some(_)) => Err(Error::Config(format!(
+            "--tls-* files are given but --coordinator {url} is not https://; use https:// to speak TLS"
+        ))),
+        (true, None) => Err(Error::Config(format!(
+            "--coordinator {url} is https:// but no --tls-ca, --tls-cert and --tls-key are given"
+        ))),
+        (true, Some(tls)) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+            };
+            let config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
+                .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+            endpoint
+                .tls_config(config)
+                .map_err(|source| Error::Coordinator {
+                    url: url.to_owned(),
+                    source,
+                })
+        }
+    }
+}
+
 /// `bound` as soon as it is known.
 pub async fn run(
     config: RunConfig,
@@ -320,11 +360,7 @@ pub async fn run(
             config.host.host_root.display()
         )));
     }
-    let endpoint = tonic::transport::Endpoint::from_shared(config.coordinator.clone())
-        .map_err(|source| Error::Coordinator {
-            url: config.coordinator.clone(),
-            source,
-        })?
+    let endpoint = coordinator_endpoint(&config.coordinator, config.tls.as_ref())?
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));

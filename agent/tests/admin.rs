@@ -45,6 +45,7 @@ async fn measures_and_buffers_while_the_coordinator_is_down() {
         replay_buffer: Duration::from_secs(60),
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_millis(200),
+        tls: None,
         local_runtime: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

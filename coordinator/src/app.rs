@@ -28,6 +28,10 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the agents' TLS: {0}")]
+    AgentTls(#[from] crate::identity::IdentityError),
+    #[error("the agents' TLS: {0}")]
+    AgentTlsSetup(tonic::transport::Error),
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error(transparent)]
@@ -46,6 +50,8 @@ pub enum Error {
 pub struct Bound {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// Where agents connect: `grpc`, or the agents' own listener.
+    pub agents: SocketAddr,
 }
 
 /// The system's clocks: monotonic from the process start, wall from the OS.
@@ -116,6 +122,15 @@ pub async fn run(
     tracing::info!(data_dir = %config.data_dir.display(), "standalone store open");
     let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc_addr).await?;
     let (http_listener, http_addr) = bind("HTTP", config.http_addr).await?;
+    // The agents' own listener, with its TLS files read now: a bad file stops the
+    // start with its path named.
+    let agent_listener = match &config.agents {
+        Some(l) => Some((
+            bind("agents", l.addr).await?,
+            l.tls.as_ref().map(|t| t.server_config()).transpose()?,
+        )),
+        None => None,
+    };
 
     let metrics = CoordinatorMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
@@ -246,17 +261,41 @@ pub async fn run(
     });
     // Kept for the decision loops (issues to come): cache, leadership, actuator.
     let _shell = shell;
+    let agents = grpc::agent::Agents::new(ingest, directives.clone(), role.clone(), drain.clone());
+    // Agents share the API's port unless they have a listener of their own.
+    let (shared_agents, agents_addr) = match agent_listener {
+        None => (Some(grpc::agent::AgentServer::new(agents)), grpc_addr),
+        Some(((listener, addr), tls)) => {
+            let mut server = tonic::transport::Server::builder();
+            let agents = match tls {
+                Some(tls) => {
+                    server = server.tls_config(tls).map_err(Error::AgentTlsSetup)?;
+                    agents.identity_required()
+                }
+                None => agents,
+            };
+            tasks.spawn(
+                "agent-grpc-server",
+                server
+                    .add_service(health_service.clone())
+                    .add_service(grpc::agent::AgentServer::new(agents))
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        {
+                            let mut drain = drain.clone();
+                            async move { drain.signaled().await }
+                        },
+                    ),
+            );
+            (None, addr)
+        }
+    };
     tasks.spawn(
         "grpc-server",
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(grpc::agent::AgentServer::new(grpc::agent::Agents::new(
-                ingest,
-                directives.clone(),
-                role.clone(),
-                drain.clone(),
-            )))
+            .add_optional_service(shared_agents)
             .add_service(grpc::cluster::cluster_server(
                 view.clone(),
                 measurements.clone(),
@@ -317,11 +356,12 @@ pub async fn run(
         }
     });
 
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, "aistor-coordinator serving");
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, agents = %agents_addr, "aistor-coordinator serving");
     if let Some(tx) = bound {
         let _ = tx.send(Bound {
             grpc: grpc_addr,
             http: http_addr,
+            agents: agents_addr,
         });
     }
     let ended = tasks.run(drain, trigger, config.shutdown_grace).await;

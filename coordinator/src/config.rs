@@ -19,6 +19,15 @@ pub struct Config {
     pub data_dir: std::path::PathBuf,
     /// Standalone, or the Kubernetes cluster to act on.
     pub cluster: crate::k8s::ClusterConfig,
+    /// Where agents connect: the gRPC address (`None`), or a listener of their own.
+    pub agents: Option<AgentListener>,
+}
+
+/// The agents' own listener, with mutual TLS when `tls` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentListener {
+    pub addr: SocketAddr,
+    pub tls: Option<crate::identity::AgentTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -45,7 +54,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC and REST APIs until SIGTERM/SIGINT.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Make a CA (once) and certificates for the coordinator's agent listener and
+    /// for agents, for one machine or a test cluster.
+    Pki(PkiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PkiArgs {
+    /// Directory of the CA and the certificates (the CA is reused when present).
+    #[arg(long, default_value = ".aistor/pki")]
+    pub dir: std::path::PathBuf,
+    /// Names (DNS or IP) the coordinator's agent listener is reached by.
+    #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub hosts: Vec<String>,
+    /// A node to issue an agent certificate for (repeatable).
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +107,28 @@ pub struct RunArgs {
     /// The largest agent report accepted, in bytes (agents keep theirs under it).
     #[arg(long, env = "AISTOR_COORDINATOR_MAX_REPORT_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
     pub max_report_bytes: u64,
+    /// A listener of the agents' own (mutual TLS with the `--agent-tls-*` files);
+    /// without it agents use the gRPC address, unauthenticated.
+    #[arg(long, env = "AISTOR_COORDINATOR_AGENT_ADDR")]
+    pub agent_addr: Option<SocketAddr>,
+    /// The agent listener's certificate (PEM).
+    #[arg(long, env = "AISTOR_COORDINATOR_AGENT_TLS_CERT", requires_all = ["agent_addr", "agent_tls_key", "agent_tls_client_ca"])]
+    pub agent_tls_cert: Option<std::path::PathBuf>,
+    /// The agent listener's private key (PEM).
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_AGENT_TLS_KEY",
+        requires = "agent_tls_cert"
+    )]
+    pub agent_tls_key: Option<std::path::PathBuf>,
+    /// The CA that signs agents' client certificates (PEM); each certificate's
+    /// common name is the node its agent may report for.
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_AGENT_TLS_CLIENT_CA",
+        requires = "agent_tls_cert"
+    )]
+    pub agent_tls_client_ca: Option<std::path::PathBuf>,
     /// Where durable state is kept (the SQLite database of a standalone coordinator).
     #[arg(
         long,
@@ -112,6 +159,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             data_dir,
             cluster: crate::k8s::ClusterConfig::Standalone,
+            agents: None,
         }
     }
 }
@@ -138,6 +186,21 @@ impl RunArgs {
             shutdown_grace: self.shutdown_grace,
             data_dir: self.data_dir,
             cluster: self.kubernetes.into_config()?,
+            agents: self.agent_addr.map(|addr| AgentListener {
+                addr,
+                tls: match (
+                    self.agent_tls_cert,
+                    self.agent_tls_key,
+                    self.agent_tls_client_ca,
+                ) {
+                    (Some(cert), Some(key), Some(client_ca)) => Some(crate::identity::AgentTls {
+                        cert,
+                        key,
+                        client_ca,
+                    }),
+                    _ => None,
+                },
+            }),
         })
     }
 }
@@ -150,10 +213,53 @@ mod tests {
         Cli::try_parse_from(std::iter::once("aistor-coordinator").chain(args.iter().copied()))
     }
 
+    fn run_config(args: &[&str]) -> Config {
+        let Command::Run(run) = parse(args).unwrap().command else {
+            panic!("not run")
+        };
+        run.into_config().unwrap()
+    }
+
+    #[test]
+    fn agents_have_a_listener_of_their_own_only_when_asked_with_all_three_tls_files() {
+        assert_eq!(run_config(&["run"]).agents, None);
+        let tls = [
+            "--agent-tls-cert",
+            "c.pem",
+            "--agent-tls-key",
+            "k.pem",
+            "--agent-tls-client-ca",
+            "ca.pem",
+        ];
+        let args: Vec<&str> = ["run", "--agent-addr", "127.0.0.1:50052"]
+            .into_iter()
+            .chain(tls)
+            .collect();
+        let listener = run_config(&args).agents.unwrap();
+        assert_eq!(listener.addr, "127.0.0.1:50052".parse().unwrap());
+        assert_eq!(
+            listener.tls.unwrap().client_ca,
+            std::path::Path::new("ca.pem")
+        );
+        // A part of the TLS set, or TLS without the listener, is an error naming what is missing.
+        for args in [
+            &[
+                "run",
+                "--agent-addr",
+                "127.0.0.1:1",
+                "--agent-tls-cert",
+                "c.pem",
+            ][..],
+            &[&["run"][..], &tls[..]].concat(),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains("--agent-"), "{args:?}: {err}");
+        }
+    }
+
     #[test]
     fn defaults() {
-        let Command::Run(run) = parse(&["run"]).unwrap().command;
-        let c = run.into_config().unwrap();
+        let c = run_config(&["run"]);
         assert_eq!(c.grpc_addr, "0.0.0.0:50051".parse().unwrap());
         assert_eq!(c.http_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.view.window, Duration::from_secs(300));

@@ -30,7 +30,7 @@ impl CoordinatorMetrics {
         let sub = registry.sub_registry_with_prefix("aistor_coordinator");
         sub.register(
             "reports",
-            "Agent reports received, by outcome (applied, duplicate, invalid, too_large, superseded, too_many_nodes, wrong_stream)",
+            "Agent reports received, by outcome (applied, duplicate, invalid, too_large, superseded, too_many_nodes, wrong_stream, unauthenticated, wrong_identity)",
             self.reports.clone(),
         );
         sub.register(
@@ -67,6 +67,16 @@ impl CoordinatorMetrics {
     /// Names another node or agent process than the stream began with.
     pub fn record_wrong_stream(&self) {
         self.record("wrong_stream");
+    }
+
+    /// A stream without a usable client certificate where one is required.
+    pub fn record_unauthenticated(&self) {
+        self.record("unauthenticated");
+    }
+
+    /// Names another node than its connection's certificate.
+    pub fn record_wrong_identity(&self) {
+        self.record("wrong_identity");
     }
 
     fn record(&self, outcome: &'static str) {

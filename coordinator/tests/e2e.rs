@@ -88,6 +88,7 @@ async fn agent_with_gpus(
         replay_buffer: Duration::from_secs(300),
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_secs(2),
+        tls: None,
         local_runtime: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();

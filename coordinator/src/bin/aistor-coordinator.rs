@@ -6,7 +6,18 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     aistor_coordinator::process::init_logs(cli.log_format);
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Pki(args) => {
+            return match aistor_coordinator::pki::issue(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     let config = match args.into_config() {
         Ok(config) => config,
         Err(e) => {

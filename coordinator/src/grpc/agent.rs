@@ -38,6 +38,8 @@ pub struct Agents {
     drain: Drain,
     /// Numbers streams in the order they open: the newest one for a node owns it.
     connections: AtomicU64,
+    /// Streams without a verified client certificate are refused.
+    identity_required: bool,
 }
 
 impl Agents {
@@ -48,7 +50,15 @@ impl Agents {
             role,
             drain,
             connections: AtomicU64::new(0),
+            identity_required: false,
         }
+    }
+
+    /// Refuse streams that present no client certificate (the agents' listener
+    /// with mutual TLS).
+    pub fn identity_required(mut self) -> Self {
+        self.identity_required = true;
+        self
     }
 }
 
@@ -68,6 +78,22 @@ impl Agents {
             return Err(Status::unavailable(NOT_LEADER));
         }
         let peer = request.remote_addr();
+        let metrics = self.ingest.view().metrics().clone();
+        // The node the client certificate names, when the stream came over TLS.
+        let proven = match crate::identity::peer_node(&request) {
+            Ok(None) if self.identity_required => {
+                metrics.record_unauthenticated();
+                return Err(Status::unauthenticated(
+                    "agents must present a client certificate signed by the coordinator's agent CA",
+                ));
+            }
+            Ok(proven) => proven,
+            Err(e) => {
+                metrics.record_unauthenticated();
+                tracing::warn!(?peer, error = %e, "refused an agent stream");
+                return Err(Status::unauthenticated(e.to_string()));
+            }
+        };
         let connection = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let max_report_bytes = self.ingest.limits().max_report_bytes;
         let mut reports = request.into_inner();
@@ -75,7 +101,6 @@ impl Agents {
         let (tx, rx) = mpsc::channel::<Result<Directive, Status>>(64);
         let ingest = self.ingest.clone();
         let directives = self.directives.clone();
-        let metrics = ingest.view().metrics().clone();
         let mut drain = self.drain.clone();
         tokio::spawn(async move {
             metrics.stream_opened();
@@ -127,6 +152,19 @@ impl Agents {
                 let seq = report.head.seq;
                 let agent_instance = report.head.agent_instance.clone();
                 let identity = report_identity(&report);
+                if let Some(certified) = &proven
+                    && *certified != identity.0
+                {
+                    metrics.record_wrong_identity();
+                    tracing::warn!(certified, claimed = %identity.0, ?peer, "refused a report for another node than the certificate's");
+                    let _ = tx
+                        .send(Err(Status::permission_denied(format!(
+                            "the client certificate is for node {certified:?}; it may not report for node {:?}",
+                            identity.0
+                        ))))
+                        .await;
+                    break;
+                }
                 if let Some(first) = &pinned
                     && *first != identity
                 {

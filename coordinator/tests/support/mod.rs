@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 pub struct Coordinator {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// Where agents connect (`grpc` unless they have a listener of their own).
+    pub agents: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), aistor_coordinator::Error>>>,
     _data: tempfile::TempDir,
@@ -50,6 +52,7 @@ impl Coordinator {
         Self {
             grpc: bound.grpc,
             http: bound.http,
+            agents: bound.agents,
             stop: Some(stop),
             task: Some(task),
             _data: data,
@@ -115,4 +118,16 @@ pub async fn http_request(
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
     };
     (status, head.to_owned(), json)
+}
+
+/// A GET whose body is returned as text (e.g. `/metrics`).
+pub async fn http_text(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
 }
