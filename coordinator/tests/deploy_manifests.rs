@@ -1388,6 +1388,16 @@ fn gpu_overlay_runs_the_agent_under_the_nvidia_runtime_on_gpu_nodes() {
             // NVML's per-process use needs the host PID namespace; the base leaves it off.
             assert_eq!(raw["spec"]["template"]["spec"]["hostPID"], true);
             raw["spec"]["template"]["spec"]["hostPID"] = Value::Bool(false);
+            // ... and says why to checkov, in place.
+            let skip = raw["metadata"]["annotations"]
+                .as_object_mut()
+                .and_then(|a| a.remove("checkov.io/skip5"));
+            assert!(
+                skip.as_ref()
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.starts_with("CKV_K8S_17=")),
+                "the GPU overlay justifies hostPID to checkov"
+            );
             let containers = raw["spec"]["template"]["spec"]["containers"]
                 .as_array_mut()
                 .expect("containers");
@@ -1723,6 +1733,41 @@ fn network_policies_allow_only_the_named_flows() {
                 "{}: {what} ({port}/{protocol}) must be denied",
                 rendered.dir
             );
+        }
+    });
+}
+
+/// Every check `hack/checkov.sh` is told to skip is skipped in place, on the object it concerns,
+/// as `checkov.io/skip<N>: CKV_K8S_<id>=<reason>` with a reason that says something.
+#[test]
+fn every_checkov_skip_is_justified_in_place() {
+    each_rendering(|rendered| {
+        for d in &rendered.documents {
+            for (key, value) in d.object.metadata().annotations.iter().flatten() {
+                if !key.starts_with("checkov.io/") {
+                    continue;
+                }
+                let n = key.strip_prefix("checkov.io/skip").unwrap_or_default();
+                assert!(
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
+                    "{}: {key} is not a checkov.io/skip<N> annotation",
+                    d.id()
+                );
+                let (check, reason) = value
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("{}: {key} has no =<reason>", d.id()));
+                let id = check.strip_prefix("CKV_K8S_").unwrap_or_default();
+                assert!(
+                    !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
+                    "{}: {key} names {check:?}, not a CKV_K8S_<id> check",
+                    d.id()
+                );
+                assert!(
+                    reason.split_whitespace().count() >= 8,
+                    "{}: {key} skips {check} without a real reason: {reason:?}",
+                    d.id()
+                );
+            }
         }
     });
 }
