@@ -31,6 +31,23 @@ pip_install() {
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$2"
 }
 
+# venv_tool COMMAND PACKAGE==VERSION : puts COMMAND from PACKAGE, installed into its own virtual
+# environment under ~/.cache/aistor/venvs, on PATH. For tools with many pinned dependencies (checkov)
+# that a global pip install would downgrade for everything else.
+venv_tool() {
+  local name="${2%%==*}" version="${2##*==}"
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/aistor/venvs/$name"
+  if [ "$("$venv/bin/pip" show "$name" 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    log "pip install $2 (in $venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$2"
+  fi
+  export PATH="$venv/bin:$PATH"
+  command -v "$1" >/dev/null
+}
+
 require_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

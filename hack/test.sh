@@ -11,10 +11,16 @@ require_cargo
 apt_install protobuf-compiler containerd runc busybox-static prometheus
 require_kubectl
 pip_install kubernetes-validate kubernetes-validate
+# checkov scans the rendered deploy manifests; pinned, and in its own venv (it pins dozens of
+# dependencies that a global install would downgrade).
+venv_tool checkov checkov==3.3.30
 
 # Tests that need an external tool fail (instead of skipping) when it is missing.
 export AISTOR_REQUIRE_TOOLS=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+log "checkov: the rendered deploy manifests"
+hack/checkov.sh
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

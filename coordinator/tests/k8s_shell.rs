@@ -535,13 +535,46 @@ async fn create_and_delete_pods_with_preconditions() {
 }
 
 #[tokio::test]
-async fn an_unlisted_call_is_caught() {
-    // The RBAC check itself: a request outside API_CALLS (a secrets read) must fail it.
+async fn an_unlisted_call_is_refused_as_rbac_would() {
+    // The fake enforces `k8s::API_CALLS` as RBAC: a request outside it (a secrets read, a pod
+    // update, a lease in another namespace) is answered 403 Forbidden, as a cluster with the
+    // deploy RBAC would, and the after-the-fact check catches it too.
     let fake = start().await;
     let cluster = fake.connect("c-1").await;
+    let forbidden = |result: Result<_, kube::Error>, what: &str| match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{what}: {status:?}");
+            assert_eq!(status.reason, "Forbidden", "{what}: {status:?}");
+            assert!(
+                status.message.contains(k8s_support::COORDINATOR_USER),
+                "{what}: {}",
+                status.message
+            );
+        }
+        other => panic!(
+            "{what}: expected 403 Forbidden, got {:?}",
+            other.map(|_| ())
+        ),
+    };
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(cluster.client.clone(), "ml");
-    let _ = secrets.get("token").await;
+    forbidden(secrets.get("token").await.map(|_| ()), "a secrets get");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(cluster.client.clone(), "kube-system");
+    forbidden(
+        leases.get("kube-scheduler").await.map(|_| ()),
+        "a lease outside the own namespace",
+    );
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client.clone());
+    forbidden(
+        nodes.get("gpu-1").await.map(|_| ()),
+        "a node get (only list/watch)",
+    );
+    // What the list grants passes: listing pods across namespaces.
+    let pods: Api<Pod> = Api::all(cluster.client.clone());
+    pods.list(&Default::default())
+        .await
+        .expect("pods list is granted");
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         fake.assert_every_call_is_listed()
     }));

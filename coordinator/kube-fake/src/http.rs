@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::discovery;
 use crate::patch::PatchKind;
+use crate::rbac::Policy;
 use crate::record::{RecordedRequest, Recorder, Verb};
 use crate::resource::Resource;
 use crate::route::{self, ResourcePath, Route};
@@ -31,6 +32,8 @@ const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub(crate) struct Shared {
     store: Mutex<Store>,
     pub(crate) recorder: Recorder,
+    /// RBAC in force (`FakeApiServer::enforce_rbac`); None: every request is allowed.
+    pub(crate) policy: Mutex<Option<Policy>>,
     /// `host:port` the server listens on (discovery reports it).
     pub(crate) address: String,
 }
@@ -40,6 +43,7 @@ impl Shared {
         Shared {
             store: Mutex::new(Store::new()),
             recorder: Recorder::default(),
+            policy: Mutex::new(None),
             address,
         }
     }
@@ -96,7 +100,17 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         name: path.name.clone(),
         status: 0,
     };
-    let response = if let Some(code) = shared.recorder.take_failure(&record) {
+    // Authorization comes before everything else the server does with a request, as in the
+    // real server (authentication, authorization, then admission and the handler).
+    let forbidden = shared
+        .policy
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|policy| policy.check(&route, &record));
+    let response = if let Some(error) = forbidden {
+        error.into_response()
+    } else if let Some(code) = shared.recorder.take_failure(&record) {
         ApiError::new(
             code,
             Reason::for_code(code),

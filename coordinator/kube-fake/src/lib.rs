@@ -20,6 +20,7 @@ mod http;
 mod kubeconfig;
 mod metadata;
 mod patch;
+mod rbac;
 mod record;
 mod resource;
 mod route;
@@ -37,6 +38,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use rbac::Rule;
 pub use record::{RecordedRequest, RequestMatcher, Verb};
 pub use resource::Resource;
 
@@ -173,6 +175,22 @@ impl FakeApiServer {
     /// (and the reason the real server uses for it). Several calls queue several failures.
     pub fn fail_next(&self, matcher: RequestMatcher, status: u16) {
         self.shared().recorder.fail_next(matcher, status);
+    }
+
+    /// From now on, authorizes every request as Kubernetes' RBAC authorizer would for `user`
+    /// bound to `rules`: a resource request no rule allows is answered 403 Forbidden (a
+    /// `Status` with reason `Forbidden` and the real server's message) before anything else
+    /// happens; discovery, `/version` and health paths stay open (see [`Rule`]). Test setup
+    /// through [`FakeApiServer::insert`] is not a request and is not checked.
+    pub fn enforce_rbac(&self, user: &str, rules: Vec<Rule>) {
+        *self
+            .shared()
+            .policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(rbac::Policy {
+            user: user.to_owned(),
+            rules,
+        });
     }
 
     /// Ends every open watch; clients must watch again.

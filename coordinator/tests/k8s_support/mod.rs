@@ -16,6 +16,25 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub const NAMESPACE: &str = "aistor-system";
 
+/// Who the coordinator is to the API server in a cluster (its ServiceAccount).
+pub const COORDINATOR_USER: &str = "system:serviceaccount:aistor-system:aistor-coordinator";
+
+/// `k8s::API_CALLS` as the RBAC rules bound to the coordinator: cluster-wide calls through the
+/// ClusterRoleBinding, own-namespace calls through the RoleBinding in `NAMESPACE`.
+pub fn granted_rules() -> Vec<aistor_kube_fake::Rule> {
+    k8s::API_CALLS
+        .iter()
+        .map(|call| match call.scope {
+            k8s::Scope::Cluster => {
+                aistor_kube_fake::Rule::cluster(call.group, call.resource, call.verbs)
+            }
+            k8s::Scope::OwnNamespace => {
+                aistor_kube_fake::Rule::namespaced(NAMESPACE, call.group, call.resource, call.verbs)
+            }
+        })
+        .collect()
+}
+
 pub struct Fake {
     pub server: FakeApiServer,
     pub kubeconfig: PathBuf,
@@ -30,6 +49,9 @@ pub async fn start() -> Fake {
     let kubeconfig = server
         .write_kubeconfig(dir.path(), NAMESPACE)
         .expect("write the kubeconfig");
+    // The coordinator's ServiceAccount holds exactly what `k8s::API_CALLS` lists (which the
+    // deploy RBAC equals: `deploy_manifests.rs`): a call the list misses is refused 403 here.
+    server.enforce_rbac(COORDINATOR_USER, granted_rules());
     Fake {
         server,
         kubeconfig,
