@@ -65,8 +65,8 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
                 kernel_version: "6.8.0-45-generic".to_owned(),
                 cgroup_mode: CgroupMode::V2 as i32,
                 logical_cpus: 8,
-                cpu_capacity_millicores: 8000,
-                memory_total_bytes: 32 << 30,
+                cpu_capacity_millicores: Some(8000),
+                memory_total_bytes: Some(32 << 30),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
@@ -213,7 +213,7 @@ fn stale_node() -> NodeStatus {
                 kernel_version: "5.15.0-1".to_owned(),
                 cgroup_mode: CgroupMode::Hybrid as i32,
                 logical_cpus: 4,
-                cpu_capacity_millicores: 4000,
+                cpu_capacity_millicores: Some(4000),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
@@ -1795,8 +1795,8 @@ mod scale {
                 kernel_version: "6.8.0-45-generic".to_owned(),
                 cgroup_mode: CgroupMode::V2 as i32,
                 logical_cpus: 64,
-                cpu_capacity_millicores: 64_000,
-                memory_total_bytes: 512 << 30,
+                cpu_capacity_millicores: Some(64_000),
+                memory_total_bytes: Some(512 << 30),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
