@@ -236,10 +236,11 @@ fn parse_regex(s: &str) -> Result<Regex, String> {
 
 fn parse_url(s: &str) -> Result<String, String> {
     let uri: tonic::transport::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(_)) => Ok(s.to_owned()),
-        _ => Err("expected http://HOST:PORT or https://HOST:PORT".into()),
+    if uri.host().is_none() {
+        return Err("expected http://HOST:PORT".into());
     }
+    crate::config::coordinator_transport(s)?;
+    Ok(s.to_owned())
 }
 
 impl HostArgs {
@@ -364,11 +365,37 @@ mod tests {
     }
 
     #[test]
+    fn https_coordinator_is_refused_until_tls_is_built() {
+        for url in ["https://c.example:443", "HTTPS://c.example:443"] {
+            let err = parse(&["run", "--coordinator", url])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--coordinator"), "{err}");
+            assert!(err.contains("https:// needs TLS"), "{err}");
+            assert!(err.contains("does not configure"), "{err}");
+        }
+        // The same check holds for a config built without the flags.
+        assert!(crate::config::coordinator_transport("https://c:1").is_err());
+        assert!(crate::config::coordinator_transport("http://c:1").is_ok());
+        let Command::Run(run) = parse(&["run", "--coordinator", "http://c.example:50051"])
+            .unwrap()
+            .command
+        else {
+            panic!("run")
+        };
+        assert_eq!(run.coordinator, "http://c.example:50051");
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, flag) in [
             (&["run", "--interval", "abc"][..], "--interval"),
             (&["run", "--interval", "1ms"][..], "--interval"),
             (&["run", "--coordinator", "localhost"][..], "--coordinator"),
+            (
+                &["run", "--coordinator", "ftp://c.example:50051"][..],
+                "--coordinator",
+            ),
             (&["run", "--admin-addr", "nope"][..], "--admin-addr"),
             (&["run", "--disk-exclude", "(["][..], "--disk-exclude"),
             (&["run", "--log-format", "xml"][..], "--log-format"),

@@ -97,5 +97,22 @@ pub struct RunConfig {
     pub local_runtime: Option<crate::runtime::RuntimeConfig>,
 }
 
+/// Whether this build can speak to the coordinator at `url` as its scheme promises.
+/// The one place that decides it, so that TLS support replaces only this function:
+/// `https://` needs TLS, which this build does not configure, and is refused rather
+/// than silently spoken in cleartext.
+pub fn coordinator_transport(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some(s) if s.eq_ignore_ascii_case("http") => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("https") => Err(format!(
+            "{url}: https:// needs TLS, which this build of aistor-agent does not configure; \
+             it refuses rather than speak cleartext to an https:// URL (use http:// where \
+             cleartext is acceptable)"
+        )),
+        _ => Err(format!("{url}: expected http://HOST:PORT")),
+    }
+}
+
 pub const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|fd)\d+$";
 pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
