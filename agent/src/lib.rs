@@ -23,6 +23,7 @@ pub mod parse;
 pub mod pods;
 pub mod rate;
 pub mod report;
+pub mod report_limit;
 pub mod runtime;
 pub mod shutdown;
 pub mod source;
@@ -320,6 +321,8 @@ pub async fn run(
             config.host.host_root.display()
         )));
     }
+    // A config built without the flags gets the same refusal as `--coordinator`.
+    config::coordinator_transport(&config.coordinator).map_err(Error::Config)?;
     let endpoint = tonic::transport::Endpoint::from_shared(config.coordinator.clone())
         .map_err(|source| Error::Coordinator {
             url: config.coordinator.clone(),
