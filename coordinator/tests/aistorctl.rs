@@ -2302,6 +2302,39 @@ mod scale {
         assert_eq!(identity.memory_total_bytes, None);
     }
 
+    /// The agent keeps its reports within `aistor_proto::MAX_REPORT_BYTES`: a report of
+    /// exactly that size must be accepted by the coordinator's Connect.
+    #[tokio::test]
+    async fn a_report_of_exactly_max_report_bytes_is_acknowledged() {
+        let c = coordinator().await;
+        let mut report = busy_report("at-the-limit", 1);
+        report.missing.push(aistor_proto::v1::Missing {
+            field: "padding".into(),
+            reason: String::new(),
+        });
+        let mut pad = aistor_proto::MAX_REPORT_BYTES - report.encoded_len();
+        loop {
+            report.missing[0].reason = "x".repeat(pad);
+            match report.encoded_len() {
+                n if n == aistor_proto::MAX_REPORT_BYTES => break,
+                n if n > aistor_proto::MAX_REPORT_BYTES => pad -= 1,
+                _ => pad += 1,
+            }
+        }
+        let channel = Channel::from_shared(format!("http://{}", c.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut directives = AgentServiceClient::new(channel)
+            .connect(tokio_stream::iter(vec![report]))
+            .await
+            .unwrap()
+            .into_inner();
+        let ack = directives.message().await.expect("no error at the limit");
+        assert!(ack.is_some(), "acknowledged");
+    }
+
     /// Issue 12, finding 3: a cgroup path longer than PATH_MAX is refused at the API,
     /// naming the field and the limit, before any agent sees it.
     #[tokio::test]
