@@ -497,9 +497,22 @@ proptest! {
         }
         text.push_str(&lines.join("\n"));
         let section = parse_payload(&text);
+        // Bounded output: no more devices or instances than sample lines, a bounded
+        // number of reasons per device, and nothing filled in that the lines lack.
+        prop_assert!(section.gpus.len() <= lines.len());
+        let instances: usize = section.gpus.iter().map(|g| g.mig_instances.len()).sum();
+        prop_assert!(instances <= lines.len());
         for gpu in &section.gpus {
             for v in [gpu.utilization_percent, gpu.temperature_celsius, gpu.power_watts] {
                 prop_assert!(v.is_none_or(|v| v.is_finite() && v >= 0.0));
+            }
+            prop_assert!(gpu.missing.len() <= 64 + 3 * gpu.mig_instances.len(), "{:?}", gpu.missing);
+            for m in &gpu.missing {
+                prop_assert!(m.reason.len() <= 1024 + text.len(), "{}", m.field);
+            }
+            for instance in &gpu.mig_instances {
+                // dcgm-exporter never names a compute instance.
+                prop_assert_eq!(instance.compute_instance_id, None);
             }
         }
     }
