@@ -246,10 +246,11 @@ fn parse_regex(s: &str) -> Result<Regex, String> {
 
 fn parse_url(s: &str) -> Result<String, String> {
     let uri: tonic::transport::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(_)) => Ok(s.to_owned()),
-        _ => Err("expected http://HOST:PORT or https://HOST:PORT".into()),
+    if uri.host().is_none() {
+        return Err("expected http://HOST:PORT".into());
     }
+    crate::config::coordinator_transport(s)?;
+    Ok(s.to_owned())
 }
 
 impl HostArgs {
@@ -380,11 +381,51 @@ mod tests {
     }
 
     #[test]
+    fn https_needs_the_tls_files_and_they_need_https() {
+        let Command::Run(run) = parse(&[
+            "run",
+            "--coordinator",
+            "https://c.example:50052",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "a.pem",
+            "--tls-key",
+            "a-key.pem",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("run")
+        };
+        let config = run.into_config();
+        assert_eq!(
+            config.tls.as_ref().unwrap().cert,
+            std::path::Path::new("a.pem")
+        );
+        // An https:// URL without the files, or the files with http://: refused, never
+        // spoken in cleartext.
+        let err = crate::coordinator_endpoint("https://c:1", None).unwrap_err();
+        assert!(err.to_string().contains("no --tls-ca"), "{err}");
+        let err = crate::coordinator_endpoint("http://c:1", config.tls.as_ref()).unwrap_err();
+        assert!(err.to_string().contains("not https://"), "{err}");
+        // A part of the set is a flag error.
+        let err = parse(&["run", "--tls-ca", "ca.pem"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tls-cert"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, flag) in [
             (&["run", "--interval", "abc"][..], "--interval"),
             (&["run", "--interval", "1ms"][..], "--interval"),
             (&["run", "--coordinator", "localhost"][..], "--coordinator"),
+            (
+                &["run", "--coordinator", "ftp://c.example:50051"][..],
+                "--coordinator",
+            ),
             (&["run", "--admin-addr", "nope"][..], "--admin-addr"),
             (&["run", "--disk-exclude", "(["][..], "--disk-exclude"),
             (&["run", "--log-format", "xml"][..], "--log-format"),

@@ -13,7 +13,7 @@ use crate::shutdown::Shutdown;
 use crate::source::{CgroupReader, NodeSource};
 use crate::uplink::Outbox;
 use aistor_proto::v1 as pb;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -154,6 +154,8 @@ pub struct Collector {
     pods: Result<PodCollection, String>,
     /// `Err` is the GPU section to report instead (why GPUs are not measured).
     gpus: Result<GpuCollection, pb::GpuSection>,
+    /// Finished measurement results not yet in a report (they did not fit the last).
+    pending_measurements: VecDeque<pb::MeasurementResult>,
 }
 
 impl Collector {
@@ -172,6 +174,7 @@ impl Collector {
             ticks_per_second,
             pods,
             gpus,
+            pending_measurements: VecDeque::new(),
         }
     }
 
@@ -197,9 +200,27 @@ impl Collector {
             Ok(gpus) => gpus.collect(&mut report),
             Err(section) => report.gpu = Some(section.clone()),
         }
-        report.measurements = along.measurements;
         report.directive_results = along.directive_results;
         report.local_runtime = along.local_runtime;
+        // Last, so that they are fitted into what the rest of the report leaves.
+        self.pending_measurements.extend(along.measurements);
+        let shortened = crate::report_limit::fit_measurements(
+            &mut report,
+            &mut self.pending_measurements,
+            aistor_proto::MAX_REPORT_BYTES,
+        );
+        if shortened > 0 {
+            tracing::warn!(
+                shortened,
+                "measurement results shortened to fit the report limit (each says what was cut in `truncated`)"
+            );
+        }
+        if !self.pending_measurements.is_empty() {
+            tracing::info!(
+                waiting = self.pending_measurements.len(),
+                "measurement results wait for the next report (this one is full)"
+            );
+        }
         let published = Published {
             // Shared with the outbox: a report with hundreds of pods is not copied per tick.
             report: Arc::new(report),

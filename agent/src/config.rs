@@ -108,5 +108,18 @@ pub struct ClientTls {
     pub key: std::path::PathBuf,
 }
 
+/// Whether `url` names a transport the agent speaks: `http://` (cleartext) or
+/// `https://` (mutual TLS, which also needs the `--tls-*` files; see
+/// `crate::coordinator_endpoint`, which never downgrades one to the other).
+pub fn coordinator_transport(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => Ok(()),
+        _ => Err(format!(
+            "{url}: expected http://HOST:PORT or https://HOST:PORT"
+        )),
+    }
+}
+
 pub const DEFAULT_DISK_EXCLUDE: &str = r"^(loop|ram|zram|fd)\d+$";
 pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";

@@ -23,6 +23,7 @@ pub mod parse;
 pub mod pods;
 pub mod rate;
 pub mod report;
+pub mod report_limit;
 pub mod runtime;
 pub mod shutdown;
 pub mod source;

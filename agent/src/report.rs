@@ -83,7 +83,7 @@ impl ReportBuilder {
 
         let stat = parse_or_missing(&reading.stat, stat::parse_stat, "cpu", &mut usage.missing);
         if let Some(stat) = &stat {
-            usage.cpu = Some(self.cpu(stat, elapsed));
+            usage.cpu = Some(self.cpu(stat, elapsed, &mut usage.missing));
             extras.per_cpu = stat.per_cpu.clone();
         }
         let mem = parse_or_missing(
@@ -141,8 +141,9 @@ impl ReportBuilder {
             name: id.name.clone(),
             architecture: std::env::consts::ARCH.to_owned(),
             logical_cpus,
-            cpu_capacity_millicores: u64::from(logical_cpus) * 1000,
-            memory_total_bytes: mem.map_or(0, |m| m.total_bytes),
+            // Absent (with the reasons below) when not read, never 0.
+            cpu_capacity_millicores: (logical_cpus > 0).then(|| u64::from(logical_cpus) * 1000),
+            memory_total_bytes: mem.map(|m| m.total_bytes),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             ..Default::default()
         };
@@ -168,6 +169,10 @@ impl ReportBuilder {
                 "logical_cpus",
                 "no per-CPU lines read from /proc/stat",
             ));
+            node.missing.push(missing(
+                "cpu_capacity_millicores",
+                "no per-CPU lines read from /proc/stat",
+            ));
         }
         if mem.is_none() {
             node.missing
@@ -176,33 +181,53 @@ impl ReportBuilder {
         node
     }
 
-    fn cpu(&mut self, stat: &ProcStat, elapsed: Option<Duration>) -> pb::NodeCpu {
+    /// Node CPU from `/proc/stat`. A figure whose ticks overflow in nanoseconds is
+    /// absent, with a `missing` entry naming it (never 0).
+    fn cpu(
+        &mut self,
+        stat: &ProcStat,
+        elapsed: Option<Duration>,
+        missing_out: &mut Vec<pb::Missing>,
+    ) -> pb::NodeCpu {
         let tps = self.config.ticks_per_second;
-        let nanos = |t: u64| stat::ticks_to_nanos(t, tps).unwrap_or(0);
-        let opt = |t: Option<u64>| t.and_then(|t| stat::ticks_to_nanos(t, tps));
+        let mut nanos = |field: &str, ticks: Option<u64>| {
+            let ticks = ticks?;
+            let converted = stat::ticks_to_nanos(ticks, tps);
+            if converted.is_none() {
+                missing_out.push(missing(
+                    field,
+                    format!(
+                        "/proc/stat: {ticks} ticks at {tps} ticks per second do not fit in u64 nanoseconds"
+                    ),
+                ));
+            }
+            converted
+        };
         let t = &stat.total;
         let cumulative = pb::CpuTimes {
-            user_nanos: nanos(t.user),
-            nice_nanos: nanos(t.nice),
-            system_nanos: nanos(t.system),
-            idle_nanos: nanos(t.idle),
-            iowait_nanos: opt(t.iowait),
-            irq_nanos: opt(t.irq),
-            softirq_nanos: opt(t.softirq),
-            steal_nanos: opt(t.steal),
+            user_nanos: nanos("cpu.cumulative.user_nanos", Some(t.user)),
+            nice_nanos: nanos("cpu.cumulative.nice_nanos", Some(t.nice)),
+            system_nanos: nanos("cpu.cumulative.system_nanos", Some(t.system)),
+            idle_nanos: nanos("cpu.cumulative.idle_nanos", Some(t.idle)),
+            iowait_nanos: nanos("cpu.cumulative.iowait_nanos", t.iowait),
+            irq_nanos: nanos("cpu.cumulative.irq_nanos", t.irq),
+            softirq_nanos: nanos("cpu.cumulative.softirq_nanos", t.softirq),
+            steal_nanos: nanos("cpu.cumulative.steal_nanos", t.steal),
         };
         let mut cpu = pb::NodeCpu {
             cumulative: Some(cumulative),
             ..Default::default()
         };
         if let (Some(prev), Some(elapsed)) = (self.previous.cpu, elapsed) {
-            let rate = |p: Option<u64>, c: Option<u64>| match (p, c) {
-                (Some(p), Some(c)) => rate::millicores(opt(Some(p))?, opt(Some(c))?, elapsed),
+            let mut rate = |field: &str, p: Option<u64>, c: Option<u64>| match (p, c) {
+                (Some(p), Some(c)) => {
+                    rate::millicores(nanos(field, Some(p))?, nanos(field, Some(c))?, elapsed)
+                }
                 _ => None,
             };
-            cpu.usage_millicores = rate(Some(prev.busy()), Some(t.busy()));
-            cpu.iowait_millicores = rate(prev.iowait, t.iowait);
-            cpu.steal_millicores = rate(prev.steal, t.steal);
+            cpu.usage_millicores = rate("cpu.usage_millicores", Some(prev.busy()), Some(t.busy()));
+            cpu.iowait_millicores = rate("cpu.iowait_millicores", prev.iowait, t.iowait);
+            cpu.steal_millicores = rate("cpu.steal_millicores", prev.steal, t.steal);
         }
         self.previous.cpu = Some(stat.total);
         cpu
@@ -447,7 +472,7 @@ mod tests {
         assert_eq!(report.interval_nanos, None);
         let usage = report.usage.unwrap();
         let cpu = usage.cpu.unwrap();
-        assert!(cpu.cumulative.unwrap().user_nanos > 0);
+        assert!(cpu.cumulative.unwrap().user_nanos.unwrap() > 0);
         assert_eq!(
             cpu.usage_millicores, None,
             "no previous reading: no rate, not zero"
@@ -516,10 +541,87 @@ mod tests {
         let node = report.node.unwrap();
         assert_eq!(node.logical_cpus, 0);
         assert!(node.missing.iter().any(|m| m.field == "logical_cpus"));
+        // Unknown capacity is absent with its reason, never 0.
+        assert_eq!(node.cpu_capacity_millicores, None);
+        assert!(
+            node.missing
+                .iter()
+                .any(|m| m.field == "cpu_capacity_millicores" && m.reason.contains("/proc/stat"))
+        );
         assert!(
             node.missing
                 .iter()
                 .any(|m| m.field == "os_image" && m.reason.contains("os-release"))
+        );
+    }
+
+    #[test]
+    fn capacities_are_measured_when_read_and_absent_when_not() {
+        let (report, _) = builder().build(
+            &reading(Duration::from_secs(1), "diskstats-20"),
+            &mut catalog(),
+        );
+        let node = report.node.unwrap();
+        assert_eq!(
+            node.cpu_capacity_millicores,
+            Some(u64::from(node.logical_cpus) * 1000)
+        );
+        assert!(node.memory_total_bytes.unwrap() > 0);
+        assert!(node.missing.iter().all(|m| m.field != "memory_total_bytes"));
+
+        let mut r = reading(Duration::from_secs(1), "diskstats-20");
+        r.meminfo = absent("/host/proc/meminfo");
+        let (report, _) = builder().build(&r, &mut catalog());
+        let node = report.node.unwrap();
+        assert_eq!(node.memory_total_bytes, None, "unknown is absent, not 0");
+        assert!(node.missing.iter().any(|m| m.field == "memory_total_bytes"));
+        assert!(node.cpu_capacity_millicores.is_some());
+    }
+
+    #[test]
+    fn cpu_ticks_that_overflow_in_nanoseconds_are_absent_with_a_reason() {
+        // u64::MAX / 2 user ticks at 100 per second is ~9.2e25 ns: not a u64.
+        let huge = u64::MAX / 2;
+        let stat = |user: u64| {
+            Ok(format!(
+                "cpu  {user} 0 10 1000 5 0 0 0 0 0\ncpu0 {user} 0 10 1000 5 0 0 0 0 0\n"
+            ))
+        };
+        let mut b = builder();
+        let mut first = reading(Duration::from_secs(1), "diskstats-20");
+        first.stat = stat(huge);
+        let mut second = reading(Duration::from_secs(2), "diskstats-20");
+        second.stat = stat(huge + 100);
+        b.build(&first, &mut catalog());
+        let (report, _) = b.build(&second, &mut catalog());
+        let usage = report.usage.unwrap();
+        let cpu = usage.cpu.unwrap();
+        let cumulative = cpu.cumulative.unwrap();
+        assert_eq!(cumulative.user_nanos, None, "overflow is absent, never 0");
+        // The other figures are still measured.
+        assert_eq!(cumulative.system_nanos, Some(100_000_000));
+        assert_eq!(cumulative.idle_nanos, Some(10_000_000_000));
+        assert_eq!(cumulative.iowait_nanos, Some(50_000_000));
+        // Busy time contains user time, so the rate cannot be computed either.
+        assert_eq!(cpu.usage_millicores, None);
+        assert_eq!(cpu.iowait_millicores, Some(0.0));
+        let reason = |field: &str| {
+            usage
+                .missing
+                .iter()
+                .find(|m| m.field == field)
+                .map(|m| m.reason.clone())
+                .unwrap_or_else(|| panic!("no missing entry for {field}: {:?}", usage.missing))
+        };
+        let user = reason("cpu.cumulative.user_nanos");
+        assert!(user.contains(&format!("{} ticks", huge + 100)), "{user}");
+        assert!(user.contains("100 ticks per second"), "{user}");
+        assert!(reason("cpu.usage_millicores").contains("ticks"));
+        assert!(
+            usage
+                .missing
+                .iter()
+                .all(|m| m.field != "cpu.cumulative.idle_nanos")
         );
     }
 

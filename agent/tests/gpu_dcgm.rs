@@ -145,7 +145,30 @@ fn h100_mig_payload_maps_instances_and_their_pods() {
             .expect("GR_ENGINE_ACTIVE per instance");
         assert_eq!(gpm.graphics_engine_active_percent, Some(0.0));
         assert_eq!(instance.memory_used_bytes, None);
+        // Not in the payload: absent, never 0.
+        assert_eq!(instance.compute_instance_id, None);
+        assert_eq!(instance.memory_total_bytes, None);
     }
+    let reasons = |field: &str| -> Vec<&str> {
+        gpu.missing
+            .iter()
+            .filter(|m| m.field == field)
+            .map(|m| m.reason.as_str())
+            .collect()
+    };
+    let compute = reasons("mig_instances.compute_instance_id");
+    assert_eq!(compute.len(), 3, "one per instance: {compute:?}");
+    assert!(compute[0].starts_with("GPU instance 7: "), "{compute:?}");
+    assert!(compute[0].contains("GPU_I_ID"), "{compute:?}");
+    let total = reasons("mig_instances.memory_total_bytes");
+    assert_eq!(total.len(), 3, "{total:?}");
+    assert!(total[2].starts_with("GPU instance 9: "), "{total:?}");
+    assert!(total[2].contains("DCGM_FI_DEV_FB_TOTAL"), "{total:?}");
+    assert!(
+        reasons("mig_instances.memory_used_bytes")
+            .iter()
+            .all(|r| r.contains("DCGM_FI_DEV_FB_USED"))
+    );
 
     assert_eq!(
         gpu.allocations,
@@ -259,6 +282,64 @@ fn mixed_node_payload_keeps_devices_apart() {
             "triton-server",
             &mig_instance_name("GPU-63bc0b91-2265-1b94-831c-15c41fe92675", 3)
         )]
+    );
+}
+
+/// A MIG instance row of the recorded mixed-node payload (A30 gpu 2, instance 3 has
+/// FB_FREE there), with FB_USED and optionally FB_RESERVED added in the same labels.
+fn a30_instance(extra: &[(&str, u64)]) -> String {
+    let labels = r#"{gpu="2",UUID="GPU-63bc0b91-2265-1b94-831c-15c41fe92675",pci_bus_id="00000000:CA:00.0",device="nvidia2",modelName="NVIDIA A30",GPU_I_PROFILE="1g.6gb",GPU_I_ID="3"}"#;
+    let recorded = MIXED_MIG
+        .lines()
+        .find(|l| l.starts_with("DCGM_FI_DEV_FB_FREE{gpu=\"2\""))
+        .expect("the recorded FB_FREE row of gpu 2");
+    assert!(recorded.contains(r#"GPU_I_ID="3""#), "{recorded}");
+    let mut payload = format!("{recorded}\n");
+    for (name, mib) in extra {
+        payload.push_str(&format!("{name}{labels} {mib}\n"));
+    }
+    payload
+}
+
+#[test]
+fn mig_instance_total_is_never_summed_with_an_invented_reserved_zero() {
+    // Used and free but no reserved: the total is unknown, not used + free.
+    let section = parse_payload(&a30_instance(&[("DCGM_FI_DEV_FB_USED", 100)]));
+    let gpu = &section.gpus[0];
+    let instance = &gpu.mig_instances[0];
+    assert_eq!(instance.gpu_instance_id, 3);
+    assert_eq!(instance.memory_used_bytes, Some(100 * MIB));
+    assert_eq!(instance.memory_total_bytes, None);
+    assert!(
+        reason(gpu, "mig_instances.memory_total_bytes").contains("DCGM_FI_DEV_FB_RESERVED"),
+        "{:?}",
+        gpu.missing
+    );
+    assert_eq!(instance.compute_instance_id, None);
+    assert!(reason(gpu, "mig_instances.compute_instance_id").starts_with("GPU instance 3: "));
+
+    // With reserved stated, the sum is a measurement.
+    let section = parse_payload(&a30_instance(&[
+        ("DCGM_FI_DEV_FB_USED", 100),
+        ("DCGM_FI_DEV_FB_RESERVED", 20),
+    ]));
+    let gpu = &section.gpus[0];
+    let free = MIXED_MIG
+        .lines()
+        .find(|l| l.starts_with("DCGM_FI_DEV_FB_FREE{gpu=\"2\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("a whole MiB figure");
+    assert_eq!(
+        gpu.mig_instances[0].memory_total_bytes,
+        Some((100 + 20 + free) * MIB)
+    );
+    assert!(
+        gpu.missing
+            .iter()
+            .all(|m| m.field != "mig_instances.memory_total_bytes"),
+        "{:?}",
+        gpu.missing
     );
 }
 
@@ -416,9 +497,22 @@ proptest! {
         }
         text.push_str(&lines.join("\n"));
         let section = parse_payload(&text);
+        // Bounded output: no more devices or instances than sample lines, a bounded
+        // number of reasons per device, and nothing filled in that the lines lack.
+        prop_assert!(section.gpus.len() <= lines.len());
+        let instances: usize = section.gpus.iter().map(|g| g.mig_instances.len()).sum();
+        prop_assert!(instances <= lines.len());
         for gpu in &section.gpus {
             for v in [gpu.utilization_percent, gpu.temperature_celsius, gpu.power_watts] {
                 prop_assert!(v.is_none_or(|v| v.is_finite() && v >= 0.0));
+            }
+            prop_assert!(gpu.missing.len() <= 64 + 3 * gpu.mig_instances.len(), "{:?}", gpu.missing);
+            for m in &gpu.missing {
+                prop_assert!(m.reason.len() <= 1024 + text.len(), "{}", m.field);
+            }
+            for instance in &gpu.mig_instances {
+                // dcgm-exporter never names a compute instance.
+                prop_assert_eq!(instance.compute_instance_id, None);
             }
         }
     }

@@ -257,9 +257,14 @@ fn mig_instances_come_from_mig_handles_with_memory_and_processes() {
     assert_eq!(a.profile, "3g.40gb");
     assert_eq!(a.memory_total_bytes, Some(40 * GIB));
     assert_eq!(a.memory_used_bytes, Some(5 * GIB));
-    assert_eq!((a.gpu_instance_id, a.compute_instance_id), (1, 0));
+    assert_eq!((a.gpu_instance_id, a.compute_instance_id), (1, Some(0)));
     let b = &gpu.mig_instances[1];
     assert_eq!(b.profile, "1g.10gb");
+    // No process on it: its compute instance is unknown, absent with a reason (not 0).
+    assert_eq!(b.compute_instance_id, None);
+    assert!(
+        reason(gpu, "mig_instances.compute_instance_id").is_some_and(|r| r.contains("MIG-bbbb"))
+    );
     assert!(reason(gpu, "mig_instances.gpu_instance_id").is_some_and(|r| r.contains("MIG-bbbb")));
     assert_eq!(gpu.processes.len(), 1);
     let p = &gpu.processes[0];

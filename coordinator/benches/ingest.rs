@@ -534,8 +534,8 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
             architecture: "x86_64".into(),
             cgroup_mode: pb::CgroupMode::V2 as i32,
             logical_cpus: cpus,
-            cpu_capacity_millicores: capacity,
-            memory_total_bytes: mem_total,
+            cpu_capacity_millicores: Some(capacity),
+            memory_total_bytes: Some(mem_total),
             agent_version: "0.1.0".into(),
             missing: Vec::new(),
         }),
@@ -548,10 +548,10 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
         usage: Some(pb::NodeUsage {
             cpu: Some(pb::NodeCpu {
                 cumulative: Some(pb::CpuTimes {
-                    user_nanos: cpu_nanos(&mut r, 300_000_000_000),
-                    nice_nanos: cpu_nanos(&mut r, 1_000_000),
-                    system_nanos: cpu_nanos(&mut r, 80_000_000_000),
-                    idle_nanos: cpu_nanos(&mut r, 250_000_000_000),
+                    user_nanos: Some(cpu_nanos(&mut r, 300_000_000_000)),
+                    nice_nanos: Some(cpu_nanos(&mut r, 1_000_000)),
+                    system_nanos: Some(cpu_nanos(&mut r, 80_000_000_000)),
+                    idle_nanos: Some(cpu_nanos(&mut r, 250_000_000_000)),
                     iowait_nanos: Some(cpu_nanos(&mut r, 2_000_000_000)),
                     irq_nanos: Some(cpu_nanos(&mut r, 100_000_000)),
                     softirq_nanos: Some(cpu_nanos(&mut r, 900_000_000)),

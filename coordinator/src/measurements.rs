@@ -22,6 +22,12 @@ pub enum RunError {
     Interval(Duration),
     #[error("field `trim` must be at least 0 and below 0.5, got {0}")]
     Trim(f64),
+    #[error("field `{field}` is {len} bytes; at most {limit} are accepted")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        limit: usize,
+    },
     #[error("field `node` is required to measure a container id or cgroup path")]
     NodeRequired,
     #[error("pod {0} is not on any node that reports")]
@@ -45,21 +51,47 @@ impl RunError {
                 | Self::Samples(_)
                 | Self::Interval(_)
                 | Self::Trim(_)
+                | Self::TooLong { .. }
                 | Self::NodeRequired
         )
     }
 }
 
-/// Checks a request's numbers; the target is checked when the node is resolved.
-pub fn validate(req: &pb::StartMeasurementRequest) -> Result<(), RunError> {
-    if req
-        .target
-        .as_ref()
-        .and_then(|t| t.target.as_ref())
-        .is_none()
-    {
-        return Err(RunError::NoTarget);
+/// The longest `cgroup_path` accepted: Linux's PATH_MAX. A longer one names no
+/// cgroup, and would make the agent's result (which repeats it) needlessly large.
+pub const MAX_CGROUP_PATH_BYTES: usize = 4096;
+/// The longest node, pod namespace, pod name, pod uid or container id accepted:
+/// a Kubernetes DNS subdomain name's limit, far above a uid's or container id's length.
+pub const MAX_NAME_BYTES: usize = 253;
+
+fn bounded(field: &'static str, value: &str, limit: usize) -> Result<(), RunError> {
+    if value.len() > limit {
+        return Err(RunError::TooLong {
+            field,
+            len: value.len(),
+            limit,
+        });
     }
+    Ok(())
+}
+
+/// Checks a request's numbers and lengths; the target is checked when the node is
+/// resolved.
+pub fn validate(req: &pb::StartMeasurementRequest) -> Result<(), RunError> {
+    use pb::measure_target::Target;
+    let Some(target) = req.target.as_ref().and_then(|t| t.target.as_ref()) else {
+        return Err(RunError::NoTarget);
+    };
+    match target {
+        Target::Pod(p) => {
+            bounded("target.pod.namespace", &p.namespace, MAX_NAME_BYTES)?;
+            bounded("target.pod.name", &p.name, MAX_NAME_BYTES)?;
+        }
+        Target::PodUid(uid) => bounded("target.pod_uid", uid, MAX_NAME_BYTES)?,
+        Target::ContainerId(id) => bounded("target.container_id", id, MAX_NAME_BYTES)?,
+        Target::CgroupPath(path) => bounded("target.cgroup_path", path, MAX_CGROUP_PATH_BYTES)?,
+    }
+    bounded("node", &req.node, MAX_NAME_BYTES)?;
     if !(1..=100_000).contains(&req.samples) {
         return Err(RunError::Samples(req.samples));
     }
@@ -186,8 +218,20 @@ mod tests {
     fn requests_are_validated_naming_the_field() {
         assert!(validate(&request()).is_ok());
         type Breaks = fn(&mut pb::StartMeasurementRequest);
-        let cases: [(Breaks, &str); 5] = [
+        let cases: [(Breaks, &str); 7] = [
             (|r| r.target = None, "`target`"),
+            (
+                |r| r.node = "n".repeat(254),
+                "`node` is 254 bytes; at most 253",
+            ),
+            (
+                |r| {
+                    r.target = Some(pb::MeasureTarget {
+                        target: Some(pb::measure_target::Target::PodUid("u".repeat(300))),
+                    })
+                },
+                "`target.pod_uid`",
+            ),
             (|r| r.samples = 0, "`samples`"),
             (|r| r.interval_nanos = 1_000, "`interval`"),
             (|r| r.trim = 0.5, "`trim`"),
@@ -200,5 +244,24 @@ mod tests {
             assert!(err.is_invalid_request());
             assert!(err.to_string().contains(field), "{err}");
         }
+    }
+
+    #[test]
+    fn a_cgroup_path_longer_than_path_max_is_refused_naming_field_and_limit() {
+        let set = |path: String| {
+            let mut r = request();
+            r.target = Some(pb::MeasureTarget {
+                target: Some(pb::measure_target::Target::CgroupPath(path)),
+            });
+            r
+        };
+        assert!(validate(&set("a".repeat(MAX_CGROUP_PATH_BYTES))).is_ok());
+        // Finding 3 of issue 12: a 3 MiB path.
+        let err = validate(&set("a/".repeat(3 << 19))).unwrap_err();
+        assert!(err.is_invalid_request());
+        assert_eq!(
+            err.to_string(),
+            "field `target.cgroup_path` is 3145728 bytes; at most 4096 are accepted"
+        );
     }
 }

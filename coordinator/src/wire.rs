@@ -212,8 +212,8 @@ pub(crate) mod tests_support {
             node: Some(pb::NodeIdentity {
                 name: "node-a".into(),
                 boot_id: "boot".into(),
-                cpu_capacity_millicores: 8000,
-                memory_total_bytes: 1 << 34,
+                cpu_capacity_millicores: Some(8000),
+                memory_total_bytes: Some(1 << 34),
                 ..Default::default()
             }),
             agent_instance: "1234@5".into(),

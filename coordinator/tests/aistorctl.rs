@@ -65,8 +65,8 @@ fn ready_node(cpu_millicores: f64) -> NodeStatus {
                 kernel_version: "6.8.0-45-generic".to_owned(),
                 cgroup_mode: CgroupMode::V2 as i32,
                 logical_cpus: 8,
-                cpu_capacity_millicores: 8000,
-                memory_total_bytes: 32 << 30,
+                cpu_capacity_millicores: Some(8000),
+                memory_total_bytes: Some(32 << 30),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
@@ -213,7 +213,7 @@ fn stale_node() -> NodeStatus {
                 kernel_version: "5.15.0-1".to_owned(),
                 cgroup_mode: CgroupMode::Hybrid as i32,
                 logical_cpus: 4,
-                cpu_capacity_millicores: 4000,
+                cpu_capacity_millicores: Some(4000),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
@@ -1795,8 +1795,8 @@ mod scale {
                 kernel_version: "6.8.0-45-generic".to_owned(),
                 cgroup_mode: CgroupMode::V2 as i32,
                 logical_cpus: 64,
-                cpu_capacity_millicores: 64_000,
-                memory_total_bytes: 512 << 30,
+                cpu_capacity_millicores: Some(64_000),
+                memory_total_bytes: Some(512 << 30),
                 agent_version: "0.1.0".to_owned(),
                 ..Default::default()
             }),
@@ -2253,6 +2253,131 @@ mod scale {
     }
 
     use crate::support::http_get;
+
+    /// Issue 12: a capacity the agent could not read is absent in gRPC and `null` in
+    /// REST, never 0.
+    #[tokio::test]
+    async fn unknown_capacities_are_null_in_rest_and_absent_in_grpc() {
+        let c = coordinator().await;
+        let mut report = busy_report("no-capacity", 1);
+        let node = report.node.as_mut().unwrap();
+        node.cpu_capacity_millicores = None;
+        node.memory_total_bytes = None;
+        let channel = Channel::from_shared(format!("http://{}", c.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut directives = AgentServiceClient::new(channel.clone())
+            .connect(tokio_stream::iter(vec![report]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            directives.message().await.unwrap().is_some(),
+            "acknowledged"
+        );
+
+        let (status, node) = http_get(c.http, "/api/v1/nodes/no-capacity").await;
+        assert_eq!(status, 200, "{node}");
+        for field in ["cpu_capacity_millicores", "memory_total_bytes"] {
+            assert!(node.as_object().unwrap().contains_key(field), "{node}");
+            assert!(node[field].is_null(), "{field}: {node}");
+        }
+        let (_, list) = http_get(c.http, "/api/v1/nodes").await;
+        assert!(
+            list["nodes"][0]["cpu_capacity_millicores"].is_null(),
+            "{list}"
+        );
+
+        let got = ClusterServiceClient::new(channel)
+            .get_node(GetNodeRequest {
+                name: "no-capacity".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let identity = got.latest.unwrap().node.unwrap();
+        assert_eq!(identity.cpu_capacity_millicores, None);
+        assert_eq!(identity.memory_total_bytes, None);
+    }
+
+    /// The agent keeps its reports within `aistor_proto::MAX_REPORT_BYTES`: a report of
+    /// exactly that size must be accepted by the coordinator's Connect.
+    #[tokio::test]
+    async fn a_report_of_exactly_max_report_bytes_is_acknowledged() {
+        let c = coordinator().await;
+        let mut report = busy_report("at-the-limit", 1);
+        report.missing.push(aistor_proto::v1::Missing {
+            field: "padding".into(),
+            reason: String::new(),
+        });
+        let mut pad = aistor_proto::MAX_REPORT_BYTES - report.encoded_len();
+        loop {
+            report.missing[0].reason = "x".repeat(pad);
+            match report.encoded_len() {
+                n if n == aistor_proto::MAX_REPORT_BYTES => break,
+                n if n > aistor_proto::MAX_REPORT_BYTES => pad -= 1,
+                _ => pad += 1,
+            }
+        }
+        let channel = Channel::from_shared(format!("http://{}", c.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut directives = AgentServiceClient::new(channel)
+            .connect(tokio_stream::iter(vec![report]))
+            .await
+            .unwrap()
+            .into_inner();
+        let ack = directives.message().await.expect("no error at the limit");
+        assert!(ack.is_some(), "acknowledged");
+    }
+
+    /// Issue 12, finding 3: a cgroup path longer than PATH_MAX is refused at the API,
+    /// naming the field and the limit, before any agent sees it.
+    #[tokio::test]
+    async fn start_measurement_refuses_a_cgroup_path_over_path_max() {
+        let c = coordinator().await;
+        let path = "a/".repeat(2_500);
+        let channel = Channel::from_shared(format!("http://{}", c.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let status = ClusterServiceClient::new(channel)
+            .start_measurement(aistor_proto::v1::StartMeasurementRequest {
+                target: Some(aistor_proto::v1::MeasureTarget {
+                    target: Some(aistor_proto::v1::measure_target::Target::CgroupPath(
+                        path.clone(),
+                    )),
+                }),
+                node: "n1".into(),
+                samples: 3,
+                interval_nanos: 1_000_000_000,
+                trim: 0.1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "field `target.cgroup_path` is 5000 bytes; at most 4096 are accepted"
+        );
+
+        let body = serde_json::json!({ "cgroup_path": path, "node": "n1" }).to_string();
+        let (code, _, err) =
+            crate::support::http_request(c.http, "POST", "/api/v1/measurements", &body).await;
+        assert_eq!(code, 400, "{err}");
+        assert!(
+            err["details"]
+                .as_str()
+                .unwrap()
+                .contains("`target.cgroup_path` is 5000 bytes; at most 4096"),
+            "{err}"
+        );
+    }
 
     #[tokio::test]
     async fn rest_lists_page_with_limit_and_continue() {

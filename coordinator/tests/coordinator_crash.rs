@@ -273,8 +273,8 @@ fn report(seq: u64, measurements: Vec<pb::MeasurementResult>) -> pb::NodeReport 
             name: NODE.into(),
             boot_id: BOOT_ID.into(),
             logical_cpus: 4,
-            cpu_capacity_millicores: 4000,
-            memory_total_bytes: 8 << 30,
+            cpu_capacity_millicores: Some(4000),
+            memory_total_bytes: Some(8 << 30),
             agent_version: "0.1.0".into(),
             ..Default::default()
         }),
@@ -325,6 +325,7 @@ fn result_for(run: &pb::MeasureRun) -> pb::MeasurementResult {
             ..Default::default()
         }],
         error: String::new(),
+        truncated: String::new(),
     }
 }
 

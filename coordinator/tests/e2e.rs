@@ -182,7 +182,7 @@ async fn node_appears_through_grpc_and_rest_within_two_intervals() {
         .and_then(|r| r.node.as_ref())
         .unwrap();
     assert!(identity.logical_cpus >= 1);
-    assert!(identity.memory_total_bytes > 0);
+    assert!(identity.memory_total_bytes.unwrap() > 0);
     assert!(!identity.boot_id.is_empty());
 
     let (code, body) = http_get(bound.http, "/api/v1/nodes").await;

@@ -79,8 +79,8 @@ fn report(pods: &[Reported], millicores: f64) -> pb::NodeReport {
             boot_id: "boot-1".into(),
             cgroup_mode: pb::CgroupMode::V2 as i32,
             logical_cpus: 8,
-            cpu_capacity_millicores: 8000,
-            memory_total_bytes: 32 << 30,
+            cpu_capacity_millicores: Some(8000),
+            memory_total_bytes: Some(32 << 30),
             agent_version: "0.1.0".into(),
             ..Default::default()
         }),

@@ -25,4 +25,9 @@ pub mod kubelet {
     }
 }
 
+/// The largest `NodeReport` the coordinator's `AgentService.Connect` accepts, in
+/// encoded bytes (tonic's default decoding limit, which the coordinator keeps). The
+/// agent keeps every report under it.
+pub const MAX_REPORT_BYTES: usize = 4 << 20;
+
 mod json;

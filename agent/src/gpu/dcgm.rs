@@ -517,7 +517,7 @@ fn build_gpu(device: Device) -> pb::Gpu {
     gpu.mig_instances = device
         .instances
         .iter()
-        .map(|(id, instance)| mig_instance(*id, instance))
+        .map(|(id, instance)| mig_instance(*id, instance, &mut reasons))
         .collect();
     gpu.allocations = device.allocations;
     gpu.missing = reasons.0;
@@ -554,22 +554,49 @@ fn pcie(
     }
 }
 
-fn mig_instance(id: u32, instance: &Instance) -> pb::MigInstance {
+/// One MIG instance (GPU instance `id`). dcgm-exporter labels instances by GPU
+/// instance only (`GPU_I_ID`), so the compute instance is absent with a reason; so is
+/// a total it does not state and cannot be summed without inventing reserved memory.
+fn mig_instance(id: u32, instance: &Instance, reasons: &mut Reasons) -> pb::MigInstance {
     let fields = &instance.fields;
     let value = |name: &str| fields.get(name).and_then(|r| r.as_ref().ok()).copied();
     let used = value(FB_USED);
     let free = value(FB_FREE);
-    let total = match (value(FB_TOTAL), used, free) {
+    let total = match (value(FB_TOTAL), used, free, value(FB_RESERVED)) {
         (Some(total), ..) => Some(total),
-        // dcgm-exporter reports no reserved framebuffer per instance.
-        (None, Some(u), Some(f)) => Some(u + f + value(FB_RESERVED).unwrap_or(0.0)),
-        _ => None,
+        (None, Some(u), Some(f), Some(r)) => Some(u + f + r),
+        _ => {
+            reasons.add(
+                "mig_instances.memory_total_bytes",
+                format!(
+                    "GPU instance {id}: DCGM exporter payload has no {FB_TOTAL}, and not all of {FB_USED}, {FB_FREE} and {FB_RESERVED}"
+                ),
+            );
+            None
+        }
     };
+    match fields.get(FB_USED) {
+        Some(Ok(_)) => {}
+        Some(Err(reason)) => reasons.add(
+            "mig_instances.memory_used_bytes",
+            format!("GPU instance {id}: {reason}"),
+        ),
+        None => reasons.add(
+            "mig_instances.memory_used_bytes",
+            format!("GPU instance {id}: DCGM exporter payload has no {FB_USED}"),
+        ),
+    }
+    reasons.add(
+        "mig_instances.compute_instance_id",
+        format!(
+            "GPU instance {id}: DCGM exporter labels MIG rows by GPU instance (GPU_I_ID) only, not by compute instance"
+        ),
+    );
     let lookup = |name: &str| fields.get(name).cloned();
     pb::MigInstance {
         uuid: String::new(),
         gpu_instance_id: id,
-        compute_instance_id: 0,
+        compute_instance_id: None,
         profile: instance.profile.clone(),
         memory_total_bytes: total.and_then(mib_to_bytes),
         memory_used_bytes: used.and_then(mib_to_bytes),

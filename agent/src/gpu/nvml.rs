@@ -723,8 +723,15 @@ impl DeviceState {
                 Ok(list) => {
                     if let Some(first) = list.first() {
                         instance.gpu_instance_id = first.gpu_instance_id.unwrap_or_default();
-                        instance.compute_instance_id =
-                            first.compute_instance_id.unwrap_or_default();
+                        instance.compute_instance_id = first.compute_instance_id;
+                    }
+                    if instance.compute_instance_id.is_none() {
+                        calls.missing.push(missing(
+                            "mig_instances.compute_instance_id",
+                            format!(
+                                "{label}: the compute instance id comes from the instance's processes, and none of them carries one"
+                            ),
+                        ));
                     }
                     if list.iter().all(|p| p.gpu_instance_id.is_none()) {
                         calls.missing.push(missing(

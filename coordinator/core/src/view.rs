@@ -58,9 +58,9 @@ pub struct ReportKey<'a> {
 pub struct NodeSample {
     pub wall_time_unix_nanos: u64,
     pub cpu_millicores: Option<f64>,
-    pub cpu_capacity_millicores: u64,
+    pub cpu_capacity_millicores: Option<u64>,
     pub memory_working_set_bytes: Option<u64>,
-    pub memory_total_bytes: u64,
+    pub memory_total_bytes: Option<u64>,
     pub disk_read_bytes_per_second: Option<f64>,
     pub disk_write_bytes_per_second: Option<f64>,
 }
@@ -526,7 +526,7 @@ mod tests {
         NodeSample {
             wall_time_unix_nanos: wall_secs * SEC,
             cpu_millicores: Some(cpu),
-            cpu_capacity_millicores: 2000,
+            cpu_capacity_millicores: Some(2000),
             ..Default::default()
         }
     }
@@ -701,7 +701,7 @@ mod tests {
         let mut v = view();
         let full = NodeSample {
             memory_working_set_bytes: Some(7 << 20),
-            memory_total_bytes: 16 << 30,
+            memory_total_bytes: Some(16 << 30),
             disk_read_bytes_per_second: Some(1.5),
             disk_write_bytes_per_second: Some(2.5),
             ..sample(1, 10.0)

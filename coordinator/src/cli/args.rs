@@ -38,12 +38,14 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
+    /// `https://` is refused: this build has no TLS.
     #[arg(
         long,
         global = true,
         env = "AISTOR_SERVER",
         default_value = DEFAULT_SERVER,
-        value_name = "URL"
+        value_name = "URL",
+        value_parser = super::client::parse_server
     )]
     pub server: String,
 

@@ -33,6 +33,31 @@ pub(crate) fn normalise(server: &str) -> String {
     }
 }
 
+/// Whether this build can speak to the coordinator at `url` (normalised) as its scheme
+/// promises. The one place that decides it, so that TLS support replaces only this:
+/// `https://` needs TLS, which this build does not configure, and is refused rather
+/// than silently spoken in cleartext.
+pub(crate) fn server_transport(url: &str) -> Result<(), String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some(s) if s.eq_ignore_ascii_case("http") => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("https") => Err(
+            "https:// needs TLS, which this build of aistorctl does not configure; it refuses \
+             rather than speak cleartext to an https:// URL (use http:// where cleartext is \
+             acceptable)"
+                .to_owned(),
+        ),
+        _ => Err("expected http://HOST:PORT or HOST:PORT".to_owned()),
+    }
+}
+
+/// `--server` as given: normalised, and refused at parse time when this build cannot
+/// speak its scheme.
+pub(crate) fn parse_server(server: &str) -> Result<String, String> {
+    let url = normalise(server);
+    server_transport(&url)?;
+    Ok(url)
+}
+
 /// Connects to the coordinator at `url` (already normalised).
 pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, CliError> {
     Ok(ClusterServiceClient::new(channel(url).await?)
@@ -42,6 +67,10 @@ pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, 
 
 /// The HTTP/2 connection to the coordinator at `url`, for any of its services.
 pub(crate) async fn channel(url: &str) -> Result<Channel, CliError> {
+    server_transport(url).map_err(|cause| CliError::InvalidServer {
+        url: url.to_owned(),
+        cause,
+    })?;
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| CliError::InvalidServer {
         url: url.to_owned(),
         cause: chain(&e),
@@ -154,6 +183,34 @@ mod tests {
     fn a_bare_address_gets_http() {
         assert_eq!(normalise("10.0.0.1:50051"), "http://10.0.0.1:50051");
         assert_eq!(normalise("https://c.example:443"), "https://c.example:443");
+    }
+
+    #[tokio::test]
+    async fn https_is_refused_until_tls_is_built() {
+        for url in ["https://c.example:443", "HTTPS://c.example:443"] {
+            let err = parse_server(url).unwrap_err();
+            assert!(err.contains("https:// needs TLS"), "{err}");
+            // A client that skipped the flag parser is refused the same way, before dialing.
+            let text = connect(url).await.unwrap_err().to_string();
+            assert!(text.contains("--server"), "{text}");
+            assert!(text.contains("does not configure"), "{text}");
+        }
+        assert_eq!(
+            parse_server("10.0.0.1:50051").unwrap(),
+            "http://10.0.0.1:50051"
+        );
+        assert!(parse_server("ftp://c.example:1").is_err());
+
+        use clap::Parser;
+        let err =
+            crate::cli::Cli::try_parse_from(["aistorctl", "--server", "https://c:443", "nodes"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("--server"), "{err}");
+        assert!(err.contains("https:// needs TLS"), "{err}");
+        let cli =
+            crate::cli::Cli::try_parse_from(["aistorctl", "--server", "c:1", "nodes"]).unwrap();
+        assert_eq!(cli.server, "http://c:1");
     }
 
     #[tokio::test]

@@ -553,7 +553,7 @@ mod tests {
             last_report_unix_nanos: NOW - 3 * S,
             latest: Some(NodeReport {
                 node: Some(NodeIdentity {
-                    cpu_capacity_millicores: 4000,
+                    cpu_capacity_millicores: Some(4000),
                     logical_cpus: 4,
                     kernel_version: "6.8.0-45-generic".to_owned(),
                     cgroup_mode: CgroupMode::V2 as i32,

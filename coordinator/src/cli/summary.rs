@@ -50,14 +50,12 @@ impl<'a> NodeSummary<'a> {
                 .and_then(|u| u.cpu.as_ref())
                 .and_then(|c| c.usage_millicores)
                 .filter(|v| v.is_finite()),
-            cpu_capacity_millicores: identity
-                .map(|n| n.cpu_capacity_millicores)
-                .filter(|v| *v > 0),
+            cpu_capacity_millicores: identity.and_then(|n| n.cpu_capacity_millicores),
             memory_working_set_bytes: memory.and_then(|m| m.working_set_bytes),
             memory_total_bytes: memory
                 .map(|m| m.total_bytes)
                 .filter(|v| *v > 0)
-                .or_else(|| identity.map(|n| n.memory_total_bytes).filter(|v| *v > 0)),
+                .or_else(|| identity.and_then(|n| n.memory_total_bytes)),
             disk_read_bytes_per_second: disk_read.filter(|v| v.is_finite()),
             disk_write_bytes_per_second: disk_write.filter(|v| v.is_finite()),
             last_report_unix_nanos: Some(status.last_report_unix_nanos).filter(|v| *v > 0),
@@ -388,8 +386,8 @@ mod tests {
         let report = NodeReport {
             node: Some(NodeIdentity {
                 name: "from-identity".to_owned(),
-                cpu_capacity_millicores: 8000,
-                memory_total_bytes: 999,
+                cpu_capacity_millicores: Some(8000),
+                memory_total_bytes: Some(999),
                 logical_cpus: 8,
                 cgroup_mode: CgroupMode::Hybrid as i32,
                 kernel_version: "6.8.0".to_owned(),

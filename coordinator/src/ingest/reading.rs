@@ -107,11 +107,11 @@ pub fn node_sample(head: &ReportHead) -> NodeSample {
         cpu_millicores: usage
             .and_then(|u| u.cpu.as_ref())
             .and_then(|c| c.usage_millicores),
-        cpu_capacity_millicores: head.node.as_ref().map_or(0, |n| n.cpu_capacity_millicores),
+        cpu_capacity_millicores: head.node.as_ref().and_then(|n| n.cpu_capacity_millicores),
         memory_working_set_bytes: usage
             .and_then(|u| u.memory.as_ref())
             .and_then(|m| m.working_set_bytes),
-        memory_total_bytes: head.node.as_ref().map_or(0, |n| n.memory_total_bytes),
+        memory_total_bytes: head.node.as_ref().and_then(|n| n.memory_total_bytes),
         disk_read_bytes_per_second: disk_read,
         disk_write_bytes_per_second: disk_write,
     }

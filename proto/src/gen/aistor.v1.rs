@@ -34,27 +34,29 @@ pub struct NodeIdentity {
     pub cgroup_mode: i32,
     #[prost(uint32, tag = "8")]
     pub logical_cpus: u32,
-    #[prost(uint64, tag = "9")]
-    pub cpu_capacity_millicores: u64,
-    #[prost(uint64, tag = "10")]
-    pub memory_total_bytes: u64,
+    /// Absent when the agent could not read it (see `missing`); never 0 for unknown.
+    #[prost(uint64, optional, tag = "9")]
+    pub cpu_capacity_millicores: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "10")]
+    pub memory_total_bytes: ::core::option::Option<u64>,
     #[prost(string, tag = "11")]
     pub agent_version: ::prost::alloc::string::String,
     #[prost(message, repeated, tag = "15")]
     pub missing: ::prost::alloc::vec::Vec<Missing>,
 }
 /// Cumulative CPU time since boot, summed over all CPUs (from /proc/stat).
+/// A figure is absent when its ticks overflow in nanoseconds (the report's `missing` says which).
 #[derive(serde::Serialize)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct CpuTimes {
-    #[prost(uint64, tag = "1")]
-    pub user_nanos: u64,
-    #[prost(uint64, tag = "2")]
-    pub nice_nanos: u64,
-    #[prost(uint64, tag = "3")]
-    pub system_nanos: u64,
-    #[prost(uint64, tag = "4")]
-    pub idle_nanos: u64,
+    #[prost(uint64, optional, tag = "1")]
+    pub user_nanos: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "2")]
+    pub nice_nanos: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "3")]
+    pub system_nanos: ::core::option::Option<u64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub idle_nanos: ::core::option::Option<u64>,
     #[prost(uint64, optional, tag = "5")]
     pub iowait_nanos: ::core::option::Option<u64>,
     #[prost(uint64, optional, tag = "6")]
@@ -486,8 +488,9 @@ pub struct MigInstance {
     pub uuid: ::prost::alloc::string::String,
     #[prost(uint32, tag = "2")]
     pub gpu_instance_id: u32,
-    #[prost(uint32, tag = "3")]
-    pub compute_instance_id: u32,
+    /// Absent when the source does not say (the GPU's `missing` gives the reason).
+    #[prost(uint32, optional, tag = "3")]
+    pub compute_instance_id: ::core::option::Option<u32>,
     #[prost(string, tag = "4")]
     pub profile: ::prost::alloc::string::String,
     #[prost(uint64, optional, tag = "5")]
@@ -905,6 +908,11 @@ pub struct MeasurementResult {
     /// Set when the run could not start (target not found on this node, ...).
     #[prost(string, tag = "7")]
     pub error: ::prost::alloc::string::String,
+    /// Set when the agent shortened this result to keep its report under the
+    /// coordinator's message limit: what was cut, and the sizes. Everything not named
+    /// here is as measured.
+    #[prost(string, tag = "8")]
+    pub truncated: ::prost::alloc::string::String,
 }
 /// Run a pod. Idempotent per pod uid: a pod that already runs is left as it is (after an
 /// agent restart its running containers are adopted, not duplicated).
