@@ -14,6 +14,7 @@ pub mod gpus;
 pub mod grpc;
 pub mod ingest;
 pub mod k8s;
+pub mod listener;
 pub mod measurements;
 pub mod metrics;
 pub mod paging;
