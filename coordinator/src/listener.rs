@@ -18,9 +18,9 @@
 //!
 //! gRPC keeps tonic's server (its `grpc-timeout`, per-connection concurrency limit
 //! and remote addresses); [`grpc_incoming`] gives it the capped connections, each
-//! of which must deliver the 24-byte HTTP/2 client preface within
-//! `header_read_timeout`; after that hyper's HTTP/2 keepalive closes a peer that
-//! stops answering pings (a peer that sends only the preface never answers one).
+//! of which must deliver the HTTP/2 client preface and the start of its SETTINGS
+//! frame within `header_read_timeout`; after that hyper's HTTP/2 keepalive closes
+//! a peer that stops answering pings.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -91,7 +91,8 @@ impl HttpLimits {
 pub struct GrpcLimits {
     /// Connections open at once (every agent holds one); more are closed on accept.
     pub max_connections: usize,
-    /// How long a new connection may take to send the HTTP/2 client preface.
+    /// How long a new connection may take to send the HTTP/2 client preface (and
+    /// the SETTINGS frame that follows it).
     pub header_read_timeout: Duration,
     /// HTTP/2 keepalive: a ping this long after the last frame read...
     pub keepalive_interval: Duration,
@@ -366,8 +367,10 @@ pub struct GrpcConnection {
     _held: Held,
 }
 
-/// The HTTP/2 client connection preface (RFC 9113 §3.4).
-const PREFACE_LEN: usize = 24;
+/// The HTTP/2 client connection preface and the header of the SETTINGS frame that
+/// must follow it (RFC 9113 §3.4): every client sends both at once, so a peer
+/// that stops inside them is closed at the deadline, not only by keepalive.
+const PREFACE_LEN: usize = 24 + 9;
 
 impl AsyncRead for GrpcConnection {
     fn poll_read(
@@ -394,7 +397,7 @@ impl AsyncRead for GrpcConnection {
             Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "no HTTP/2 preface within the header read timeout",
+                    "no HTTP/2 preface and SETTINGS within the header read timeout",
                 )))
             }
             other => other,

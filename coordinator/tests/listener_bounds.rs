@@ -13,13 +13,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The short timeouts these tests configure; closes are awaited for 3× as long.
 const TIMEOUT: Duration = Duration::from_secs(1);
 const WITHIN: Duration = Duration::from_secs(3);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
 async fn short_timeouts() -> Coordinator {
     Coordinator::start(|c| {
         c.http_limits.header_read_timeout = TIMEOUT;
         c.grpc_limits.header_read_timeout = TIMEOUT;
-        c.grpc_limits.keepalive_interval = TIMEOUT / 2;
-        c.grpc_limits.keepalive_timeout = TIMEOUT / 2;
+        // Longer than the header-read timeout, so a close by the preface deadline
+        // (within 3 s) is told apart from one by keepalive (after 3 s).
+        c.grpc_limits.keepalive_interval = KEEPALIVE_INTERVAL;
+        c.grpc_limits.keepalive_timeout = TIMEOUT;
     })
     .await
 }
@@ -69,15 +72,18 @@ async fn half_open_grpc_connections_are_closed() {
     for (what, bytes) in [
         ("nothing sent", &b""[..]),
         ("half the HTTP/2 preface", &H2_PREFACE[..10]),
+        ("only the HTTP/2 preface", H2_PREFACE),
     ] {
         assert_closed_by_timeout(what, closed_after(c.grpc, bytes, WITHIN).await);
     }
-    // The whole preface and then silence: the keepalive ping (after 0.5 s) goes
-    // unanswered for 0.5 s.
-    assert_closed_by_timeout(
-        "only the HTTP/2 preface",
-        closed_after(c.grpc, H2_PREFACE, WITHIN).await,
-    );
+    // The preface and an empty SETTINGS frame, then silence: the keepalive ping
+    // (after 2 s) goes unanswered for 1 s.
+    let settings = [H2_PREFACE, &[0, 0, 0, 4, 0, 0, 0, 0, 0]].concat();
+    let keepalive = KEEPALIVE_INTERVAL + TIMEOUT;
+    let took = closed_after(c.grpc, &settings, keepalive * 3)
+        .await
+        .expect("a peer that answers no ping is closed");
+    assert!(took >= keepalive * 9 / 10, "closed after only {took:?}");
     c.stop().await;
 }
 
