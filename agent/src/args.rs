@@ -86,8 +86,13 @@ pub struct RunArgs {
     /// Collection interval (e.g. 1s, 500ms).
     #[arg(long, env = "AISTOR_AGENT_INTERVAL", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
-    /// Address of /live, /ready and /metrics.
-    #[arg(long, env = "AISTOR_AGENT_ADMIN_ADDR", default_value = "0.0.0.0:9101")]
+    /// Address of /live, /ready and /metrics. Loopback by default (the pages list
+    /// every pod); on Kubernetes give the pod's IP so probes and scrapers reach it.
+    #[arg(
+        long,
+        env = "AISTOR_AGENT_ADMIN_ADDR",
+        default_value = "127.0.0.1:9101"
+    )]
     pub admin_addr: SocketAddr,
     /// The CA that signs the coordinator's certificate (PEM); with `--tls-cert` and
     /// `--tls-key`, the agent speaks mutual TLS (an `https://` coordinator URL).
@@ -99,6 +104,12 @@ pub struct RunArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, env = "AISTOR_AGENT_TLS_KEY", requires = "tls_ca")]
     pub tls_key: Option<PathBuf>,
+    /// Admin connections open at once; more are closed on accept (and counted).
+    #[arg(long, env = "AISTOR_AGENT_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
+    /// Time a client has to send a request head before its admin connection is closed.
+    #[arg(long, env = "AISTOR_AGENT_ADMIN_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub admin_header_read_timeout: Duration,
     /// How long unacknowledged reports are kept for replay after a coordinator outage.
     #[arg(long, env = "AISTOR_AGENT_REPLAY_BUFFER", default_value = "5m", value_parser = parse_duration)]
     pub replay_buffer: Duration,
@@ -232,6 +243,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e} (expected a duration such as 1s, 500ms or 5m)"))
 }
 
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(10) {
@@ -311,6 +329,10 @@ impl RunArgs {
             coordinator: self.coordinator,
             interval: self.interval,
             admin_addr: self.admin_addr,
+            admin_limits: crate::listener::Limits {
+                max_connections: usize::try_from(self.admin_max_connections).unwrap_or(usize::MAX),
+                header_read_timeout: self.admin_header_read_timeout,
+            },
             replay_buffer: self.replay_buffer,
             replay_buffer_max_bytes: usize::try_from(self.replay_buffer_max_mib << 20)
                 .unwrap_or(usize::MAX),
@@ -342,7 +364,8 @@ mod tests {
         assert_eq!(c.interval, Duration::from_secs(1));
         assert_eq!(c.replay_buffer, Duration::from_secs(300));
         assert_eq!(c.host.node_name, "n1");
-        assert_eq!(c.admin_addr, "0.0.0.0:9101".parse().unwrap());
+        assert_eq!(c.admin_addr, "127.0.0.1:9101".parse().unwrap());
+        assert_eq!(c.admin_limits, crate::listener::Limits::default());
         assert!(c.host.disk_exclude.is_match("loop3") && !c.host.disk_exclude.is_match("nvme0n1"));
     }
 

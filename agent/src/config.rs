@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub coordinator: String,
     pub interval: Duration,
     pub admin_addr: SocketAddr,
+    /// Bounds of the admin listener (connections, header-read timeout).
+    pub admin_limits: crate::listener::Limits,
     /// How long unacknowledged reports are kept for replay.
     pub replay_buffer: Duration,
     /// Size budget for those reports (encoded size; the newest is always kept).

@@ -17,6 +17,7 @@ pub mod config;
 pub mod discovery;
 pub mod exposition;
 pub mod gpu;
+pub mod listener;
 pub mod measure;
 pub mod model;
 pub mod parse;
@@ -399,11 +400,14 @@ pub async fn run(
     );
 
     let mut admin_shutdown = shutdown.clone();
+    let refused = crate::listener::refused_counter(&mut registry);
+    let admin_limits = config.admin_limits.clone();
     let admin = tokio::spawn(async move {
         let app = admin::router(Arc::new(registry), latest);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { admin_shutdown.wait().await })
-            .await;
+        let served = crate::listener::serve(listener, app, admin_limits, refused, async move {
+            admin_shutdown.wait().await
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "admin server failed");
         }

@@ -42,6 +42,7 @@ async fn measures_and_buffers_while_the_coordinator_is_down() {
         coordinator: format!("http://{nowhere}"),
         interval: Duration::from_millis(100),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_limits: Default::default(),
         replay_buffer: Duration::from_secs(60),
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_millis(200),

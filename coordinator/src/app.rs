@@ -135,6 +135,8 @@ pub async fn run(
     let metrics = CoordinatorMetrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
+    let connections = crate::listener::ConnectionMetrics::default();
+    connections.register(&mut registry);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let view = LiveView::new(config.view, clock, metrics);
     let directives = Directives::default();
@@ -292,7 +294,9 @@ pub async fn run(
     };
     tasks.spawn(
         "grpc-server",
-        tonic::transport::Server::builder()
+        config
+            .grpc_limits
+            .server()
             .add_service(health_service)
             .add_service(reflection)
             .add_optional_service(shared_agents)
@@ -308,7 +312,7 @@ pub async fn run(
                 drain.clone(),
             ))
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                crate::listener::grpc_incoming(grpc_listener, &config.grpc_limits, &connections),
                 {
                     let mut drain = drain.clone();
                     let health = health.clone();
@@ -322,24 +326,29 @@ pub async fn run(
                 },
             ),
     );
+    let api = rest::bounded(
+        rest::router(
+            view.clone(),
+            measurements.clone(),
+            role.clone(),
+            Arc::new(registry),
+            autoscalers.clone(),
+        ),
+        &config.http_limits,
+        &config.cors_allow_origins,
+    );
     tasks.spawn(
         "http-server",
-        axum::serve(
+        crate::listener::serve_http(
             http_listener,
-            rest::router(
-                view.clone(),
-                measurements.clone(),
-                role.clone(),
-                Arc::new(registry),
-                autoscalers.clone(),
-            )
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown({
-            let mut drain = drain.clone();
-            async move { drain.signaled().await }
-        })
-        .into_future(),
+            api,
+            config.http_limits.clone(),
+            connections.clone(),
+            {
+                let mut drain = drain.clone();
+                async move { drain.signaled().await }
+            },
+        ),
     );
     tasks.spawn("staleness-refresher", {
         let view = view.clone();

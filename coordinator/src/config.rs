@@ -28,6 +28,12 @@ pub struct Config {
 pub struct AgentListener {
     pub addr: SocketAddr,
     pub tls: Option<crate::identity::AgentTls>,
+    /// Bounds of the REST listener (connections, timeouts, request sizes).
+    pub http_limits: crate::listener::HttpLimits,
+    /// Bounds of the gRPC listener (connections, timeouts, HTTP/2 limits).
+    pub grpc_limits: crate::listener::GrpcLimits,
+    /// Origins whose browser scripts may call the REST API; empty: no CORS at all.
+    pub cors_allow_origins: Vec<axum::http::HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -141,6 +147,105 @@ pub struct RunArgs {
     /// Longest drain after SIGTERM.
     #[arg(long, env = "AISTOR_COORDINATOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub listeners: ListenerArgs,
+}
+
+/// Bounds of the two listeners, and CORS.
+#[derive(Debug, Args)]
+pub struct ListenerArgs {
+    /// Time a client has to send a request head (REST) or the HTTP/2 preface (gRPC)
+    /// before its connection is closed.
+    #[arg(long, env = "AISTOR_COORDINATOR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+    /// REST connections open at once; more are closed on accept (and counted).
+    #[arg(long, env = "AISTOR_COORDINATOR_HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+    /// Longest REST request, body and handler included (then 408).
+    #[arg(long, env = "AISTOR_COORDINATOR_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub http_request_timeout: Duration,
+    /// Largest REST request body in bytes (then 413).
+    #[arg(long, env = "AISTOR_COORDINATOR_HTTP_MAX_BODY_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_body_bytes: u32,
+    /// Longest REST path and query in bytes (then 414).
+    #[arg(long, env = "AISTOR_COORDINATOR_HTTP_MAX_URI_BYTES", default_value_t = 8 << 10, value_parser = clap::value_parser!(u32).range(256..=65_000))]
+    pub http_max_uri_bytes: u32,
+    /// Largest header section in bytes, REST (then 431) and gRPC calls.
+    #[arg(long, env = "AISTOR_COORDINATOR_MAX_HEADER_BYTES", default_value_t = 32 << 10, value_parser = clap::value_parser!(u32).range(1024..=1 << 20))]
+    pub max_header_bytes: u32,
+    /// gRPC connections open at once (one per agent); more are closed on accept.
+    #[arg(long, env = "AISTOR_COORDINATOR_GRPC_MAX_CONNECTIONS", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_max_connections: u32,
+    /// Longest unary gRPC call; streams (agents' Connect, watches) are not cut.
+    #[arg(long, env = "AISTOR_COORDINATOR_GRPC_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub grpc_request_timeout: Duration,
+    /// HTTP/2 keepalive ping interval on gRPC connections.
+    #[arg(long, env = "AISTOR_COORDINATOR_GRPC_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_positive_duration)]
+    pub grpc_keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "AISTOR_COORDINATOR_GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub grpc_keepalive_timeout: Duration,
+    /// gRPC calls open at once on one connection (HTTP/2 streams).
+    #[arg(long, env = "AISTOR_COORDINATOR_GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_max_concurrent_streams: u32,
+    /// Origin allowed to call the REST API from a browser (CORS), e.g.
+    /// https://dashboard.example.com; repeat or separate with commas. None by default.
+    #[arg(long = "cors-allow-origin", env = "AISTOR_COORDINATOR_CORS_ALLOW_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_allow_origins: Vec<axum::http::HeaderValue>,
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
+}
+
+/// `scheme://host[:port]`, as browsers send it in `Origin`; no wildcard, path or
+/// trailing slash.
+fn parse_origin(s: &str) -> Result<axum::http::HeaderValue, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?}: expected an origin such as https://app.example.com"))?;
+    if rest.is_empty() || rest.contains(['/', '*', '?', '#', ' ']) {
+        return Err(format!(
+            "{s:?}: expected scheme://host[:port] with no wildcard, path or trailing slash"
+        ));
+    }
+    axum::http::HeaderValue::from_str(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+impl ListenerArgs {
+    fn into_limits(
+        self,
+    ) -> (
+        crate::listener::HttpLimits,
+        crate::listener::GrpcLimits,
+        Vec<axum::http::HeaderValue>,
+    ) {
+        let usize_of = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let http = crate::listener::HttpLimits {
+            max_connections: usize_of(self.http_max_connections),
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.http_request_timeout,
+            max_body_bytes: usize_of(self.http_max_body_bytes),
+            max_uri_bytes: usize_of(self.http_max_uri_bytes),
+            max_header_bytes: usize_of(self.max_header_bytes),
+        };
+        let grpc = crate::listener::GrpcLimits {
+            max_connections: usize_of(self.grpc_max_connections),
+            header_read_timeout: self.header_read_timeout,
+            keepalive_interval: self.grpc_keepalive_interval,
+            keepalive_timeout: self.grpc_keepalive_timeout,
+            request_timeout: self.grpc_request_timeout,
+            max_concurrent_streams: self.grpc_max_concurrent_streams,
+            max_header_bytes: self.max_header_bytes,
+            ..crate::listener::GrpcLimits::default()
+        };
+        (http, grpc, self.cors_allow_origins)
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -160,6 +265,9 @@ impl Config {
             data_dir,
             cluster: crate::k8s::ClusterConfig::Standalone,
             agents: None,
+            http_limits: crate::listener::HttpLimits::default(),
+            grpc_limits: crate::listener::GrpcLimits::default(),
+            cors_allow_origins: Vec::new(),
         }
     }
 }
@@ -168,6 +276,7 @@ impl RunArgs {
     /// The plain configuration; an inconsistent Kubernetes setting is an error
     /// naming it.
     pub fn into_config(self) -> Result<Config, crate::k8s::config::ConfigError> {
+        let (http_limits, grpc_limits, cors_allow_origins) = self.listeners.into_limits();
         Ok(Config {
             grpc_addr: self.grpc_addr,
             http_addr: self.http_addr,
@@ -201,6 +310,9 @@ impl RunArgs {
                     _ => None,
                 },
             }),
+            http_limits,
+            grpc_limits,
+            cors_allow_origins,
         })
     }
 }
@@ -272,6 +384,31 @@ mod tests {
         if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
             assert_eq!(c.cluster, crate::k8s::ClusterConfig::Standalone);
         }
+        // The flags' defaults are the limits' defaults (one set of figures).
+        assert_eq!(c.http_limits, crate::listener::HttpLimits::default());
+        assert_eq!(c.grpc_limits, crate::listener::GrpcLimits::default());
+        assert!(c.cors_allow_origins.is_empty(), "no CORS by default");
+    }
+
+    #[test]
+    fn cors_origins_repeat_or_split_on_commas() {
+        let Command::Run(run) = parse(&[
+            "run",
+            "--cors-allow-origin",
+            "https://a.example,http://b.example:8080",
+            "--cors-allow-origin=https://c.example",
+        ])
+        .unwrap()
+        .command;
+        let c = run.into_config().unwrap();
+        assert_eq!(
+            c.cors_allow_origins,
+            [
+                "https://a.example",
+                "http://b.example:8080",
+                "https://c.example"
+            ]
+        );
     }
 
     #[test]
@@ -285,6 +422,22 @@ mod tests {
                 "--stale-after-intervals",
             ),
             (&["run", "--log-format", "xml"][..], "--log-format"),
+            (
+                &["run", "--cors-allow-origin", "*"][..],
+                "--cors-allow-origin",
+            ),
+            (
+                &["run", "--cors-allow-origin", "https://a.example/"][..],
+                "--cors-allow-origin",
+            ),
+            (
+                &["run", "--header-read-timeout", "0s"][..],
+                "--header-read-timeout",
+            ),
+            (
+                &["run", "--http-max-body-bytes", "0"][..],
+                "--http-max-body-bytes",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(flag), "{args:?}: {err}");

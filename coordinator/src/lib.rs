@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod identity;
 pub mod ingest;
 pub mod k8s;
+pub mod listener;
 pub mod measurements;
 pub mod metrics;
 pub mod paging;

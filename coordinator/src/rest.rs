@@ -1,19 +1,25 @@
 //! The REST API (JSON, snake_case), compatible in shape with the system aistor
 //! replaces: errors are `{"error": ..., "details": ...}`. Node and pod lists page
 //! as Kubernetes lists do (`?limit=&continue=`, `metadata.continue`).
+//!
+//! [`bounded`] puts the request limits and CORS around the router, and turns every
+//! error answer that is not JSON yet (axum's 405 and extractor rejections, the
+//! limits' 408/413) into that shape.
 
 mod autoscaling;
 
 use crate::autoscalers::Autoscalers;
+use crate::listener::HttpLimits;
 use crate::measurements::Measurements;
 use crate::paging::{self, Listing};
 use crate::role::Role;
 use crate::view::{LiveView, StoredHead};
 use aistor_core::{NodeEntry, NodeState};
 use aistor_proto::v1 as pb;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +27,9 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 #[derive(Clone)]
 struct RestState {
@@ -60,6 +69,143 @@ pub fn router(
             registry,
             autoscalers,
         })
+}
+
+/// `router` with the request limits and CORS of [`HttpLimits`] around it, every
+/// error answer in the `{"error", "details"}` shape. Outermost first: CORS (so
+/// errors carry its headers too), the JSON errors, the request timeout (408), the
+/// URI (414) and header (431) sizes, the body size (413: at once from a
+/// `Content-Length`, else when the body grows past it).
+pub fn bounded(router: Router, limits: &HttpLimits, cors_allow_origins: &[HeaderValue]) -> Router {
+    let head = HeadLimits {
+        max_uri_bytes: limits.max_uri_bytes,
+        max_header_bytes: limits.max_header_bytes,
+    };
+    let max_body = limits.max_body_bytes;
+    let timeout = limits.request_timeout;
+    let router = router
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // The layer above bounds every body; axum's own 2 MB default would differ.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(head, check_head))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let method = request.method().clone();
+                let path = request.uri().path().to_owned();
+                async move {
+                    let response = next.run(request).await;
+                    json_errors(response, &method, &path, max_body, timeout).await
+                }
+            },
+        ));
+    if cors_allow_origins.is_empty() {
+        // No CORS headers at all: browsers keep other origins' scripts out.
+        return router;
+    }
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(cors_allow_origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeadLimits {
+    max_uri_bytes: usize,
+    max_header_bytes: usize,
+}
+
+/// 414 over the URI limit, 431 over the header limit (counted as on the wire:
+/// `name: value` and CRLF per header).
+async fn check_head(
+    State(limits): State<HeadLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri > limits.max_uri_bytes {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "URI too long",
+            format!(
+                "the path and query are {uri} bytes; the limit is {}",
+                limits.max_uri_bytes
+            ),
+        )
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > limits.max_header_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large",
+            format!(
+                "the headers are {headers} bytes; the limit is {}",
+                limits.max_header_bytes
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// An error answer that is not JSON (axum's 405 with an empty body, its extractor
+/// rejections in text/plain, the limits' 408 and 413) becomes
+/// `{"error": <reason>, "details": <its text or what happened>}`; its other
+/// headers are kept.
+async fn json_errors(
+    response: Response,
+    method: &Method,
+    path: &str,
+    max_body: usize,
+    timeout: Duration,
+) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let details = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than the limit of {max_body} bytes")
+        }
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request was not completed within {}",
+            humantime::format_duration(timeout)
+        ),
+        // axum adds the `Allow` header after this layer.
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{method} is not accepted on {path}; the Allow header lists the methods that are"
+        ),
+        _ if !text.is_empty() => text,
+        _ => status.to_string(),
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let error = status.canonical_reason().unwrap_or("error");
+    (parts, ApiError::new(status, error, details)).into_response()
 }
 
 /// An API error as the original system wrote them.
@@ -516,8 +662,16 @@ async fn start_measurement(
     State(s): State<RestState>,
     body: Result<Json<MeasurementRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request("invalid request body", e.body_text()))?;
+    // 400 for a body that is not the request (as the original system answered),
+    // else the rejection's own status: 413 over the body limit, 415 without a
+    // JSON content type.
+    let Json(body) = body.map_err(|e| {
+        let status = match e.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        ApiError::new(status, "invalid request body", e.body_text())
+    })?;
     let measurement = s.measurements.start(body.into_proto()?).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -85,6 +85,7 @@ async fn agent_with_gpus(
         coordinator: format!("http://{grpc}"),
         interval,
         admin_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_limits: Default::default(),
         replay_buffer: Duration::from_secs(300),
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_secs(2),

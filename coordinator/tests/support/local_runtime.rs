@@ -115,6 +115,7 @@ pub fn agent_every(grpc: SocketAddr, socket: &Path, work: &Path, interval: Durat
         coordinator: format!("http://{grpc}"),
         interval,
         admin_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_limits: Default::default(),
         replay_buffer: Duration::from_secs(60),
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_secs(2),

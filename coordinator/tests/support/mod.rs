@@ -131,3 +131,53 @@ pub async fn http_text(addr: SocketAddr, path: &str) -> (u16, String) {
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body.to_owned())
 }
+
+/// Raw bytes to `addr`, then everything the server sends until it closes
+/// (`Connection: close` in `request`): the status, the head and the body as JSON.
+pub async fn http_raw(addr: SocketAddr, request: &[u8]) -> (u16, String, serde_json::Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("the server answers and closes within 30 s")
+        .expect("a response");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    };
+    (status, head.to_owned(), json)
+}
+
+/// The value of header `name` in a response head (case-insensitive name).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Connects, sends `bytes` (maybe nothing, maybe half a request) and waits for the
+/// server to close the connection, reading and discarding what it sends (an
+/// HTTP/2 server's SETTINGS, a 408). `None` when it was still open after
+/// `within`; else how long the close took.
+pub async fn closed_after(addr: SocketAddr, bytes: &[u8], within: Duration) -> Option<Duration> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    if !bytes.is_empty() {
+        stream.write_all(bytes).await.unwrap();
+    }
+    let mut sink = Vec::new();
+    // Ok(0) at the end, or a reset: either way the server closed it.
+    match tokio::time::timeout(within, stream.read_to_end(&mut sink)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// The HTTP/2 client connection preface, and nothing after it.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
