@@ -2,6 +2,8 @@
 # Builds aistor and runs it on this machine until Ctrl-C: a coordinator, an agent and
 # (as root) the local runtime, so `aistorctl apply -f deploy/examples/...` runs pods.
 #   AISTOR_GRPC_ADDR   coordinator gRPC address   (default 127.0.0.1:50051)
+#   AISTOR_AGENT_ADDR  coordinator's agent listener, mutual TLS (default 127.0.0.1:50052)
+#   AISTOR_NODE_NAME   this node's name           (default the host name)
 #   AISTOR_HTTP_ADDR   coordinator REST address   (default 127.0.0.1:8080)
 #   AISTOR_ADMIN_ADDR  agent /metrics address     (default 127.0.0.1:9101)
 #   AISTOR_INTERVAL    agent collection interval  (default 1s)
@@ -14,6 +16,8 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 grpc="${AISTOR_GRPC_ADDR:-127.0.0.1:50051}"
+agents="${AISTOR_AGENT_ADDR:-127.0.0.1:50052}"
+node="${AISTOR_NODE_NAME:-$(cat /proc/sys/kernel/hostname)}"
 http="${AISTOR_HTTP_ADDR:-127.0.0.1:8080}"
 admin="${AISTOR_ADMIN_ADDR:-127.0.0.1:9101}"
 interval="${AISTOR_INTERVAL:-1s}"
@@ -129,7 +133,15 @@ TOML
   exit 1
 }
 
-agent_args=(run --coordinator "http://$grpc" --admin-addr "$admin" --interval "$interval")
+# Agents speak mutual TLS: a local CA (made once under $state_dir/pki, reused after)
+# signs the coordinator's agent listener and this node's agent certificate, whose
+# common name is the only node that agent may report for.
+pki="$state_dir/pki"
+log "issuing certificates for the coordinator's agent listener and node $node ($pki)"
+"$bin/aistor-coordinator" pki --dir "$pki" --node "$node" --host localhost --host "${agents%:*}" >/dev/null
+agent_args=(run --coordinator "https://$agents" --node-name "$node"
+  --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-$node.pem" --tls-key "$pki/agent-$node-key.pem"
+  --admin-addr "$admin" --interval "$interval")
 if [ "$local_runtime" = 1 ]; then
   start_containerd
   mkdir -p "$state_dir/checkpoints"
@@ -142,9 +154,11 @@ log "starting aistor-coordinator (gRPC $grpc, REST $http, state in $data_dir); l
 # Each in its own session: Ctrl-C reaches only this script, which stops them in order
 # (agent and coordinator, then the pods, then containerd).
 setsid "$bin/aistor-coordinator" run --grpc-addr "$grpc" --http-addr "$http" --data-dir "$data_dir" \
+  --agent-addr "$agents" --agent-tls-cert "$pki/coordinator.pem" \
+  --agent-tls-key "$pki/coordinator-key.pem" --agent-tls-client-ca "$pki/ca.pem" \
   >"$run_dir/coordinator.log" 2>&1 &
 pids+=($!)
-log "starting aistor-agent (interval $interval, metrics $admin); log: $run_dir/agent.log"
+log "starting aistor-agent (node $node, over mutual TLS to $agents, interval $interval, metrics $admin); log: $run_dir/agent.log"
 setsid "$bin/aistor-agent" "${agent_args[@]}" >"$run_dir/agent.log" 2>&1 &
 pids+=($!)
 
@@ -170,6 +184,7 @@ for _ in $(seq 1 100); do
 aistor is running on this machine.
   REST API      http://$http/api/v1/nodes   (health: http://$http/health)
   gRPC API      $grpc   (try: $bin/aistorctl --server http://$grpc top nodes)
+  agents        $agents over mutual TLS (certificates in $pki)
   agent metrics http://$admin/metrics
   coordinator   http://$http/metrics
 $runtime_info

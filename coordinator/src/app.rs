@@ -28,6 +28,10 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Exposed(String),
+    #[error("the API tokens: {0}")]
+    Tokens(#[from] crate::auth::TokensError),
     #[error("the agents' TLS: {0}")]
     AgentTls(#[from] crate::identity::IdentityError),
     #[error("the agents' TLS: {0}")]
@@ -79,6 +83,52 @@ impl Clock for SystemClock {
     }
 }
 
+/// Who may call the APIs, and the warnings `/health` shows. A listener reachable
+/// from other machines with nobody authenticated is refused unless the operator
+/// said `--allow-unauthenticated` (then logged and shown).
+fn api_auth(config: &Config) -> Result<(Arc<crate::auth::ApiAuth>, Vec<String>), Error> {
+    use crate::auth::{ApiAuth, StaticTokens, check_exposure};
+    let auth = match &config.api_tokens {
+        Some(path) => ApiAuth::Tokens(StaticTokens::read(path)?),
+        None => ApiAuth::Open,
+    };
+    let allow = config.allow_unauthenticated;
+    check_exposure("gRPC", config.grpc_addr, &auth, allow).map_err(Error::Exposed)?;
+    check_exposure("REST", config.http_addr, &auth, allow).map_err(Error::Exposed)?;
+    // Agents are proven by mutual TLS on their own listener, never by API tokens.
+    let unproven_agents = match &config.agents {
+        None => Some(config.grpc_addr),
+        Some(l) if l.tls.is_none() => Some(l.addr),
+        Some(_) => None,
+    };
+    let mut warnings = Vec::new();
+    if let Some(addr) = unproven_agents.filter(|a| !a.ip().is_loopback()) {
+        if !allow {
+            return Err(Error::Exposed(format!(
+                "agents would report over {addr} with nothing proving their node: give --agent-addr \
+                 with --agent-tls-cert, --agent-tls-key and --agent-tls-client-ca, listen on \
+                 loopback, or pass --allow-unauthenticated"
+            )));
+        }
+        warnings.push(format!(
+            "agents report over {addr} unauthenticated: any client there may report for any node"
+        ));
+    }
+    if allow && matches!(auth, ApiAuth::Open) {
+        for (what, addr) in [("gRPC", config.grpc_addr), ("REST", config.http_addr)] {
+            if !addr.ip().is_loopback() {
+                warnings.push(format!(
+                    "the {what} API on {addr} is unauthenticated (--allow-unauthenticated): anyone who reaches it may read"
+                ));
+            }
+        }
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((Arc::new(auth), warnings))
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
     let listener = TcpListener::bind(addr)
         .await
@@ -97,6 +147,7 @@ pub async fn run(
     bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), Error> {
     let (drain, trigger) = Drain::on(shutdown);
+    let (api_auth, warnings) = api_auth(&config)?;
     let store_error = |source| Error::Store {
         dir: config.data_dir.clone(),
         source,
@@ -268,7 +319,8 @@ pub async fn run(
     let (shared_agents, agents_addr) = match agent_listener {
         None => (Some(grpc::agent::AgentServer::new(agents)), grpc_addr),
         Some(((listener, addr), tls)) => {
-            let mut server = tonic::transport::Server::builder();
+            // The same bounds as the API's gRPC listener, counted apart.
+            let mut server = config.grpc_limits.server();
             let agents = match tls {
                 Some(tls) => {
                     server = server.tls_config(tls).map_err(Error::AgentTlsSetup)?;
@@ -282,7 +334,12 @@ pub async fn run(
                     .add_service(health_service.clone())
                     .add_service(grpc::agent::AgentServer::new(agents))
                     .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        crate::listener::grpc_incoming(
+                            "agents",
+                            listener,
+                            &config.grpc_limits,
+                            &connections,
+                        ),
                         {
                             let mut drain = drain.clone();
                             async move { drain.signaled().await }
@@ -297,6 +354,10 @@ pub async fn run(
         config
             .grpc_limits
             .server()
+            .layer(crate::auth::AuthLayer::new(
+                api_auth.clone(),
+                grpc::GrpcProtocol,
+            ))
             .add_service(health_service)
             .add_service(reflection)
             .add_optional_service(shared_agents)
@@ -312,7 +373,12 @@ pub async fn run(
                 drain.clone(),
             ))
             .serve_with_incoming_shutdown(
-                crate::listener::grpc_incoming(grpc_listener, &config.grpc_limits, &connections),
+                crate::listener::grpc_incoming(
+                    "grpc",
+                    grpc_listener,
+                    &config.grpc_limits,
+                    &connections,
+                ),
                 {
                     let mut drain = drain.clone();
                     let health = health.clone();
@@ -333,9 +399,11 @@ pub async fn run(
             role.clone(),
             Arc::new(registry),
             autoscalers.clone(),
+            warnings.into(),
         ),
         &config.http_limits,
         &config.cors_allow_origins,
+        api_auth.clone(),
     );
     tasks.spawn(
         "http-server",

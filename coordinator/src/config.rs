@@ -21,6 +21,16 @@ pub struct Config {
     pub cluster: crate::k8s::ClusterConfig,
     /// Where agents connect: the gRPC address (`None`), or a listener of their own.
     pub agents: Option<AgentListener>,
+    /// Bearer tokens for the REST and gRPC APIs (`token,user,read|act` lines).
+    pub api_tokens: Option<std::path::PathBuf>,
+    /// Serve APIs (and agents) on non-loopback addresses with no authentication.
+    pub allow_unauthenticated: bool,
+    /// Bounds of the REST listener (connections, timeouts, request sizes).
+    pub http_limits: crate::listener::HttpLimits,
+    /// Bounds of the gRPC listener (connections, timeouts, HTTP/2 limits).
+    pub grpc_limits: crate::listener::GrpcLimits,
+    /// Origins whose browser scripts may call the REST API; empty: no CORS at all.
+    pub cors_allow_origins: Vec<axum::http::HeaderValue>,
 }
 
 /// The agents' own listener, with mutual TLS when `tls` is set.
@@ -28,12 +38,6 @@ pub struct Config {
 pub struct AgentListener {
     pub addr: SocketAddr,
     pub tls: Option<crate::identity::AgentTls>,
-    /// Bounds of the REST listener (connections, timeouts, request sizes).
-    pub http_limits: crate::listener::HttpLimits,
-    /// Bounds of the gRPC listener (connections, timeouts, HTTP/2 limits).
-    pub grpc_limits: crate::listener::GrpcLimits,
-    /// Origins whose browser scripts may call the REST API; empty: no CORS at all.
-    pub cors_allow_origins: Vec<axum::http::HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -113,6 +117,14 @@ pub struct RunArgs {
     /// The largest agent report accepted, in bytes (agents keep theirs under it).
     #[arg(long, env = "AISTOR_COORDINATOR_MAX_REPORT_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
     pub max_report_bytes: u64,
+    /// Bearer tokens for the REST and gRPC APIs: one `token,user,read|act` per line.
+    /// Without it the APIs must listen on loopback (or see --allow-unauthenticated).
+    #[arg(long, env = "AISTOR_COORDINATOR_API_TOKENS")]
+    pub api_tokens: Option<std::path::PathBuf>,
+    /// Listen on non-loopback addresses with nobody authenticated: anyone who reaches
+    /// the ports may read (and agents report unproven). Logged at start and on /health.
+    #[arg(long, env = "AISTOR_COORDINATOR_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
     /// A listener of the agents' own (mutual TLS with the `--agent-tls-*` files);
     /// without it agents use the gRPC address, unauthenticated.
     #[arg(long, env = "AISTOR_COORDINATOR_AGENT_ADDR")]
@@ -265,6 +277,8 @@ impl Config {
             data_dir,
             cluster: crate::k8s::ClusterConfig::Standalone,
             agents: None,
+            api_tokens: None,
+            allow_unauthenticated: false,
             http_limits: crate::listener::HttpLimits::default(),
             grpc_limits: crate::listener::GrpcLimits::default(),
             cors_allow_origins: Vec::new(),
@@ -295,6 +309,8 @@ impl RunArgs {
             shutdown_grace: self.shutdown_grace,
             data_dir: self.data_dir,
             cluster: self.kubernetes.into_config()?,
+            api_tokens: self.api_tokens,
+            allow_unauthenticated: self.allow_unauthenticated,
             agents: self.agent_addr.map(|addr| AgentListener {
                 addr,
                 tls: match (
@@ -392,15 +408,12 @@ mod tests {
 
     #[test]
     fn cors_origins_repeat_or_split_on_commas() {
-        let Command::Run(run) = parse(&[
+        let c = run_config(&[
             "run",
             "--cors-allow-origin",
             "https://a.example,http://b.example:8080",
             "--cors-allow-origin=https://c.example",
-        ])
-        .unwrap()
-        .command;
-        let c = run.into_config().unwrap();
+        ]);
         assert_eq!(
             c.cors_allow_origins,
             [

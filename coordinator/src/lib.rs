@@ -5,6 +5,7 @@
 
 pub mod actuate;
 pub mod app;
+pub mod auth;
 pub mod autoscalers;
 pub mod cli;
 pub mod config;

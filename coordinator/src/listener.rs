@@ -446,11 +446,12 @@ impl tonic::transport::server::Connected for GrpcConnection {
 /// The connections tonic serves: accepted from `listener` with TCP keepalive and
 /// no Nagle delay, closed at once over the cap, each with its preface deadline.
 pub fn grpc_incoming(
+    name: &'static str,
     listener: TcpListener,
     limits: &GrpcLimits,
     metrics: &ConnectionMetrics,
 ) -> impl Stream<Item = io::Result<GrpcConnection>> + Send + 'static {
-    let cap = Cap::new("grpc", limits.max_connections, metrics);
+    let cap = Cap::new(name, limits.max_connections, metrics);
     let preface_within = limits.header_read_timeout;
     tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
@@ -461,7 +462,7 @@ pub fn grpc_incoming(
                 let stream = match accepted {
                     Ok(stream) => stream,
                     Err(e) => {
-                        accept_error("grpc", e).await;
+                        accept_error(name, e).await;
                         return None;
                     }
                 };

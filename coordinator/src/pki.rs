@@ -147,16 +147,16 @@ impl Authority {
 
 /// `aistor-coordinator pki`: the CA (made once), the agent listener's certificate
 /// for `hosts`, and one certificate per node; prints where each went.
-pub fn issue(args: &crate::config::PkiArgs) -> Result<(), PkiError> {
-    let ca = Authority::open_or_create(&args.dir)?;
+pub fn issue(dir: &Path, hosts: &[String], nodes: &[String]) -> Result<(), PkiError> {
+    let ca = Authority::open_or_create(dir)?;
     println!("ca: {}", ca.ca_path().display());
-    let server = ca.issue_server(&args.hosts)?;
+    let server = ca.issue_server(hosts)?;
     println!(
         "coordinator: {} {}",
         server.cert.display(),
         server.key.display()
     );
-    for node in &args.nodes {
+    for node in nodes {
         let agent = ca.issue_agent(node)?;
         println!(
             "agent {node}: {} {}",

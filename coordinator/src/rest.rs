@@ -38,6 +38,44 @@ struct RestState {
     role: Role,
     registry: Arc<Registry>,
     autoscalers: Autoscalers,
+    /// Shown on `/health` (e.g. that the APIs are open to anyone).
+    warnings: Arc<[String]>,
+}
+
+/// How the REST API says who a caller is and refuses one: 401 with
+/// `WWW-Authenticate: Bearer`, or 403, both as `{"error", "details"}`.
+#[derive(Debug, Clone, Copy)]
+pub struct RestProtocol;
+
+impl crate::auth::Protocol for RestProtocol {
+    type Body = axum::body::Body;
+
+    fn need(&self, method: &Method, path: &str) -> crate::auth::Need {
+        crate::auth::rest_need(method, path)
+    }
+
+    fn peer(&self, extensions: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+        extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0)
+    }
+
+    fn deny(&self, denied: crate::auth::Denied) -> Response {
+        match denied {
+            crate::auth::Denied::Unauthenticated(why) => {
+                let mut response =
+                    ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why).into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"aistor\""),
+                );
+                response
+            }
+            crate::auth::Denied::Forbidden(why) => {
+                ApiError::new(StatusCode::FORBIDDEN, "Forbidden", why).into_response()
+            }
+        }
+    }
 }
 
 pub fn router(
@@ -46,6 +84,7 @@ pub fn router(
     role: Role,
     registry: Arc<Registry>,
     autoscalers: Autoscalers,
+    warnings: Arc<[String]>,
 ) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -68,6 +107,7 @@ pub fn router(
             role,
             registry,
             autoscalers,
+            warnings,
         })
 }
 
@@ -76,7 +116,12 @@ pub fn router(
 /// errors carry its headers too), the JSON errors, the request timeout (408), the
 /// URI (414) and header (431) sizes, the body size (413: at once from a
 /// `Content-Length`, else when the body grows past it).
-pub fn bounded(router: Router, limits: &HttpLimits, cors_allow_origins: &[HeaderValue]) -> Router {
+pub fn bounded(
+    router: Router,
+    limits: &HttpLimits,
+    cors_allow_origins: &[HeaderValue],
+    auth: Arc<crate::auth::ApiAuth>,
+) -> Router {
     let head = HeadLimits {
         max_uri_bytes: limits.max_uri_bytes,
         max_header_bytes: limits.max_header_bytes,
@@ -87,6 +132,8 @@ pub fn bounded(router: Router, limits: &HttpLimits, cors_allow_origins: &[Header
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         // The layer above bounds every body; axum's own 2 MB default would differ.
         .layer(DefaultBodyLimit::disable())
+        // Who may call: after the head checks, before any body is read.
+        .layer(crate::auth::AuthLayer::new(auth, RestProtocol))
         .layer(axum::middleware::from_fn_with_state(head, check_head))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -262,6 +309,7 @@ async fn health(State(s): State<RestState>) -> impl IntoResponse {
         "mode": s.role.mode().name(),
         "cluster": s.role.mode().to_string(),
         "leader": s.role.is_leader(),
+        "warnings": &*s.warnings,
     }))
 }
 

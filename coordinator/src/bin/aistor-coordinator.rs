@@ -9,7 +9,7 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Pki(args) => {
-            return match aistor_coordinator::pki::issue(&args) {
+            return match aistor_coordinator::pki::issue(&args.dir, &args.hosts, &args.nodes) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -33,22 +33,6 @@ fn status(e: WorkloadError) -> Status {
     }
 }
 
-/// Whether a caller at `peer` may act (apply, delete, checkpoint, read logs). Until the
-/// APIs are authenticated (the trust issue), creating pods is root on the node (hostPath,
-/// host network), so only callers on this machine may; listing stays open like the rest
-/// of the read API.
-pub fn may_act(peer: Option<std::net::SocketAddr>) -> Result<(), Status> {
-    match peer {
-        Some(addr) if addr.ip().is_loopback() => Ok(()),
-        // A unix socket or in-process transport has no TCP peer: it is local too.
-        None => Ok(()),
-        Some(addr) => Err(Status::permission_denied(format!(
-            "workload actions are accepted only from this machine (loopback) until the APIs \
-             are authenticated; {addr} is not local"
-        ))),
-    }
-}
-
 impl WorkloadApi {
     fn workloads(&self) -> Result<&Workloads, Status> {
         self.workloads.as_ref().ok_or_else(|| {
@@ -66,7 +50,6 @@ impl WorkloadService for WorkloadApi {
         request: Request<pb::ApplyRequest>,
     ) -> Result<Response<pb::ApplyResponse>, Status> {
         let w = self.workloads()?;
-        may_act(request.remote_addr())?;
         let mut objects = Vec::new();
         for (n, raw) in request.into_inner().objects_json.iter().enumerate() {
             let value: serde_json::Value = serde_json::from_slice(raw)
@@ -106,7 +89,6 @@ impl WorkloadService for WorkloadApi {
         request: Request<pb::CheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         let w = self.workloads()?;
-        may_act(request.remote_addr())?;
         let r = request.into_inner();
         let (checkpoint_id, node) = w
             .checkpoint(&r.namespace, &r.name, r.containers)
@@ -122,7 +104,6 @@ impl WorkloadService for WorkloadApi {
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<pb::LogsResponse>, Status> {
         let w = self.workloads()?;
-        may_act(request.remote_addr())?;
         let r = request.into_inner();
         let chunk = w
             .logs(
@@ -145,30 +126,10 @@ impl WorkloadService for WorkloadApi {
         request: Request<pb::DeleteWorkloadRequest>,
     ) -> Result<Response<pb::DeleteWorkloadResponse>, Status> {
         let w = self.workloads()?;
-        may_act(request.remote_addr())?;
         let r = request.into_inner();
         w.delete(&r.kind, &r.namespace, &r.name)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::DeleteWorkloadResponse {}))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_local_callers_may_act() {
-        assert!(may_act(Some("127.0.0.1:5000".parse().unwrap())).is_ok());
-        assert!(may_act(Some("[::1]:5000".parse().unwrap())).is_ok());
-        assert!(may_act(None).is_ok());
-        let refused = may_act(Some("10.0.0.7:5000".parse().unwrap())).unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        assert!(
-            refused.message().contains("10.0.0.7:5000 is not local"),
-            "{}",
-            refused.message()
-        );
     }
 }

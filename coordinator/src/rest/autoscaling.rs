@@ -7,14 +7,12 @@ use super::{ApiError, RestState};
 use crate::autoscalers::spec::time_text;
 use crate::autoscalers::{AutoscalerError, request};
 use crate::k8s::crd::Autoscaler;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use std::net::SocketAddr;
 
 pub(super) fn routes() -> Router<RestState> {
     let mut r = Router::new();
@@ -25,38 +23,6 @@ pub(super) fn routes() -> Router<RestState> {
             .route(&format!("{base}/{{id}}"), get(show).delete(remove));
     }
     r
-}
-
-/// The TCP peer, when the server was started with connect info.
-pub(super) struct Peer(Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
-
-/// Acting calls are accepted from this machine only until the APIs are
-/// authenticated (a `kubectl port-forward` arrives on loopback).
-fn may_act(peer: &Peer) -> Result<(), ApiError> {
-    match peer.0 {
-        Some(addr) if !addr.ip().is_loopback() => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!(
-                "autoscalers act on workloads; they are accepted only from this machine \
-                 (loopback) until the APIs are authenticated; {addr} is not local"
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn error(e: AutoscalerError, summary: &str) -> ApiError {
@@ -211,12 +177,7 @@ pub(super) fn view(a: &Autoscaler) -> Value {
     })
 }
 
-async fn create(
-    State(s): State<RestState>,
-    peer: Peer,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    may_act(&peer)?;
+async fn create(State(s): State<RestState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let registry = &s.autoscalers;
     let parsed = request::parse(&body).map_err(|e| ApiError::bad_request(e.error, e.details))?;
     let created = registry
@@ -252,10 +213,8 @@ async fn show(State(s): State<RestState>, Path(id): Path<String>) -> Result<Json
 
 async fn remove(
     State(s): State<RestState>,
-    peer: Peer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    may_act(&peer)?;
     s.autoscalers
         .delete(&id)
         .await
