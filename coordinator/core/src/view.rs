@@ -118,6 +118,11 @@ pub enum Ingested {
     TooManyNodes { max: usize },
 }
 
+/// How far below the highest seq applied a reconnected agent process may start
+/// replaying: the acknowledgements it can have missed (those in flight when its
+/// stream broke: the outbound queue and the socket's buffers), with room to spare.
+const MAX_REPLAY_GAP: u64 = 4096;
+
 /// Agent processes remembered per node for de-duplication; older ones are forgotten
 /// (their replays cannot arrive once a newer process reports).
 const INSTANCES_KEPT: usize = 4;
@@ -388,7 +393,18 @@ impl<R> ClusterView<R> {
         };
 
         entry.reports_received_total += 1;
+        let new_connection = key.connection > entry.owner;
         entry.owner = key.connection;
+        let tracker = entry.tracker(origin.0.clone());
+        if new_connection && key.seq.saturating_add(MAX_REPLAY_GAP) < tracker.highest() {
+            // A reconnected agent replays from just after the last acknowledgement it
+            // got; a record this far ahead was never its own (a report sent under its
+            // name, e.g. seq u64::MAX first). Start the record again from this stream.
+            *tracker = SeqTracker::default();
+            if entry.latest_origin.0 == origin.0 {
+                entry.latest_origin.1 = 0;
+            }
+        }
         if !entry.tracker(origin.0.clone()).admit(key.seq) {
             entry.duplicates_dropped_total += 1;
             return Ingested::Duplicate;
@@ -797,6 +813,74 @@ mod tests {
             Ingested::Superseded
         );
         assert_eq!(*v.node("n1").unwrap().latest(), 4);
+    }
+
+    #[test]
+    fn a_record_poisoned_under_an_agents_name_is_reset_when_the_agent_reconnects() {
+        let mut v = view();
+        // A report under the agent's name with seq u64::MAX comes first...
+        assert_eq!(
+            v.ingest(key(u64::MAX), INTERVAL, reading(1, 99.0), 0, at(1)),
+            Ingested::Applied { latest: true }
+        );
+        // ...so the real agent's reports look like replays on that stream,
+        assert_eq!(
+            v.ingest(key(7), INTERVAL, reading(2, 7.0), 7, at(2)),
+            Ingested::Duplicate
+        );
+        // but over its new stream it starts a fresh record and is news again.
+        let again = |seq| ReportKey {
+            connection: 2,
+            ..key(seq)
+        };
+        assert_eq!(
+            v.ingest(again(7), INTERVAL, reading(2, 7.0), 7, at(3)),
+            Ingested::Applied { latest: true }
+        );
+        assert_eq!(
+            v.ingest(again(8), INTERVAL, reading(3, 8.0), 8, at(4)),
+            Ingested::Applied { latest: true }
+        );
+        assert_eq!(*v.node("n1").unwrap().latest(), 8);
+        // An ordinary replay after a reconnect is still a duplicate.
+        let third = |seq| ReportKey {
+            connection: 3,
+            ..key(seq)
+        };
+        assert_eq!(
+            v.ingest(third(8), INTERVAL, reading(3, 8.0), 8, at(5)),
+            Ingested::Duplicate
+        );
+    }
+
+    #[test]
+    fn a_reconnect_within_the_replay_gap_keeps_the_record() {
+        let mut v = view();
+        v.ingest(key(5000), INTERVAL, reading(1, 1.0), 5000, at(1));
+        let on = |connection, seq| ReportKey {
+            connection,
+            ..key(seq)
+        };
+        assert_eq!(
+            v.ingest(
+                on(2, 5000 - MAX_REPLAY_GAP),
+                INTERVAL,
+                reading(1, 1.0),
+                1,
+                at(2)
+            ),
+            Ingested::Duplicate
+        );
+        assert_eq!(
+            v.ingest(
+                on(3, 5000 - MAX_REPLAY_GAP - 1),
+                INTERVAL,
+                reading(2, 1.0),
+                2,
+                at(3)
+            ),
+            Ingested::Applied { latest: true }
+        );
     }
 
     #[test]
