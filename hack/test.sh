@@ -7,8 +7,9 @@ source hack/lib.sh
 
 require_cargo
 # protoc builds containerd-client; containerd, runc and busybox-static run the real
-# container test; prometheus provides promtool for the exposition check.
-apt_install protobuf-compiler containerd runc busybox-static prometheus
+# container test; prometheus provides promtool for the exposition check; iproute2 and
+# iptables cut an agent's network inside a network namespace (the fault matrix).
+apt_install protobuf-compiler containerd runc busybox-static prometheus iproute2 iptables
 require_kubectl
 pip_install kubernetes-validate kubernetes-validate
 # checkov scans the rendered deploy manifests; pinned, and in its own venv (it pins dozens of

@@ -10,6 +10,8 @@
 //! unacknowledged reports and the results it sent are visible to the test; it keeps
 //! and replays that buffer on every reconnection, as the real agent does.
 
+mod support;
+
 use aistor_coordinator::store::measurements::DEFAULT_KEEP_FINISHED;
 use aistor_coordinator::store::sqlite::FILE_NAME;
 use aistor_proto::v1 as pb;
@@ -23,7 +25,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::process::{free_port, try_http_json as http, wait_for_exit};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -44,7 +46,6 @@ const START_EVERY: Duration = Duration::from_millis(20);
 const ACKED_BEFORE_KILL: usize = 20;
 /// Generous: everything here may wait for CPU on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(60);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The simulated agent's replay buffer bound, in reports.
 const MAX_UNACKED: usize = 10_000;
 
@@ -76,74 +77,11 @@ fn unix_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// One HTTP/1.1 exchange over a real socket. `Err` when the coordinator is not
-/// reachable or died mid-answer (expected around a kill).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, Value), String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let raw = String::from_utf8_lossy(&raw);
-        let status = raw.get(9..12).and_then(|s| s.parse().ok()).ok_or_else(|| {
-            format!(
-                "{method} {path}: no HTTP status in {:?}",
-                &raw[..raw.len().min(80)]
-            )
-        })?;
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("{method} {path}: no answer within {REQUEST_TIMEOUT:?}"))?
-}
-
 /// Polls until `check` holds; panics naming `what` after [`PATIENCE`].
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !check().await {
         assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits for a child without blocking the runtime; `None` if it is still running
-/// after `within`.
-async fn wait_for_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("child status readable") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
