@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// `--tls-key`, the agent speaks mutual TLS (an `https://` coordinator URL).
     #[arg(long, env = "AISTOR_AGENT_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
+    /// A projected ServiceAccount token (audience `aistor`) that proves this node to a
+    /// coordinator on Kubernetes (it asks the API server by TokenReview).
+    #[arg(long, env = "AISTOR_AGENT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// This agent's client certificate (PEM): its common name is this node's name.
     #[arg(long, env = "AISTOR_AGENT_TLS_CERT", requires = "tls_ca")]
     pub tls_cert: Option<PathBuf>,
@@ -337,6 +341,7 @@ impl RunArgs {
             replay_buffer_max_bytes: usize::try_from(self.replay_buffer_max_mib << 20)
                 .unwrap_or(usize::MAX),
             shutdown_grace: self.shutdown_grace,
+            token_file: self.token_file,
             tls: match (self.tls_ca, self.tls_cert, self.tls_key) {
                 (Some(ca), Some(cert), Some(key)) => {
                     Some(crate::config::ClientTls { ca, cert, key })

@@ -99,6 +99,9 @@ pub struct RunConfig {
     pub local_runtime: Option<crate::runtime::RuntimeConfig>,
     /// Mutual TLS to the coordinator (an `https://` URL needs it).
     pub tls: Option<ClientTls>,
+    /// A projected ServiceAccount token (audience `aistor`) proving this node to a
+    /// coordinator on Kubernetes.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// The agent's side of mutual TLS: the CA it trusts for the coordinator, and the

@@ -480,6 +480,7 @@ pub async fn run(
     ));
     let streaming = tokio::spawn(
         uplink::Uplink::new(endpoint, outbox, stats, directives_tx)
+            .with_token_file(config.token_file.clone())
             .run(shutdown, config.shutdown_grace),
     );
 

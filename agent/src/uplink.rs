@@ -177,6 +177,9 @@ pub struct Uplink {
     backoff: Backoff,
     /// Where the coordinator's directives (other than acks) go.
     directives: mpsc::Sender<Directive>,
+    /// A projected ServiceAccount token proving this node (Kubernetes), read afresh
+    /// for every stream because the kubelet rotates it.
+    token_file: Option<std::path::PathBuf>,
 }
 
 /// Why one connection ended.
@@ -190,6 +193,11 @@ enum StreamEnd {
     Failed(tonic::Status),
     #[error("coordinator closed the stream")]
     Closed,
+    #[error("the token file {path}: {error}")]
+    Token {
+        path: std::path::PathBuf,
+        error: String,
+    },
     #[error("shutting down")]
     Shutdown,
 }
@@ -208,7 +216,36 @@ impl Uplink {
             stats,
             backoff,
             directives,
+            token_file: None,
         }
+    }
+
+    /// Proves the node with the bearer token in `path` on every stream.
+    pub fn with_token_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.token_file = path;
+        self
+    }
+
+    /// The stream's request, with the node's token when one is configured.
+    fn request(
+        &self,
+        reports: ReceiverStream<NodeReport>,
+    ) -> Result<tonic::Request<ReceiverStream<NodeReport>>, StreamEnd> {
+        let mut request = tonic::Request::new(reports);
+        if let Some(path) = &self.token_file {
+            let failed = |error: String| StreamEnd::Token {
+                path: path.clone(),
+                error,
+            };
+            let token = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+            let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+                format!("Bearer {}", token.trim())
+                    .parse()
+                    .map_err(|_| failed("not a token (characters outside ASCII)".into()))?;
+            value.set_sensitive(true);
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
     }
 
     /// Streams until shutdown, reconnecting with backoff. On shutdown it sends what
@@ -247,7 +284,11 @@ impl Uplink {
         // Nothing is sent until the call is answered, so prime the first report
         // before awaiting the response headers.
         let mut next = self.outbox.lock().oldest_seq().unwrap_or(1);
-        let call = client.connect(ReceiverStream::new(rx));
+        let request = match self.request(ReceiverStream::new(rx)) {
+            Ok(request) => request,
+            Err(end) => return end,
+        };
+        let call = client.connect(request);
         tokio::pin!(call);
         let mut inbound = loop {
             let pending = self.outbox.lock().next_from(next).cloned();

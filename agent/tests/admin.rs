@@ -47,6 +47,7 @@ async fn measures_and_buffers_while_the_coordinator_is_down() {
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_millis(200),
         tls: None,
+        token_file: None,
         local_runtime: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

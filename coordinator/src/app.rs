@@ -95,8 +95,11 @@ fn api_auth(config: &Config) -> Result<(Arc<crate::auth::ApiAuth>, Vec<String>),
     let allow = config.allow_unauthenticated;
     check_exposure("gRPC", config.grpc_addr, &auth, allow).map_err(Error::Exposed)?;
     check_exposure("REST", config.http_addr, &auth, allow).map_err(Error::Exposed)?;
-    // Agents are proven by mutual TLS on their own listener, never by API tokens.
+    // Agents are proven by mutual TLS on their own listener, or on a cluster by
+    // their ServiceAccount tokens; never by API tokens.
+    let on_cluster = matches!(config.cluster, crate::k8s::ClusterConfig::Kubernetes(_));
     let unproven_agents = match &config.agents {
+        _ if on_cluster => None,
         None => Some(config.grpc_addr),
         Some(l) if l.tls.is_none() => Some(l.addr),
         Some(_) => None,
@@ -313,8 +316,18 @@ pub async fn run(
         }
     });
     // Kept for the decision loops (issues to come): cache, leadership, actuator.
+    let mut agents =
+        grpc::agent::Agents::new(ingest, directives.clone(), role.clone(), drain.clone());
+    // On a cluster agents prove their node with their ServiceAccount token.
+    if let Some(shell) = &shell {
+        agents =
+            agents.with_token_reviewer(Arc::new(crate::k8s::token_review::KubeTokenReviewer::new(
+                shell.cluster.client.clone(),
+                config.agent_token_audience.clone(),
+                config.agent_service_accounts.clone(),
+            )));
+    }
     let _shell = shell;
-    let agents = grpc::agent::Agents::new(ingest, directives.clone(), role.clone(), drain.clone());
     // Agents share the API's port unless they have a listener of their own.
     let (shared_agents, agents_addr) = match agent_listener {
         None => (Some(grpc::agent::AgentServer::new(agents)), grpc_addr),

@@ -25,6 +25,10 @@ pub struct Config {
     pub api_tokens: Option<std::path::PathBuf>,
     /// Serve APIs (and agents) on non-loopback addresses with no authentication.
     pub allow_unauthenticated: bool,
+    /// On a cluster: the audience agents' tokens must be meant for.
+    pub agent_token_audience: String,
+    /// On a cluster: the users (`system:serviceaccount:<ns>:<name>`) agents run as.
+    pub agent_service_accounts: Vec<String>,
     /// Bounds of the REST listener (connections, timeouts, request sizes).
     pub http_limits: crate::listener::HttpLimits,
     /// Bounds of the gRPC listener (connections, timeouts, HTTP/2 limits).
@@ -38,6 +42,28 @@ pub struct Config {
 pub struct AgentListener {
     pub addr: SocketAddr,
     pub tls: Option<crate::identity::AgentTls>,
+}
+
+/// The audience agents' tokens are requested for (the DaemonSet's projected token).
+pub const DEFAULT_AGENT_AUDIENCE: &str = "aistor";
+/// The agents' ServiceAccount in `deploy/`.
+pub const DEFAULT_AGENT_SERVICE_ACCOUNT: &str = "aistor-node/aistor-agent";
+
+/// `namespace/name` → the user the API server reports for that ServiceAccount.
+fn service_account_user(namespace_and_name: &str) -> String {
+    let (namespace, name) = namespace_and_name
+        .split_once('/')
+        .unwrap_or(("default", namespace_and_name));
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+fn parse_service_account(s: &str) -> Result<String, String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!("{s:?}: expected NAMESPACE/NAME")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -125,6 +151,12 @@ pub struct RunArgs {
     /// the ports may read (and agents report unproven). Logged at start and on /health.
     #[arg(long, env = "AISTOR_COORDINATOR_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// On a cluster: the audience agents' projected ServiceAccount tokens are meant for.
+    #[arg(long, env = "AISTOR_COORDINATOR_AGENT_TOKEN_AUDIENCE", default_value = DEFAULT_AGENT_AUDIENCE)]
+    pub agent_token_audience: String,
+    /// On a cluster: the agents' ServiceAccount as NAMESPACE/NAME (repeatable).
+    #[arg(long = "agent-service-account", env = "AISTOR_COORDINATOR_AGENT_SERVICE_ACCOUNT", default_value = DEFAULT_AGENT_SERVICE_ACCOUNT, value_delimiter = ',', value_parser = parse_service_account)]
+    pub agent_service_accounts: Vec<String>,
     /// A listener of the agents' own (mutual TLS with the `--agent-tls-*` files);
     /// without it agents use the gRPC address, unauthenticated.
     #[arg(long, env = "AISTOR_COORDINATOR_AGENT_ADDR")]
@@ -279,6 +311,8 @@ impl Config {
             agents: None,
             api_tokens: None,
             allow_unauthenticated: false,
+            agent_token_audience: DEFAULT_AGENT_AUDIENCE.to_owned(),
+            agent_service_accounts: vec![service_account_user(DEFAULT_AGENT_SERVICE_ACCOUNT)],
             http_limits: crate::listener::HttpLimits::default(),
             grpc_limits: crate::listener::GrpcLimits::default(),
             cors_allow_origins: Vec::new(),
@@ -310,6 +344,12 @@ impl RunArgs {
             data_dir: self.data_dir,
             cluster: self.kubernetes.into_config()?,
             api_tokens: self.api_tokens,
+            agent_token_audience: self.agent_token_audience,
+            agent_service_accounts: self
+                .agent_service_accounts
+                .iter()
+                .map(|sa| service_account_user(sa))
+                .collect(),
             allow_unauthenticated: self.allow_unauthenticated,
             agents: self.agent_addr.map(|addr| AgentListener {
                 addr,

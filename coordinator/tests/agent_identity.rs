@@ -196,6 +196,7 @@ async fn the_real_agent_speaks_mutual_tls_and_refuses_to_downgrade() {
         replay_buffer_max_bytes: 8 << 20,
         shutdown_grace: Duration::from_secs(2),
         tls,
+        token_file: None,
         admin_limits: Default::default(),
         local_runtime: None,
     };

@@ -90,6 +90,7 @@ async fn agent_with_gpus(
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_secs(2),
         tls: None,
+        token_file: None,
         local_runtime: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -113,7 +113,11 @@ fn report(pods: &[Reported], millicores: f64) -> pb::NodeReport {
 }
 
 /// Streams node-1's report every 500 ms, as an agent would, until aborted.
-fn simulated_agent(grpc: SocketAddr, pods: Vec<Reported>) -> tokio::task::JoinHandle<()> {
+fn simulated_agent(
+    grpc: SocketAddr,
+    token: String,
+    pods: Vec<Reported>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
             .unwrap()
@@ -122,8 +126,12 @@ fn simulated_agent(grpc: SocketAddr, pods: Vec<Reported>) -> tokio::task::JoinHa
             .expect("coordinator reachable");
         let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
         loop {
+            let mut request = tonic::Request::new(tokio_stream::iter(vec![report(&pods, 300.0)]));
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
             let mut acks = client
-                .connect(tokio_stream::iter(vec![report(&pods, 300.0)]))
+                .connect(request)
                 .await
                 .expect("Connect accepted")
                 .into_inner();
@@ -189,7 +197,7 @@ async fn a_deployment_is_scaled_through_its_scale_subresource_from_streamed_usag
     }));
 
     let c = leader(&fake).await;
-    let agent = simulated_agent(c.grpc, pods);
+    let agent = simulated_agent(c.grpc, fake.agent_token("node-1"), pods);
 
     // The first write of the scale meets a conflict (someone touched the Deployment):
     // re-read, the count unchanged, written again with the new resourceVersion.
@@ -348,7 +356,7 @@ async fn the_seed_requests_work_verbatim_against_a_cluster() {
         pods.push(("default".into(), name.into(), uid));
     }
     let c = leader(&fake).await;
-    let agent = simulated_agent(c.grpc, pods);
+    let agent = simulated_agent(c.grpc, fake.agent_token("node-1"), pods);
     // Let the agent's samples arrive, so the first decision has figures.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -449,7 +457,7 @@ async fn a_kubectl_made_autoscaler_survives_a_leader_change() {
     })
     .await;
     let (leader, standby) = if ready(a.http).await { (a, b) } else { (b, a) };
-    let agent = simulated_agent(leader.grpc, pods.clone());
+    let agent = simulated_agent(leader.grpc, fake.agent_token("node-1"), pods.clone());
 
     // `kubectl apply` of an Autoscaler in HPA style: min 1, max 3, CPU at 50 %, at most
     // one pod added per 10 s (so the rate policy's memory must cross the leader change).
@@ -500,7 +508,7 @@ async fn a_kubectl_made_autoscaler_survives_a_leader_change() {
         }
     })
     .await;
-    let agent = simulated_agent(standby.grpc, pods);
+    let agent = simulated_agent(standby.grpc, fake.agent_token("node-1"), pods);
     within("the new leader to reach the maximum", async {
         while replicas(&fake, "web") != 3 {
             tokio::time::sleep(Duration::from_millis(100)).await;

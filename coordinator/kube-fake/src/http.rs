@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Mutex<Option<Policy>>,
     /// `host:port` the server listens on (discovery reports it).
     pub(crate) address: String,
+    /// What TokenReviews answer (`FakeApiServer::add_token`).
+    pub(crate) tokens: Mutex<crate::authn::Tokens>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             recorder: Recorder::default(),
             policy: Mutex::new(None),
             address,
+            tokens: Mutex::new(crate::authn::Tokens::default()),
         }
     }
 
@@ -152,6 +155,23 @@ fn handle(
     body: &[u8],
 ) -> Response {
     let read_only = matches!(verb, Some(Verb::Get | Verb::List));
+    if let Route::Resource(path) = route
+        && path.group == "authentication.k8s.io"
+        && path.plural == "tokenreviews"
+    {
+        return match (verb, parse_json(body)) {
+            (Some(Verb::Create), Ok(request)) => ok(
+                201,
+                shared
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .review(&request),
+            ),
+            (Some(Verb::Create), Err(e)) => e.into_response(),
+            _ => ApiError::method_not_allowed("tokenreviews can only be created").into_response(),
+        };
+    }
     match route {
         Route::Resource(path) => resource_request(shared, path, verb, headers, params, body)
             .unwrap_or_else(IntoResponse::into_response),

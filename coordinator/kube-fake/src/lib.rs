@@ -15,6 +15,7 @@
 //! ```
 
 mod apply;
+mod authn;
 mod discovery;
 mod http;
 mod kubeconfig;
@@ -38,6 +39,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use authn::TokenInfo;
 pub use rbac::Rule;
 pub use record::{RecordedRequest, RequestMatcher, Verb};
 pub use resource::Resource;
@@ -182,6 +184,16 @@ impl FakeApiServer {
     /// `Status` with reason `Forbidden` and the real server's message) before anything else
     /// happens; discovery, `/version` and health paths stay open (see [`Rule`]). Test setup
     /// through [`FakeApiServer::insert`] is not a request and is not checked.
+    /// Makes TokenReviews of `token` answer `info` (any other token is refused).
+    pub fn add_token(&self, token: &str, info: TokenInfo) {
+        self.handle
+            .shared
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(token, info);
+    }
+
     pub fn enforce_rbac(&self, user: &str, rules: Vec<Rule>) {
         *self
             .shared()

@@ -38,8 +38,10 @@ pub struct Agents {
     drain: Drain,
     /// Numbers streams in the order they open: the newest one for a node owns it.
     connections: AtomicU64,
-    /// Streams without a verified client certificate are refused.
+    /// Streams that prove no node (certificate or token) are refused.
     identity_required: bool,
+    /// Asks the cluster whose a stream's bearer token is.
+    tokens: Option<Arc<dyn crate::identity::TokenReviewer>>,
 }
 
 impl Agents {
@@ -51,7 +53,19 @@ impl Agents {
             drain,
             connections: AtomicU64::new(0),
             identity_required: false,
+            tokens: None,
         }
+    }
+
+    /// Agents prove their node with a ServiceAccount token (`authorization: Bearer`),
+    /// checked by `reviewer`; streams that prove nothing are refused.
+    pub fn with_token_reviewer(
+        mut self,
+        reviewer: Arc<dyn crate::identity::TokenReviewer>,
+    ) -> Self {
+        self.tokens = Some(reviewer);
+        self.identity_required = true;
+        self
     }
 
     /// Refuse streams that present no client certificate (the agents' listener
@@ -79,12 +93,21 @@ impl Agents {
         }
         let peer = request.remote_addr();
         let metrics = self.ingest.view().metrics().clone();
-        // The node the client certificate names, when the stream came over TLS.
+        // The node the client certificate names (TLS), or else the token's (TokenReview).
         let proven = match crate::identity::peer_node(&request) {
+            Ok(Some(node)) => Ok(Some(node)),
+            Ok(None) => match (&self.tokens, bearer(request.metadata())) {
+                (Some(reviewer), Some(token)) => reviewer.node_of(token).await.map(Some),
+                _ => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
+        let proven = match proven {
             Ok(None) if self.identity_required => {
                 metrics.record_unauthenticated();
                 return Err(Status::unauthenticated(
-                    "agents must present a client certificate signed by the coordinator's agent CA",
+                    "agents must prove their node: a client certificate signed by the agents' CA, \
+                     or (on Kubernetes) a projected ServiceAccount token with audience aistor",
                 ));
             }
             Ok(proven) => proven,
@@ -244,6 +267,15 @@ impl Agents {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 /// The node a report names and the agent process that sent it.

@@ -31,6 +31,14 @@ const CRD_VERBS: &[&str] = &[
 const STATUS_VERBS: &[&str] = &["update", "patch"];
 
 pub const API_CALLS: &[ApiCall] = &[
+    // Agents prove their node with their ServiceAccount token; the API server says whose it is.
+    ApiCall {
+        group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        scope: Scope::Cluster,
+        by: "k8s::token_review",
+    },
     // Reflectors (`k8s::cache`): an initial list, then a watch, per kind, across namespaces.
     ApiCall {
         group: "",

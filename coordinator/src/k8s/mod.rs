@@ -13,6 +13,7 @@ pub mod crd;
 pub mod join;
 pub mod leader;
 pub mod specs;
+pub mod token_review;
 
 pub use cache::Cache;
 pub use calls::{API_CALLS, ApiCall, Scope};

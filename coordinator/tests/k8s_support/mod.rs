@@ -94,6 +94,25 @@ impl Fake {
         }
     }
 
+    /// A projected token of the agents' ServiceAccount, bound to a pod on `node` and
+    /// meant for aistor: what the DaemonSet mounts. The fake's TokenReview knows it.
+    pub fn agent_token(&self, node: &str) -> String {
+        let token = format!("agent-token-for-{node}");
+        self.server.add_token(
+            &token,
+            aistor_kube_fake::TokenInfo {
+                username: "system:serviceaccount:aistor-node:aistor-agent".into(),
+                audiences: vec!["aistor".into()],
+                extra: [(
+                    aistor_coordinator::identity::NODE_NAME_EXTRA.to_owned(),
+                    vec![node.to_owned()],
+                )]
+                .into(),
+            },
+        );
+        token
+    }
+
     /// The coordinator's own client, built as `run` builds it.
     pub async fn connect(&self, identity: &str) -> Cluster {
         k8s::connect(&self.config(identity))

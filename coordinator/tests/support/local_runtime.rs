@@ -120,6 +120,7 @@ pub fn agent_every(grpc: SocketAddr, socket: &Path, work: &Path, interval: Durat
         replay_buffer_max_bytes: 32 << 20,
         shutdown_grace: Duration::from_secs(2),
         tls: None,
+        token_file: None,
         local_runtime: Some(RuntimeConfig {
             containerd_socket: socket.to_owned(),
             namespace: crate::containerd::NAMESPACE.to_owned(),

@@ -1,0 +1,113 @@
+//! On a cluster an agent proves its node with its projected ServiceAccount token:
+//! the coordinator asks the API server (TokenReview, against the API fake that
+//! follows the real server's answers) and lets the stream report only for the
+//! node the token is bound to.
+
+mod k8s_support;
+mod support;
+
+use aistor_coordinator::k8s::ClusterConfig;
+use aistor_kube_fake::TokenInfo;
+use aistor_proto::v1 as pb;
+use support::Coordinator;
+use tonic::Code;
+
+fn report(node: &str) -> pb::NodeReport {
+    pb::NodeReport {
+        node: Some(pb::NodeIdentity {
+            name: node.into(),
+            ..Default::default()
+        }),
+        agent_instance: "a-1".into(),
+        seq: 1,
+        ..Default::default()
+    }
+}
+
+/// One report over a new stream with `token`: the acknowledged seq, or the status.
+async fn send(
+    grpc: std::net::SocketAddr,
+    token: Option<&str>,
+    node: &str,
+) -> Result<u64, (Code, String)> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::agent_service_client::AgentServiceClient::new(channel);
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![report(node)]));
+    if let Some(t) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    let failed = |s: tonic::Status| (s.code(), s.message().to_owned());
+    let mut directives = client.connect(request).await.map_err(failed)?.into_inner();
+    match directives.message().await {
+        Ok(Some(pb::Directive {
+            kind: Some(pb::directive::Kind::Ack(ack)),
+            ..
+        })) => Ok(ack.seq),
+        Ok(other) => panic!("no ack: {other:?}"),
+        Err(s) => Err(failed(s)),
+    }
+}
+
+#[tokio::test]
+async fn an_agents_token_proves_its_node_and_nothing_else_gets_in() {
+    let fake = k8s_support::start().await;
+    let k8s = fake.config("coordinator-a");
+    let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
+    k8s_support::within("the coordinator to lead", async {
+        while support::http_get(c.http, "/ready").await.0 != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let token = fake.agent_token("node-1");
+    assert_eq!(send(c.grpc, Some(&token), "node-1").await, Ok(1));
+
+    let (code, message) = send(c.grpc, Some(&token), "node-2").await.unwrap_err();
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(message.contains("is for node \"node-1\""), "{message}");
+
+    // Another ServiceAccount's token, one meant for the API server, an unknown one, none.
+    fake.server.add_token(
+        "a-workload-token",
+        TokenInfo {
+            username: "system:serviceaccount:default:default".into(),
+            audiences: vec!["aistor".into()],
+            extra: [(
+                aistor_coordinator::identity::NODE_NAME_EXTRA.to_owned(),
+                vec!["node-1".to_owned()],
+            )]
+            .into(),
+        },
+    );
+    fake.server.add_token(
+        "an-api-token",
+        TokenInfo {
+            username: "system:serviceaccount:aistor-node:aistor-agent".into(),
+            audiences: vec!["https://kubernetes.default.svc".into()],
+            extra: Default::default(),
+        },
+    );
+    for (token, why) in [
+        (Some("a-workload-token"), "not to an aistor agent"),
+        (Some("an-api-token"), "token audiences is invalid"),
+        (Some("made-up"), "invalid bearer token"),
+        (None, "agents must prove their node"),
+    ] {
+        let (code, message) = send(c.grpc, token, "node-1").await.unwrap_err();
+        assert_eq!(code, Code::Unauthenticated, "{token:?}: {message}");
+        assert!(message.contains(why), "{token:?}: {message}");
+    }
+    let (_, metrics) = support::http_text(c.http, "/metrics").await;
+    assert!(
+        metrics.contains("aistor_coordinator_reports_total{outcome=\"unauthenticated\"} 4"),
+        "{metrics}"
+    );
+    fake.assert_every_call_is_listed();
+    c.stop().await;
+}
