@@ -1614,6 +1614,8 @@ fn binary() -> tokio::process::Command {
         "AISTOR_NODE",
         "AISTOR_NAMESPACE",
         "AISTOR_SORT",
+        "AISTOR_TOKEN",
+        "AISTOR_TOKEN_FILE",
     ] {
         cmd.env_remove(var);
     }

@@ -1,6 +1,7 @@
 //! The command line: what a person types, parsed by clap. Every flag is also an
 //! environment variable, so scripts and shells can set defaults once.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -22,6 +23,7 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
   aistorctl nodes                          every node, usage humanised
   aistorctl nodes -o wide                  plus kernel, cgroup mode, pods, GPUs, pressure
   aistorctl --server 10.0.0.5:50051 nodes -o json
+  aistorctl --token-file ~/.aistor-token nodes
   aistorctl top nodes --interval 1s        live view until Ctrl-C
   aistorctl pods -n ml --sort cpu          pods of one namespace, busiest first
   aistorctl pods --node gpu-node-1 -o wide plus QoS, uid, how found, RSS, node state
@@ -48,6 +50,25 @@ pub struct Cli {
         value_parser = super::client::parse_server
     )]
     pub server: String,
+
+    /// Bearer token for a coordinator run with `--api-tokens` (sent as
+    /// `authorization: Bearer TOKEN` on every call; never printed). Visible to
+    /// other users in the process list: prefer `--token-file` or `AISTOR_TOKEN`.
+    #[arg(
+        long,
+        global = true,
+        env = "AISTOR_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = super::client::Token::parse,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<super::client::Token>,
+
+    /// A file holding the bearer token (surrounding whitespace, such as a final
+    /// newline, is ignored).
+    #[arg(long, global = true, env = "AISTOR_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 
     /// Whether stdout is a terminal: `top` then clears the screen between frames
     /// and refreshes the AGE column even when nothing changed. Not a flag: the

@@ -3,7 +3,7 @@
 //! HorizontalPodAutoscaler: `NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS ...`,
 //! `describe` with its metrics, conditions and decisions.
 
-use super::client::{self, CALL_TIMEOUT, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use super::client::{self, CALL_TIMEOUT, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server};
 use super::error::CliError;
 use super::table::Table;
 use super::units;
@@ -16,12 +16,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::Write;
-use tonic::transport::Channel;
 
 /// What a metric's figure reads as when it has none.
 pub const UNKNOWN: &str = "<unknown>";
 
-async fn connect(url: &str) -> Result<AutoscalerServiceClient<Channel>, CliError> {
+async fn connect(url: &Server) -> Result<AutoscalerServiceClient<Conn>, CliError> {
     Ok(AutoscalerServiceClient::new(client::channel(url).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES))
@@ -44,8 +43,8 @@ fn decode(url: &str, call: &'static str, json: &[u8]) -> Result<Autoscaler, CliE
 }
 
 /// Creates each object (from `apply -f`): `autoscaler/<name> created`.
-pub async fn create(
-    url: &str,
+pub(crate) async fn create(
+    url: &Server,
     objects: &[Value],
     out: &mut (impl Write + Send),
 ) -> Result<(), CliError> {
@@ -69,7 +68,11 @@ pub async fn create(
 }
 
 /// `aistorctl delete autoscaler NAME`.
-pub async fn delete(url: &str, name: &str, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+pub(crate) async fn delete(
+    url: &Server,
+    name: &str,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
     let mut c = connect(url).await?;
     c.delete(request(pb::DeleteAutoscalerRequest {
         name: name.to_owned(),
@@ -81,7 +84,7 @@ pub async fn delete(url: &str, name: &str, out: &mut (impl Write + Send)) -> Res
 }
 
 /// Every autoscaler of `namespace` (empty: all), as the coordinator sent them.
-async fn list_raw(url: &str, namespace: &str) -> Result<Vec<pb::Autoscaler>, CliError> {
+async fn list_raw(url: &Server, namespace: &str) -> Result<Vec<pb::Autoscaler>, CliError> {
     let mut c = connect(url).await?;
     Ok(c.list(request(pb::ListAutoscalersRequest {
         namespace: namespace.to_owned(),
@@ -93,7 +96,7 @@ async fn list_raw(url: &str, namespace: &str) -> Result<Vec<pb::Autoscaler>, Cli
 }
 
 /// Every autoscaler of `namespace` (empty: all), typed.
-pub async fn list(url: &str, namespace: &str) -> Result<Vec<Autoscaler>, CliError> {
+pub(crate) async fn list(url: &Server, namespace: &str) -> Result<Vec<Autoscaler>, CliError> {
     list_raw(url, namespace)
         .await?
         .iter()
@@ -102,8 +105,8 @@ pub async fn list(url: &str, namespace: &str) -> Result<Vec<Autoscaler>, CliErro
 }
 
 /// `aistorctl get autoscalers [-n NS | -A] [-o wide|json|yaml]`.
-pub async fn get(
-    url: &str,
+pub(crate) async fn get(
+    url: &Server,
     namespace: &str,
     format: GetFormat,
     now_unix_nanos: u64,
@@ -136,8 +139,8 @@ pub async fn get(
 }
 
 /// `aistorctl describe autoscaler NAME`.
-pub async fn describe(
-    url: &str,
+pub(crate) async fn describe(
+    url: &Server,
     name: &str,
     now_unix_nanos: u64,
     out: &mut (impl Write + Send),

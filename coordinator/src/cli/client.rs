@@ -1,9 +1,15 @@
-//! Dialling the coordinator's `ClusterService`.
+//! Dialling the coordinator: one [`Server`] (its URL and the bearer token, if
+//! any), one [`channel`] that carries the token on every call of every service,
+//! and the `ClusterService` lists.
 
+use std::path::Path;
 use std::time::Duration;
 
 use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
 use aistor_proto::v1::{ListNodesRequest, ListPodsRequest, NodeStatus, PodStatus};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::args::PodFilter;
@@ -58,15 +64,148 @@ pub(crate) fn parse_server(server: &str) -> Result<String, String> {
     Ok(url)
 }
 
-/// Connects to the coordinator at `url` (already normalised).
-pub(crate) async fn connect(url: &str) -> Result<ClusterServiceClient<Channel>, CliError> {
-    Ok(ClusterServiceClient::new(channel(url).await?)
+/// A bearer token, as given by `--token` / `AISTOR_TOKEN`. Never shown: its
+/// `Debug` is redacted, and errors about it name where it came from, not it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The clap value parser: takes the text as given (checked by
+    /// [`Bearer::new`], whose error does not repeat it as clap's would).
+    pub(crate) fn parse(text: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// What every call carries: `authorization: Bearer <token>` (a sensitive header
+/// value, so never logged), or nothing.
+#[derive(Clone, Default)]
+pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "Bearer(<redacted>)",
+            None => "Bearer(none)",
+        })
+    }
+}
+
+impl Bearer {
+    /// The token of `--token` or the (trimmed) content of `--token-file`; neither:
+    /// no header (a coordinator without `--api-tokens` needs none). clap keeps the
+    /// two apart; both given here is a caller's mistake and refused.
+    pub(crate) fn new(token: Option<&Token>, file: Option<&Path>) -> Result<Self, CliError> {
+        let (text, from) = match (token, file) {
+            (None, None) => return Ok(Self(None)),
+            (Some(_), Some(_)) => {
+                return Err(CliError::Token {
+                    from: "--token and --token-file".to_owned(),
+                    cause: "give one or the other".to_owned(),
+                });
+            }
+            (Some(Token(text)), None) => (text.clone(), "--token / AISTOR_TOKEN".to_owned()),
+            (None, Some(path)) => {
+                let from = format!(
+                    "token file {} (--token-file / AISTOR_TOKEN_FILE)",
+                    path.display()
+                );
+                match std::fs::read_to_string(path) {
+                    Ok(text) => (text.trim().to_owned(), from),
+                    Err(e) => {
+                        return Err(CliError::Token {
+                            from,
+                            cause: e.to_string(),
+                        });
+                    }
+                }
+            }
+        };
+        if text.is_empty() {
+            return Err(CliError::Token {
+                from,
+                cause: "the token is empty".to_owned(),
+            });
+        }
+        if !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CliError::Token {
+                from,
+                cause: "a token is one word of visible ASCII characters".to_owned(),
+            });
+        }
+        let mut value =
+            MetadataValue::try_from(format!("Bearer {text}")).map_err(|_| CliError::Token {
+                from: from.clone(),
+                cause: "not a valid header value".to_owned(),
+            })?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// What every client of aistorctl is built on: the connection, with the bearer
+/// token (if any) on each call.
+pub(crate) type Conn = InterceptedService<Channel, Bearer>;
+
+/// The coordinator aistorctl talks to: its URL (normalised) and the credentials
+/// every call carries. Derefs to the URL, which is what messages name; `Debug`
+/// and `Display` never show the token.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    url: String,
+    bearer: Bearer,
+}
+
+impl Server {
+    pub(crate) fn new(url: String, bearer: Bearer) -> Self {
+        Self { url, bearer }
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// Connects to the coordinator's `ClusterService`.
+pub(crate) async fn connect(server: &Server) -> Result<ClusterServiceClient<Conn>, CliError> {
+    Ok(ClusterServiceClient::new(channel(server).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES))
 }
 
-/// The HTTP/2 connection to the coordinator at `url`, for any of its services.
-pub(crate) async fn channel(url: &str) -> Result<Channel, CliError> {
+/// The HTTP/2 connection to the coordinator, for any of its services, every call
+/// carrying the server's bearer token.
+pub(crate) async fn channel(server: &Server) -> Result<Conn, CliError> {
+    let url = server.url.as_str();
     server_transport(url).map_err(|cause| CliError::InvalidServer {
         url: url.to_owned(),
         cause,
@@ -85,7 +224,7 @@ pub(crate) async fn channel(url: &str) -> Result<Channel, CliError> {
             // tonic's own text is just "transport error"; the cause says what failed.
             cause: std::error::Error::source(&e).map_or_else(|| chain(&e), chain),
         })?;
-    Ok(channel)
+    Ok(InterceptedService::new(channel, server.bearer.clone()))
 }
 
 /// Follows page tokens from `first` until a page comes without one, collecting
@@ -127,7 +266,7 @@ where
 /// Every node summary, `ListNodes` page by page (`chunk_size` per page; 0: the
 /// coordinator's default), each call under [`CALL_TIMEOUT`].
 pub(crate) async fn list_nodes(
-    client: &mut ClusterServiceClient<Channel>,
+    client: &mut ClusterServiceClient<Conn>,
     url: &str,
     chunk_size: u32,
 ) -> Result<Vec<NodeStatus>, CliError> {
@@ -150,7 +289,7 @@ pub(crate) async fn list_nodes(
 /// page (`chunk_size` per page; 0: the coordinator's default), each call under
 /// [`CALL_TIMEOUT`].
 pub(crate) async fn list_pods(
-    client: &mut ClusterServiceClient<Channel>,
+    client: &mut ClusterServiceClient<Conn>,
     url: &str,
     filter: &PodFilter,
     chunk_size: u32,
@@ -179,6 +318,10 @@ pub(crate) async fn list_pods(
 mod tests {
     use super::*;
 
+    fn open(url: &str) -> Server {
+        Server::new(url.to_owned(), Bearer::default())
+    }
+
     #[test]
     fn a_bare_address_gets_http() {
         assert_eq!(normalise("10.0.0.1:50051"), "http://10.0.0.1:50051");
@@ -191,7 +334,7 @@ mod tests {
             let err = parse_server(url).unwrap_err();
             assert!(err.contains("https:// needs TLS"), "{err}");
             // A client that skipped the flag parser is refused the same way, before dialing.
-            let text = connect(url).await.unwrap_err().to_string();
+            let text = connect(&open(url)).await.unwrap_err().to_string();
             assert!(text.contains("--server"), "{text}");
             assert!(text.contains("does not configure"), "{text}");
         }
@@ -215,11 +358,107 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_address_is_named() {
-        let err = connect("http://bad host:1").await.unwrap_err();
+        let err = connect(&open("http://bad host:1")).await.unwrap_err();
         let text = err.to_string();
         assert!(
             text.starts_with("invalid coordinator address \"http://bad host:1\""),
             "{text}"
         );
+    }
+
+    const SECRET: &str = "s3cret-token-0123456789";
+
+    fn header(bearer: &mut Bearer) -> Option<MetadataValue<Ascii>> {
+        let request = bearer.call(tonic::Request::new(())).unwrap();
+        request.metadata().get("authorization").cloned()
+    }
+
+    #[test]
+    fn a_token_goes_on_every_call_as_a_sensitive_bearer_header() {
+        let token = Token::parse(SECRET).unwrap();
+        let mut bearer = Bearer::new(Some(&token), None).unwrap();
+        let value = header(&mut bearer).expect("the header is set");
+        assert_eq!(value.to_str().unwrap(), format!("Bearer {SECRET}"));
+        assert!(value.is_sensitive());
+        // Nothing that may be printed shows it.
+        for shown in [
+            format!("{value:?}"),
+            format!("{bearer:?}"),
+            format!("{token:?}"),
+            format!("{:?}", Server::new("http://h:1".into(), bearer.clone())),
+        ] {
+            assert!(!shown.contains(SECRET), "{shown}");
+        }
+        // No token: no header.
+        assert!(header(&mut Bearer::new(None, None).unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_an_unreadable_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("  {SECRET}\n\n")).unwrap();
+        let mut bearer = Bearer::new(None, Some(&path)).unwrap();
+        assert_eq!(
+            header(&mut bearer).unwrap().to_str().unwrap(),
+            format!("Bearer {SECRET}")
+        );
+
+        let missing = dir.path().join("missing");
+        let text = Bearer::new(None, Some(&missing)).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("token file {} (--token-file", missing.display())),
+            "{text}"
+        );
+
+        std::fs::write(&path, "\n").unwrap();
+        let text = Bearer::new(None, Some(&path)).unwrap_err().to_string();
+        assert!(text.contains("the token is empty"), "{text}");
+
+        // Two lines are not one token; the error does not show the file's content.
+        std::fs::write(&path, format!("{SECRET}\nsecond-line\n")).unwrap();
+        let text = Bearer::new(None, Some(&path)).unwrap_err().to_string();
+        assert!(text.contains("one word"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+    }
+
+    #[test]
+    fn a_bad_token_is_refused_without_being_shown() {
+        for bad in ["", "two words", "caf\u{e9}-token"] {
+            let token = Token::parse(bad).unwrap();
+            let err = Bearer::new(Some(&token), None).unwrap_err();
+            assert!(err.is_about_the_token());
+            let text = err.to_string();
+            assert!(text.starts_with("--token / AISTOR_TOKEN: "), "{text}");
+            assert!(bad.is_empty() || !text.contains(bad), "{text}");
+        }
+    }
+
+    #[test]
+    fn token_flags_are_global_exclusive_and_their_env_value_is_hidden() {
+        use clap::{CommandFactory, Parser};
+        let cli =
+            crate::cli::Cli::try_parse_from(["aistorctl", "nodes", "--token", SECRET]).unwrap();
+        assert_eq!(cli.token, Some(Token::parse(SECRET).unwrap()));
+        let cli =
+            crate::cli::Cli::try_parse_from(["aistorctl", "--token-file", "/t", "nodes"]).unwrap();
+        assert_eq!(cli.token_file.as_deref(), Some(Path::new("/t")));
+        let err = crate::cli::Cli::try_parse_from([
+            "aistorctl",
+            "--token",
+            SECRET,
+            "--token-file",
+            "/t",
+            "nodes",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        // `--help` would show `[env: AISTOR_TOKEN=<value>]` without hide_env_values.
+        let token = crate::cli::Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "token")
+            .cloned()
+            .unwrap();
+        assert!(token.is_hide_env_values_set());
     }
 }

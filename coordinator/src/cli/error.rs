@@ -20,6 +20,32 @@ pub enum CliError {
         message: String,
     },
 
+    /// The coordinator wants a (valid) bearer token: gRPC `UNAUTHENTICATED`.
+    #[error(
+        "You must be logged in to the server (Unauthorized): {call} on coordinator at {url}: \
+         {message}; give a token with --token or --token-file (AISTOR_TOKEN, AISTOR_TOKEN_FILE)"
+    )]
+    Unauthenticated {
+        url: String,
+        call: &'static str,
+        message: String,
+    },
+
+    /// The token may not do this (a read-only token acting): gRPC `PERMISSION_DENIED`.
+    #[error(
+        "Forbidden: {call} on coordinator at {url}: {message} (acting needs a token with the act role)"
+    )]
+    Forbidden {
+        url: String,
+        call: &'static str,
+        message: String,
+    },
+
+    /// `--token` or `--token-file` cannot be used. Names where the token came from,
+    /// never the token.
+    #[error("{from}: {cause}")]
+    Token { from: String, cause: String },
+
     /// Writing to stdout failed (e.g. the reading end of a pipe closed).
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -37,13 +63,32 @@ pub enum CliError {
 
 impl CliError {
     /// Maps a failed call's status: `Unavailable` means the coordinator went away
-    /// (or was never there), which is the same thing to the person as a failed connect.
+    /// (or was never there), which is the same thing to the person as a failed connect;
+    /// `Unauthenticated` and `PermissionDenied` are about the token, said as kubectl
+    /// says them.
     pub(crate) fn from_status(url: &str, call: &'static str, status: &tonic::Status) -> Self {
         if status.code() == tonic::Code::Unavailable {
             return Self::Unreachable {
                 url: url.to_owned(),
                 cause: status.message().to_owned(),
             };
+        }
+        match status.code() {
+            tonic::Code::Unauthenticated => {
+                return Self::Unauthenticated {
+                    url: url.to_owned(),
+                    call,
+                    message: status.message().to_owned(),
+                };
+            }
+            tonic::Code::PermissionDenied => {
+                return Self::Forbidden {
+                    url: url.to_owned(),
+                    call,
+                    message: status.message().to_owned(),
+                };
+            }
+            _ => {}
         }
         let mut message = status.message().to_owned();
         if status.code() == tonic::Code::OutOfRange && message.contains("message length too large")
@@ -57,6 +102,17 @@ impl CliError {
             code: status.code(),
             message,
         }
+    }
+}
+
+impl CliError {
+    /// Whether the coordinator refused the token (or its absence): retrying with the
+    /// same one cannot help, so the live views stop instead.
+    pub fn is_about_the_token(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated { .. } | Self::Forbidden { .. } | Self::Token { .. }
+        )
     }
 }
 
@@ -104,11 +160,35 @@ mod tests {
             err.to_string(),
             "cannot reach coordinator at http://h:1: connection reset"
         );
-        let status = tonic::Status::permission_denied("no");
-        let err = CliError::from_status("http://h:1", "ListNodes", &status);
+        let status = tonic::Status::not_found("no");
+        let err = CliError::from_status("http://h:1", "Delete", &status);
         assert_eq!(
             err.to_string(),
-            "ListNodes on coordinator at http://h:1 failed: PermissionDenied: no"
+            "Delete on coordinator at http://h:1 failed: NotFound: no"
         );
+    }
+
+    #[test]
+    fn refusals_about_the_token_read_as_kubectl_says_them() {
+        let status = tonic::Status::unauthenticated("the bearer token is not valid");
+        let err = CliError::from_status("http://h:1", "ListNodes", &status);
+        assert!(err.is_about_the_token());
+        assert_eq!(
+            err.to_string(),
+            "You must be logged in to the server (Unauthorized): ListNodes on coordinator at \
+             http://h:1: the bearer token is not valid; give a token with --token or \
+             --token-file (AISTOR_TOKEN, AISTOR_TOKEN_FILE)"
+        );
+        let status = tonic::Status::permission_denied("user \"ana\" may read but not act");
+        let err = CliError::from_status("http://h:1", "Delete", &status);
+        assert!(err.is_about_the_token());
+        assert_eq!(
+            err.to_string(),
+            "Forbidden: Delete on coordinator at http://h:1: user \"ana\" may read but not act \
+             (acting needs a token with the act role)"
+        );
+        let unreachable =
+            CliError::from_status("http://h:1", "ListNodes", &tonic::Status::unavailable("x"));
+        assert!(!unreachable.is_about_the_token());
     }
 }

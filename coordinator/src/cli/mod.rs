@@ -8,8 +8,9 @@
 //! [`render_gpus`] need none).
 //!
 //! - `args`: the clap command line ([`Cli`]).
-//! - `client`: dialling the coordinator (message limits set on purpose) and
-//!   fetching lists page by page (`--chunk-size`).
+//! - `client`: dialling the coordinator (message limits set on purpose; the bearer
+//!   token of `--token` / `--token-file`, if any, on every call of every service)
+//!   and fetching lists page by page (`--chunk-size`).
 //! - `summary`: the node, GPU and pod values a table shows, absent ones as `None`.
 //! - `units`: humanising CPU, bytes, throughput and ages.
 //! - `table`: kubectl-style aligned columns.
@@ -40,29 +41,32 @@ pub use args::{
     NodesArgs, PodFilter, PodSort, PodsArgs, TopCommand, TopGpusArgs, TopNodesArgs, TopPodsArgs,
     WorkloadKind,
 };
+pub use client::Token;
 pub use error::CliError;
 pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_pods};
 
 /// Runs one `aistorctl` command, writing what a person reads to `out`.
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
-    let url = client::normalise(&cli.server);
+    let bearer = client::Bearer::new(cli.token.as_ref(), cli.token_file.as_deref())?;
+    // The one place the token joins the URL: every client below dials through it.
+    let server = &client::Server::new(client::normalise(&cli.server), bearer);
     match cli.command {
-        Command::Nodes(args) => nodes(&url, &args, out).await,
-        Command::Pods(args) => pods(&url, &args, out).await,
-        Command::Gpus(args) => gpus(&url, &args, out).await,
+        Command::Nodes(args) => nodes(server, &args, out).await,
+        Command::Pods(args) => pods(server, &args, out).await,
+        Command::Gpus(args) => gpus(server, &args, out).await,
         Command::Top(TopCommand::Nodes(args)) => {
-            top::nodes::run(&url, &args, cli.terminal, out).await
+            top::nodes::run(server, &args, cli.terminal, out).await
         }
         Command::Top(TopCommand::Pods(args)) => {
-            top::pods::run(&url, &args, cli.terminal, out).await
+            top::pods::run(server, &args, cli.terminal, out).await
         }
         Command::Top(TopCommand::Gpus(args)) => {
-            top::gpus::run(&url, &args, cli.terminal, out).await
+            top::gpus::run(server, &args, cli.terminal, out).await
         }
         Command::Top(TopCommand::Autoscalers(args)) => {
-            top::autoscalers::run(&url, &args, cli.terminal, out).await
+            top::autoscalers::run(server, &args, cli.terminal, out).await
         }
-        Command::Apply(args) => workloads::apply(&url, &args.file, out).await,
+        Command::Apply(args) => workloads::apply(server, &args.file, out).await,
         Command::Get(args) => {
             let format = match args.output {
                 Format::Table => workloads::GetFormat::Table,
@@ -77,18 +81,18 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             };
             let now = now_unix_nanos();
             if args.kind == WorkloadKind::Autoscalers {
-                return autoscalers::get(&url, namespace, format, now, out).await;
+                return autoscalers::get(server, namespace, format, now, out).await;
             }
-            workloads::get(&url, args.kind.name(), namespace, format, now, out).await
+            workloads::get(server, args.kind.name(), namespace, format, now, out).await
         }
         Command::Describe(args) => match args.kind {
             DescribeKind::Autoscaler => {
-                autoscalers::describe(&url, &args.name, now_unix_nanos(), out).await
+                autoscalers::describe(server, &args.name, now_unix_nanos(), out).await
             }
         },
         Command::Checkpoint(args) => {
             workloads::checkpoint(
-                &url,
+                server,
                 &args.name,
                 &args.namespace,
                 args.containers,
@@ -103,7 +107,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
                 None => (args.namespace.clone(), args.pod.clone()),
             };
             workloads::logs(
-                &url,
+                server,
                 &namespace,
                 &pod,
                 args.container.as_deref().unwrap_or(""),
@@ -114,15 +118,19 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             .await
         }
         Command::Delete(args) if args.kind == WorkloadKind::Autoscalers => {
-            autoscalers::delete(&url, &args.name, out).await
+            autoscalers::delete(server, &args.name, out).await
         }
         Command::Delete(args) => {
-            workloads::delete(&url, args.kind.name(), &args.name, &args.namespace, out).await
+            workloads::delete(server, args.kind.name(), &args.name, &args.namespace, out).await
         }
     }
 }
 
-async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+async fn gpus(
+    url: &client::Server,
+    args: &GpusArgs,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
     let nodes = client::list_nodes(&mut client, url, args.paging.chunk_size).await?;
     let text = render_gpus(&nodes, args.output, args.node.as_deref())?;
@@ -131,7 +139,11 @@ async fn gpus(url: &str, args: &GpusArgs, out: &mut (impl Write + Send)) -> Resu
     Ok(())
 }
 
-async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+async fn pods(
+    url: &client::Server,
+    args: &PodsArgs,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
     let pods = client::list_pods(&mut client, url, &args.filter, args.paging.chunk_size).await?;
     let text = render_pods(&pods, args.output, args.sort, &args.filter)?;
@@ -140,7 +152,11 @@ async fn pods(url: &str, args: &PodsArgs, out: &mut (impl Write + Send)) -> Resu
     Ok(())
 }
 
-async fn nodes(url: &str, args: &NodesArgs, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+async fn nodes(
+    url: &client::Server,
+    args: &NodesArgs,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
     let mut client = client::connect(url).await?;
     let nodes = client::list_nodes(&mut client, url, args.paging.chunk_size).await?;
     let text = render_nodes(&nodes, args.output, now_unix_nanos())?;

@@ -2,7 +2,7 @@
 //! (standalone mode), with kubectl's look: `pod/train created`, `NAME READY STATUS
 //! RESTARTS AGE`, `-o wide|json|yaml`.
 
-use super::client::{self, CALL_TIMEOUT, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use super::client::{self, CALL_TIMEOUT, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server};
 use super::error::CliError;
 use super::table::Table;
 use super::units;
@@ -10,9 +10,8 @@ use aistor_proto::v1 as pb;
 use aistor_proto::v1::workload_service_client::WorkloadServiceClient;
 use serde_json::Value;
 use std::io::Write;
-use tonic::transport::Channel;
 
-async fn connect(url: &str) -> Result<WorkloadServiceClient<Channel>, CliError> {
+async fn connect(url: &Server) -> Result<WorkloadServiceClient<Conn>, CliError> {
     Ok(WorkloadServiceClient::new(client::channel(url).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES.max(8 << 20)))
@@ -57,7 +56,11 @@ pub fn documents(path: &str, text: &str) -> Result<Vec<Value>, CliError> {
 /// `aistorctl apply -f FILE` (`-` reads stdin): Pods and Deployments through
 /// `WorkloadService.Apply` (all or none), then each `kind: Autoscaler` through
 /// `AutoscalerService.Create` (the coordinator names it).
-pub async fn apply(url: &str, file: &str, out: &mut (impl Write + Send)) -> Result<(), CliError> {
+pub(crate) async fn apply(
+    url: &Server,
+    file: &str,
+    out: &mut (impl Write + Send),
+) -> Result<(), CliError> {
     let text = if file == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -105,8 +108,8 @@ pub async fn apply(url: &str, file: &str, out: &mut (impl Write + Send)) -> Resu
 }
 
 /// `aistorctl delete pod|deployment NAME -n NS`.
-pub async fn delete(
-    url: &str,
+pub(crate) async fn delete(
+    url: &Server,
     kind: &str,
     name: &str,
     namespace: &str,
@@ -139,8 +142,8 @@ pub enum GetFormat {
 }
 
 /// `aistorctl get pods|deployments [-n NS | -A]`.
-pub async fn get(
-    url: &str,
+pub(crate) async fn get(
+    url: &Server,
     kind: &str,
     namespace: &str,
     format: GetFormat,
@@ -167,8 +170,8 @@ pub async fn get(
 }
 
 /// `aistorctl logs [NS/]POD [-c C] [--tail N] [-p]`.
-pub async fn logs(
-    url: &str,
+pub(crate) async fn logs(
+    url: &Server,
     namespace: &str,
     name: &str,
     container: &str,
@@ -194,8 +197,8 @@ pub async fn logs(
 
 /// `aistorctl checkpoint POD`: asks for it, then (with `wait`) follows it until it is
 /// staged or failed.
-pub async fn checkpoint(
-    url: &str,
+pub(crate) async fn checkpoint(
+    url: &Server,
     name: &str,
     namespace: &str,
     containers: Vec<String>,
@@ -258,7 +261,7 @@ pub async fn checkpoint(
                         .as_str()
                         .unwrap_or("a container failed");
                     return Err(CliError::Rpc {
-                        url: url.to_owned(),
+                        url: url.to_string(),
                         call: "Checkpoint",
                         code: tonic::Code::Aborted,
                         message: format!("checkpoint {} failed: {why}", r.checkpoint_id),

@@ -1,8 +1,9 @@
 //! `aistorctl top autoscalers`: scaling as it happens. `AutoscalerService.List` is
 //! polled every `--interval` and drawn as `get autoscalers -o wide`, followed by the
 //! newest decision of each autoscaler (when, from and to how many replicas, why).
-//! Errors keep the last table under an error line and retry with a backoff; Ctrl-C
-//! exits 0; `--frames N` exits 0 after N frames.
+//! Errors keep the last table under an error line and retry with a backoff (a
+//! refused token ends it with the error instead); Ctrl-C exits 0; `--frames N`
+//! exits 0 after N frames.
 
 use std::io::Write;
 
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use super::{Backoff, Screen, interrupted};
 use crate::cli::args::TopAutoscalersArgs;
 use crate::cli::autoscalers::{list, render_table};
+use crate::cli::client::Server;
 use crate::cli::error::CliError;
 use crate::k8s::crd::Autoscaler;
 
@@ -43,7 +45,7 @@ pub(crate) fn frame(items: &[Autoscaler], all_namespaces: bool, now_unix_nanos: 
 }
 
 pub(crate) async fn run(
-    url: &str,
+    url: &Server,
     args: &TopAutoscalersArgs,
     terminal: bool,
     out: &mut (impl Write + Send),
@@ -76,6 +78,8 @@ pub(crate) async fn run(
                 last = frame(&items, args.all_namespaces, super::super::now_unix_nanos());
                 last.clone()
             }
+            // Retrying with the same token cannot help: stop, as kubectl does.
+            Err(e) if e.is_about_the_token() => return Err(e),
             Err(e) => {
                 let delay = backoff.next();
                 next = started + delay;

@@ -11,11 +11,12 @@ use aistor_proto::v1::NodeStatus;
 use super::Screen;
 use super::nodes::watch;
 use crate::cli::args::TopGpusArgs;
+use crate::cli::client::Server;
 use crate::cli::error::CliError;
 use crate::cli::render;
 
 pub(crate) async fn run(
-    url: &str,
+    url: &Server,
     args: &TopGpusArgs,
     terminal: bool,
     out: &mut (impl Write + Send),

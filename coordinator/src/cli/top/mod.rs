@@ -8,7 +8,8 @@
 //! before each frame; otherwise frames are appended, separated by a blank line, so
 //! the output of `--frames N` can be read back. When the coordinator cannot be
 //! reached the last table stays under an error line while [`Backoff`] spaces the
-//! retries.
+//! retries. A refused token (`UNAUTHENTICATED`, `PERMISSION_DENIED`) is not retried:
+//! the view ends with that error, as `kubectl get -w` does.
 
 pub(crate) mod autoscalers;
 pub(crate) mod gpus;

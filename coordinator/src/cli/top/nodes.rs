@@ -23,7 +23,7 @@ use tonic::Streaming;
 
 use super::{Backoff, Screen, interrupted};
 use crate::cli::args::TopNodesArgs;
-use crate::cli::client;
+use crate::cli::client::{self, Server};
 use crate::cli::error::CliError;
 use crate::cli::render;
 
@@ -93,7 +93,7 @@ enum Step {
     Failed(tonic::Status),
 }
 
-fn subscribe(url: String, delay: Duration) -> Link {
+fn subscribe(url: Server, delay: Duration) -> Link {
     Link::Subscribing(Box::pin(async move {
         tokio::time::sleep(delay).await;
         let mut client = client::connect(&url).await?;
@@ -142,7 +142,7 @@ fn owe_by(owed: &mut Option<Instant>, at: Instant) {
 }
 
 pub(crate) async fn run(
-    url: &str,
+    url: &Server,
     args: &TopNodesArgs,
     terminal: bool,
     out: &mut (impl Write + Send),
@@ -157,7 +157,7 @@ pub(crate) async fn run(
 /// (nodes sorted by name, `now` the wall clock in Unix nanoseconds) at most once
 /// per `interval`, until Ctrl-C or the screen's last frame.
 pub(super) async fn watch(
-    url: &str,
+    url: &Server,
     interval: Duration,
     mut screen: Screen,
     out: &mut (impl Write + Send),
@@ -165,7 +165,7 @@ pub(super) async fn watch(
 ) -> Result<(), CliError> {
     let terminal = screen.terminal();
     let mut view = TopView::default();
-    let mut link = subscribe(url.to_owned(), Duration::ZERO);
+    let mut link = subscribe(url.clone(), Duration::ZERO);
     let mut backoff = Backoff::new();
     let mut owed: Option<Instant> = None;
     let mut last_draw: Option<Instant> = None;
@@ -218,13 +218,23 @@ pub(super) async fn watch(
                             }
                         }
                     }
+                    // Retrying with the same token cannot help: stop, as kubectl does.
+                    Step::SubscribeFailed(err) if err.is_about_the_token() => return Err(err),
+                    Step::Failed(status)
+                        if matches!(
+                            status.code(),
+                            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+                        ) =>
+                    {
+                        return Err(CliError::from_status(url, "WatchNodes", &status));
+                    }
                     Step::SubscribeFailed(err) => {
                         let delay = backoff.next();
                         view.error = Some(format!(
                             "error: {err} (retrying in {})",
                             humantime::format_duration(delay)
                         ));
-                        link = subscribe(url.to_owned(), delay);
+                        link = subscribe(url.clone(), delay);
                         owe_by(&mut owed, now);
                     }
                     Step::Ended | Step::Failed(_) => {
@@ -239,7 +249,7 @@ pub(super) async fn watch(
                             "error: watch stream from {url} {why}; reconnecting in {}",
                             humantime::format_duration(delay)
                         ));
-                        link = subscribe(url.to_owned(), delay);
+                        link = subscribe(url.clone(), delay);
                         owe_by(&mut owed, now);
                     }
                 }

@@ -11,11 +11,10 @@ use std::io::Write;
 use aistor_proto::v1::PodStatus;
 use aistor_proto::v1::cluster_service_client::ClusterServiceClient;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use super::{Backoff, Screen, interrupted};
 use crate::cli::args::{PodFilter, PodSort, TopPodsArgs};
-use crate::cli::client;
+use crate::cli::client::{self, Conn, Server};
 use crate::cli::error::CliError;
 use crate::cli::render;
 
@@ -58,8 +57,8 @@ impl PodView {
 /// Returns when the call started, for spacing the next one.
 async fn poll_at(
     at: Instant,
-    url: &str,
-    connection: &mut Option<ClusterServiceClient<Channel>>,
+    url: &Server,
+    connection: &mut Option<ClusterServiceClient<Conn>>,
     filter: &PodFilter,
     chunk_size: u32,
 ) -> (Instant, Result<Vec<PodStatus>, CliError>) {
@@ -77,7 +76,7 @@ async fn poll_at(
 }
 
 pub(crate) async fn run(
-    url: &str,
+    url: &Server,
     args: &TopPodsArgs,
     terminal: bool,
     out: &mut (impl Write + Send),
@@ -103,6 +102,8 @@ pub(crate) async fn run(
                 view.listed(pods);
                 next_poll = started + args.interval;
             }
+            // Retrying with the same token cannot help: stop, as kubectl does.
+            Err(err) if err.is_about_the_token() => return Err(err),
             Err(err) => {
                 // Dial afresh next time: the old connection may be the problem.
                 connection = None;
