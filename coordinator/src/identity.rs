@@ -90,7 +90,7 @@ pub fn node_from_review(
             review.audiences
         )));
     }
-    if !agents.iter().any(|a| *a == review.user) {
+    if !agents.contains(&review.user) {
         return Err(IdentityError::NotAnAgentToken {
             user: review.user.clone(),
             allowed: agents.join(", "),
