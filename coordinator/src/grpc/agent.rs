@@ -179,7 +179,7 @@ impl Agents {
                     && *certified != identity.0
                 {
                     metrics.record_wrong_identity();
-                    tracing::warn!(certified, claimed = %identity.0, ?peer, "refused a report for another node than the certificate's");
+                    tracing::warn!(certified, claimed = ?identity.0, ?peer, "refused a report for another node than the certificate's");
                     let _ = tx
                         .send(Err(Status::permission_denied(format!(
                             "the client certificate is for node {certified:?}; it may not report for node {:?}",
@@ -192,7 +192,7 @@ impl Agents {
                     && *first != identity
                 {
                     metrics.record_wrong_stream();
-                    tracing::warn!(node, ?peer, other = %identity.0, "refused a report for another node or agent process");
+                    tracing::warn!(node, ?peer, other = ?identity.0, "refused a report for another node or agent process");
                     let _ = tx
                         .send(Err(Status::invalid_argument(format!(
                             "this stream reports for node {:?} (agent process {:?}); a report for node {:?} (agent process {:?}) needs a stream of its own",
