@@ -15,6 +15,8 @@ pip_install kubernetes-validate kubernetes-validate
 # checkov scans the rendered deploy manifests; pinned, and in its own venv (it pins dozens of
 # dependencies that a global install would downgrade).
 venv_tool checkov checkov==3.3.30
+# schemathesis checks the REST API against its OpenAPI document; pinned, in its own venv too.
+venv_tool st schemathesis==4.32.5
 
 # Tests that need an external tool fail (instead of skipping) when it is missing.
 export AISTOR_REQUIRE_TOOLS=1
@@ -31,3 +33,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --locked
+
+log "schemathesis: the REST API against coordinator/openapi.json"
+cargo build --bin aistor-coordinator --locked
+hack/schemathesis.sh

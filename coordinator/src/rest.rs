@@ -5,8 +5,13 @@
 //! [`bounded`] puts the request limits and CORS around the router, and turns every
 //! error answer that is not JSON yet (axum's 405 and extractor rejections, the
 //! limits' 408/413) into that shape.
+//!
+//! Every route is described by its handler's `#[utoipa::path]` and its types'
+//! `ToSchema`: [`openapi`] gathers them into the OpenAPI document served at
+//! `/api/v1/openapi.json` and checked in as `coordinator/openapi.json`.
 
 mod autoscaling;
+pub mod openapi;
 
 use crate::autoscalers::Autoscalers;
 use crate::listener::HttpLimits;
@@ -30,6 +35,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Clone)]
 struct RestState {
@@ -97,6 +103,7 @@ pub fn router(
         .route("/api/v1/measurements", post(start_measurement))
         .route("/api/v1/measurements/{id}", get(get_measurement))
         .route("/metrics", get(metrics))
+        .route(openapi::PATH, get(openapi::serve))
         .merge(autoscaling::routes())
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
@@ -255,12 +262,15 @@ async fn json_errors(
     (parts, ApiError::new(status, error, details)).into_response()
 }
 
-/// An API error as the original system wrote them.
-#[derive(Debug, Serialize)]
+/// An API error as the original system wrote them: every 4xx and 5xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
+    /// What went wrong, in a few words (`node not found`, `Unauthorized`).
     error: String,
+    /// The particulars: the parameter or field, the limit, what was expected.
     details: String,
 }
 
@@ -301,20 +311,64 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// Always `healthy` while the process answers.
+    #[schema(example = "healthy")]
+    status: &'static str,
+    #[schema(example = "aistor-coordinator")]
+    service: &'static str,
+    /// The coordinator's version.
+    version: &'static str,
+    /// `standalone` or `kubernetes`.
+    #[schema(example = "standalone")]
+    mode: &'static str,
+    /// The mode in words (the Kubernetes client's source).
+    cluster: String,
+    /// Whether this coordinator leads (only the leader takes agents and acts).
+    leader: bool,
+    /// What an operator should know, e.g. that the APIs are open to anyone.
+    warnings: Vec<String>,
+}
+
+/// Whether the coordinator answers, its mode, and warnings about its configuration.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses((status = 200, description = "The coordinator answers", body = Health))
+)]
 async fn health(State(s): State<RestState>) -> impl IntoResponse {
-    Json(serde_json::json!({
-        "status": "healthy",
-        "service": "aistor-coordinator",
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": s.role.mode().name(),
-        "cluster": s.role.mode().to_string(),
-        "leader": s.role.is_leader(),
-        "warnings": &*s.warnings,
-    }))
+    Json(Health {
+        status: "healthy",
+        service: "aistor-coordinator",
+        version: env!("CARGO_PKG_VERSION"),
+        mode: s.role.mode().name(),
+        cluster: s.role.mode().to_string(),
+        leader: s.role.is_leader(),
+        warnings: s.warnings.to_vec(),
+    })
+}
+
+/// `GET /ready`: the same body with 200 and 503.
+#[derive(Debug, Serialize, ToSchema)]
+struct Ready {
+    ready: bool,
+    leader: bool,
 }
 
 /// 200 while this coordinator leads (only the leader takes agents and acts), 503
 /// otherwise, so a Service's endpoints follow the leader.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "This coordinator leads", body = Ready),
+        (status = 503, description = "Another coordinator leads (or none yet)", body = Ready),
+    )
+)]
 async fn ready(State(s): State<RestState>) -> Response {
     let leader = s.role.is_leader();
     let status = if leader {
@@ -322,15 +376,20 @@ async fn ready(State(s): State<RestState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({ "ready": leader, "leader": leader });
+    let body = Ready {
+        ready: leader,
+        leader,
+    };
     (status, Json(body)).into_response()
 }
 
 /// One node in the list: the figures people compare across nodes. Absent figures
 /// are `null`, never 0.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NodeSummary {
     pub name: String,
+    /// `ready`, or `stale` once its agent stopped reporting.
+    #[schema(example = "ready")]
     pub state: &'static str,
     pub cpu_millicores: Option<f64>,
     pub cpu_capacity_millicores: Option<u64>,
@@ -338,6 +397,8 @@ pub struct NodeSummary {
     pub memory_total_bytes: Option<u64>,
     pub disk_read_bytes_per_second: Option<f64>,
     pub disk_write_bytes_per_second: Option<f64>,
+    /// When its latest report arrived (RFC 3339, UTC).
+    #[schema(example = "2026-01-01T12:00:00.000Z")]
     pub last_report_at: String,
 }
 
@@ -366,11 +427,38 @@ fn rfc3339(unix_nanos: u64) -> String {
 /// `?limit=&continue=`, as Kubernetes lists page: `limit` 0 or absent is the
 /// default page (500 nodes, 1000 pods), more than 5000 is 5000; `continue` is the
 /// `metadata.continue` of the previous page (same filters).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Items per page (described by [`limit_schema`]).
+    #[param(schema_with = limit_schema)]
     limit: Option<String>,
+    /// `metadata.continue` of the previous page (with the same filters).
     #[serde(rename = "continue")]
     continue_token: Option<String>,
+}
+
+/// `limit`: a whole number, or empty (as absent).
+fn limit_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
+    let any = AnyOfBuilder::new()
+        .description(Some(
+            "Items per page: absent, empty or 0 is the default page (500 nodes, 1000 pods), \
+             more than 5000 is 5000.",
+        ))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::Custom("uint64".into())))
+                .minimum(Some(0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([""])),
+        )
+        .build();
+    Schema::AnyOf(any)
 }
 
 impl PageQuery {
@@ -408,18 +496,43 @@ impl From<crate::grpc::cluster::ListError> for ApiError {
 }
 
 /// Kubernetes' list metadata: `continue` only when another page follows.
-fn list_metadata(next: String) -> serde_json::Value {
-    if next.is_empty() {
-        serde_json::json!({})
-    } else {
-        serde_json::json!({ "continue": next })
+#[derive(Debug, Serialize, ToSchema)]
+struct ListMetadata {
+    /// The token for the next page (`?continue=`); absent on the last page.
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_token: Option<String>,
+}
+
+fn list_metadata(next: String) -> ListMetadata {
+    ListMetadata {
+        continue_token: (!next.is_empty()).then_some(next),
     }
 }
 
+/// `GET /api/v1/nodes`: one page of nodes, by name.
+#[derive(Debug, Serialize, ToSchema)]
+struct NodeList {
+    /// Nodes on this page.
+    count: usize,
+    nodes: Vec<NodeSummary>,
+    metadata: ListMetadata,
+}
+
+/// Every node whose agent has reported, by name, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes",
+    tag = "nodes",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of nodes", body = NodeList),
+        (status = 400, description = "A `limit` or `continue` that is not valid", body = ApiError),
+    )
+)]
 async fn list_nodes(
     State(s): State<RestState>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<NodeList>, ApiError> {
     let after = paging::decode_token(Listing::Nodes, query.token()).map_err(|e| {
         ApiError::bad_request("invalid continue", format!("parameter `continue`: {e}"))
     })?;
@@ -443,24 +556,41 @@ async fn list_nodes(
         .next
         .map(|k| paging::encode_token(Listing::Nodes, &k))
         .unwrap_or_default();
-    Ok(Json(serde_json::json!({
-        "count": page.items.len(),
-        "nodes": page.items,
-        "metadata": list_metadata(next),
-    })))
+    Ok(Json(NodeList {
+        count: page.items.len(),
+        nodes: page.items,
+        metadata: list_metadata(next),
+    }))
 }
 
 /// The full node: the summary, the bookkeeping, and the latest report as the agent
 /// sent it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct NodeDetail {
     #[serde(flatten)]
     summary: NodeSummary,
+    /// Reports taken from this node's agents since the coordinator started.
     reports_received_total: u64,
+    /// Reports dropped as already seen (replays).
     duplicates_dropped_total: u64,
+    /// The latest report as the agent sent it: `aistor.v1.NodeReport`
+    /// (`proto/aistor/v1/agent.proto`) as JSON, enums by name.
+    #[schema(value_type = Option<Object>)]
     report: Option<aistor_proto::v1::NodeReport>,
 }
 
+/// One node: its summary, the bookkeeping, and its latest report.
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes/{name}",
+    tag = "nodes",
+    params(("name" = String, Path, description = "The node's name")),
+    responses(
+        (status = 200, description = "The node", body = NodeDetail),
+        (status = 400, description = "A path that is not valid UTF-8 once decoded", body = ApiError),
+        (status = 404, description = "No agent on that node has reported", body = ApiError),
+    )
+)]
 async fn get_node(
     State(s): State<RestState>,
     Path(name): Path<String>,
@@ -480,6 +610,18 @@ async fn get_node(
     }))
 }
 
+/// The coordinator's own metrics (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((
+        status = 200,
+        description = "Prometheus / OpenMetrics exposition",
+        content_type = "application/openmetrics-text",
+        body = String,
+    ))
+)]
 async fn metrics(State(s): State<RestState>) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
@@ -499,21 +641,27 @@ async fn metrics(State(s): State<RestState>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PodFilter {
+    /// Only pods on this node (empty: every node).
     #[serde(default)]
     node: String,
+    /// Only pods in this namespace (empty: every namespace).
     #[serde(default)]
     namespace: String,
-    /// Kubernetes' spelling of the parameter.
+    /// Kubernetes' label selector (`app=web,tier!=db`, `env in (a,b)`); Kubernetes'
+    /// spelling of the parameter.
     #[serde(default, rename = "labelSelector")]
     label_selector: String,
 }
 
 /// One pod in the list: what people compare across pods. Absent figures are `null`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PodSummary {
     node: String,
+    /// The reporting node's state: `ready`, `stale` or `unknown`.
+    #[schema(example = "ready")]
     node_state: &'static str,
     namespace: String,
     name: String,
@@ -530,7 +678,7 @@ struct PodSummary {
     containers: Vec<ContainerSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ContainerSummary {
     name: String,
     id: String,
@@ -583,11 +731,31 @@ fn pod_summary(status: pb::PodStatus) -> PodSummary {
     }
 }
 
+/// `GET /api/v1/pods`: one page of pods, by node, namespace and name.
+#[derive(Debug, Serialize, ToSchema)]
+struct PodList {
+    /// Pods on this page.
+    count: usize,
+    pods: Vec<PodSummary>,
+    metadata: ListMetadata,
+}
+
+/// The pods the agents report, filtered, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pods",
+    tag = "pods",
+    params(PodFilter, PageQuery),
+    responses(
+        (status = 200, description = "A page of pods", body = PodList),
+        (status = 400, description = "A `labelSelector`, `limit` or `continue` that is not valid", body = ApiError),
+    )
+)]
 async fn list_pods(
     State(s): State<RestState>,
     Query(filter): Query<PodFilter>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PodList>, ApiError> {
     // Same pages as gRPC ListPods; JSON has no message limit, so no byte budget.
     let selector =
         aistor_core::selector::LabelSelector::parse(&filter.label_selector).map_err(|e| {
@@ -606,13 +774,36 @@ async fn list_pods(
         usize::MAX,
     )?;
     let pods: Vec<PodSummary> = pods.into_iter().map(pod_summary).collect();
-    Ok(Json(serde_json::json!({
-        "count": pods.len(),
-        "pods": pods,
-        "metadata": list_metadata(next),
-    })))
+    Ok(Json(PodList {
+        count: pods.len(),
+        pods,
+        metadata: list_metadata(next),
+    }))
 }
 
+/// A pod as its node reports it: `aistor.v1.PodStatus` (`proto/aistor/v1/cluster.proto`)
+/// as JSON, enums by name: `node`, `node_state` and the `pod` with its containers,
+/// usage and GPU figures.
+#[derive(ToSchema)]
+#[schema(as = PodStatus, value_type = Object)]
+#[allow(dead_code)]
+struct PodStatusDoc(serde_json::Value);
+
+/// One pod, as its node reports it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/pods/{namespace}/{name}",
+    tag = "pods",
+    params(
+        ("namespace" = String, Path, description = "The pod's namespace"),
+        ("name" = String, Path, description = "The pod's name"),
+    ),
+    responses(
+        (status = 200, description = "The pod", body = PodStatusDoc),
+        (status = 400, description = "A path that is not valid UTF-8 once decoded", body = ApiError),
+        (status = 404, description = "No node reports that pod", body = ApiError),
+    )
+)]
 async fn get_pod(
     State(s): State<RestState>,
     Path((namespace, name)): Path<(String, String)>,
@@ -636,22 +827,32 @@ async fn get_pod(
 
 /// `POST /api/v1/measurements`: one of `pod_namespace` + `pod_name`, `pod_uid`,
 /// `container_id` or `cgroup_path` (the last two with `node`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MeasurementRequest {
+    /// With `pod_name`: the pod to measure.
     pod_namespace: Option<String>,
     pod_name: Option<String>,
+    /// The pod to measure, by UID.
     pod_uid: Option<String>,
+    /// A container to measure (with `node`).
     container_id: Option<String>,
+    /// A cgroup to measure (with `node`).
     cgroup_path: Option<String>,
+    /// The node to measure on (needed for `container_id` and `cgroup_path`).
     #[serde(default)]
     node: String,
+    /// How many samples to take.
     #[serde(default = "default_samples")]
+    #[schema(default = 20)]
     samples: u32,
-    /// A duration such as "1s" or "500ms".
+    /// Time between samples: a duration such as "1s" or "500ms".
     #[serde(default = "default_interval")]
+    #[schema(default = "1s")]
     interval: String,
+    /// The fraction of the highest and lowest samples left out of the trimmed mean.
     #[serde(default = "default_trim")]
+    #[schema(default = 0.1)]
     trim: f64,
 }
 
@@ -706,10 +907,37 @@ impl MeasurementRequest {
     }
 }
 
+/// `202` to `POST /api/v1/measurements`.
+#[derive(Debug, Serialize, ToSchema)]
+struct MeasurementStarted {
+    /// Read the run with `GET /api/v1/measurements/{id}`.
+    measurement_id: String,
+    /// Always `running`.
+    #[schema(example = "running")]
+    status: &'static str,
+    /// The node the measurement runs on.
+    node: String,
+}
+
+/// Starts a measurement run on the agent of the target's node.
+#[utoipa::path(
+    post,
+    path = "/api/v1/measurements",
+    tag = "measurements",
+    request_body = MeasurementRequest,
+    responses(
+        (status = 202, description = "The run started", body = MeasurementStarted),
+        (status = 400, description = "A body that is not the request, or not a valid one", body = ApiError),
+        (status = 404, description = "The pod or node is not known", body = ApiError),
+        (status = 409, description = "The run cannot start now (e.g. the node's agent is not connected)", body = ApiError),
+        (status = 415, description = "The body is not `application/json`", body = ApiError),
+        (status = 503, description = "The store could not be written", body = ApiError),
+    )
+)]
 async fn start_measurement(
     State(s): State<RestState>,
     body: Result<Json<MeasurementRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<MeasurementStarted>), ApiError> {
     // 400 for a body that is not the request (as the original system answered),
     // else the rejection's own status: 413 over the body limit, 415 without a
     // JSON content type.
@@ -723,24 +951,48 @@ async fn start_measurement(
     let measurement = s.measurements.start(body.into_proto()?).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "measurement_id": measurement.id,
-            "status": "running",
-            "node": measurement.node,
-        })),
+        Json(MeasurementStarted {
+            measurement_id: measurement.id,
+            status: "running",
+            node: measurement.node,
+        }),
     ))
 }
 
+/// A measurement run: `aistor.v1.Measurement` (`proto/aistor/v1/measurements.proto`)
+/// as JSON, enums by name: its target, `state`, samples and results.
+#[derive(ToSchema)]
+#[schema(as = Measurement, value_type = Object)]
+#[allow(dead_code)]
+struct MeasurementDoc(serde_json::Value);
+
+/// One measurement run: its state, and its results once done.
+#[utoipa::path(
+    get,
+    path = "/api/v1/measurements/{id}",
+    tag = "measurements",
+    params(("id" = String, Path, description = "The `measurement_id` from starting it")),
+    responses(
+        (status = 200, description = "The run", body = MeasurementDoc),
+        (status = 400, description = "An id no run can have (control characters, too long), or a path that is not valid UTF-8 once decoded", body = ApiError),
+        (status = 404, description = "No run with that id", body = ApiError),
+        (status = 503, description = "The store could not be read", body = ApiError),
+    )
+)]
 async fn get_measurement(
     State(s): State<RestState>,
     Path(id): Path<String>,
 ) -> Result<Json<pb::Measurement>, ApiError> {
-    let found = s.measurements.get(&id).await.map_err(|e| {
-        ApiError::new(
+    let found = s.measurements.get(&id).await.map_err(|e| match e {
+        // An id no run can have (control characters, too long): the caller's mistake.
+        crate::store::StoreError::InvalidKey { .. } => {
+            ApiError::bad_request("invalid measurement id", e.to_string())
+        }
+        e => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "measurement not read",
             e.to_string(),
-        )
+        ),
     })?;
     found.map(Json).ok_or_else(|| {
         ApiError::not_found(
@@ -751,13 +1003,17 @@ async fn get_measurement(
 }
 
 /// One GPU in the cluster: what people compare across GPUs. Absent figures are `null`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct GpuSummary {
     node: String,
+    /// The reporting node's state: `ready`, `stale` or `unknown`.
+    #[schema(example = "ready")]
     node_state: &'static str,
     index: u32,
     uuid: String,
     model: String,
+    /// Where the figures come from: `nvml`, `dcgm_exporter`, `none` or `unknown`.
+    #[schema(example = "nvml")]
     source: &'static str,
     utilization_percent: Option<f64>,
     memory_used_bytes: Option<u64>,
@@ -799,6 +1055,24 @@ fn gpu_summaries(reports: Vec<(pb::NodeState, pb::NodeReport)>) -> Vec<GpuSummar
     out
 }
 
+/// `GET /api/v1/gpus`.
+#[derive(Debug, Serialize, ToSchema)]
+struct GpuList {
+    count: usize,
+    gpus: Vec<GpuSummary>,
+}
+
+/// Every GPU from the nodes' latest reports, with the pods on each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gpus",
+    tag = "gpus",
+    params(("node" = Option<String>, Query, description = "Only GPUs on this node (empty: every node)")),
+    responses(
+        (status = 200, description = "The GPUs", body = GpuList),
+        (status = 400, description = "A query that cannot be read (e.g. a parameter given twice)", body = ApiError),
+    )
+)]
 async fn list_gpus(
     State(s): State<RestState>,
     Query(filter): Query<PodFilter>,
@@ -807,7 +1081,10 @@ async fn list_gpus(
         .into_iter()
         .filter(|g| filter.node.is_empty() || g.node == filter.node)
         .collect();
-    Json(serde_json::json!({ "count": gpus.len(), "gpus": gpus }))
+    Json(GpuList {
+        count: gpus.len(),
+        gpus,
+    })
 }
 
 #[cfg(test)]

@@ -18,34 +18,67 @@ pub const MAX_WINDOW_SECONDS: i64 = 3600;
 /// Most replicas an autoscaler may ask for (the API's int32).
 pub const MAX_REPLICAS: i64 = i32::MAX as i64;
 
-#[derive(Debug, Deserialize)]
-struct Policy {
+/// How fast to scale one way (the REST API's OpenAPI document describes it from here).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = AutoscalerScalingPolicy)]
+pub(crate) struct Policy {
+    /// Seconds of recommendations to look back on before scaling this way.
+    #[schema(minimum = 0, maximum = 3600)]
     stabilization_window_seconds: Option<i64>,
+    /// At most this many replicas per sync (absent or 0: no limit).
+    #[schema(minimum = 0, maximum = 2147483647)]
     max_scale_change: Option<i64>,
     /// Accepted and unused, as in the original.
     #[allow(dead_code)]
     select_policy: Option<Value>,
+    /// Unknown fields are accepted and named in a `Warning` header.
     #[serde(flatten)]
+    #[schema(ignore)]
     unknown: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Request {
+/// `POST /api/v1/autoscaling`: the workload, its bounds and at least one target (a
+/// target of 0 is no target). Unknown fields are accepted and named in a `Warning`
+/// header.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = AutoscalerRequest)]
+pub(crate) struct Request {
+    /// The workload's name (a DNS subdomain).
+    #[schema(
+        max_length = 253,
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    )]
     workload_name: String,
+    /// The workload's namespace (a DNS label).
+    #[schema(max_length = 63, pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     workload_namespace: String,
+    /// `Deployment`, `StatefulSet` or `ReplicaSet`, in any case.
+    #[schema(example = "Deployment")]
     workload_type: String,
+    #[schema(minimum = 1, maximum = 2147483647)]
     min_replicas: i64,
+    /// At least `min_replicas`.
+    #[schema(minimum = 1, maximum = 2147483647)]
     max_replicas: i64,
+    #[schema(minimum = 0, maximum = 1000)]
     target_cpu_percent: Option<i64>,
+    #[schema(minimum = 0, maximum = 1000)]
     target_memory_percent: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
     target_gpu_percent: Option<i64>,
+    #[schema(minimum = 0)]
     target_storage_read_throughput_mbps: Option<f64>,
+    #[schema(minimum = 0)]
     target_storage_write_throughput_mbps: Option<f64>,
+    #[schema(minimum = 0)]
     target_storage_iops: Option<f64>,
     scale_up_policy: Option<Policy>,
     scale_down_policy: Option<Policy>,
+    /// Seconds between syncs (absent or 0: 15).
+    #[schema(minimum = 0, maximum = 3600)]
     scale_check_interval: Option<i64>,
     #[serde(flatten)]
+    #[schema(ignore)]
     unknown: BTreeMap<String, Value>,
 }
 

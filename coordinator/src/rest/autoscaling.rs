@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub(super) fn routes() -> Router<RestState> {
     let mut r = Router::new();
@@ -35,148 +36,211 @@ fn error(e: AutoscalerError, summary: &str) -> ApiError {
     }
 }
 
-fn insert_some(map: &mut Map<String, Value>, key: &str, v: Option<impl Into<Value>>) {
-    if let Some(v) = v {
-        map.insert(key.into(), v.into());
-    }
-}
-
 /// The original's response object for one autoscaler, with aistor's additions
 /// (the workload, bounds, conditions, per-metric figures and decisions).
-pub(super) fn view(a: &Autoscaler) -> Value {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AutoscalerView {
+    /// The autoscaler's name: the id in `/api/v1/autoscaling/{id}`.
+    autoscaling_id: Option<String>,
+    /// The phase in lower case: `pending`, `active`, `failed`, …
+    #[schema(example = "active")]
+    status: String,
+    message: String,
+    details: AutoscalerDetails,
+}
+
+/// An autoscaler's spec and status. A figure that could not be measured is left
+/// out (`metrics` says why); so are the feed settings the spec does not set.
+#[derive(Debug, Serialize, ToSchema)]
+struct AutoscalerDetails {
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    /// The last sync (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+    workload_name: String,
+    workload_namespace: String,
+    /// `Deployment`, `StatefulSet` or `ReplicaSet`.
+    workload_type: String,
+    min_replicas: i32,
+    max_replicas: i32,
+    /// Seconds between syncs.
+    scale_check_interval: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_window_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_resolution_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_replicas: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired_replicas: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_cpu_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_memory_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_gpu_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_storage_read_throughput_mbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_storage_write_throughput_mbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_storage_iops: Option<f64>,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_scale_time: Option<String>,
+    scale_up_count: u64,
+    scale_down_count: u64,
+    /// The autoscaler's name (the original's HPA name).
+    hpa_name: Option<String>,
+    conditions: Vec<ConditionView>,
+    metrics: Vec<MetricView>,
+    last_decisions: Vec<DecisionView>,
+}
+
+/// A Kubernetes-style condition.
+#[derive(Debug, Serialize, ToSchema)]
+struct ConditionView {
+    #[serde(rename = "type")]
+    type_: String,
+    /// `True`, `False` or `Unknown`.
+    status: String,
+    reason: String,
+    message: String,
+    /// RFC 3339.
+    last_transition_time: String,
+}
+
+/// One metric's figures at the last sync.
+#[derive(Debug, Serialize, ToSchema)]
+struct MetricView {
+    name: String,
+    target: f64,
+    ready_pods: u32,
+    unready_pods: u32,
+    missing_pods: u32,
+    /// Absent when it could not be measured (`message` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proposed_replicas: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// One of the last scaling decisions.
+#[derive(Debug, Serialize, ToSchema)]
+struct DecisionView {
+    /// RFC 3339.
+    time: String,
+    current_replicas: u32,
+    desired_replicas: u32,
+    /// What bounded the decision, if anything.
+    limited_by: String,
+    message: String,
+}
+
+pub(super) fn view(a: &Autoscaler) -> AutoscalerView {
     let status = a.status.clone().unwrap_or_default();
     let phase = status.phase.as_deref().unwrap_or("Pending").to_lowercase();
-    let mut d = Map::new();
-    if let Some(t) = &a.metadata.creation_timestamp {
-        d.insert("created_at".into(), json!(time_text(t)));
-    }
-    insert_some(
-        &mut d,
-        "updated_at",
-        status.last_sync_time.as_ref().map(time_text),
-    );
-    d.insert("workload_name".into(), json!(a.spec.workload_ref.name));
-    d.insert(
-        "workload_namespace".into(),
-        json!(a.metadata.namespace.as_deref().unwrap_or("default")),
-    );
-    d.insert("workload_type".into(), json!(a.spec.workload_ref.kind));
-    d.insert("min_replicas".into(), json!(a.spec.min_replicas));
-    d.insert("max_replicas".into(), json!(a.spec.max_replicas));
-    d.insert(
-        "scale_check_interval".into(),
-        json!(
-            a.spec
-                .sync_period_seconds
-                .unwrap_or(request::DEFAULT_SYNC_SECONDS)
-        ),
-    );
-    // How its syncs are fed, when the spec says (absent: 30 s of every sample).
-    insert_some(
-        &mut d,
-        "metric_window_seconds",
-        a.spec.metric_window_seconds,
-    );
-    insert_some(
-        &mut d,
-        "metric_resolution_seconds",
-        a.spec.metric_resolution_seconds,
-    );
-    insert_some(&mut d, "current_replicas", status.current_replicas);
-    insert_some(&mut d, "desired_replicas", status.desired_replicas);
     // A figure that could not be measured is left out; `metrics` says why.
     let m = status.current_metrics.clone().unwrap_or_default();
-    insert_some(&mut d, "current_cpu_percent", m.cpu_percent);
-    insert_some(&mut d, "current_memory_percent", m.memory_percent);
-    insert_some(&mut d, "current_gpu_percent", m.gpu_percent);
-    insert_some(
-        &mut d,
-        "current_storage_read_throughput_mbps",
-        m.io_read_megabytes_per_second,
-    );
-    insert_some(
-        &mut d,
-        "current_storage_write_throughput_mbps",
-        m.io_write_megabytes_per_second,
-    );
-    insert_some(&mut d, "current_storage_iops", m.iops);
-    insert_some(
-        &mut d,
-        "last_scale_time",
-        status.last_scale_time.as_ref().map(time_text),
-    );
-    d.insert("scale_up_count".into(), json!(status.scale_up_count));
-    d.insert("scale_down_count".into(), json!(status.scale_down_count));
-    d.insert("hpa_name".into(), json!(a.metadata.name));
-    d.insert(
-        "conditions".into(),
-        Value::Array(
-            status
-                .conditions
-                .iter()
-                .map(|c| {
-                    json!({
-                        "type": c.type_, "status": c.status, "reason": c.reason,
-                        "message": c.message,
-                        "last_transition_time": time_text(&c.last_transition_time),
-                    })
-                })
-                .collect(),
-        ),
-    );
-    d.insert(
-        "metrics".into(),
-        Value::Array(
-            status
-                .metrics
-                .iter()
-                .map(|m| {
-                    let mut v = json!({
-                        "name": m.name, "target": m.target,
-                        "ready_pods": m.ready_pods, "unready_pods": m.unready_pods,
-                        "missing_pods": m.missing_pods,
-                    });
-                    let o = v.as_object_mut().expect("an object");
-                    insert_some(o, "current", m.current);
-                    insert_some(o, "proposed_replicas", m.proposed_replicas);
-                    if !m.message.is_empty() {
-                        o.insert("message".into(), json!(m.message));
-                    }
-                    v
-                })
-                .collect(),
-        ),
-    );
-    d.insert(
-        "last_decisions".into(),
-        Value::Array(
-            status
-                .last_decisions
-                .iter()
-                .map(|r| {
-                    json!({
-                        "time": time_text(&r.time),
-                        "current_replicas": r.current_replicas,
-                        "desired_replicas": r.desired_replicas,
-                        "limited_by": r.limited_by,
-                        "message": r.message,
-                    })
-                })
-                .collect(),
-        ),
-    );
+    let details = AutoscalerDetails {
+        created_at: a.metadata.creation_timestamp.as_ref().map(time_text),
+        updated_at: status.last_sync_time.as_ref().map(time_text),
+        workload_name: a.spec.workload_ref.name.clone(),
+        workload_namespace: a
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        workload_type: a.spec.workload_ref.kind.clone(),
+        min_replicas: a.spec.min_replicas,
+        max_replicas: a.spec.max_replicas,
+        scale_check_interval: a
+            .spec
+            .sync_period_seconds
+            .unwrap_or(request::DEFAULT_SYNC_SECONDS),
+        // How its syncs are fed, when the spec says (absent: 30 s of every sample).
+        metric_window_seconds: a.spec.metric_window_seconds,
+        metric_resolution_seconds: a.spec.metric_resolution_seconds,
+        current_replicas: status.current_replicas,
+        desired_replicas: status.desired_replicas,
+        current_cpu_percent: m.cpu_percent,
+        current_memory_percent: m.memory_percent,
+        current_gpu_percent: m.gpu_percent,
+        current_storage_read_throughput_mbps: m.io_read_megabytes_per_second,
+        current_storage_write_throughput_mbps: m.io_write_megabytes_per_second,
+        current_storage_iops: m.iops,
+        last_scale_time: status.last_scale_time.as_ref().map(time_text),
+        scale_up_count: status.scale_up_count,
+        scale_down_count: status.scale_down_count,
+        hpa_name: a.metadata.name.clone(),
+        conditions: status
+            .conditions
+            .iter()
+            .map(|c| ConditionView {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                last_transition_time: time_text(&c.last_transition_time),
+            })
+            .collect(),
+        metrics: status
+            .metrics
+            .iter()
+            .map(|m| MetricView {
+                name: m.name.clone(),
+                target: m.target,
+                ready_pods: m.ready_pods,
+                unready_pods: m.unready_pods,
+                missing_pods: m.missing_pods,
+                current: m.current,
+                proposed_replicas: m.proposed_replicas,
+                message: (!m.message.is_empty()).then(|| m.message.clone()),
+            })
+            .collect(),
+        last_decisions: status
+            .last_decisions
+            .iter()
+            .map(|r| DecisionView {
+                time: time_text(&r.time),
+                current_replicas: r.current_replicas,
+                desired_replicas: r.desired_replicas,
+                limited_by: r.limited_by.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+    };
     let message = match phase.as_str() {
         "active" => "Autoscaler is active".to_owned(),
         _ => status.message.clone(),
     };
-    json!({
-        "autoscaling_id": a.metadata.name,
-        "status": phase,
-        "message": message,
-        "details": d,
-    })
+    AutoscalerView {
+        autoscaling_id: a.metadata.name.clone(),
+        status: phase,
+        message,
+        details,
+    }
 }
 
+/// Creates an autoscaler for a workload (the original's request, seed 004).
+#[utoipa::path(
+    post,
+    path = "/api/v1/autoscaling",
+    tag = "autoscaling",
+    request_body(content = request::Request, content_type = "application/json"),
+    responses(
+        (
+            status = 201, description = "Created", body = AutoscalerView,
+            headers(("warning" = String, description = "`299 - \"unknown field \\\"<name>\\\"\"`, once for each field of the request that was not understood")),
+        ),
+        (status = 400, description = "A body that is not the request (`Invalid request format`), or a field that is not valid (`Validation failed`)", body = ApiError),
+        (status = 503, description = "The store could not be written", body = ApiError),
+    )
+)]
 async fn create(State(s): State<RestState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let registry = &s.autoscalers;
     let parsed = request::parse(&body).map_err(|e| ApiError::bad_request(e.error, e.details))?;
@@ -185,8 +249,8 @@ async fn create(State(s): State<RestState>, body: axum::body::Bytes) -> Result<R
         .await
         .map_err(|e| error(e, "Failed to create autoscaler"))?;
     let mut body = view(&created);
-    if body["status"] == "active" {
-        body["message"] = json!("Autoscaler created successfully");
+    if body.status == "active" {
+        body.message = "Autoscaler created successfully".into();
     }
     let mut headers = HeaderMap::new();
     for field in &parsed.unknown_fields {
@@ -198,12 +262,45 @@ async fn create(State(s): State<RestState>, body: axum::body::Bytes) -> Result<R
     Ok((StatusCode::CREATED, headers, Json(body)).into_response())
 }
 
-async fn list(State(s): State<RestState>) -> Result<Json<Value>, ApiError> {
-    let all: Vec<Value> = s.autoscalers.list("").iter().map(view).collect();
-    Ok(Json(json!({"count": all.len(), "autoscalers": all})))
+/// `GET /api/v1/autoscaling`.
+#[derive(Debug, Serialize, ToSchema)]
+struct AutoscalerList {
+    count: usize,
+    autoscalers: Vec<AutoscalerView>,
 }
 
-async fn show(State(s): State<RestState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// Every autoscaler.
+#[utoipa::path(
+    get,
+    path = "/api/v1/autoscaling",
+    tag = "autoscaling",
+    responses((status = 200, description = "The autoscalers", body = AutoscalerList))
+)]
+async fn list(State(s): State<RestState>) -> Result<Json<AutoscalerList>, ApiError> {
+    let all: Vec<AutoscalerView> = s.autoscalers.list("").iter().map(view).collect();
+    Ok(Json(AutoscalerList {
+        count: all.len(),
+        autoscalers: all,
+    }))
+}
+
+/// One autoscaler.
+#[utoipa::path(
+    get,
+    path = "/api/v1/autoscaling/{id}",
+    tag = "autoscaling",
+    params(("id" = String, Path, description = "The `autoscaling_id`")),
+    responses(
+        (status = 200, description = "The autoscaler", body = AutoscalerView),
+        (status = 400, description = "A path that is not valid UTF-8 once decoded", body = ApiError),
+        (status = 404, description = "No autoscaler with that id", body = ApiError),
+        (status = 503, description = "The store could not be read", body = ApiError),
+    )
+)]
+async fn show(
+    State(s): State<RestState>,
+    Path(id): Path<String>,
+) -> Result<Json<AutoscalerView>, ApiError> {
     let a = s
         .autoscalers
         .get(&id)
@@ -211,30 +308,69 @@ async fn show(State(s): State<RestState>, Path(id): Path<String>) -> Result<Json
     Ok(Json(view(&a)))
 }
 
+/// `DELETE /api/v1/autoscaling/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct AutoscalerDeleted {
+    #[schema(example = "Autoscaler deleted successfully")]
+    message: &'static str,
+    autoscaler_id: String,
+}
+
+/// Deletes an autoscaler (its workload keeps its replicas).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/autoscaling/{id}",
+    tag = "autoscaling",
+    params(("id" = String, Path, description = "The `autoscaling_id`")),
+    responses(
+        (status = 200, description = "Deleted", body = AutoscalerDeleted),
+        (status = 400, description = "A path that is not valid UTF-8 once decoded", body = ApiError),
+        (status = 404, description = "No autoscaler with that id", body = ApiError),
+        (status = 503, description = "The store could not be written", body = ApiError),
+    )
+)]
 async fn remove(
     State(s): State<RestState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AutoscalerDeleted>, ApiError> {
     s.autoscalers
         .delete(&id)
         .await
         .map_err(|e| error(e, "Failed to delete autoscaler"))?;
-    Ok(Json(json!({
-        "message": "Autoscaler deleted successfully",
-        "autoscaler_id": id,
-    })))
+    Ok(Json(AutoscalerDeleted {
+        message: "Autoscaler deleted successfully",
+        autoscaler_id: id,
+    }))
 }
 
-async fn totals(State(s): State<RestState>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/autoscaling/metrics`.
+#[derive(Debug, Serialize, ToSchema)]
+struct AutoscalerTotals {
+    total_autoscalers: usize,
+    active_autoscalers: usize,
+    total_scale_ups: u64,
+    total_scale_downs: u64,
+    /// The mean of the autoscalers' current CPU utilisation; null, not 0, when no
+    /// autoscaler has a CPU figure.
+    average_cpu_utilization: Option<f64>,
+}
+
+/// Totals over every autoscaler.
+#[utoipa::path(
+    get,
+    path = "/api/v1/autoscaling/metrics",
+    tag = "autoscaling",
+    responses((status = 200, description = "The totals", body = AutoscalerTotals))
+)]
+async fn totals(State(s): State<RestState>) -> Result<Json<AutoscalerTotals>, ApiError> {
     let t = s.autoscalers.totals();
-    Ok(Json(json!({
-        "total_autoscalers": t.total,
-        "active_autoscalers": t.active,
-        "total_scale_ups": t.scale_ups,
-        "total_scale_downs": t.scale_downs,
-        // null, not 0, when no autoscaler has a CPU figure.
-        "average_cpu_utilization": t.average_cpu_percent,
-    })))
+    Ok(Json(AutoscalerTotals {
+        total_autoscalers: t.total,
+        active_autoscalers: t.active,
+        total_scale_ups: t.scale_ups,
+        total_scale_downs: t.scale_downs,
+        average_cpu_utilization: t.average_cpu_percent,
+    }))
 }
 
 #[cfg(test)]
@@ -263,6 +399,7 @@ mod tests {
             hpa: None,
         };
         let plain = view(&Autoscaler::new("a", spec.clone()));
+        let plain = serde_json::to_value(plain).expect("serializes");
         assert!(plain["details"].get("metric_window_seconds").is_none());
         assert!(plain["details"].get("metric_resolution_seconds").is_none());
         let fed = view(&Autoscaler::new(
@@ -274,6 +411,7 @@ mod tests {
                 ..spec
             },
         ));
+        let fed = serde_json::to_value(fed).expect("serializes");
         assert_eq!(fed["details"]["metric_window_seconds"], 60);
         assert_eq!(fed["details"]["metric_resolution_seconds"], 15);
     }
