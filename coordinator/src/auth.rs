@@ -195,7 +195,10 @@ impl ApiAuth {
 
 /// What a REST request needs, by method and path.
 pub fn rest_need(method: &axum::http::Method, path: &str) -> Need {
-    if matches!(path, "/health" | "/live" | "/ready" | "/metrics") {
+    if matches!(
+        path,
+        "/health" | "/ready" | "/metrics" | "/api/v1/openapi.json"
+    ) {
         Need::Nothing
     } else if matches!(
         *method,
