@@ -32,6 +32,10 @@ pub enum Error {
     Exposed(String),
     #[error("the API tokens: {0}")]
     Tokens(#[from] crate::auth::TokensError),
+    #[error("the API's TLS: {0}")]
+    ApiTls(#[from] crate::tls::TlsError),
+    #[error("the API's TLS: {0}")]
+    ApiTlsSetup(tonic::transport::Error),
     #[error("the agents' TLS: {0}")]
     AgentTls(#[from] crate::identity::IdentityError),
     #[error("the agents' TLS: {0}")]
@@ -151,6 +155,11 @@ pub async fn run(
 ) -> Result<(), Error> {
     let (drain, trigger) = Drain::on(shutdown);
     let (api_auth, warnings) = api_auth(&config)?;
+    // The API ports' TLS, read now: a bad file stops the start naming it.
+    let api_tls = match &config.api_tls {
+        Some(tls) => Some((tls.acceptor()?, tls.grpc()?)),
+        None => None,
+    };
     let store_error = |source| Error::Store {
         dir: config.data_dir.clone(),
         source,
@@ -362,11 +371,17 @@ pub async fn run(
             (None, addr)
         }
     };
+    let (rest_tls, grpc_tls) = match api_tls {
+        Some((rest, grpc)) => (Some(rest), Some(grpc)),
+        None => (None, None),
+    };
+    let mut api_server = config.grpc_limits.server();
+    if let Some(tls) = grpc_tls {
+        api_server = api_server.tls_config(tls).map_err(Error::ApiTlsSetup)?;
+    }
     tasks.spawn(
         "grpc-server",
-        config
-            .grpc_limits
-            .server()
+        api_server
             .layer(crate::auth::AuthLayer::new(
                 api_auth.clone(),
                 grpc::GrpcProtocol,
@@ -425,6 +440,7 @@ pub async fn run(
             api,
             config.http_limits.clone(),
             connections.clone(),
+            rest_tls,
             {
                 let mut drain = drain.clone();
                 async move { drain.signaled().await }

@@ -23,6 +23,8 @@ pub struct Config {
     pub agents: Option<AgentListener>,
     /// Bearer tokens for the REST and gRPC APIs (`token,user,read|act` lines).
     pub api_tokens: Option<std::path::PathBuf>,
+    /// TLS on the REST and gRPC API ports.
+    pub api_tls: Option<crate::tls::ApiTls>,
     /// Serve APIs (and agents) on non-loopback addresses with no authentication.
     pub allow_unauthenticated: bool,
     /// On a cluster: the audience agents' tokens must be meant for.
@@ -147,6 +149,12 @@ pub struct RunArgs {
     /// Without it the APIs must listen on loopback (or see --allow-unauthenticated).
     #[arg(long, env = "AISTOR_COORDINATOR_API_TOKENS")]
     pub api_tokens: Option<std::path::PathBuf>,
+    /// TLS on the REST and gRPC API ports: this certificate (chain, PEM)...
+    #[arg(long, env = "AISTOR_COORDINATOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// ...and its private key (PEM).
+    #[arg(long, env = "AISTOR_COORDINATOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Listen on non-loopback addresses with nobody authenticated: anyone who reaches
     /// the ports may read (and agents report unproven). Logged at start and on /health.
     #[arg(long, env = "AISTOR_COORDINATOR_ALLOW_UNAUTHENTICATED")]
@@ -310,6 +318,7 @@ impl Config {
             cluster: crate::k8s::ClusterConfig::Standalone,
             agents: None,
             api_tokens: None,
+            api_tls: None,
             allow_unauthenticated: false,
             agent_token_audience: DEFAULT_AGENT_AUDIENCE.to_owned(),
             agent_service_accounts: vec![service_account_user(DEFAULT_AGENT_SERVICE_ACCOUNT)],
@@ -344,6 +353,10 @@ impl RunArgs {
             data_dir: self.data_dir,
             cluster: self.kubernetes.into_config()?,
             api_tokens: self.api_tokens,
+            api_tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::ApiTls { cert, key }),
+                _ => None,
+            },
             agent_token_audience: self.agent_token_audience,
             agent_service_accounts: self
                 .agent_service_accounts

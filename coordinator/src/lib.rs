@@ -25,6 +25,7 @@ pub mod process;
 pub mod rest;
 pub mod role;
 pub mod store;
+pub mod tls;
 pub mod view;
 pub mod wire;
 pub mod workloads;

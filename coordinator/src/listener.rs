@@ -260,6 +260,7 @@ pub async fn serve_http(
     router: Router,
     limits: HttpLimits,
     metrics: ConnectionMetrics,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let cap = Cap::new("http", limits.max_connections, &metrics);
@@ -295,15 +296,33 @@ pub async fn serve_http(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(http_connection(
-            builder.clone(),
-            stream,
-            peer,
-            router.clone(),
-            limits.header_read_timeout,
-            stopping.clone(),
-            held,
-        ));
+        let (builder, router, stopping) = (builder.clone(), router.clone(), stopping.clone());
+        let within = limits.header_read_timeout;
+        match tls.clone() {
+            None => {
+                tokio::spawn(http_connection(
+                    builder, stream, peer, router, within, stopping, held,
+                ));
+            }
+            // The handshake shares the first request's deadline: a peer that never
+            // finishes it is closed like one that never sends a request head.
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(within, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            http_connection(builder, stream, peer, router, within, stopping, held)
+                                .await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished in time");
+                        }
+                    }
+                });
+            }
+        }
     }
     // No new connections (the socket closes now); the open ones finish.
     drop(listener);
@@ -312,15 +331,17 @@ pub async fn serve_http(
     Ok(())
 }
 
-async fn http_connection(
+async fn http_connection<S>(
     builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     router: Router,
     first_request_within: Duration,
     mut stopping: watch::Receiver<bool>,
     _held: Held,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let requested = Arc::new(Notify::new());
     let service = hyper::service::service_fn({
         let requested = requested.clone();

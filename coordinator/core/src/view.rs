@@ -912,6 +912,31 @@ mod tests {
     }
 
     #[test]
+    fn ten_thousand_names_fill_the_default_view_and_the_next_is_refused() {
+        let mut v = view();
+        let names: Vec<String> = (0..=10_000).map(|i| format!("node-{i:05}")).collect();
+        for name in &names[..10_000] {
+            let k = ReportKey {
+                node: name,
+                ..key(1)
+            };
+            assert!(matches!(
+                v.ingest(k, INTERVAL, reading(1, 1.0), 1, at(1)),
+                Ingested::Applied { .. }
+            ));
+        }
+        let one_more = ReportKey {
+            node: &names[10_000],
+            ..key(1)
+        };
+        assert_eq!(
+            v.ingest(one_more, INTERVAL, reading(1, 1.0), 1, at(1)),
+            Ingested::TooManyNodes { max: 10_000 }
+        );
+        assert_eq!(v.len(), 10_000);
+    }
+
+    #[test]
     fn a_silent_node_is_forgotten_after_its_time_and_may_come_back() {
         let mut v = ClusterView::new(ViewConfig {
             forget_after: Duration::from_secs(60),

@@ -40,7 +40,7 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
-    /// `https://` is refused: this build has no TLS.
+    /// `https://` speaks TLS and needs `--certificate-authority`.
     #[arg(
         long,
         global = true,
@@ -64,6 +64,15 @@ pub struct Cli {
         conflicts_with = "token_file"
     )]
     pub token: Option<super::client::Token>,
+
+    /// The CA (PEM) that signs an `https://` coordinator's certificate.
+    #[arg(
+        long,
+        global = true,
+        env = "AISTOR_CERTIFICATE_AUTHORITY",
+        value_name = "PATH"
+    )]
+    pub certificate_authority: Option<PathBuf>,
 
     /// A file holding the bearer token (surrounding whitespace, such as a final
     /// newline, is ignored).

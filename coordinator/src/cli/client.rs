@@ -39,20 +39,13 @@ pub(crate) fn normalise(server: &str) -> String {
     }
 }
 
-/// Whether this build can speak to the coordinator at `url` (normalised) as its scheme
-/// promises. The one place that decides it, so that TLS support replaces only this:
-/// `https://` needs TLS, which this build does not configure, and is refused rather
-/// than silently spoken in cleartext.
+/// Whether `url` (normalised) names a transport aistorctl speaks: `http://`, or
+/// `https://` (TLS, which also needs `--certificate-authority`; see [`channel`],
+/// which never speaks cleartext to an `https://` URL).
 pub(crate) fn server_transport(url: &str) -> Result<(), String> {
     match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some(s) if s.eq_ignore_ascii_case("http") => Ok(()),
-        Some(s) if s.eq_ignore_ascii_case("https") => Err(
-            "https:// needs TLS, which this build of aistorctl does not configure; it refuses \
-             rather than speak cleartext to an https:// URL (use http:// where cleartext is \
-             acceptable)"
-                .to_owned(),
-        ),
-        _ => Err("expected http://HOST:PORT or HOST:PORT".to_owned()),
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => Ok(()),
+        _ => Err("expected http://HOST:PORT, https://HOST:PORT or HOST:PORT".to_owned()),
     }
 }
 
@@ -174,11 +167,23 @@ pub(crate) type Conn = InterceptedService<Channel, Bearer>;
 pub(crate) struct Server {
     url: String,
     bearer: Bearer,
+    /// The CA (PEM) an `https://` coordinator's certificate must chain to.
+    ca: Option<Vec<u8>>,
 }
 
 impl Server {
     pub(crate) fn new(url: String, bearer: Bearer) -> Self {
-        Self { url, bearer }
+        Self {
+            url,
+            bearer,
+            ca: None,
+        }
+    }
+
+    /// Trusts `ca` (PEM) for an `https://` coordinator.
+    pub(crate) fn with_ca(mut self, ca: Option<Vec<u8>>) -> Self {
+        self.ca = ca;
+        self
     }
 }
 
@@ -210,10 +215,39 @@ pub(crate) async fn channel(server: &Server) -> Result<Conn, CliError> {
         url: url.to_owned(),
         cause,
     })?;
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| CliError::InvalidServer {
+    let mut endpoint =
+        Endpoint::from_shared(url.to_owned()).map_err(|e| CliError::InvalidServer {
+            url: url.to_owned(),
+            cause: chain(&e),
+        })?;
+    let https = endpoint.uri().scheme_str() == Some("https");
+    let invalid = |cause: &str| CliError::InvalidServer {
         url: url.to_owned(),
-        cause: chain(&e),
-    })?;
+        cause: cause.to_owned(),
+    };
+    match (https, &server.ca) {
+        (false, None) => {}
+        (false, Some(_)) => {
+            return Err(invalid(
+                "--certificate-authority is given but the server is not https://; use https:// to speak TLS",
+            ));
+        }
+        (true, None) => {
+            return Err(invalid(
+                "https:// needs --certificate-authority (AISTOR_CERTIFICATE_AUTHORITY): the CA that signs the coordinator's certificate; aistorctl never falls back to cleartext",
+            ));
+        }
+        (true, Some(ca)) => {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| CliError::InvalidServer {
+                    url: url.to_owned(),
+                    cause: chain(&e),
+                })?;
+        }
+    }
     let channel = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -329,15 +363,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn https_is_refused_until_tls_is_built() {
+    async fn https_needs_a_certificate_authority_and_it_needs_https() {
         for url in ["https://c.example:443", "HTTPS://c.example:443"] {
-            let err = parse_server(url).unwrap_err();
-            assert!(err.contains("https:// needs TLS"), "{err}");
-            // A client that skipped the flag parser is refused the same way, before dialing.
+            assert_eq!(parse_server(url).unwrap(), url);
+            // Refused before dialing: never cleartext to an https:// URL.
             let text = connect(&open(url)).await.unwrap_err().to_string();
             assert!(text.contains("--server"), "{text}");
-            assert!(text.contains("does not configure"), "{text}");
+            assert!(text.contains("needs --certificate-authority"), "{text}");
         }
+        let with_ca = open("http://c.example:1").with_ca(Some(b"-----".to_vec()));
+        let text = connect(&with_ca).await.unwrap_err().to_string();
+        assert!(text.contains("not https://"), "{text}");
         assert_eq!(
             parse_server("10.0.0.1:50051").unwrap(),
             "http://10.0.0.1:50051"
@@ -346,11 +382,10 @@ mod tests {
 
         use clap::Parser;
         let err =
-            crate::cli::Cli::try_parse_from(["aistorctl", "--server", "https://c:443", "nodes"])
+            crate::cli::Cli::try_parse_from(["aistorctl", "--server", "ftp://c:443", "nodes"])
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("--server"), "{err}");
-        assert!(err.contains("https:// needs TLS"), "{err}");
         let cli =
             crate::cli::Cli::try_parse_from(["aistorctl", "--server", "c:1", "nodes"]).unwrap();
         assert_eq!(cli.server, "http://c:1");

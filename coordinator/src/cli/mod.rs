@@ -49,7 +49,14 @@ pub use render::{NO_NODES, NO_PODS, UNKNOWN, render_gpus, render_nodes, render_p
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError> {
     let bearer = client::Bearer::new(cli.token.as_ref(), cli.token_file.as_deref())?;
     // The one place the token joins the URL: every client below dials through it.
-    let server = &client::Server::new(client::normalise(&cli.server), bearer);
+    let ca = match &cli.certificate_authority {
+        Some(path) => Some(std::fs::read(path).map_err(|e| CliError::InvalidServer {
+            url: client::normalise(&cli.server),
+            cause: format!("--certificate-authority {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
+    let server = &client::Server::new(client::normalise(&cli.server), bearer).with_ca(ca);
     match cli.command {
         Command::Nodes(args) => nodes(server, &args, out).await,
         Command::Pods(args) => pods(server, &args, out).await,
