@@ -90,18 +90,20 @@ impl Clock for SystemClock {
 /// Who may call the APIs, and the warnings `/health` shows. A listener reachable
 /// from other machines with nobody authenticated is refused unless the operator
 /// said `--allow-unauthenticated` (then logged and shown).
-fn api_auth(config: &Config) -> Result<(Arc<crate::auth::ApiAuth>, Vec<String>), Error> {
+/// On a cluster the static tokens are joined by the cluster's own (see
+/// [`with_cluster`]), so the APIs are never open there.
+fn api_auth(config: &Config) -> Result<(crate::auth::ApiAuth, Vec<String>), Error> {
     use crate::auth::{ApiAuth, StaticTokens, check_exposure};
     let auth = match &config.api_tokens {
         Some(path) => ApiAuth::Tokens(StaticTokens::read(path)?),
         None => ApiAuth::Open,
     };
-    let allow = config.allow_unauthenticated;
+    let on_cluster = matches!(config.cluster, crate::k8s::ClusterConfig::Kubernetes(_));
+    let allow = config.allow_unauthenticated || on_cluster;
     check_exposure("gRPC", config.grpc_addr, &auth, allow).map_err(Error::Exposed)?;
     check_exposure("REST", config.http_addr, &auth, allow).map_err(Error::Exposed)?;
     // Agents are proven by mutual TLS on their own listener, or on a cluster by
     // their ServiceAccount tokens; never by API tokens.
-    let on_cluster = matches!(config.cluster, crate::k8s::ClusterConfig::Kubernetes(_));
     let unproven_agents = match &config.agents {
         _ if on_cluster => None,
         None => Some(config.grpc_addr),
@@ -121,7 +123,7 @@ fn api_auth(config: &Config) -> Result<(Arc<crate::auth::ApiAuth>, Vec<String>),
             "agents report over {addr} unauthenticated: any client there may report for any node"
         ));
     }
-    if allow && matches!(auth, ApiAuth::Open) {
+    if config.allow_unauthenticated && !on_cluster && matches!(auth, ApiAuth::Open) {
         for (what, addr) in [("gRPC", config.grpc_addr), ("REST", config.http_addr)] {
             if !addr.ip().is_loopback() {
                 warnings.push(format!(
@@ -133,7 +135,21 @@ fn api_auth(config: &Config) -> Result<(Arc<crate::auth::ApiAuth>, Vec<String>),
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    Ok((Arc::new(auth), warnings))
+    Ok((auth, warnings))
+}
+
+/// The API's protection on a cluster: the static tokens if any, and every other
+/// bearer token reviewed by the API server (TokenReview, SubjectAccessReview).
+fn with_cluster(auth: crate::auth::ApiAuth, client: kube::Client) -> crate::auth::ApiAuth {
+    use crate::auth::ApiAuth;
+    let tokens = match auth {
+        ApiAuth::Tokens(tokens) => Some(tokens),
+        ApiAuth::Open | ApiAuth::Cluster { .. } => None,
+    };
+    ApiAuth::Cluster {
+        tokens,
+        reviewer: Arc::new(crate::k8s::token_review::KubeApiReviewer::new(client)),
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
@@ -336,6 +352,10 @@ pub async fn run(
                 config.agent_service_accounts.clone(),
             )));
     }
+    let api_auth = Arc::new(match &shell {
+        Some(shell) => with_cluster(api_auth, shell.cluster.client.clone()),
+        None => api_auth,
+    });
     let _shell = shell;
     // Agents share the API's port unless they have a listener of their own.
     let (shared_agents, agents_addr) = match agent_listener {

@@ -50,6 +50,11 @@ pub enum ApiAuth {
     /// No tokens: every caller is unauthenticated (acting from loopback only).
     Open,
     Tokens(StaticTokens),
+    /// On a cluster: the static tokens if any, else the cluster's word on the token.
+    Cluster {
+        tokens: Option<StaticTokens>,
+        reviewer: std::sync::Arc<dyn ClusterReviewer>,
+    },
 }
 
 /// Tokens by their SHA-256 (the file's secrets are not kept in memory as such, and a
@@ -145,38 +150,79 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl ApiAuth {
     /// Decides one request: `authorization` is its `Authorization` header, `peer`
-    /// the address it came from.
+    /// the address it came from. A token only the cluster knows is left for
+    /// [`Decision::Review`].
+    pub fn decide(
+        &self,
+        need: Need,
+        authorization: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Decision {
+        if need == Need::Nothing {
+            return Decision::Done(Ok(None));
+        }
+        let (tokens, reviewer) = match self {
+            Self::Open => return Decision::Done(Self::finish(None, need, peer)),
+            Self::Tokens(tokens) => (Some(tokens), None),
+            Self::Cluster { tokens, reviewer } => (tokens.as_ref(), Some(reviewer)),
+        };
+        let local = peer.is_some_and(|p| p.ip().is_loopback());
+        let Some(header) = authorization else {
+            // On a cluster, loopback is `kubectl port-forward` (which the cluster's RBAC
+            // already allowed) or the coordinator's own pod: trusted as on one machine.
+            if local && reviewer.is_some() {
+                return Decision::Done(Self::finish(None, need, peer));
+            }
+            return Decision::Done(Err(Denied::Unauthenticated(
+                "this API needs a bearer token (Authorization: Bearer <token>)".into(),
+            )));
+        };
+        let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+        else {
+            return Decision::Done(Err(Denied::Unauthenticated(
+                "the Authorization header is not `Bearer <token>`".into(),
+            )));
+        };
+        if let Some(caller) = tokens.and_then(|t| t.caller(token)) {
+            return Decision::Done(Self::finish(Some(caller.clone()), need, peer));
+        }
+        match reviewer {
+            Some(reviewer) => Decision::Review {
+                token: token.to_owned(),
+                reviewer: reviewer.clone(),
+            },
+            None => Decision::Done(Err(Denied::Unauthenticated(
+                "the bearer token is not valid".into(),
+            ))),
+        }
+    }
+
+    /// [`decide`](Self::decide) for callers that cannot wait for the cluster: a
+    /// token only the cluster knows is refused.
     pub fn authorize(
         &self,
         need: Need,
         authorization: Option<&str>,
         peer: Option<SocketAddr>,
     ) -> Result<Option<Caller>, Denied> {
-        if need == Need::Nothing {
-            return Ok(None);
+        match self.decide(need, authorization, peer) {
+            Decision::Done(decided) => decided,
+            Decision::Review { .. } => Err(Denied::Unauthenticated(
+                "the bearer token needs the cluster's review".into(),
+            )),
         }
+    }
+
+    /// Whether `caller` (None: unauthenticated) may do what is needed.
+    pub fn finish(
+        caller: Option<Caller>,
+        need: Need,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<Caller>, Denied> {
         let local = peer.is_some_and(|p| p.ip().is_loopback());
-        let caller = match (self, authorization) {
-            (Self::Open, _) => None,
-            (Self::Tokens(tokens), Some(header)) => {
-                let token = header
-                    .strip_prefix("Bearer ")
-                    .or_else(|| header.strip_prefix("bearer "))
-                    .ok_or_else(|| {
-                        Denied::Unauthenticated(
-                            "the Authorization header is not `Bearer <token>`".into(),
-                        )
-                    })?;
-                Some(tokens.caller(token.trim()).cloned().ok_or_else(|| {
-                    Denied::Unauthenticated("the bearer token is not valid".into())
-                })?)
-            }
-            (Self::Tokens(_), None) => {
-                return Err(Denied::Unauthenticated(
-                    "this API needs a bearer token (Authorization: Bearer <token>)".into(),
-                ));
-            }
-        };
         match (&caller, need) {
             (Some(c), Need::Act) if !c.may_act => Err(Denied::Forbidden(format!(
                 "user {:?} may read but not act",
@@ -191,6 +237,27 @@ impl ApiAuth {
             _ => Ok(caller),
         }
     }
+}
+
+/// What [`ApiAuth::decide`] could decide at once, or the review it needs.
+pub enum Decision {
+    Done(Result<Option<Caller>, Denied>),
+    /// A bearer token the static file does not list: the cluster decides.
+    Review {
+        token: String,
+        reviewer: std::sync::Arc<dyn ClusterReviewer>,
+    },
+}
+
+/// Asks the cluster who a bearer token is and whether it may do what is needed (the
+/// Kubernetes shell: TokenReview, then SubjectAccessReview on `aistor.io`'s `api`
+/// resource with the verb `read` or `act`).
+pub trait ClusterReviewer: Send + Sync + std::fmt::Debug {
+    fn review<'a>(
+        &'a self,
+        token: &'a str,
+        need: Need,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Caller, Denied>> + Send + 'a>>;
 }
 
 /// What a REST request needs, by method and path.
@@ -238,7 +305,7 @@ pub fn check_exposure(
     auth: &ApiAuth,
     allow_unauthenticated: bool,
 ) -> Result<(), String> {
-    if addr.ip().is_loopback() || matches!(auth, ApiAuth::Tokens(_)) || allow_unauthenticated {
+    if addr.ip().is_loopback() || !matches!(auth, ApiAuth::Open) || allow_unauthenticated {
         return Ok(());
     }
     Err(format!(
@@ -318,21 +385,42 @@ where
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let peer = self.protocol.peer(request.extensions());
-        match self.auth.authorize(need, header, peer) {
-            Ok(caller) => {
+        // The clone is the one polled ready; the ready one answers this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let protocol = self.protocol.clone();
+        let refuse = move |denied: Denied, path: &str| {
+            tracing::info!(
+                ?peer,
+                path,
+                reason = denied.message(),
+                "API request refused"
+            );
+            protocol.deny(denied)
+        };
+        match self.auth.decide(need, header, peer) {
+            Decision::Done(Ok(caller)) => {
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
-                // The clone is the one polled ready; the ready one answers this call.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
                 Box::pin(inner.call(request))
             }
-            Err(denied) => {
-                tracing::info!(?peer, path = %request.uri().path(), reason = denied.message(), "API request refused");
-                let response = self.protocol.deny(denied);
+            Decision::Done(Err(denied)) => {
+                let response = refuse(denied, request.uri().path());
                 Box::pin(async move { Ok(response) })
             }
+            Decision::Review { token, reviewer } => Box::pin(async move {
+                let reviewed = reviewer.review(&token, need).await;
+                match reviewed.and_then(|c| ApiAuth::finish(Some(c), need, peer)) {
+                    Ok(caller) => {
+                        if let Some(caller) = caller {
+                            request.extensions_mut().insert(caller);
+                        }
+                        inner.call(request).await
+                    }
+                    Err(denied) => Ok(refuse(denied, request.uri().path())),
+                }
+            }),
         }
     }
 }
@@ -403,6 +491,50 @@ mod tests {
             Err(Denied::Forbidden(m)) if m.contains("10.0.0.9:1 is not local")
         ));
         assert!(auth.authorize(Need::Act, None, None).is_err());
+    }
+
+    #[derive(Debug)]
+    struct NeverAsked;
+
+    impl ClusterReviewer for NeverAsked {
+        fn review<'a>(
+            &'a self,
+            _: &'a str,
+            _: Need,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Caller, Denied>> + Send + 'a>>
+        {
+            unreachable!("decide never reviews by itself")
+        }
+    }
+
+    #[test]
+    fn on_a_cluster_listed_tokens_answer_at_once_and_others_go_to_review() {
+        let auth = ApiAuth::Cluster {
+            tokens: Some(StaticTokens::parse(FILE).unwrap()),
+            reviewer: std::sync::Arc::new(NeverAsked),
+        };
+        let remote = peer("10.0.0.9:4000");
+        match auth.decide(Need::Read, Some("Bearer reader-token-0123456789"), remote) {
+            Decision::Done(Ok(Some(c))) => assert_eq!(c.user, "ana"),
+            _ => panic!("a listed token is decided at once"),
+        }
+        match auth.decide(Need::Act, Some("Bearer a-cluster-token"), remote) {
+            Decision::Review { token, .. } => assert_eq!(token, "a-cluster-token"),
+            _ => panic!("an unlisted token goes to the cluster"),
+        }
+        assert!(matches!(
+            auth.decide(Need::Read, None, remote),
+            Decision::Done(Err(Denied::Unauthenticated(_)))
+        ));
+        // Loopback (kubectl port-forward) without a token is trusted, acting too.
+        assert!(matches!(
+            auth.decide(Need::Act, None, peer("127.0.0.1:9")),
+            Decision::Done(Ok(None))
+        ));
+        assert!(matches!(
+            auth.decide(Need::Nothing, None, remote),
+            Decision::Done(Ok(None))
+        ));
     }
 
     #[test]

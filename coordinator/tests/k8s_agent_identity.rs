@@ -83,6 +83,7 @@ async fn an_agents_token_proves_its_node_and_nothing_else_gets_in() {
                 vec!["node-1".to_owned()],
             )]
             .into(),
+            groups: Vec::new(),
         },
     );
     fake.server.add_token(
@@ -91,6 +92,7 @@ async fn an_agents_token_proves_its_node_and_nothing_else_gets_in() {
             username: "system:serviceaccount:aistor-node:aistor-agent".into(),
             audiences: vec!["https://kubernetes.default.svc".into()],
             extra: Default::default(),
+            groups: Vec::new(),
         },
     );
     for (token, why) in [
@@ -108,6 +110,89 @@ async fn an_agents_token_proves_its_node_and_nothing_else_gets_in() {
         metrics.contains("aistor_coordinator_reports_total{outcome=\"unauthenticated\"} 4"),
         "{metrics}"
     );
+    fake.assert_every_call_is_listed();
+    c.stop().await;
+}
+
+/// API callers on a cluster present their own Kubernetes tokens: the coordinator
+/// asks the API server who they are and whether RBAC lets them read or act.
+#[tokio::test]
+async fn api_callers_are_who_the_cluster_says_and_may_what_rbac_grants() {
+    let fake = k8s_support::start().await;
+    let k8s = fake.config("coordinator-a");
+    // Reachable from other machines: on a cluster the APIs need no flag for that.
+    let c = Coordinator::start(|cfg| {
+        cfg.cluster = ClusterConfig::Kubernetes(k8s);
+        cfg.http_addr = "0.0.0.0:0".parse().unwrap();
+    })
+    .await;
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], c.http.port()));
+    // This machine's own non-loopback address, to call as another machine would.
+    let remote = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("10.255.255.255:1").and(s.local_addr()))
+        .ok()
+        .filter(|a| !a.ip().is_loopback() && !a.ip().is_unspecified())
+        .map(|a| std::net::SocketAddr::new(a.ip(), c.http.port()));
+    k8s_support::within("the coordinator to lead", async {
+        while support::http_get(loopback, "/ready").await.0 != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let user = |name: &str, groups: &[&str]| {
+        TokenInfo {
+            username: name.into(),
+            audiences: vec!["https://kubernetes.default.svc".into()],
+            extra: Default::default(),
+            groups: Vec::new(),
+        }
+        .with_groups(groups)
+    };
+    fake.server.add_token("ana-token", user("ana", &[]));
+    fake.server.add_token("ops-token", user("olu", &["ops"]));
+    fake.server.add_token("bob-token", user("bob", &[]));
+    fake.server.grant("ana", "aistor.io", "api", &["read"]);
+    fake.server
+        .grant("ops", "aistor.io", "api", &["read", "act"]);
+
+    let addr = remote.unwrap_or(loopback);
+    let call = |method: &'static str, path: &'static str, token: Option<&'static str>| async move {
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}\
+                 Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        );
+        support::http_raw(addr, request.as_bytes()).await
+    };
+    assert_eq!(call("GET", "/api/v1/nodes", Some("ana-token")).await.0, 200);
+    let (status, _, body) = call("POST", "/api/v1/measurements", Some("ana-token")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["details"].as_str().unwrap().contains("may not act"),
+        "{body}"
+    );
+    // A group's grant counts; past auth to the request's own checks.
+    let (status, _, body) = call("POST", "/api/v1/measurements", Some("ops-token")).await;
+    assert!(status != 401 && status != 403, "{status}: {body}");
+    let (status, _, body) = call("GET", "/api/v1/nodes", Some("bob-token")).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = call("GET", "/api/v1/nodes", Some("made-up")).await;
+    assert_eq!(status, 401, "{body}");
+    match remote {
+        Some(_) => {
+            let (status, _, body) = call("GET", "/api/v1/nodes", None).await;
+            assert_eq!(status, 401, "no token from another address: {body}");
+        }
+        None => eprintln!("no non-loopback address here: the tokenless remote call was not tried"),
+    }
+    // Loopback is `kubectl port-forward`, which the cluster already authorised.
+    let (status, _, body) = support::http_raw(
+        loopback,
+        b"GET /api/v1/nodes HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The coordinator's own calls (TokenReview, SubjectAccessReview) are ones its RBAC grants.
     fake.assert_every_call_is_listed();
     c.stop().await;
 }

@@ -16,6 +16,15 @@ pub struct TokenInfo {
     pub username: String,
     pub audiences: Vec<String>,
     pub extra: BTreeMap<String, Vec<String>>,
+    pub groups: Vec<String>,
+}
+
+impl TokenInfo {
+    /// The same user in these groups.
+    pub fn with_groups(mut self, groups: &[&str]) -> Self {
+        self.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        self
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,7 +64,7 @@ impl Tokens {
                 } else {
                     json!({
                         "authenticated": true,
-                        "user": {"username": info.username, "extra": info.extra},
+                        "user": {"username": info.username, "groups": info.groups, "extra": info.extra},
                         "audiences": shared,
                     })
                 }
@@ -65,6 +74,52 @@ impl Tokens {
         reviewed["apiVersion"] = json!("authentication.k8s.io/v1");
         reviewed["kind"] = json!("TokenReview");
         reviewed["status"] = status;
+        reviewed
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` for resource attributes:
+/// allowed when a grant of the user (or of one of its groups) matches the group,
+/// resource and verb (`"*"` matching any), as an RBAC ClusterRole bound to them would.
+#[derive(Debug, Default)]
+pub(crate) struct Grants(Vec<(String, String, String, Vec<String>)>);
+
+impl Grants {
+    pub(crate) fn add(&mut self, subject: &str, group: &str, resource: &str, verbs: &[&str]) {
+        self.0.push((
+            subject.to_owned(),
+            group.to_owned(),
+            resource.to_owned(),
+            verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ));
+    }
+
+    pub(crate) fn review(&self, request: &Value) -> Value {
+        let spec = &request["spec"];
+        let user = spec["user"].as_str().unwrap_or("");
+        let groups: Vec<&str> = spec["groups"]
+            .as_array()
+            .map(|g| g.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let attributes = &spec["resourceAttributes"];
+        let field = |name: &str| attributes[name].as_str().unwrap_or("");
+        let (group, resource, verb) = (field("group"), field("resource"), field("verb"));
+        let any = |granted: &str, asked: &str| granted == "*" || granted == asked;
+        let allowed = !attributes.is_null()
+            && self.0.iter().any(|(subject, g, r, verbs)| {
+                (subject == user || groups.contains(&subject.as_str()))
+                    && any(g, group)
+                    && any(r, resource)
+                    && verbs.iter().any(|v| any(v, verb))
+            });
+        let mut reviewed = request.clone();
+        reviewed["apiVersion"] = json!("authorization.k8s.io/v1");
+        reviewed["kind"] = json!("SubjectAccessReview");
+        reviewed["status"] = if allowed {
+            json!({"allowed": true, "reason": "RBAC: allowed by a test grant"})
+        } else {
+            json!({"allowed": false})
+        };
         reviewed
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) address: String,
     /// What TokenReviews answer (`FakeApiServer::add_token`).
     pub(crate) tokens: Mutex<crate::authn::Tokens>,
+    /// What SubjectAccessReviews answer (`FakeApiServer::grant`).
+    pub(crate) grants: Mutex<crate::authn::Grants>,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
             policy: Mutex::new(None),
             address,
             tokens: Mutex::new(crate::authn::Tokens::default()),
+            grants: Mutex::new(crate::authn::Grants::default()),
         }
     }
 
@@ -170,6 +173,24 @@ fn handle(
             ),
             (Some(Verb::Create), Err(e)) => e.into_response(),
             _ => ApiError::method_not_allowed("tokenreviews can only be created").into_response(),
+        };
+    }
+    if let Route::Resource(path) = route
+        && path.group == "authorization.k8s.io"
+        && path.plural == "subjectaccessreviews"
+    {
+        return match (verb, parse_json(body)) {
+            (Some(Verb::Create), Ok(request)) => ok(
+                201,
+                shared
+                    .grants
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .review(&request),
+            ),
+            (Some(Verb::Create), Err(e)) => e.into_response(),
+            _ => ApiError::method_not_allowed("subjectaccessreviews can only be created")
+                .into_response(),
         };
     }
     match route {

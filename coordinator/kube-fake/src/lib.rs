@@ -194,6 +194,17 @@ impl FakeApiServer {
             .add(token, info);
     }
 
+    /// Lets SubjectAccessReviews allow `verbs` on `group`/`resource` to `subject` (a
+    /// user or a group), as a ClusterRole bound to it would.
+    pub fn grant(&self, subject: &str, group: &str, resource: &str, verbs: &[&str]) {
+        self.handle
+            .shared
+            .grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(subject, group, resource, verbs);
+    }
+
     pub fn enforce_rbac(&self, user: &str, rules: Vec<Rule>) {
         *self
             .shared()

@@ -39,6 +39,14 @@ pub const API_CALLS: &[ApiCall] = &[
         scope: Scope::Cluster,
         by: "k8s::token_review",
     },
+    // API callers with the cluster's tokens: may they read or act (RBAC on aistor.io's `api`)?
+    ApiCall {
+        group: "authorization.k8s.io",
+        resource: "subjectaccessreviews",
+        verbs: &["create"],
+        scope: Scope::Cluster,
+        by: "k8s::token_review",
+    },
     // Reflectors (`k8s::cache`): an initial list, then a watch, per kind, across namespaces.
     ApiCall {
         group: "",

@@ -108,6 +108,7 @@ impl Fake {
                     vec![node.to_owned()],
                 )]
                 .into(),
+                groups: Vec::new(),
             },
         );
         token
