@@ -198,17 +198,20 @@ pub(super) async fn watch(
                         link = Link::Watching(stream);
                         view.subscribed();
                         listing_since = Some(now);
-                        owe_by(&mut owed, now + SETTLE);
+                        // Wait for the listing (it ends with KIND_SYNCED, or goes quiet):
+                        // on a busy machine its first event can come later than SETTLE,
+                        // and an empty table drawn before it would be a lie.
+                        owe_by(&mut owed, now + MAX_SETTLE);
                     }
                     Step::Event(event) => {
                         backoff.reset();
                         let existing = event.kind == node_event::Kind::Existing as i32;
                         view.apply(*event);
                         match listing_since {
-                            // Still listing: push the frame back until the listing goes quiet.
+                            // Still listing: the frame waits until the listing goes quiet
+                            // (never past MAX_SETTLE after subscribing).
                             Some(since) if existing => {
-                                let at = (now + SETTLE).min(since + MAX_SETTLE);
-                                owed = Some(owed.map_or(at, |o| o.max(at)));
+                                owed = Some((now + SETTLE).min(since + MAX_SETTLE));
                             }
                             // The listing is complete (KIND_SYNCED from a coordinator that
                             // marks it; an update from one that does not): draw now.
