@@ -5,6 +5,7 @@
 pub mod autoscale;
 pub mod clock;
 pub mod manifest;
+pub mod migration;
 pub mod model;
 pub mod quantity;
 pub mod selector;
