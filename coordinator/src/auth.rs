@@ -200,9 +200,10 @@ impl ApiAuth {
         }
     }
 
-    /// [`decide`](Self::decide) for callers that cannot wait for the cluster: a
+    /// [`decide`](Self::decide) where no review can follow (the unit tests): a
     /// token only the cluster knows is refused.
-    pub fn authorize(
+    #[cfg(test)]
+    fn authorize(
         &self,
         need: Need,
         authorization: Option<&str>,

@@ -4,7 +4,7 @@
 
 mod support;
 
-use aistor_agent::config::{ClientTls, DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
+use aistor_agent::config::{ClientTls, RunConfig};
 use aistor_coordinator::config::AgentListener;
 use aistor_coordinator::identity::AgentTls;
 use aistor_coordinator::pki::{Authority, Issued};
@@ -182,23 +182,8 @@ async fn the_real_agent_speaks_mutual_tls_and_refuses_to_downgrade() {
         key: cert.key.clone(),
     };
     let config = |coordinator: String, tls: Option<ClientTls>| RunConfig {
-        host: HostConfig {
-            host_root: "/".into(),
-            node_name: "tls-node".into(),
-            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
-            pods: PodConfig::default(),
-            gpu: Default::default(),
-        },
-        coordinator,
-        interval: Duration::from_millis(200),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        replay_buffer: Duration::from_secs(60),
-        replay_buffer_max_bytes: 8 << 20,
-        shutdown_grace: Duration::from_secs(2),
         tls,
-        token_file: None,
-        admin_limits: Default::default(),
-        local_runtime: None,
+        ..support::agent_config("tls-node", coordinator)
     };
     // https:// without TLS files, and TLS files with http://: refused before anything is sent.
     for (url, tls) in [

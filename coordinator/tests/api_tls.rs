@@ -4,25 +4,12 @@
 
 mod support;
 
-use aistor_coordinator::cli::{self, Cli};
 use aistor_coordinator::pki::Authority;
 use aistor_coordinator::tls::ApiTls;
-use clap::Parser;
 use std::sync::Arc;
 use std::time::Duration;
-use support::Coordinator;
+use support::{Coordinator, aistorctl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn aistorctl(args: &[&str]) -> Result<String, String> {
-    let cli = Cli::try_parse_from(std::iter::once("aistorctl").chain(args.iter().copied()))
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
-        .await
-        .map_err(|_| "aistorctl timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
 
 #[tokio::test]
 async fn the_apis_answer_over_tls_and_not_in_cleartext() {

@@ -7,27 +7,20 @@
 
 mod support;
 
-use aistor_coordinator::cli::{self, Cli};
 use aistor_proto::v1 as pb;
 use aistor_proto::v1::autoscaler_event::Kind;
 use aistor_proto::v1::autoscaler_service_client::AutoscalerServiceClient;
-use clap::Parser;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::Coordinator;
 
 async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
     let server = server.to_string();
-    let argv = ["aistorctl", "--server", &server]
+    let argv: Vec<&str> = ["--server", &server]
         .into_iter()
-        .chain(args.iter().copied());
-    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
-        .await
-        .map_err(|_| "aistorctl timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+        .chain(args.iter().copied())
+        .collect();
+    support::aistorctl(&argv).await
 }
 
 const AUTOSCALER: &str = "\

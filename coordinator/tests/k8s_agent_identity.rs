@@ -59,12 +59,7 @@ async fn an_agents_token_proves_its_node_and_nothing_else_gets_in() {
     let fake = k8s_support::start().await;
     let k8s = fake.config("coordinator-a");
     let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
-    k8s_support::within("the coordinator to lead", async {
-        while support::http_get(c.http, "/ready").await.0 != 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    c.until_leading().await;
     let token = fake.agent_token("node-1");
     assert_eq!(send(c.grpc, Some(&token), "node-1").await, Ok(1));
 
@@ -133,12 +128,7 @@ async fn api_callers_are_who_the_cluster_says_and_may_what_rbac_grants() {
         .ok()
         .filter(|a| !a.ip().is_loopback() && !a.ip().is_unspecified())
         .map(|a| std::net::SocketAddr::new(a.ip(), c.http.port()));
-    k8s_support::within("the coordinator to lead", async {
-        while support::http_get(loopback, "/ready").await.0 != 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    c.until_leading().await;
     let user = |name: &str, groups: &[&str]| {
         TokenInfo {
             username: name.into(),
@@ -201,38 +191,17 @@ async fn api_callers_are_who_the_cluster_says_and_may_what_rbac_grants() {
 /// its own node.
 #[tokio::test]
 async fn the_real_agent_proves_its_node_with_its_token_file() {
-    use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
     let fake = k8s_support::start().await;
     let k8s = fake.config("coordinator-a");
     let c = Coordinator::start(|cfg| cfg.cluster = ClusterConfig::Kubernetes(k8s)).await;
-    k8s_support::within("the coordinator to lead", async {
-        while support::http_get(c.http, "/ready").await.0 != 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    c.until_leading().await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     // As the kubelet writes it: the token, maybe with a final newline.
     std::fs::write(&token_file, format!("{}\n", fake.agent_token("token-node"))).unwrap();
-    let config = RunConfig {
-        host: HostConfig {
-            host_root: "/".into(),
-            node_name: "token-node".into(),
-            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
-            pods: PodConfig::default(),
-            gpu: Default::default(),
-        },
-        coordinator: format!("http://{}", c.grpc),
-        interval: std::time::Duration::from_millis(200),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        replay_buffer: std::time::Duration::from_secs(60),
-        replay_buffer_max_bytes: 8 << 20,
-        shutdown_grace: std::time::Duration::from_secs(2),
-        tls: None,
+    let config = aistor_agent::config::RunConfig {
         token_file: Some(token_file),
-        admin_limits: Default::default(),
-        local_runtime: None,
+        ..support::agent_config("token-node", format!("http://{}", c.grpc))
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(aistor_agent::run(

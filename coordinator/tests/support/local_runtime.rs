@@ -7,8 +7,6 @@
 use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
 use aistor_agent::runtime::RuntimeConfig;
 use aistor_agent::runtime::pod::Paths;
-use aistor_coordinator::cli::{self, Cli};
-use clap::Parser;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,16 +49,11 @@ pub fn import_busybox(
 
 pub async fn aistorctl(server: SocketAddr, args: &[&str]) -> Result<String, String> {
     let server = server.to_string();
-    let argv = ["aistorctl", "--server", &server]
+    let argv: Vec<&str> = ["--server", &server]
         .into_iter()
-        .chain(args.iter().copied());
-    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), cli::run(cli, &mut out))
-        .await
-        .map_err(|_| "aistorctl timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+        .chain(args.iter().copied())
+        .collect();
+    crate::support::aistorctl(&argv).await
 }
 
 /// Runs `aistorctl` until `ok` holds for its output.

@@ -182,3 +182,63 @@ pub async fn closed_after(addr: SocketAddr, bytes: &[u8], within: Duration) -> O
 
 /// The HTTP/2 client connection preface, and nothing after it.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Runs `aistorctl` in-process with `args` (no program name), as a person would;
+/// its output, or its error as text.
+pub async fn aistorctl(args: &[&str]) -> Result<String, String> {
+    use clap::Parser;
+    let cli = aistor_coordinator::cli::Cli::try_parse_from(
+        std::iter::once("aistorctl").chain(args.iter().copied()),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        aistor_coordinator::cli::run(cli, &mut out),
+    )
+    .await
+    .map_err(|_| "aistorctl timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A real agent's configuration for tests: this host read as node `node`, reporting
+/// to `coordinator` every 200 ms, admin on an ephemeral loopback port, no GPU source
+/// chosen, no TLS, no token, no local runtime. Tests change what they need with
+/// struct update syntax.
+pub fn agent_config(node: &str, coordinator: String) -> aistor_agent::config::RunConfig {
+    use aistor_agent::config::{DEFAULT_DISK_EXCLUDE, HostConfig, PodConfig, RunConfig};
+    RunConfig {
+        host: HostConfig {
+            host_root: "/".into(),
+            node_name: node.into(),
+            disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
+            pods: PodConfig::default(),
+            gpu: Default::default(),
+        },
+        coordinator,
+        interval: Duration::from_millis(200),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_limits: Default::default(),
+        replay_buffer: Duration::from_secs(60),
+        replay_buffer_max_bytes: 8 << 20,
+        shutdown_grace: Duration::from_secs(2),
+        tls: None,
+        token_file: None,
+        local_runtime: None,
+    }
+}
+
+impl Coordinator {
+    /// Waits (at most a minute) until this coordinator answers `/ready` with 200: it leads.
+    pub async fn until_leading(&self) {
+        let local = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.http.port());
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while http_get(local, "/ready").await.0 != 200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the coordinator leads within a minute");
+    }
+}
