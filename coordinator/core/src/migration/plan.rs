@@ -1,4 +1,4 @@
-//! Migration planning (issue 10, first slice): what moving a pod means for each of
+//! Migration planning: what moving a pod means for each of
 //! its containers, and how it moves. Pure: the pod as Kubernetes describes it, the
 //! access modes of its claims, and whether a checkpoint was staged go in; a plan
 //! (or the reason there is nothing to move) comes out.
@@ -18,11 +18,13 @@
 //!   target is Ready, thaw the source if the target fails).
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// What the pod's container was doing, as its status says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ContainerState {
     Waiting,
     Running,
@@ -78,7 +80,8 @@ pub struct PlanInput {
 }
 
 /// What happens to one container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Re-created and restored from the staged checkpoint.
     Restore,
@@ -98,7 +101,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerPlan {
     pub name: String,
     pub init: bool,
@@ -109,7 +112,8 @@ pub struct ContainerPlan {
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Nothing pins the pod's data to one node: the target starts before the
     /// source goes.
@@ -118,7 +122,7 @@ pub enum Strategy {
     BreakBeforeMake { claims: Vec<String> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub containers: Vec<ContainerPlan>,
     pub strategy: Strategy,
