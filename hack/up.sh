@@ -8,6 +8,9 @@
 #   AISTOR_ADMIN_ADDR  agent /metrics address     (default 127.0.0.1:9101)
 #   AISTOR_INTERVAL    agent collection interval  (default 1s)
 #   AISTOR_DATA_DIR    coordinator state (SQLite)  (default .aistor/coordinator)
+#   AISTOR_STATE_DIR   certificates, the private containerd's root, the local runtime's
+#                      pod, volume and checkpoint directories (default .aistor)
+#   AISTOR_RUN_DIR     logs and the private containerd's socket and state (default .aistor-run)
 #   AISTOR_LOCAL_RUNTIME  0 turns the local runtime off (default on as root)
 #   AISTOR_CONTAINERD_SOCKET  the node's containerd, used when it answers
 #                      (default /run/containerd/containerd.sock; else a private one is started)
@@ -22,8 +25,8 @@ http="${AISTOR_HTTP_ADDR:-127.0.0.1:8080}"
 admin="${AISTOR_ADMIN_ADDR:-127.0.0.1:9101}"
 interval="${AISTOR_INTERVAL:-1s}"
 data_dir="${AISTOR_DATA_DIR:-.aistor/coordinator}"
-run_dir="$PWD/.aistor-run"
-state_dir="$PWD/.aistor"
+run_dir="$(realpath -m "${AISTOR_RUN_DIR:-.aistor-run}")"
+state_dir="$(realpath -m "${AISTOR_STATE_DIR:-.aistor}")"
 node_socket="${AISTOR_CONTAINERD_SOCKET:-/run/containerd/containerd.sock}"
 local_runtime="${AISTOR_LOCAL_RUNTIME:-1}"
 if [ "$local_runtime" = 1 ] && [ "$(id -u)" -ne 0 ]; then
@@ -37,7 +40,7 @@ apt_install protobuf-compiler   # containerd-client generates its gRPC code at b
 log "building release binaries"
 cargo build --release --locked --bins
 
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 mkdir -p "$run_dir" "$state_dir"
 pids=()
 containerd_pid=""
