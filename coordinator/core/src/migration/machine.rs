@@ -612,6 +612,15 @@ fn pending(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
             return Vec::new();
         }
     };
+    let mut planned = planned;
+    for c in planned
+        .containers
+        .iter_mut()
+        .filter(|c| c.action == Action::Restore && !w.checkpointed.contains(&c.name))
+    {
+        c.action = Action::Recreate;
+        c.why = "running; it mounts no checkpoint path, so it is re-created".into();
+    }
     n.plan = Some(planned);
     let mut pod = source.object.clone();
     if let Some(object) = pod.as_object_mut() {
@@ -755,6 +764,8 @@ fn checkpointing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         return after_checkpoint(n, w, now);
     };
     let failed = match &w.checkpoint {
+        // Never sent (the record says so, and it is stored with what it sends).
+        _ if checkpoint.sent_unix_nanos == 0 => None,
         CheckpointSeen::Staged(staged) => {
             checkpoint.staged = Some(staged.clone());
             n.checkpoint = Some(checkpoint);
@@ -762,7 +773,6 @@ fn checkpointing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         }
         CheckpointSeen::InProgress { .. } => return Vec::new(),
         CheckpointSeen::Failed(reason) => Some(reason.clone()),
-        CheckpointSeen::Unknown if checkpoint.sent_unix_nanos == 0 => None,
         CheckpointSeen::Unknown
             if now.saturating_sub(checkpoint.sent_unix_nanos) < STAGE_UNSEEN_AFTER_NANOS =>
         {
@@ -1428,6 +1438,24 @@ mod tests {
         assert_eq!(containers, ["trainer", "monitor"]);
         let staged = m.checkpoint.as_ref().unwrap().staged.as_ref().unwrap();
         assert_eq!(staged.bytes, 4096);
+        // Only the container that mounts the checkpoint path is restored.
+        let actions: Vec<Action> = m
+            .plan
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [Action::Restore, Action::Completed, Action::Recreate]
+        );
+        assert!(
+            m.plan.as_ref().unwrap().containers[2]
+                .why
+                .contains("mounts no checkpoint path")
+        );
         // Frozen, then created; Ready two seconds after creation.
         assert_eq!(m.downtime_nanos(), Some(2 * S));
         assert!(m.ended_unix_nanos.is_some());
@@ -1660,6 +1688,27 @@ mod tests {
         let trainer = &m.plan.as_ref().unwrap().containers[0];
         assert_eq!(trainer.action, Action::Recreate);
         assert!(trainer.why.contains("starts cold"), "{}", trainer.why);
+    }
+
+    #[test]
+    fn a_stage_never_sent_is_sent_whatever_the_world_says_of_it() {
+        let mut m = new(true, 0);
+        let sim = Sim::new();
+        let (planned, _) = step(&m, &sim.world(&m, T0), T0);
+        assert_eq!(planned.phase, Phase::Checkpointing);
+        m = planned;
+        m.checkpoint.as_mut().unwrap().sent_unix_nanos = 0;
+        let mut w = sim.world(&m, T0);
+        w.checkpoint = CheckpointSeen::InProgress { bytes: 0 };
+        let (sent, effects) = step(&m, &w, T0 + S);
+        assert!(
+            matches!(&effects[..], [Effect::StageCheckpoint { checkpoint_id, .. }] if checkpoint_id == "migration-1a2b3c4d-1")
+        );
+        assert_eq!(sent.checkpoint.as_ref().unwrap().sent_unix_nanos, T0 + S);
+        // Sent: now it waits while the agent copies.
+        let (waiting, effects) = step(&sent, &w, T0 + 40 * S);
+        assert!(effects.is_empty());
+        assert_eq!(waiting, sent);
     }
 
     #[test]
