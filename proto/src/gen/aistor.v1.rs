@@ -931,6 +931,24 @@ pub struct DeletePod {
     #[prost(string, tag = "1")]
     pub uid: ::prost::alloc::string::String,
 }
+/// Freeze or thaw a pod's containers through its cgroup freezer (cgroup v2
+/// `cgroup.freeze`; v1 and hybrid hosts `freezer.state`), for make-before-break
+/// migration: the source is frozen while its target starts, deleted once the target is
+/// Ready, thawed when the target fails. The result arrives once the kernel reports the
+/// whole pod frozen (or thawed); a freeze the kernel has not completed after 10 s is
+/// undone (thawed) and fails, naming the cgroup file and the state it stuck in.
+/// Idempotent: freezing a frozen pod or thawing a thawed one succeeds. A frozen pod's
+/// containers stay running (no restarts, its readiness probes pause); deleting it thaws
+/// it first, so SIGTERM reaches it. An unknown uid is an error naming it.
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FreezePod {
+    #[prost(string, tag = "1")]
+    pub uid: ::prost::alloc::string::String,
+    /// true freezes, false thaws.
+    #[prost(bool, tag = "2")]
+    pub frozen: bool,
+}
 /// Every pod this node should run. The agent starts what is missing, deletes pods not
 /// listed and removes containers of the local runtime that belong to no listed pod
 /// (an agent that crashed mid-start leaves none behind). Sent on every (re)connect.
@@ -1084,6 +1102,10 @@ pub struct LocalPod {
     /// A pod-level problem (a volume or cgroup that could not be made, cleanup left over).
     #[prost(string, tag = "10")]
     pub message: ::prost::alloc::string::String,
+    /// The pod's cgroup is frozen now (FreezePod), as read from the kernel at this report,
+    /// not as remembered: a pod frozen before an agent restart is still reported frozen.
+    #[prost(bool, tag = "11")]
+    pub frozen: bool,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -2658,8 +2680,9 @@ pub struct NodeReport {
     /// Report-level gaps (e.g. "pods": "no container runtime configured").
     #[prost(message, repeated, tag = "15")]
     pub missing: ::prost::alloc::vec::Vec<Missing>,
-    /// Results of action directives (RunPod, DeletePod, SyncPods) finished since the
-    /// previous report; they travel with reports so the replay buffer protects them too.
+    /// Results of action directives (RunPod, DeletePod, SyncPods, StageCheckpoint,
+    /// FreezePod) finished since the previous report; they travel with reports so the
+    /// replay buffer protects them too.
     #[prost(message, repeated, tag = "13")]
     pub directive_results: ::prost::alloc::vec::Vec<DirectiveResult>,
     /// Pods of the local runtime; absent when the local runtime is off on this node.
@@ -2687,7 +2710,7 @@ pub struct Directive {
     /// their own id).
     #[prost(string, tag = "15")]
     pub id: ::prost::alloc::string::String,
-    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "directive::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: ::core::option::Option<directive::Kind>,
 }
 /// Nested message and enum types in `Directive`.
@@ -2712,6 +2735,8 @@ pub mod directive {
         StageCheckpoint(super::StageCheckpoint),
         #[prost(message, tag = "7")]
         ReadLogs(super::ReadLogs),
+        #[prost(message, tag = "8")]
+        FreezePod(super::FreezePod),
     }
 }
 /// Every report of `agent_instance` up to and including `seq` is stored; the agent
