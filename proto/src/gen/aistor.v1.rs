@@ -934,9 +934,10 @@ pub struct DeletePod {
 /// Freeze or thaw a pod's containers through its cgroup freezer (cgroup v2
 /// `cgroup.freeze`; v1 and hybrid hosts `freezer.state`), for make-before-break
 /// migration: the source is frozen while its target starts, deleted once the target is
-/// Ready, thawed when the target fails. The result arrives once the kernel reports the
-/// whole pod frozen (or thawed); a freeze the kernel has not completed after 10 s is
-/// undone (thawed) and fails, naming the cgroup file and the state it stuck in.
+/// Ready, thawed when the target fails. A container start or readiness probe under way
+/// finishes first; the result arrives once the kernel reports the whole pod frozen (or
+/// thawed). A freeze the kernel has not completed after 10 s is undone (thawed) and
+/// fails, naming the cgroup file and the state it stuck in.
 /// Idempotent: freezing a frozen pod or thawing a thawed one succeeds. A frozen pod's
 /// containers stay running (no restarts, its readiness probes pause); deleting it thaws
 /// it first, so SIGTERM reaches it. An unknown uid is an error naming it.
