@@ -646,7 +646,7 @@ pub fn measurement_seen(m: &pb::Measurement) -> MeasurementSeen {
     let Some(target) = result.targets.first() else {
         return MeasurementSeen::Failed(format!("measurement run {} measured nothing", m.id));
     };
-    let summary = target.summary.clone().unwrap_or_default();
+    let summary = target.summary.unwrap_or_default();
     let cpu = summary
         .cpu_millicores
         .filter(|f| f.count > 0)
