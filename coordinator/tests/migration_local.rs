@@ -279,6 +279,66 @@ async fn seed_002s_request_moves_seed_003s_pod_through_its_checkpoint() {
     assert_eq!(totals["total_migrations"], 2, "{totals}");
     assert_eq!(totals["successful_migrations"], 1, "{totals}");
 
+    // The same through gRPC and aistorctl: migrate in place and follow it stage by
+    // stage, then list and describe it.
+    let followed = aistorctl(
+        server,
+        &["migrate", &format!("ai/{new_pod}"), "--to", NODE, "--wait"],
+    )
+    .await
+    .unwrap();
+    eprintln!("{followed}");
+    let third = followed
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("migration/"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the first line names the migration")
+        .to_owned();
+    for stage in ["checkpointing", "freezing", "waiting_ready", "completed"] {
+        assert!(followed.contains(stage), "{stage}: {followed}");
+    }
+    assert!(
+        followed.contains(&format!("migration/{third} completed: pod {new_pod}-")),
+        "{followed}"
+    );
+    let listed = aistorctl(server, &["migrations", "-n", "ai"])
+        .await
+        .unwrap();
+    let rows = pod_rows(&listed);
+    assert_eq!(rows.len(), 3, "{listed}");
+    assert_eq!(
+        rows[0][..6],
+        [third.as_str(), "ai", new_pod, NODE, NODE, "Completed"],
+        "{listed}"
+    );
+    assert_eq!(rows[1][5], "Cancelled", "{listed}");
+    let described = aistorctl(server, &["describe", "migration", &third])
+        .await
+        .unwrap();
+    eprintln!("{described}");
+    for expected in [
+        "Status:         Completed (completed)",
+        "Strategy:       MakeBeforeBreak",
+        "  trainer",
+        "Restore",
+        "  Succeeded",
+        "  TargetReady",
+        "  Checkpointed",
+    ] {
+        assert!(described.contains(expected), "{expected}: {described}");
+    }
+    let json = aistorctl(server, &["migrations", "-o", "json"])
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(list["items"][0]["kind"], "Migration");
+    assert_eq!(list["items"][0]["status"]["phase"], "Completed");
+    let missing = aistorctl(server, &["describe", "migration", "migration-00000000"])
+        .await
+        .unwrap_err();
+    assert!(missing.contains("NotFound"), "{missing}");
+
     node_agent.stop().await;
     coordinator.stop().await;
 }

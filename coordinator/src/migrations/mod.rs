@@ -291,18 +291,30 @@ impl Migrations {
         all
     }
 
-    /// Asks a migration to stop and roll back.
+    /// Asks a migration to stop and roll back. The loop may store a step at the same
+    /// moment: a write that lost the race reads again and retries.
     pub async fn cancel(&self, id: &str) -> Result<Migration, MigrationError> {
-        let held = self
-            .held()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| MigrationError::NotFound(format!("migration {id} not found")))?;
-        let mut next = held.migration.clone();
-        next.cancel().map_err(MigrationError::Conflict)?;
-        self.save(&held, next.clone()).await?;
-        self.changed.notify_one();
-        Ok(next)
+        let mut attempts = 0;
+        loop {
+            let held = self
+                .held()
+                .get(id)
+                .cloned()
+                .ok_or_else(|| MigrationError::NotFound(format!("migration {id} not found")))?;
+            let mut next = held.migration.clone();
+            next.cancel().map_err(MigrationError::Conflict)?;
+            match self.save(&held, next.clone()).await {
+                Ok(_) => {
+                    self.changed.notify_one();
+                    return Ok(next);
+                }
+                Err(StoreError::Conflict { .. }) if attempts < 10 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Aggregates for `GET /api/v1/metrics`.
