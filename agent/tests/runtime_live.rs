@@ -3,7 +3,8 @@
 //! that completes, one that fails and is restarted with back-off, limits in the cgroup
 //! files, readiness probes, logs, discovery seeing the pods as the kubelet's, SIGTERM on
 //! delete, a host-rootfs pod, an image that is not there, and an agent restart that
-//! adopts what runs and removes orphans.
+//! adopts what runs and removes orphans; a pod frozen and thawed through its cgroup
+//! freezer (FreezePod), across an agent restart, and deleted while frozen.
 //!
 //! Needs root, containerd, runc, ctr, tar and a static busybox. Without them it prints
 //! "skipped: ..." and passes, unless `AISTOR_REQUIRE_TOOLS=1`, where it fails.
@@ -391,4 +392,268 @@ async fn host_rootfs_missing_images_and_orphans() {
     );
     let left = private.ctr_output(&["containers", "ls", "-q"]).expect("ls");
     assert_eq!(left.trim(), "");
+}
+
+/// Thaws the pod cgroup when dropped, so a failed assertion never leaves frozen
+/// processes behind (on cgroup v1 they would not even die of the cleanup's SIGKILL).
+struct ThawOnDrop(String);
+
+impl Drop for ThawOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            Path::new(CGROUP_ROOT)
+                .join("freezer")
+                .join(&self.0)
+                .join("freezer.state"),
+            "THAWED",
+        );
+        let _ = std::fs::write(
+            Path::new(CGROUP_ROOT).join(&self.0).join("cgroup.freeze"),
+            "0",
+        );
+    }
+}
+
+fn count(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether the count in `path` moves within `within`.
+async fn advances(path: &Path, within: Duration) -> bool {
+    let before = count(path);
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if count(path) > before {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeze_thaw_and_delete_while_frozen() {
+    use aistor_agent::runtime::directives::{self, Action};
+    use aistor_proto::v1 as pb;
+    use std::sync::Arc;
+
+    let Some((mut private, work)) = setup().await else {
+        return;
+    };
+    let rt = Arc::new(runtime(&private, work.path()));
+    let uid = uid();
+    let out_dir = work.path().join("out");
+    let counter = out_dir.join("n");
+    // Counts into /out/<file> every 100 ms; SIGTERM is answered in /out/term.
+    let counting_pod = |name: &str, uid: &str, file: &str| {
+        pod(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "mig", "uid": uid},
+            "spec": {
+                "terminationGracePeriodSeconds": 30,
+                "volumes": [{"name": "out", "hostPath": {"path": out_dir.display().to_string()}}],
+                "containers": [{
+                    "name": "count", "image": IMAGE,
+                    "command": ["sh", "-c", format!("trap 'echo got TERM > /out/term; exit 0' TERM; i=0; while :; do i=$((i+1)); echo $i > /out/{file}; sleep 0.1; done")],
+                    // CPU for the probe's exec on a busy machine (BestEffort gets 2 shares).
+                    "resources": {"limits": {"cpu": "500m", "memory": "32Mi"}},
+                    "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                    // Quiet: an exec probe that writes to stdout fails in this runtime.
+                    "readinessProbe": {"exec": {"command": ["sh", "-c", format!("cat /out/{file} > /dev/null")]},
+                                       "periodSeconds": 1, "timeoutSeconds": 5}
+                }]
+            }
+        }))
+    };
+    let manifest = counting_pod("counter", &uid, "n");
+    rt.run(manifest.clone()).await.expect("run");
+    let state = wait_until(&rt, &uid, "counter ready", Duration::from_secs(30), |s| {
+        container(s, "count").ready
+    })
+    .await;
+    let cgroup = state.cgroup_path.clone();
+    private.cgroups.push(cgroup.clone());
+    let _thaw = ThawOnDrop(cgroup.clone());
+    assert!(!state.frozen);
+    assert!(
+        advances(&counter, Duration::from_secs(10)).await,
+        "it counts"
+    );
+
+    // FreezePod through the directive path: the result comes back under its id.
+    let (actions, actions_rx) = tokio::sync::mpsc::channel(4);
+    let (results_tx, mut results) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(directives::serve(rt.clone(), actions_rx, results_tx));
+    let freeze = |frozen| {
+        Action::Freeze(pb::FreezePod {
+            uid: uid.clone(),
+            frozen,
+        })
+    };
+    let started = Instant::now();
+    actions
+        .send(("d-freeze".into(), freeze(true)))
+        .await
+        .unwrap();
+    let result = results.recv().await.expect("a result");
+    eprintln!("frozen in {:?}", started.elapsed());
+    assert_eq!(
+        (result.id.as_str(), result.error.as_str()),
+        ("d-freeze", "")
+    );
+    let frozen_at = count(&counter);
+    assert!(
+        !advances(&counter, Duration::from_secs(3)).await,
+        "the counter stopped at {frozen_at}"
+    );
+    // Frozen, and still running: no restart, not failed (probes pause meanwhile).
+    let state = rt.state(&uid).expect("the pod");
+    assert!(state.frozen, "{state:#?}");
+    assert!(
+        matches!(
+            container(&state, "count").state,
+            ContainerState::Running { .. }
+        ),
+        "{state:#?}"
+    );
+    assert_eq!(container(&state, "count").restart_count, 0);
+    assert_eq!(state.phase, PodPhase::Running);
+    let reported = directives::status(&rt);
+    assert!(
+        reported.pods.iter().any(|p| p.uid == uid && p.frozen),
+        "LocalPod.frozen: {reported:?}"
+    );
+    // The kernel says so too (v1 and hybrid: the freezer hierarchy; v2: cgroup.events).
+    let v1_state = Path::new(CGROUP_ROOT)
+        .join("freezer")
+        .join(&cgroup)
+        .join("freezer.state");
+    if v1_state.exists() {
+        assert_eq!(read(&v1_state), "FROZEN");
+    } else {
+        let events = read(Path::new(CGROUP_ROOT).join(&cgroup).join("cgroup.events"));
+        assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
+    }
+    // Idempotent; an unknown uid is an error naming it.
+    actions
+        .send(("d-again".into(), freeze(true)))
+        .await
+        .unwrap();
+    let result = results.recv().await.expect("a result");
+    assert_eq!((result.id.as_str(), result.error.as_str()), ("d-again", ""));
+    actions
+        .send((
+            "d-unknown".into(),
+            Action::Freeze(pb::FreezePod {
+                uid: "no-such-uid".into(),
+                frozen: true,
+            }),
+        ))
+        .await
+        .unwrap();
+    let result = results.recv().await.expect("a result");
+    assert_eq!(result.id, "d-unknown");
+    assert!(result.error.contains("no-such-uid"), "{}", result.error);
+
+    // An agent restart: the new runtime adopts the pod and reads it frozen from the
+    // cgroup; it starts nothing new.
+    drop(actions);
+    drop(rt);
+    let rt2 = runtime(&private, work.path());
+    rt2.run(manifest.clone()).await.expect("adopt");
+    let adopted = wait_until(
+        &rt2,
+        &uid,
+        "adopted while frozen",
+        Duration::from_secs(10),
+        |s| matches!(container(s, "count").state, ContainerState::Running { .. }),
+    )
+    .await;
+    assert!(adopted.frozen, "{adopted:#?}");
+    assert_eq!(
+        container(&adopted, "count").container_id,
+        container(&state, "count").container_id
+    );
+    assert!(!advances(&counter, Duration::from_secs(1)).await);
+
+    // Thaw: it counts again, from where it stopped.
+    rt2.freeze(&uid, false).await.expect("thaw");
+    assert!(
+        advances(&counter, Duration::from_secs(10)).await,
+        "counts again"
+    );
+    assert!(count(&counter) > frozen_at);
+    let thawed = rt2.state(&uid).expect("the pod");
+    assert!(!thawed.frozen);
+    assert_eq!(container(&thawed, "count").restart_count, 0);
+    rt2.freeze(&uid, false).await.expect("thaw again");
+
+    // Delete while frozen: thawed first, so SIGTERM is handled and the pod goes well
+    // within its 30 s grace period.
+    rt2.freeze(&uid, true).await.expect("freeze");
+    assert!(rt2.state(&uid).expect("the pod").frozen);
+    let deleting = Instant::now();
+    rt2.delete(&uid).await.expect("delete");
+    let took = deleting.elapsed();
+    eprintln!("deleted while frozen in {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(
+        read(out_dir.join("term")),
+        "got TERM",
+        "SIGTERM reached the thawed container"
+    );
+    assert!(rt2.state(&uid).is_none());
+    let left = private.ctr_output(&["containers", "ls", "-q"]).expect("ls");
+    assert_eq!(left.trim(), "", "no container left behind");
+    for hierarchy in ["freezer", "cpu", "memory", ""] {
+        let dir = Path::new(CGROUP_ROOT).join(hierarchy).join(&cgroup);
+        assert!(!dir.exists(), "{} removed", dir.display());
+    }
+
+    // SyncPods removing a frozen pod no agent knows any more (frozen, then its agent went
+    // away): its cgroup is thawed so the SIGKILL takes effect.
+    let orphan = crate::uid();
+    rt2.run(counting_pod("orphan", &orphan, "m"))
+        .await
+        .expect("run");
+    let state = wait_until(
+        &rt2,
+        &orphan,
+        "orphan ready",
+        Duration::from_secs(30),
+        |s| container(s, "count").ready,
+    )
+    .await;
+    private.cgroups.push(state.cgroup_path.clone());
+    let _thaw_orphan = ThawOnDrop(state.cgroup_path.clone());
+    assert!(advances(&out_dir.join("m"), Duration::from_secs(10)).await);
+    rt2.freeze(&orphan, true).await.expect("freeze");
+    assert!(!advances(&out_dir.join("m"), Duration::from_secs(1)).await);
+    drop(rt2);
+    let rt3 = Arc::new(runtime(&private, work.path()));
+    let (actions, actions_rx) = tokio::sync::mpsc::channel(4);
+    let (results_tx, mut results) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(directives::serve(rt3.clone(), actions_rx, results_tx));
+    let syncing = Instant::now();
+    actions
+        .send(("d-sync".into(), Action::Sync(pb::SyncPods { pods: vec![] })))
+        .await
+        .unwrap();
+    let result = results.recv().await.expect("a result");
+    let took = syncing.elapsed();
+    eprintln!("frozen orphan removed in {took:?}");
+    assert_eq!((result.id.as_str(), result.error.as_str()), ("d-sync", ""));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let left = private.ctr_output(&["containers", "ls", "-q"]).expect("ls");
+    assert_eq!(left.trim(), "", "no container left behind");
+    let v1_state = Path::new(CGROUP_ROOT)
+        .join("freezer")
+        .join(&state.cgroup_path)
+        .join("freezer.state");
+    if v1_state.exists() {
+        assert_eq!(read(&v1_state), "THAWED");
+    }
 }

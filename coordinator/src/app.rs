@@ -310,6 +310,31 @@ pub async fn run(
             Ok::<(), std::convert::Infallible>(())
         }
     });
+    // Migrations act through the local runtime (Kubernetes: a later slice).
+    let migrations = match &workloads {
+        Some(w) => {
+            let m = crate::migrations::Migrations::open(
+                store.clone(),
+                view.clone(),
+                measurements.clone(),
+                Arc::new(crate::migrations::local::LocalPods(w.clone())),
+                config.migrations.clone(),
+                role.leadership(),
+            )
+            .await
+            .map_err(store_error)?;
+            tasks.spawn("migrations", {
+                let m = m.clone();
+                let drain = drain.clone();
+                async move {
+                    crate::migrations::controller::run(m, drain).await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            });
+            Some(m)
+        }
+        None => None,
+    };
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
         let health = health.clone();
@@ -420,6 +445,10 @@ pub async fn run(
                 autoscalers.clone(),
                 drain.clone(),
             ))
+            .add_service(grpc::migrations::migration_server(
+                migrations.clone(),
+                drain.clone(),
+            ))
             .serve_with_incoming_shutdown(
                 crate::listener::grpc_incoming(
                     "grpc",
@@ -447,6 +476,7 @@ pub async fn run(
             role.clone(),
             Arc::new(registry),
             autoscalers.clone(),
+            migrations.clone(),
             warnings.into(),
         ),
         &config.http_limits,

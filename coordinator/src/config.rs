@@ -37,6 +37,8 @@ pub struct Config {
     pub grpc_limits: crate::listener::GrpcLimits,
     /// Origins whose browser scripts may call the REST API; empty: no CORS at all.
     pub cors_allow_origins: Vec<axum::http::HeaderValue>,
+    /// How pod migrations run.
+    pub migrations: crate::migrations::MigrationConfig,
 }
 
 /// The agents' own listener, with mutual TLS when `tls` is set.
@@ -142,6 +144,28 @@ pub struct RunArgs {
     /// A node that sends nothing for this long is forgotten.
     #[arg(long, env = "AISTOR_COORDINATOR_FORGET_NODES_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub forget_nodes_after: Duration,
+    /// Migrations that act at the same time; more wait (pending) for a slot.
+    #[arg(long, env = "AISTOR_COORDINATOR_MAX_CONCURRENT_MIGRATIONS", default_value_t = 4, value_parser = parse_concurrency)]
+    pub max_concurrent_migrations: usize,
+    /// Samples of the measurement runs before and after a migration (0: none).
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_MEASURE_SAMPLES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub migration_measure_samples: u32,
+    /// The interval of those samples.
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_MEASURE_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub migration_measure_interval: Duration,
+    /// Fraction trimmed at each end of those samples (0 <= trim < 0.5).
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_MEASURE_TRIM", default_value_t = 0.1, value_parser = parse_trim)]
+    pub migration_measure_trim: f64,
+    /// Wait after a migration's source is gone before the target is measured.
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_SETTLE", default_value = "15s", value_parser = parse_duration)]
+    pub migration_settle: Duration,
+    /// Do not freeze a make-before-break migration's source while its target starts
+    /// (the two then run side by side for a moment).
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_NO_FREEZE")]
+    pub migration_no_freeze: bool,
+    /// Test only: exit right after storing a migration's transition into this phase.
+    #[arg(long, env = "AISTOR_COORDINATOR_TEST_EXIT_AFTER_MIGRATION_PHASE", hide = true, value_parser = parse_phase)]
+    pub test_exit_after_migration_phase: Option<aistor_core::migration::machine::Phase>,
     /// The largest agent report accepted, in bytes (agents keep theirs under it).
     #[arg(long, env = "AISTOR_COORDINATOR_MAX_REPORT_BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
     pub max_report_bytes: u64,
@@ -300,6 +324,27 @@ impl ListenerArgs {
     }
 }
 
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: expected a count from 1 to 1000")),
+    }
+}
+
+fn parse_trim(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if (0.0..0.5).contains(&t) => Ok(t),
+        _ => Err(format!(
+            "{s:?}: expected a fraction from 0 up to (not including) 0.5"
+        )),
+    }
+}
+
+fn parse_phase(s: &str) -> Result<aistor_core::migration::machine::Phase, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("{s:?} is not a migration phase"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 10s or 5m)"))
 }
@@ -325,6 +370,7 @@ impl Config {
             http_limits: crate::listener::HttpLimits::default(),
             grpc_limits: crate::listener::GrpcLimits::default(),
             cors_allow_origins: Vec::new(),
+            migrations: crate::migrations::MigrationConfig::default(),
         }
     }
 }
@@ -382,6 +428,21 @@ impl RunArgs {
             http_limits,
             grpc_limits,
             cors_allow_origins,
+            migrations: crate::migrations::MigrationConfig {
+                max_concurrent: self.max_concurrent_migrations,
+                settings: aistor_core::migration::machine::Settings {
+                    measure_samples: self.migration_measure_samples,
+                    measure_interval_nanos: u64::try_from(
+                        self.migration_measure_interval.as_nanos(),
+                    )
+                    .unwrap_or(u64::MAX),
+                    measure_trim: self.migration_measure_trim,
+                    settle_nanos: u64::try_from(self.migration_settle.as_nanos())
+                        .unwrap_or(u64::MAX),
+                    freeze: !self.migration_no_freeze,
+                },
+                exit_after: self.test_exit_after_migration_phase,
+            },
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod k8s;
 pub mod listener;
 pub mod measurements;
 pub mod metrics;
+pub mod migrations;
 pub mod paging;
 pub mod pki;
 pub mod process;

@@ -11,6 +11,7 @@
 //! `/api/v1/openapi.json` and checked in as `coordinator/openapi.json`.
 
 mod autoscaling;
+mod migrations;
 pub mod openapi;
 
 use crate::autoscalers::Autoscalers;
@@ -44,6 +45,8 @@ struct RestState {
     role: Role,
     registry: Arc<Registry>,
     autoscalers: Autoscalers,
+    /// `None` where there is no runtime to migrate on.
+    migrations: Option<crate::migrations::Migrations>,
     /// Shown on `/health` (e.g. that the APIs are open to anyone).
     warnings: Arc<[String]>,
 }
@@ -90,6 +93,7 @@ pub fn router(
     role: Role,
     registry: Arc<Registry>,
     autoscalers: Autoscalers,
+    migrations: Option<crate::migrations::Migrations>,
     warnings: Arc<[String]>,
 ) -> Router {
     Router::new()
@@ -105,6 +109,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route(openapi::PATH, get(openapi::serve))
         .merge(autoscaling::routes())
+        .merge(migrations::routes())
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
         })
@@ -114,6 +119,7 @@ pub fn router(
             role,
             registry,
             autoscalers,
+            migrations,
             warnings,
         })
 }

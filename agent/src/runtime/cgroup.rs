@@ -42,7 +42,14 @@ impl PodCgroups {
         Self { root: root.into() }
     }
 
-    fn unified(&self) -> bool {
+    /// The cgroup root (`/sys/fs/cgroup`, or where the host's is mounted).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// cgroup v2 (`cgroup.controllers` at the root); otherwise v1 or hybrid, where the
+    /// v1 controllers hold the containers.
+    pub fn unified(&self) -> bool {
         self.root.join("cgroup.controllers").is_file()
     }
 

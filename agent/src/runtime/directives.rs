@@ -1,6 +1,7 @@
 //! Carries out the coordinator's local-runtime directives (`RunPod`, `DeletePod`,
-//! `SyncPods`) and turns the runtime's pod states into the report's section. Each action
-//! ends in a `DirectiveResult` under the directive's id, sent with the next report.
+//! `SyncPods`, `StageCheckpoint`, `ReadLogs`, `FreezePod`) and turns the runtime's pod
+//! states into the report's section. Each action ends in a `DirectiveResult` under the
+//! directive's id, sent with the next report.
 
 use super::LocalRuntime;
 use super::manifest;
@@ -19,6 +20,7 @@ pub enum Action {
     Sync(pb::SyncPods),
     Stage(pb::StageCheckpoint),
     Logs(pb::ReadLogs),
+    Freeze(pb::FreezePod),
 }
 
 /// The action of a directive, if it is one of the local runtime's.
@@ -29,6 +31,7 @@ pub fn action(kind: &pb::directive::Kind) -> Option<Action> {
         pb::directive::Kind::SyncPods(s) => Some(Action::Sync(s.clone())),
         pb::directive::Kind::StageCheckpoint(s) => Some(Action::Stage(s.clone())),
         pb::directive::Kind::ReadLogs(r) => Some(Action::Logs(r.clone())),
+        pb::directive::Kind::FreezePod(f) => Some(Action::Freeze(f.clone())),
         _ => None,
     }
 }
@@ -68,6 +71,15 @@ pub async fn serve(
             }
             Action::Sync(sync) => {
                 let outcome = sync_pods(&runtime, &sync).await;
+                let _ = results.send(result(id, outcome)).await;
+            }
+            // In arrival order, so a thaw never overtakes the freeze before it; bounded by
+            // the freezer's wait (milliseconds when the kernel is quick).
+            Action::Freeze(freeze) => {
+                let outcome = runtime
+                    .freeze(&freeze.uid, freeze.frozen)
+                    .await
+                    .map_err(|e| e.to_string());
                 let _ = results.send(result(id, outcome)).await;
             }
             Action::Logs(req) => {
@@ -192,5 +204,6 @@ pub fn to_proto(state: &PodState) -> pb::LocalPod {
         cgroup_path: state.cgroup_path.clone(),
         terminating: state.terminating,
         message: state.message.clone(),
+        frozen: state.frozen,
     }
 }

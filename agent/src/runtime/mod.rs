@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod checkpoints;
 pub mod directives;
+pub mod freezer;
 pub mod image;
 pub mod plan;
 pub mod pod;
@@ -60,6 +61,8 @@ pub enum RunError {
     UnknownPod(String),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Freeze(#[from] pod::FreezePodError),
 }
 
 struct Entry {
@@ -182,6 +185,10 @@ impl LocalRuntime {
             .filter(|m| m.label(plan::labels::POD_UID) == uid)
             .collect();
         let state = pod::initial_state(&pod, &uid);
+        let (stop, stopped) = watch::channel(false);
+        // A pod frozen before an agent restart stays frozen: its containers are adopted
+        // as they are and none is started until it is thawed.
+        let frozen = self.cgroups.frozen(&state.cgroup_path).unwrap_or(false);
         let ctx = Arc::new(PodCtx {
             tasks: self.tasks.clone(),
             checkpoints: self.checkpoints.clone(),
@@ -192,8 +199,10 @@ impl LocalRuntime {
             state: Arc::new(Mutex::new(state)),
             pod: Arc::new(pod),
             uid: uid.clone(),
+            gate: tokio::sync::RwLock::new(()),
+            frozen: watch::Sender::new(frozen),
+            stopping: stopped.clone(),
         });
-        let (stop, stopped) = watch::channel(false);
         let mut pods = self.pods();
         // Another call may have won the race while containerd was asked.
         if pods.contains_key(&uid) {
@@ -214,6 +223,21 @@ impl LocalRuntime {
         Ok(())
     }
 
+    /// Freezes (`frozen`) or thaws the pod through its cgroup freezer and returns once the
+    /// kernel says it is done (at most [`freezer::FREEZE_TIMEOUT`] of waiting; a freeze
+    /// that does not complete is thawed again and fails). Idempotent. While frozen, its
+    /// containers stay running, none is restarted and no probe runs; deleting it thaws it
+    /// first.
+    pub async fn freeze(&self, uid: &str, frozen: bool) -> Result<(), RunError> {
+        let ctx = self
+            .pods()
+            .get(uid)
+            .map(|e| e.ctx.clone())
+            .ok_or_else(|| RunError::UnknownPod(uid.to_owned()))?;
+        ctx.set_frozen(frozen).await?;
+        Ok(())
+    }
+
     /// Forgets the pod and tells it to stop; awaiting the entry's task waits for that.
     fn stop(&self, uid: &str) -> Option<Entry> {
         let entry = self.pods().remove(uid)?;
@@ -223,26 +247,11 @@ impl LocalRuntime {
 
     /// The state of every pod, by uid.
     pub fn states(&self) -> Vec<PodState> {
-        self.pods()
-            .values()
-            .map(|e| {
-                e.ctx
-                    .state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-            })
-            .collect()
+        self.pods().values().map(|e| snapshot(&e.ctx)).collect()
     }
 
     pub fn state(&self, uid: &str) -> Option<PodState> {
-        self.pods().get(uid).map(|e| {
-            e.ctx
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-        })
+        self.pods().get(uid).map(|e| snapshot(&e.ctx))
     }
 
     /// Makes what runs match `desired` (uids): pods not in it are deleted, and containers
@@ -269,6 +278,8 @@ impl LocalRuntime {
                 continue;
             }
             if m.running_pid().is_some() {
+                // Its pod may have been frozen by an agent that went away.
+                self.thaw_orphan(uid).await;
                 self.tasks.kill(&m.id, 9).await?;
                 let _ =
                     tokio::time::timeout(std::time::Duration::from_secs(5), self.tasks.wait(&m.id))
@@ -278,6 +289,29 @@ impl LocalRuntime {
             removed.push(m.id);
         }
         Ok(removed)
+    }
+
+    /// Thaws the pod cgroup of a pod this agent does not know, whichever QoS class it
+    /// had, so its containers can be killed.
+    async fn thaw_orphan(&self, uid: &str) {
+        for qos in [
+            plan::QosClass::Guaranteed,
+            plan::QosClass::Burstable,
+            plan::QosClass::BestEffort,
+        ] {
+            let relative = plan::pod_cgroup(qos, uid);
+            if self.cgroups.thawed(&relative) {
+                continue;
+            }
+            let cgroups = self.cgroups.clone();
+            let thawed = tokio::task::spawn_blocking(move || {
+                cgroups.set_frozen(&relative, false, freezer::FREEZE_TIMEOUT)
+            })
+            .await;
+            if let Ok(Err(e)) = thawed {
+                tracing::warn!(uid, error = %e, "cannot thaw an orphaned pod");
+            }
+        }
     }
 
     /// Answers a ReadLogs: the end of the container's (or its previous instance's) log,
@@ -379,6 +413,14 @@ impl LocalRuntime {
         files.sort();
         files.into_iter().map(|(_, p)| p).collect()
     }
+}
+
+/// A pod's state with `frozen` read from the kernel now. A state file that cannot be
+/// read counts as not frozen (no freezer: nothing froze it).
+fn snapshot(ctx: &PodCtx) -> PodState {
+    let mut state = ctx.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    state.frozen = ctx.cgroups.frozen(&ctx.cgroup).unwrap_or(false);
+    state
 }
 
 /// Most bytes of log one answer carries.

@@ -4,6 +4,7 @@
 //! Containers keep running when the agent stops; a restarted agent adopts them.
 
 use super::cgroup::PodCgroups;
+use super::freezer::{FREEZE_TIMEOUT, FreezeError};
 use super::image::{self, ImageConfig};
 use super::manifest::{ContainerManifest, PodManifest, Rootfs, VolumeSource};
 use super::plan::{self, HostPaths, QosClass};
@@ -76,6 +77,24 @@ pub struct PodState {
     pub terminating: bool,
     /// A pod-level problem (a volume or cgroup that could not be made).
     pub message: String,
+    /// The pod cgroup is frozen (FreezePod), as the kernel said when this state was taken
+    /// ([`super::LocalRuntime::states`]); never remembered.
+    pub frozen: bool,
+}
+
+/// Why a FreezePod failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FreezePodError {
+    #[error("pod {0} is being deleted; it is not frozen")]
+    Deleting(String),
+    #[error("pod {uid}: {source}")]
+    Cgroup {
+        uid: String,
+        #[source]
+        source: FreezeError,
+    },
+    #[error("pod {uid}: the freezer call did not finish: {message}")]
+    Aborted { uid: String, message: String },
 }
 
 /// Everything a pod's tasks share.
@@ -90,6 +109,16 @@ pub(super) struct PodCtx {
     pub uid: String,
     pub cgroup: String,
     pub state: Arc<Mutex<PodState>>,
+    /// Held shared while a container is created and started and while a probe runs,
+    /// exclusively while the pod is frozen or thawed: nothing is started or exec'd into a
+    /// frozen cgroup (runc's init would hang there, and on cgroup v1 a killed exec would
+    /// stay, keeping the cgroup FREEZING), and a freeze waits for what is under way.
+    pub gate: tokio::sync::RwLock<()>,
+    /// Whether this agent froze the pod (at adoption: what the kernel says). While it is
+    /// set no container is (re)started and no probe runs.
+    pub frozen: watch::Sender<bool>,
+    /// Turns true when the pod is to stop (its deletion).
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl PodCtx {
@@ -104,6 +133,66 @@ impl PodCtx {
 
     fn set_message(&self, message: String) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).message = message;
+    }
+
+    /// Freezes (`frozen`) or thaws the pod's cgroup (FreezePod) and returns once the
+    /// kernel says it is done. Idempotent. A freeze is refused once the pod is being
+    /// deleted (its deletion thaws it).
+    pub(super) async fn set_frozen(&self, frozen: bool) -> Result<(), FreezePodError> {
+        let _gate = self.gate.write().await;
+        if frozen && *self.stopping.borrow() {
+            return Err(FreezePodError::Deleting(self.uid.clone()));
+        }
+        self.apply_freeze(frozen).await
+    }
+
+    /// The freeze or thaw itself; the caller holds the gate.
+    async fn apply_freeze(&self, frozen: bool) -> Result<(), FreezePodError> {
+        let cgroups = self.cgroups.clone();
+        let relative = self.cgroup.clone();
+        // Blocking: short sleeps between looks at the state file, at most FREEZE_TIMEOUT.
+        let done = tokio::task::spawn_blocking(move || {
+            cgroups.set_frozen(&relative, frozen, FREEZE_TIMEOUT)
+        })
+        .await;
+        let outcome = match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(FreezePodError::Cgroup {
+                uid: self.uid.clone(),
+                source,
+            }),
+            Err(e) => Err(FreezePodError::Aborted {
+                uid: self.uid.clone(),
+                message: e.to_string(),
+            }),
+        };
+        // A failed freeze was thawed again, unless that failed too: then, as a failed
+        // thaw, it leaves the pod (partly) frozen, so a stop thaws it again.
+        self.frozen.send_replace(if outcome.is_ok() {
+            frozen
+        } else {
+            !self.cgroups.thawed(&self.cgroup)
+        });
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(pod = %self.pod.name, namespace = %self.pod.namespace, frozen, "pod cgroup {}", if frozen { "frozen" } else { "thawed" });
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.pod.name, namespace = %self.pod.namespace, frozen, error = %e, "freezer");
+            }
+        }
+        outcome
+    }
+
+    /// Thaws the pod if it is frozen, before it is stopped: a frozen task handles no
+    /// SIGTERM, and on cgroup v1 does not even die of SIGKILL, until it is thawed.
+    async fn thaw_for_stop(&self) {
+        let _gate = self.gate.write().await;
+        if self.cgroups.thawed(&self.cgroup) && !*self.frozen.borrow() {
+            return;
+        }
+        // Already logged; cleanup reports what it then cannot remove.
+        let _ = self.apply_freeze(false).await;
     }
 }
 
@@ -126,6 +215,7 @@ pub(super) fn initial_state(pod: &PodManifest, uid: &str) -> PodState {
         containers,
         terminating: false,
         message: String::new(),
+        frozen: false,
     }
 }
 
@@ -146,7 +236,7 @@ pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Rece
                 });
             }
             let mut stop = stop;
-            let _ = stop.wait_for(|s| *s).await;
+            stop_requested(&mut stop).await;
             cleanup(&ctx).await;
             return;
         }
@@ -171,7 +261,7 @@ pub(super) async fn run(ctx: Arc<PodCtx>, adopt: Vec<Managed>, stop: watch::Rece
     while loops.join_next().await.is_some() {}
     // Containers that finished for good leave the pod in place until it is deleted.
     let mut stop = stop;
-    let _ = stop.wait_for(|s| *s).await;
+    stop_requested(&mut stop).await;
     cleanup(&ctx).await;
 }
 
@@ -305,9 +395,10 @@ async fn container_loop(
                 let _ = ctx.tasks.remove(&m.id).await;
                 continue;
             }
-            None => match start(&ctx, index, &spec, &volumes, restarts).await {
-                Ok(started) => started,
-                Err((reason, message)) => {
+            None => match started_thawed(&ctx, index, &spec, &volumes, restarts, &mut stop).await {
+                None => return,
+                Some(Ok(started)) => started,
+                Some(Err((reason, message))) => {
                     ctx.update(index, |c| {
                         c.state = ContainerState::Waiting {
                             reason: reason.clone(),
@@ -334,7 +425,7 @@ async fn container_loop(
         });
         let waited = tokio::select! {
             exit = ctx.tasks.wait(&id) => Some(exit),
-            _ = stop.wait_for(|s| *s) => None,
+            () = stop_requested(&mut stop) => None,
         };
         let exit = match waited {
             Some(exit) => exit,
@@ -470,11 +561,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Resolves once the pod is to stop. A closed channel is the agent going away (its
+/// runtime dropped, the pod tasks being aborted): pods outlive the agent, so that is
+/// never a stop, and nothing is terminated or thawed on the way out.
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// `true` when stop came first.
 async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     let stopped = tokio::select! {
         _ = tokio::time::sleep(d) => false,
-        _ = stop.wait_for(|s| *s) => true,
+        () = stop_requested(stop) => true,
     };
     stopped || *stop.borrow()
 }
@@ -571,8 +671,43 @@ async fn start(
     Ok((id, Some(started_at)))
 }
 
-/// SIGTERM, the grace period, then SIGKILL; returns the exit.
+/// Starts the container once the pod is not frozen (a container that exited while its
+/// pod was frozen, killed by the OOM killer say, is restarted after the thaw), holding the
+/// gate so no freeze overlaps the start; `None` when the pod stops meanwhile.
+async fn started_thawed(
+    ctx: &PodCtx,
+    index: usize,
+    spec: &ContainerManifest,
+    volumes: &BTreeMap<String, String>,
+    restarts: u32,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Result<(String, Option<u64>), (String, String)>> {
+    let mut frozen = ctx.frozen.subscribe();
+    loop {
+        tokio::select! {
+            _ = frozen.wait_for(|f| !*f) => {}
+            () = stop_requested(stop) => return None,
+        }
+        let gate = tokio::select! {
+            gate = ctx.gate.read() => gate,
+            () = stop_requested(stop) => return None,
+        };
+        if *stop.borrow() {
+            return None;
+        }
+        // A freeze may have come first while this waited for the gate.
+        if !*ctx.frozen.borrow() {
+            let started = start(ctx, index, spec, volumes, restarts).await;
+            drop(gate);
+            return Some(started);
+        }
+    }
+}
+
+/// SIGTERM, the grace period, then SIGKILL; returns the exit. A frozen pod is thawed
+/// first.
 async fn terminate(ctx: &PodCtx, id: &str) -> Exit {
+    ctx.thaw_for_stop().await;
     let _ = ctx.tasks.kill(id, SIGTERM).await;
     match tokio::time::timeout(ctx.pod.grace_period, ctx.tasks.wait(id)).await {
         Ok(Ok(exit)) => exit,
@@ -593,9 +728,18 @@ async fn probe_loop(ctx: Arc<PodCtx>, index: usize, p: super::manifest::Probe, i
     tokio::time::sleep(p.initial_delay).await;
     let mut readiness = Readiness::default();
     let mut seq = 0u64;
+    let mut frozen = ctx.frozen.subscribe();
     loop {
+        // A frozen container is not probed: an exec would join the frozen cgroup and hang
+        // until the thaw. Its readiness stays as it was; the pod reports `frozen`.
+        let _ = frozen.wait_for(|f| !*f).await;
+        let gate = ctx.gate.read().await;
+        if *ctx.frozen.borrow() {
+            continue;
+        }
         seq += 1;
         let outcome = probe::run_once(&p, &ctx.tasks, &id, seq).await;
+        drop(gate);
         let ready = readiness.record(&p, outcome.is_ok());
         ctx.update(index, |c| c.ready = ready);
         tokio::time::sleep(p.period).await;
@@ -610,6 +754,8 @@ async fn cleanup(ctx: &PodCtx) {
         let mut state = ctx.state.lock().unwrap_or_else(|p| p.into_inner());
         state.terminating = true;
     }
+    // What is left running must be able to die.
+    ctx.thaw_for_stop().await;
     for attempt in 0..5 {
         let mut problems = Vec::new();
         match ctx.tasks.list_managed().await {

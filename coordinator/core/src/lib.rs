@@ -7,6 +7,7 @@ pub mod clock;
 pub mod manifest;
 pub mod migration;
 pub mod model;
+pub mod placement;
 pub mod quantity;
 pub mod selector;
 pub mod sequence;

@@ -36,7 +36,10 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 500;
   aistorctl delete pod train -n ml         stop it (SIGTERM, grace period, SIGKILL)
   aistorctl apply -f examples/cpu-burner-autoscaler.yaml   scale a Deployment
   aistorctl get autoscalers -A             every autoscaler, its targets and replicas
-  aistorctl describe autoscaler NAME       its metrics, conditions and decisions"
+  aistorctl describe autoscaler NAME       its metrics, conditions and decisions
+  aistorctl migrate ml/tensorflow-ai-workload --to node-2 --wait   move a pod from its checkpoint
+  aistorctl migrations                     every migration, its stage and new pod
+  aistorctl describe migration ID          its containers, steps, figures and conditions"
 )]
 pub struct Cli {
     /// Coordinator gRPC address; `http://` is assumed when no scheme is given.
@@ -117,6 +120,55 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// Print a container's log (local runtime), as `kubectl logs`.
     Logs(LogsArgs),
+    /// Move a pod to a node (or restart it in place) from its checkpoint, without
+    /// re-running its completed containers.
+    Migrate(MigrateArgs),
+    /// List the migrations.
+    Migrations(MigrationsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// POD, or NAMESPACE/POD.
+    pub pod: String,
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The node to move it to (may be its own: it restarts in place).
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    /// The node it is on (default: where it is now).
+    #[arg(long, value_name = "NODE")]
+    pub from: Option<String>,
+    /// Do not stage a checkpoint: the containers start cold.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    /// Give up and roll back after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_seconds)]
+    pub timeout: u32,
+    /// Go on without a checkpoint when staging it fails.
+    #[arg(long)]
+    pub force_restart: bool,
+    /// Follow it stage by stage until it ends (exit status 1 unless it completed).
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<u32, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as 90s or 10m)"))?;
+    match u32::try_from(d.as_secs()) {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!("{s}: between 1s and 24h")),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrationsArgs {
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// table, wide (downtime, strategy, message), json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -203,6 +255,8 @@ pub struct GetArgs {
 pub enum DescribeKind {
     #[value(alias = "autoscalers", alias = "asc")]
     Autoscaler,
+    #[value(alias = "migrations", alias = "mig")]
+    Migration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,6 +59,10 @@ pub enum CliError {
     /// A file given on the command line could not be read or parsed.
     #[error("{path}: {cause}")]
     Input { path: String, cause: String },
+
+    /// What the command waited for ended badly (a migration that failed).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {

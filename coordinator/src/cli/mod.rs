@@ -26,6 +26,7 @@ mod args;
 pub mod autoscalers;
 mod client;
 mod error;
+pub mod migrations;
 mod render;
 mod summary;
 mod table;
@@ -96,7 +97,37 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             DescribeKind::Autoscaler => {
                 autoscalers::describe(server, &args.name, now_unix_nanos(), out).await
             }
+            DescribeKind::Migration => {
+                migrations::describe(server, &args.name, now_unix_nanos(), out).await
+            }
         },
+        Command::Migrate(args) => {
+            let (namespace, pod) = match args.pod.split_once('/') {
+                Some((ns, pod)) => (ns.to_owned(), pod.to_owned()),
+                None => (args.namespace.clone(), args.pod.clone()),
+            };
+            let req = migrations::MigrateRequest {
+                namespace,
+                pod,
+                from: args.from.unwrap_or_default(),
+                to: args.to,
+                preserve_pv: !args.no_checkpoint,
+                timeout_seconds: args.timeout,
+                force_restart: args.force_restart,
+                wait: args.wait,
+            };
+            migrations::migrate(server, req, now_unix_nanos, out).await
+        }
+        Command::Migrations(args) => {
+            let format = match args.output {
+                Format::Table => workloads::GetFormat::Table,
+                Format::Wide => workloads::GetFormat::Wide,
+                Format::Json => workloads::GetFormat::Json,
+                Format::Yaml => workloads::GetFormat::Yaml,
+            };
+            let namespace = args.namespace.unwrap_or_default();
+            migrations::list(server, &namespace, format, now_unix_nanos(), out).await
+        }
         Command::Checkpoint(args) => {
             workloads::checkpoint(
                 server,

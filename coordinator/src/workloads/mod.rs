@@ -120,7 +120,13 @@ struct State {
     runtime_nodes: std::collections::HashSet<String>,
     /// Log reads waiting for their answer in a report, by request id.
     pending_logs: HashMap<String, tokio::sync::oneshot::Sender<pb::LogChunk>>,
+    /// The errors agents reported for directives, by directive id (the newest
+    /// [`KEEP_DIRECTIVE_ERRORS`]), for the loops that sent them.
+    directive_errors: BTreeMap<String, (u64, String)>,
 }
+
+/// Directive errors remembered for the loops that wait on them.
+pub const KEEP_DIRECTIVE_ERRORS: usize = 256;
 
 /// How long `logs` waits for the agent's answer.
 pub const LOGS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -701,12 +707,24 @@ impl Workloads {
         name: &str,
         containers: Vec<String>,
     ) -> Result<(String, String), WorkloadError> {
-        let (key, pod, node) = self.placed(namespace, name)?;
         let id = format!("ckpt-{:08x}", random_u64() as u32);
+        let node = self.stage_checkpoint(namespace, name, &id, containers)?;
+        Ok((id, node))
+    }
+
+    /// Stages checkpoint `id` of a pod on its node; returns the node.
+    pub fn stage_checkpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+        id: &str,
+        containers: Vec<String>,
+    ) -> Result<String, WorkloadError> {
+        let (key, pod, node) = self.placed(namespace, name)?;
         let directive = pb::Directive {
             kind: Some(pb::directive::Kind::StageCheckpoint(pb::StageCheckpoint {
                 pod_uid: pod.uid.clone(),
-                checkpoint_id: id.clone(),
+                checkpoint_id: id.to_owned(),
                 containers,
                 hook_timeout_nanos: 0,
             })),
@@ -715,7 +733,17 @@ impl Workloads {
         self.directives
             .send(&node, directive)
             .map_err(|e| WorkloadError::Refused(format!("pod {key}: {e}")))?;
+        self.watch_checkpoint(id, namespace, name, &pod.uid, &node);
+        Ok(node)
+    }
+
+    /// Follows checkpoint `id` in the reports without asking for it (a coordinator that
+    /// restarted while it was staged).
+    pub fn watch_checkpoint(&self, id: &str, namespace: &str, name: &str, uid: &str, node: &str) {
         let mut state = self.state();
+        if state.checkpoints.contains_key(id) {
+            return;
+        }
         if state.checkpoints.len() >= KEEP_CHECKPOINTS
             && let Some(oldest) = state
                 .checkpoints
@@ -726,18 +754,86 @@ impl Workloads {
             state.checkpoints.remove(&oldest);
         }
         state.checkpoints.insert(
-            id.clone(),
+            id.to_owned(),
             CheckpointEntry {
                 namespace: namespace.to_owned(),
                 pod: name.to_owned(),
-                pod_uid: pod.uid,
-                node: node.clone(),
+                pod_uid: uid.to_owned(),
+                node: node.to_owned(),
                 requested_unix_nanos: self.view.now().wall_unix_nanos,
                 error: String::new(),
                 containers: Vec::new(),
             },
         );
-        Ok((id, node))
+    }
+
+    /// Checkpoint `id` as reported so far.
+    pub fn checkpoint_entry(&self, id: &str) -> Option<CheckpointEntry> {
+        self.state().checkpoints.get(id).cloned()
+    }
+
+    /// The error an agent reported for directive `id`, if it did.
+    pub fn directive_error(&self, id: &str) -> Option<String> {
+        self.state()
+            .directive_errors
+            .get(id)
+            .map(|(_, e)| e.clone())
+    }
+
+    /// Freezes (or thaws) a pod's containers through its cgroup freezer; the agent's
+    /// answer comes back under `directive_id`.
+    pub fn freeze(
+        &self,
+        uid: &str,
+        node: &str,
+        frozen: bool,
+        directive_id: &str,
+    ) -> Result<(), WorkloadError> {
+        self.state().directive_errors.remove(directive_id);
+        let directive = pb::Directive {
+            kind: Some(pb::directive::Kind::FreezePod(pb::FreezePod {
+                uid: uid.to_owned(),
+                frozen,
+            })),
+            id: directive_id.to_owned(),
+        };
+        self.directives
+            .send(node, directive)
+            .map_err(|e| WorkloadError::Refused(format!("pod {uid}: {e}")))
+    }
+
+    /// A stored pod with its status as observed (a Kubernetes Pod as JSON), its entry
+    /// and what its agent last said of it.
+    pub fn pod_with_status(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(Value, PodEntry, Option<pb::LocalPod>)> {
+        let state = self.state();
+        let entry = state.pods.get(&key(namespace, name))?.clone();
+        let observed = state.observed.get(&entry.uid);
+        let mut object = entry.object.clone();
+        object["status"] = status::pod_status(&entry, observed);
+        Some((object, entry, observed.map(|o| o.pod.clone())))
+    }
+
+    /// Deletes pod `namespace/name` if it still has `uid` (a pod made again under the
+    /// same name is left alone); gone already is fine.
+    pub async fn delete_pod_if(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), WorkloadError> {
+        let key = key(namespace, name);
+        let current = self.state().pods.get(&key).map(|p| p.uid.clone());
+        match current {
+            Some(found) if found == uid => match self.delete_pod(&key).await {
+                Ok(()) | Err(WorkloadError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// A container's log from its node's agent (the answer rides in a report).
@@ -809,6 +905,22 @@ impl Workloads {
             .filter(|r| !r.error.is_empty())
         {
             tracing::warn!(%node, id = r.id, error = r.error, "the agent could not carry out a directive");
+            {
+                let mut state = self.state();
+                let now = self.view.now().wall_unix_nanos;
+                state
+                    .directive_errors
+                    .insert(r.id.clone(), (now, r.error.clone()));
+                if state.directive_errors.len() > KEEP_DIRECTIVE_ERRORS
+                    && let Some(oldest) = state
+                        .directive_errors
+                        .iter()
+                        .min_by_key(|(_, (at, _))| *at)
+                        .map(|(id, _)| id.clone())
+                {
+                    state.directive_errors.remove(&oldest);
+                }
+            }
             if let Some(id) = r.id.strip_prefix("stage-")
                 && let Some(c) = self.state().checkpoints.get_mut(id)
             {

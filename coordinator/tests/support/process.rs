@@ -265,6 +265,11 @@ impl CoordinatorProcess {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Waits for the process to exit by itself (a fault point), at most `within`.
+    pub async fn exited(&mut self, within: Duration) -> Option<ExitStatus> {
+        wait_for_exit(self.child_mut(), within).await
+    }
+
     /// SIGKILL: no drain, no clean close of the database.
     pub async fn kill(&mut self) {
         self.child_mut().kill().expect("SIGKILL sent");

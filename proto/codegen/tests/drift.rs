@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "aistor/v1/runtime.proto",
     "aistor/v1/workloads.proto",
     "aistor/v1/autoscalers.proto",
+    "aistor/v1/migrations.proto",
     "aistor/v1/agent.proto",
     "aistor/v1/cluster.proto",
 ];

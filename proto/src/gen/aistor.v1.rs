@@ -934,9 +934,10 @@ pub struct DeletePod {
 /// Freeze or thaw a pod's containers through its cgroup freezer (cgroup v2
 /// `cgroup.freeze`; v1 and hybrid hosts `freezer.state`), for make-before-break
 /// migration: the source is frozen while its target starts, deleted once the target is
-/// Ready, thawed when the target fails. The result arrives once the kernel reports the
-/// whole pod frozen (or thawed); a freeze the kernel has not completed after 10 s is
-/// undone (thawed) and fails, naming the cgroup file and the state it stuck in.
+/// Ready, thawed when the target fails. A container start or readiness probe under way
+/// finishes first; the result arrives once the kernel reports the whole pod frozen (or
+/// thawed). A freeze the kernel has not completed after 10 s is undone (thawed) and
+/// fails, naming the cgroup file and the state it stuck in.
 /// Idempotent: freezing a frozen pod or thawing a thawed one succeeds. A frozen pod's
 /// containers stay running (no restarts, its readiness probes pause); deleting it thaws
 /// it first, so SIGTERM reaches it. An unknown uid is an error naming it.
@@ -2636,6 +2637,680 @@ pub mod autoscaler_service_server {
     /// Generated gRPC service name
     pub const SERVICE_NAME: &str = "aistor.v1.AutoscalerService";
     impl<T> tonic::server::NamedService for AutoscalerServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Migration {
+    /// The `Migration` object with its status, as Kubernetes JSON.
+    #[prost(bytes = "vec", tag = "1")]
+    pub object_json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StartMigrationRequest {
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub pod: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub source_node: ::prost::alloc::string::String,
+    /// May be the source node: the pod restarts in place from its checkpoint.
+    #[prost(string, tag = "4")]
+    pub target_node: ::prost::alloc::string::String,
+    /// Stage the pod's checkpoint to the shared volume and restore the target from it.
+    #[prost(bool, tag = "5")]
+    pub preserve_pv: bool,
+    /// Seconds; 0 means 600.
+    #[prost(uint32, tag = "6")]
+    pub timeout_seconds: u32,
+    /// Go on without a checkpoint when staging it fails (the containers start cold).
+    #[prost(bool, tag = "7")]
+    pub force_restart: bool,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetMigrationRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListMigrationsRequest {
+    /// Empty: every namespace.
+    #[prost(string, tag = "1")]
+    pub namespace: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListMigrationsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<Migration>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchMigrationRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelMigrationRequest {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+/// Generated client implementations.
+pub mod migration_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Pod migrations (`aistor.io/v1alpha1` kind `Migration`): move a pod to a node (or
+    /// restart it in place) resuming from a checkpoint staged on the shared volume, without
+    /// re-running its completed containers. The same migrations as the REST API's
+    /// `/api/v1/migrations`. Each travels as its `Migration` object's Kubernetes JSON (spec
+    /// and status: phase, stage, steps, conditions, measured figures), so `-o json` shows
+    /// exactly what is stored.
+    ///
+    /// A coordinator without a runtime to migrate on answers FAILED_PRECONDITION.
+    #[derive(Debug, Clone)]
+    pub struct MigrationServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> MigrationServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> MigrationServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            MigrationServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Checks the request against the cluster and starts the migration; it runs in
+        /// the background. INVALID_ARGUMENT naming the field, NOT_FOUND (pod, target node),
+        /// FAILED_PRECONDITION (the pod is elsewhere, the target is stale, a migration
+        /// already moves the pod).
+        pub async fn start(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StartMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.MigrationService/Start",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.MigrationService", "Start"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// NOT_FOUND naming it when there is none.
+        pub async fn get(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.MigrationService/Get",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.MigrationService", "Get"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Newest first.
+        pub async fn list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListMigrationsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListMigrationsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.MigrationService/List",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.MigrationService", "List"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The migration now, then on every change, until it ends (the last message has a
+        /// final phase) or the coordinator drains.
+        pub async fn watch(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchMigrationRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::Migration>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.MigrationService/Watch",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.MigrationService", "Watch"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Stops it and rolls it back. FAILED_PRECONDITION once it has ended or passed the
+        /// point of no return (its target is running).
+        pub async fn cancel(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CancelMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.MigrationService/Cancel",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.MigrationService", "Cancel"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod migration_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with MigrationServiceServer.
+    #[async_trait]
+    pub trait MigrationService: std::marker::Send + std::marker::Sync + 'static {
+        /// Checks the request against the cluster and starts the migration; it runs in
+        /// the background. INVALID_ARGUMENT naming the field, NOT_FOUND (pod, target node),
+        /// FAILED_PRECONDITION (the pod is elsewhere, the target is stale, a migration
+        /// already moves the pod).
+        async fn start(
+            &self,
+            request: tonic::Request<super::StartMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status>;
+        /// NOT_FOUND naming it when there is none.
+        async fn get(
+            &self,
+            request: tonic::Request<super::GetMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status>;
+        /// Newest first.
+        async fn list(
+            &self,
+            request: tonic::Request<super::ListMigrationsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListMigrationsResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the Watch method.
+        type WatchStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::Migration, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// The migration now, then on every change, until it ends (the last message has a
+        /// final phase) or the coordinator drains.
+        async fn watch(
+            &self,
+            request: tonic::Request<super::WatchMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<Self::WatchStream>, tonic::Status>;
+        /// Stops it and rolls it back. FAILED_PRECONDITION once it has ended or passed the
+        /// point of no return (its target is running).
+        async fn cancel(
+            &self,
+            request: tonic::Request<super::CancelMigrationRequest>,
+        ) -> std::result::Result<tonic::Response<super::Migration>, tonic::Status>;
+    }
+    /// Pod migrations (`aistor.io/v1alpha1` kind `Migration`): move a pod to a node (or
+    /// restart it in place) resuming from a checkpoint staged on the shared volume, without
+    /// re-running its completed containers. The same migrations as the REST API's
+    /// `/api/v1/migrations`. Each travels as its `Migration` object's Kubernetes JSON (spec
+    /// and status: phase, stage, steps, conditions, measured figures), so `-o json` shows
+    /// exactly what is stored.
+    ///
+    /// A coordinator without a runtime to migrate on answers FAILED_PRECONDITION.
+    #[derive(Debug)]
+    pub struct MigrationServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> MigrationServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for MigrationServiceServer<T>
+    where
+        T: MigrationService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/aistor.v1.MigrationService/Start" => {
+                    #[allow(non_camel_case_types)]
+                    struct StartSvc<T: MigrationService>(pub Arc<T>);
+                    impl<
+                        T: MigrationService,
+                    > tonic::server::UnaryService<super::StartMigrationRequest>
+                    for StartSvc<T> {
+                        type Response = super::Migration;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StartMigrationRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as MigrationService>::start(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StartSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.MigrationService/Get" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSvc<T: MigrationService>(pub Arc<T>);
+                    impl<
+                        T: MigrationService,
+                    > tonic::server::UnaryService<super::GetMigrationRequest>
+                    for GetSvc<T> {
+                        type Response = super::Migration;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetMigrationRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as MigrationService>::get(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.MigrationService/List" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListSvc<T: MigrationService>(pub Arc<T>);
+                    impl<
+                        T: MigrationService,
+                    > tonic::server::UnaryService<super::ListMigrationsRequest>
+                    for ListSvc<T> {
+                        type Response = super::ListMigrationsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListMigrationsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as MigrationService>::list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.MigrationService/Watch" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchSvc<T: MigrationService>(pub Arc<T>);
+                    impl<
+                        T: MigrationService,
+                    > tonic::server::ServerStreamingService<super::WatchMigrationRequest>
+                    for WatchSvc<T> {
+                        type Response = super::Migration;
+                        type ResponseStream = T::WatchStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WatchMigrationRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as MigrationService>::watch(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.MigrationService/Cancel" => {
+                    #[allow(non_camel_case_types)]
+                    struct CancelSvc<T: MigrationService>(pub Arc<T>);
+                    impl<
+                        T: MigrationService,
+                    > tonic::server::UnaryService<super::CancelMigrationRequest>
+                    for CancelSvc<T> {
+                        type Response = super::Migration;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CancelMigrationRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as MigrationService>::cancel(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CancelSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for MigrationServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "aistor.v1.MigrationService";
+    impl<T> tonic::server::NamedService for MigrationServiceServer<T> {
         const NAME: &'static str = SERVICE_NAME;
     }
 }

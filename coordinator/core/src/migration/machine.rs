@@ -612,6 +612,15 @@ fn pending(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
             return Vec::new();
         }
     };
+    let mut planned = planned;
+    for c in planned
+        .containers
+        .iter_mut()
+        .filter(|c| c.action == Action::Restore && !w.checkpointed.contains(&c.name))
+    {
+        c.action = Action::Recreate;
+        c.why = "running; it mounts no checkpoint path, so it is re-created".into();
+    }
     n.plan = Some(planned);
     let mut pod = source.object.clone();
     if let Some(object) = pod.as_object_mut() {
@@ -755,6 +764,8 @@ fn checkpointing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         return after_checkpoint(n, w, now);
     };
     let failed = match &w.checkpoint {
+        // Never sent (the record says so, and it is stored with what it sends).
+        _ if checkpoint.sent_unix_nanos == 0 => None,
         CheckpointSeen::Staged(staged) => {
             checkpoint.staged = Some(staged.clone());
             n.checkpoint = Some(checkpoint);
@@ -762,7 +773,6 @@ fn checkpointing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         }
         CheckpointSeen::InProgress { .. } => return Vec::new(),
         CheckpointSeen::Failed(reason) => Some(reason.clone()),
-        CheckpointSeen::Unknown if checkpoint.sent_unix_nanos == 0 => None,
         CheckpointSeen::Unknown
             if now.saturating_sub(checkpoint.sent_unix_nanos) < STAGE_UNSEEN_AFTER_NANOS =>
         {
@@ -1428,6 +1438,24 @@ mod tests {
         assert_eq!(containers, ["trainer", "monitor"]);
         let staged = m.checkpoint.as_ref().unwrap().staged.as_ref().unwrap();
         assert_eq!(staged.bytes, 4096);
+        // Only the container that mounts the checkpoint path is restored.
+        let actions: Vec<Action> = m
+            .plan
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [Action::Restore, Action::Completed, Action::Recreate]
+        );
+        assert!(
+            m.plan.as_ref().unwrap().containers[2]
+                .why
+                .contains("mounts no checkpoint path")
+        );
         // Frozen, then created; Ready two seconds after creation.
         assert_eq!(m.downtime_nanos(), Some(2 * S));
         assert!(m.ended_unix_nanos.is_some());
@@ -1552,16 +1580,12 @@ mod tests {
 
     #[test]
     fn the_timeout_and_a_cancel_roll_back_before_the_target_is_ready() {
-        let mut sim = Sim::new();
-        sim.target_ready_after = u64::MAX;
-        sim.tick(0);
-        let mut slow = Sim::new();
-        slow.target_fails = None;
-        // The target never becomes Ready: the deadline (300 s) rolls it back.
+        // The target never becomes Ready (the sim is never ticked): the deadline
+        // (300 s) rolls it back.
         let mut m = new(true, 0);
         let mut now = T0;
         let mut sim = Sim::new();
-        loop {
+        for _ in 0..2000 {
             let (mut next, effects) = step(&m, &sim.world(&m, now), now);
             for e in &effects {
                 sim.apply(&mut next, e, now);
@@ -1587,7 +1611,10 @@ mod tests {
         let mut sim = Sim::new();
         let mut m = new(true, 0);
         let mut now = T0;
-        while m.phase != Phase::WaitingReady {
+        for _ in 0..1000 {
+            if m.phase == Phase::WaitingReady {
+                break;
+            }
             let (mut next, effects) = step(&m, &sim.world(&m, now), now);
             for e in &effects {
                 sim.apply(&mut next, e, now);
@@ -1609,7 +1636,10 @@ mod tests {
         let mut sim = Sim::new();
         let mut m = new(true, 3);
         let mut now = T0;
-        while m.phase != Phase::MeasuringTarget {
+        for _ in 0..1000 {
+            if m.phase == Phase::MeasuringTarget {
+                break;
+            }
             sim.tick(now);
             let (mut next, effects) = step(&m, &sim.world(&m, now), now);
             for e in &effects {
@@ -1663,6 +1693,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_never_sent_is_sent_whatever_the_world_says_of_it() {
+        let mut m = new(true, 0);
+        let sim = Sim::new();
+        let (planned, _) = step(&m, &sim.world(&m, T0), T0);
+        assert_eq!(planned.phase, Phase::Checkpointing);
+        m = planned;
+        m.checkpoint.as_mut().unwrap().sent_unix_nanos = 0;
+        let mut w = sim.world(&m, T0);
+        w.checkpoint = CheckpointSeen::InProgress { bytes: 0 };
+        let (sent, effects) = step(&m, &w, T0 + S);
+        assert!(
+            matches!(&effects[..], [Effect::StageCheckpoint { checkpoint_id, .. }] if checkpoint_id == "migration-1a2b3c4d-1")
+        );
+        assert_eq!(sent.checkpoint.as_ref().unwrap().sent_unix_nanos, T0 + S);
+        // Sent: now it waits while the agent copies.
+        let (waiting, effects) = step(&sent, &w, T0 + 40 * S);
+        assert!(effects.is_empty());
+        assert_eq!(waiting, sent);
+    }
+
+    #[test]
     fn an_unanswered_stage_is_asked_again_under_a_new_id_and_then_given_up() {
         let mut sim = Sim::new();
         sim.stage_lost = true;
@@ -1693,7 +1744,7 @@ mod tests {
             let mut sim = Sim::new();
             let mut m = new(preserve, 0);
             let mut now = T0;
-            loop {
+            for _ in 0..2000 {
                 sim.tick(now);
                 let mut w = sim.world(&m, now);
                 if !checkpointed {

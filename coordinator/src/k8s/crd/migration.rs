@@ -53,6 +53,9 @@ pub struct MigrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: Option<u32>,
+    /// Go on without a checkpoint when staging it fails (the containers start cold).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_restart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -86,10 +89,85 @@ pub struct MigrationStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// metav1.Conditions, one per type (`Ready`, and kind-specific ones).
+    /// metav1.Conditions, one per type (`Checkpointed`, `TargetReady`, `SourceDeleted`,
+    /// `Succeeded`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// `MakeBeforeBreak` or `BreakBeforeMake`, once planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Claims only one node may mount (they made it break-before-make).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub single_node_claims: Vec<String>,
+    /// Every stage so far, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<MigrationStep>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<MigrationCheckpoint>,
+    /// The pod measured before the move (a measurement run's trimmed means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_resources: Option<MeasuredResources>,
+    /// The new pod measured after the settle delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimized_resources: Option<MeasuredResources>,
+    /// From the source's stop (frozen or deleted) to the target's Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_seconds: Option<f64>,
+    /// From the start of the migration to the target's Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_resume_seconds: Option<f64>,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A cancel was asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
+}
+
+/// One stage of the state machine as it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStep {
+    pub stage: String,
+    pub start_time: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// The checkpoint staged to the shared volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationCheckpoint {
+    pub id: String,
+    pub attempt: u32,
+    pub containers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// The copy to the volume, summed over containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A pod's CPU and memory by a measurement run, or why it could not be measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasuredResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// Why a figure is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 /// A container's state when the migration began, and whether it is re-run on the target.
@@ -101,6 +179,14 @@ pub struct ContainerMigration {
     pub restart_count: i32,
     /// Completed containers are not re-run: their results stay on the volume.
     pub migrate: bool,
+    /// `Restore`, `Recreate`, `Completed` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// An init container.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -22,7 +22,8 @@ pub use measurement::{
     MeasurementStatus, MeasurementTarget, PodName,
 };
 pub use migration::{
-    ContainerMigration, ContainerState, Migration, MigrationPhase, MigrationSpec, MigrationStatus,
+    ContainerMigration, ContainerState, MeasuredResources, Migration, MigrationCheckpoint,
+    MigrationPhase, MigrationSpec, MigrationStatus, MigrationStep,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
