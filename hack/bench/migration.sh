@@ -199,12 +199,50 @@ fig_mem() { if [ -n "$M_WHY" ]; then echo "n/a ($M_WHY)"; else awk -v b="$M_MEM"
 step_before() { # FILE T: the last step written before T
     awk -v t="$2" '$1 < t { s = $3 } END { if (s != "") print s }' "$1"
 }
-first_at_step() { # FILE POD AFTER BEFORE STEP: time of the first line of POD in (AFTER, BEFORE) at >= STEP
-    awk -v p="$2" -v a="$3" -v b="$4" -v s="$5" \
-        '$2 == p && $1 > a && $1 < b && $3 + 0 >= s + 0 { print $1; exit }' "$1"
+# progress FILE OLD_POD OLD_BEFORE NEW_POD NEW_AFTER NEW_BEFORE T_MOVE prints
+#   "<step at T_MOVE> <old pod's last line: time> <its step> <new pod's first step>
+#    <time the new pod reached the step at T_MOVE> <time it reached the old pod's last step>"
+# ("-" for what is not there): the old pod's lines are OLD_POD's before OLD_BEFORE, the new
+# pod's NEW_POD's in (NEW_AFTER, NEW_BEFORE).
+progress() {
+    awk -v op="$2" -v ob="$3" -v np="$4" -v na="$5" -v nb="$6" -v tm="$7" '
+        BEGIN { pre = "-"; tl = "-"; sl = "-"; first = "-"; ta = "-"; tb = "-" }
+        $1 < tm { pre = $3 }
+        $2 == op && $1 < ob { tl = $1; sl = $3 }
+        $2 == np && $1 > na && $1 < nb {
+            if (first == "-") first = $3
+            if (ta == "-" && pre != "-" && $3 + 0 >= pre + 0) ta = $1
+            if (tb == "-" && sl != "-" && $3 + 0 >= sl + 0) tb = $1
+        }
+        END { print pre, tl, sl, first, ta, tb }' "$1"
 }
-first_step() { # FILE POD AFTER: the first step POD wrote after AFTER
-    awk -v p="$2" -v a="$3" '$2 == p && $1 > a { print $3; exit }' "$1"
+# catch_up TEST "PROGRESS" T_MOVE WHAT_MOVED WHO [WHEN]: prints and sets C_BACK (s from T_MOVE
+# until the new trainer passed the step it had then), C_GAP (s from the old trainer's last step
+# until the new one passed it) and C_CPUS (CPU-s the pods used in that gap), or "n/a (why)".
+catch_up() {
+    local pre tl sl first ta tb cpus
+    read -r pre tl sl first ta tb <<<"$2"
+    C_BACK="" C_GAP="" C_CPUS=""
+    if [ "$pre" = - ]; then
+        C_BACK="n/a (no progress line before $4)"
+    elif [ "$ta" = - ]; then
+        C_BACK="n/a ($5 had not reached step $pre ${6:-within 300 s})"
+    else
+        C_BACK="$(fsub "$ta" "$3")"
+    fi
+    if [ "$sl" = - ]; then
+        C_GAP="n/a (no progress line of the old trainer)"
+    elif [ "$tb" = - ]; then
+        C_GAP="n/a ($5 had not reached step $sl ${6:-within 300 s})"
+    else
+        C_GAP="$(fsub "$tb" "$tl")"
+        cpus="$(cpu_seconds "$cpu_file" "$tl" "$tb")"
+        C_CPUS="${cpus%% *}"
+    fi
+    C_CPUS="${C_CPUS:-$C_GAP}"
+    echo "  $1: step $pre at $4; the old trainer's last step $sl at $(clock "${tl/-/0}"); $5 started at step $first;"
+    echo "    back at step $pre ${C_BACK%% (*} s after $4; back at step $sl ${C_GAP%% (*} s after the old trainer's last step;"
+    echo "    CPU-s the pods used in between: ${cpus:-n/a}"
 }
 
 # The pods' cumulative CPU: the agent's cgroup counters (container_cpu_usage_seconds_total on
@@ -247,7 +285,8 @@ ROWS=(
     "memory after (MiB)"
     "time: downtime (s)"
     "back at the pre-move step (s)"
-    "CPU-s until back at the step"
+    "training interrupted (s)"
+    "CPU-s while interrupted"
     "move: request to done (s)"
     "CPU before (millicores)"
     "memory before (MiB)"
@@ -314,6 +353,7 @@ run_once() { # RUN
     t_apply="$(now)"
     ctl apply -f "$TMP/run$r/pod.yaml" >/dev/null || { echo "  FAILED: aistorctl apply (again)"; return 1; }
     t1_ready="$(wait_ready "$ns" "$POD" "$READY_TIMEOUT")" || { echo "  FAILED: the re-created $POD not Ready within ${READY_TIMEOUT}s"; return 1; }
+    echo "    the re-created trainer's log: $(ctl logs "$POD" -n "$ns" -c tensorflow-trainer 2>&1 | head -n 1)"
     echo "    deleted at step ${pre1:-?}; gone after $(fsub "$t_gone" "$t_delete") s; applied again; Ready $(fsub "$t1_ready" "$t_apply") s later: downtime $(fsub "$t1_ready" "$t_delete") s (delete -> Ready)"
     local k8s_down
     k8s_down="$(fsub "$t1_ready" "$t_delete")"
@@ -370,55 +410,40 @@ run_once() { # RUN
         echo "    FAILED: $why"
         a_cpu="n/a ($why)" a_mem="n/a ($why)" a_down="n/a ($why)" a_move="n/a ($why)"
     else
-        a_down="$(jq -r '.details.downtime_seconds // empty | . * 10 | round / 10' <<<"$details")"
-        [ -n "$a_down" ] || a_down="n/a ($(jq -r '[.details.missing[]? | select(.field | test("downtime")) | .reason] | first // "details.downtime_seconds absent"' <<<"$details"))"
+        a_down="$(jq -r '.details.downtime_seconds // empty | . * 100 | round / 100' <<<"$details")"
+        [ -n "$a_down" ] || a_down="n/a (details.downtime_seconds is null)"
         a_move="$(fsub "$t_done" "$t_move")"
         echo "    completed (seen $(fsub "$t_done" "$t_move") s after the POST, polling every ${MIGRATION_POLL}s); new pod $new_pod; downtime ${a_down%% (*} s (details.downtime_seconds)"
-        jq -r '"    containers: " + ([.details.container_states[]? | "\(.name) \(.state)\(if .should_migrate then "" else " (not re-run)" end)"] | join(", "))
-            + "\n    checkpoint: " + ((.details.checkpoint // {}) | if .bytes then "\(.bytes) bytes" else "none reported" end)
-            + "; stages: " + ([.details.stage_history[]? | .stage // .name // empty] | join(" -> "))' <<<"$details" 2>/dev/null || true
+        jq -r 'def ts: (sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) + ((capture("\\.(?<f>[0-9]+)Z$") // {f: "0"}).f | "0." + . | tonumber);
+            .details as $d
+            | "    strategy \($d.strategy // "n/a"); containers: " + ([$d.container_states[]? | "\(.name) \(.state) -> \(.action)"] | join(", "))
+            + "\n    checkpoint: " + (($d.checkpoint // {}) | if .bytes then "\(.bytes) bytes in \(.files // "?") files, staged in \(.staging_seconds // "?" | tostring) s" else "none reported (\(.error // "no checkpoint"))" end)
+            + "\n    stages (API times, to the second): " + ([$d.stage_history[]? | .stage + (if .finished_at then " \((.finished_at | ts) - (.started_at | ts) | . * 10 | round / 10) s" else "" end)] | join(", "))
+            + "\n    the migration'"'"'s own figures: time_to_resume \($d.time_to_resume_seconds // "n/a")"
+            + " s; before " + ($d.original_resources | if . then "\(.cpu_usage * 1000 | round) m, \(.memory_usage / 1048576 | round) MiB" else "n/a (\($d.original_resources_missing // "?"))" end)
+            + "; after " + ($d.optimized_resources | if . then "\(.cpu_usage * 1000 | round) m, \(.memory_usage / 1048576 | round) MiB" else "n/a (\($d.optimized_resources_missing // "?"))" end)' \
+            <<<"$details" 2>/dev/null || true
+        echo "    the new trainer's log: $(ctl logs "$new_pod" -n "$ns" -c tensorflow-trainer 2>&1 | head -n 1)"
         sleep "$SETTLE"
         measure "$ns" "$new_pod" "run$r-aistor-after"
         show_measure after
         a_cpu="$(fig_cpu)" a_mem="$(fig_mem)"
     fi
 
-    # Back at the pre-move step, and the CPU spent until then.
-    local end_t1 t_back1 k8s_back k8s_cpus first1 first2 t_back2
-    end_t1="${t_move}"
-    t_back1="$(first_at_step "$log_file" "$POD" "$t_apply" "$end_t1" "${pre1:-0}")"
-    first1="$(first_step "$log_file" "$POD" "$t_apply")"
-    if [ -z "$pre1" ]; then
-        k8s_back="n/a (no progress line before the delete)" k8s_cpus="$k8s_back"
-    elif [ -n "$t_back1" ]; then
-        k8s_back="$(fsub "$t_back1" "$t_delete")"
-        k8s_cpus="$(cpu_seconds "$cpu_file" "$t_delete" "$t_back1")"
-        echo "  test 1 back at step $pre1 after $k8s_back s (the re-created trainer started cold: warm-up, then step ${first1:-?});"
-        echo "    CPU-s used by the pod from the delete until then: $k8s_cpus"
-        k8s_cpus="${k8s_cpus%% *}"
-    else
-        k8s_back="n/a (the re-created trainer had not reached step $pre1 when test 2 started, $(fsub "$t_move" "$t_delete") s after the delete)"
-        k8s_cpus="$k8s_back"
-    fi
+    # Catching up: back at the step of the move's start, and at the old trainer's last step.
+    local k8s_back k8s_gap k8s_cpus a_back a_gap a_cpus
+    catch_up "test 1" "$(progress "$log_file" "$POD" "$t_apply" "$POD" "$t_apply" "$t_move" "$t_delete")" \
+        "$t_delete" "the delete" "the re-created trainer" "before test 2 started"
+    k8s_back="$C_BACK" k8s_gap="$C_GAP" k8s_cpus="$C_CPUS"
     if [ -n "$why" ]; then
-        a_back="n/a ($why)" a_cpus="n/a ($why)"
-    elif [ -z "$pre2" ]; then
-        a_back="n/a (no progress line before the move)" a_cpus="$a_back"
+        a_back="n/a ($why)" a_gap="n/a ($why)" a_cpus="n/a ($why)"
     else
-        # Wait (up to 5 minutes) until the new pod's trainer passes the step it had.
-        local wait_until=$(($(date +%s) + 300))
-        while t_back2="$(first_at_step "$log_file" "$new_pod" "$t_move" 9e18 "$pre2")"; [ -z "$t_back2" ] && [ "$(date +%s)" -lt "$wait_until" ]; do sleep 1; done
-        first2="$(first_step "$log_file" "$new_pod" "$t_move")"
-        if [ -n "$t_back2" ]; then
-            a_back="$(fsub "$t_back2" "$t_move")"
-            sleep 2 # one more poll of the counters past that moment
-            a_cpus="$(cpu_seconds "$cpu_file" "$t_move" "$t_back2")"
-            echo "  test 2 back at step $pre2 after $a_back s (the new pod's trainer resumed from the checkpoint: its first step was ${first2:-?});"
-            echo "    CPU-s used by the source and the new pod from the POST until then: $a_cpus"
-            a_cpus="${a_cpus%% *}"
-        else
-            a_back="n/a ($new_pod's trainer did not reach step $pre2 within 300 s)" a_cpus="$a_back"
-        fi
+        # Wait (up to 5 minutes) until the new pod's trainer passes the source's last step.
+        local wait_until=$(($(date +%s) + 300)) p
+        while p="$(progress "$log_file" "$POD" 9e18 "$new_pod" "$t_move" 9e18 "$t_move")"; [ "$(cut -d' ' -f6 <<<"$p")" = - ] && [ "$(date +%s)" -lt "$wait_until" ]; do sleep 1; done
+        sleep 2 # one more reading of the CPU counters past that moment
+        catch_up "test 2" "$p" "$t_move" "the POST" "$new_pod's trainer"
+        a_back="$C_BACK" a_gap="$C_GAP" a_cpus="$C_CPUS"
     fi
     record "$r" "CPU after (millicores)" "$k8s_cpu" "$a_cpu"
     record "$r" "memory after (MiB)" "$k8s_mem" "$a_mem"
@@ -427,7 +452,8 @@ run_once() { # RUN
     record "$r" "memory before (MiB)" "$k8s_b_mem" "$b_mem"
     record "$r" "move: request to done (s)" "$k8s_down" "$a_move"
     record "$r" "back at the pre-move step (s)" "$k8s_back" "$a_back"
-    record "$r" "CPU-s until back at the step" "$k8s_cpus" "$a_cpus"
+    record "$r" "training interrupted (s)" "$k8s_gap" "$a_gap"
+    record "$r" "CPU-s while interrupted" "$k8s_cpus" "$a_cpus"
 
     echo
     print_table "$r"
@@ -484,10 +510,14 @@ where the differences come from:
   - data-processor: it completed (exit 0) before each move. Kubernetes' delete-and-apply re-runs it
     (another 60 s of CPU-bound work); aistor's planner marks it completed and does not re-run it.
   - tensorflow-trainer: re-created cold, it spends its warm-up preparing data again and retrains
-    from step 0 ("back at the pre-move step" and "CPU-s until back at the step" count this); moved
-    by aistor, it writes a checkpoint on SIGUSR1, the new pod starts from it and resumes at that step.
+    from step 0 ("training interrupted" and "CPU-s while interrupted" count this); moved by aistor,
+    it writes a checkpoint on SIGUSR1, the new pod starts from it and resumes at that step.
   - "CPU/memory after" are rates 45 s after Ready, as in the seed: by then the re-run data-processor
     may already have finished (the trainer's Ready waits for its warm-up), so the seed's rate table
     can show little of the re-run; the CPU-seconds row is where it shows.
+  - "back at the pre-move step" counts from the delete / the POST; aistor's migration measures the
+    source for 20 s before it checkpoints (the trainer trains on meanwhile), so "training
+    interrupted" (old trainer's last step -> the new one passes it) is the like-for-like figure.
+    "move: request to done" includes the migration's own measurement runs and settle delay.
 EOF
 [ "$failed_runs" -eq 0 ] || { echo "$failed_runs of $RUNS run(s) failed"; exit 1; }
