@@ -135,6 +135,7 @@ pub struct Migrations {
     held: Arc<Mutex<BTreeMap<String, Held>>>,
     changed: Arc<Notify>,
     pub(crate) leader: watch::Receiver<bool>,
+    metrics: crate::metrics::CoordinatorMetrics,
 }
 
 impl Migrations {
@@ -146,8 +147,10 @@ impl Migrations {
         runtime: Arc<dyn PodRuntime>,
         config: MigrationConfig,
         leader: watch::Receiver<bool>,
+        metrics: crate::metrics::CoordinatorMetrics,
     ) -> Result<Self, StoreError> {
         let this = Self {
+            metrics,
             store,
             view,
             measurements,
@@ -398,6 +401,24 @@ impl Migrations {
                 tracing::warn!(migration = id, error = %e, "migration step failed; retrying");
             }
         }
+        self.count();
+    }
+
+    /// Publishes how many migrations are held in each status.
+    fn count(&self) {
+        let mut counts = [
+            ("pending", 0),
+            ("running", 0),
+            ("completed", 0),
+            ("failed", 0),
+            ("cancelled", 0),
+        ];
+        for h in self.held().values() {
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == h.migration.status()) {
+                slot.1 += 1;
+            }
+        }
+        self.metrics.set_migrations(&counts);
     }
 
     /// Whether `id` may act: it holds one of the first `max_concurrent` slots, by
@@ -450,6 +471,15 @@ impl Migrations {
                         message = saved.migration.message,
                         "migration step"
                     );
+                    if saved.migration.phase.is_final() {
+                        self.metrics.migration_finished(
+                            saved.migration.status(),
+                            (saved.migration.phase == Phase::Completed)
+                                .then(|| saved.migration.downtime_nanos())
+                                .flatten()
+                                .map(Duration::from_nanos),
+                        );
+                    }
                     if self.config.exit_after == Some(saved.migration.phase) {
                         tracing::error!(
                             migration = id,
