@@ -134,9 +134,32 @@ async fn seed_002s_request_verbatim_moves_a_pod_to_another_node_and_back() {
         .replace("\"worker-1\"", "\"w1\"")
         .replace("\"worker-2\"", "\"worker-1\"")
         .replace("\"w1\"", "\"worker-2\"");
-    let (status, _, started) = http_request(http, "POST", "/api/v1/migrations", &back).await;
-    assert_eq!(status, 202, "{started}");
-    let id = started["migration_id"].as_str().unwrap().to_owned();
+    // Four at once for the same pod: exactly one starts, the others are told which
+    // migration already moves it.
+    let (a, b, c, d) = tokio::join!(
+        http_request(http, "POST", "/api/v1/migrations", &back),
+        http_request(http, "POST", "/api/v1/migrations", &back),
+        http_request(http, "POST", "/api/v1/migrations", &back),
+        http_request(http, "POST", "/api/v1/migrations", &back),
+    );
+    let answers = [a, b, c, d];
+    let accepted: Vec<&serde_json::Value> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 202)
+        .map(|(_, _, body)| body)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    let id = accepted[0]["migration_id"].as_str().unwrap().to_owned();
+    for (status, _, body) in answers.iter().filter(|(status, _, _)| *status != 202) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(
+            body["details"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("migration {id} is already moving")),
+            "{body}"
+        );
+    }
     let done = until_ended(http, server, &id, Duration::from_secs(90)).await;
     assert_eq!(done["status"], "completed", "{done:#}");
     let home = done["details"]["new_pod_name"].as_str().unwrap().to_owned();

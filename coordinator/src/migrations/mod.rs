@@ -136,6 +136,9 @@ pub struct Migrations {
     changed: Arc<Notify>,
     pub(crate) leader: watch::Receiver<bool>,
     metrics: crate::metrics::CoordinatorMetrics,
+    /// Held while a start checks and stores, so two requests for one pod cannot both
+    /// pass the one-migration-per-pod check.
+    starting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Migrations {
@@ -151,6 +154,7 @@ impl Migrations {
     ) -> Result<Self, StoreError> {
         let this = Self {
             metrics,
+            starting: Arc::default(),
             store,
             view,
             measurements,
@@ -207,6 +211,7 @@ impl Migrations {
             ));
         }
         let request = validate(&req)?;
+        let _one_at_a_time = self.starting.lock().await;
         let pod = self
             .runtime
             .pod(&request.namespace, &request.pod)
