@@ -1918,6 +1918,70 @@ mod tests {
         );
     }
 
+    /// Steps `m` through the simulated world until `phase` (at most 1000 steps).
+    fn until_phase(mut m: Migration, sim: &mut Sim, phase: Phase) -> (Migration, u64) {
+        let mut now = m.created_unix_nanos;
+        for _ in 0..1000 {
+            if m.phase == phase {
+                return (m, now);
+            }
+            sim.tick(now);
+            let (mut next, effects) = step(&m, &sim.world(&m, now), now);
+            for e in &effects {
+                sim.apply(&mut next, e, now);
+            }
+            m = next;
+            now += S / 2;
+        }
+        panic!("never reached {phase:?}: {m:#?}");
+    }
+
+    #[test]
+    fn past_its_deadline_a_committed_migration_still_finishes_and_an_ended_one_stays() {
+        // Make-before-break, deleting the source: the target runs; the deadline no longer
+        // rolls anything back.
+        let mut sim = Sim::new();
+        let (deleting, _) = until_phase(new(true, 0), &mut sim, Phase::DeletingSource);
+        let late = deleting.deadline_unix_nanos + S;
+        // The delete it sent has not shown yet: the source is still there, frozen.
+        let mut stuck = sim.clone();
+        stuck.source = Some(PodSeen {
+            frozen: true,
+            ..pod("tf", "u-src", "w1")
+        });
+        let (next, effects) = step(&deleting, &stuck.world(&deleting, late), late);
+        assert_eq!(next.phase, Phase::DeletingSource);
+        assert!(
+            matches!(&effects[..], [Effect::DeletePod { name, uid, .. }] if name == "tf" && uid == "u-src"),
+            "{effects:?}"
+        );
+        assert!(next.rollback.is_none());
+
+        // Break-before-make, deleting the source: not committed yet, so the deadline
+        // rolls it back (the pod is put back once it is gone).
+        let mut sim = Sim::bbm();
+        let (deleting, _) = until_phase(new(true, 0), &mut sim, Phase::DeletingSource);
+        let late = deleting.deadline_unix_nanos + S;
+        let (next, _) = step(&deleting, &sim.world(&deleting, late), late);
+        assert!(next.rollback.is_some(), "{next:#?}");
+        assert!(
+            next.message
+                .starts_with("rolling back: timed out after 300 s while deleting_source"),
+            "{}",
+            next.message
+        );
+
+        // An ended migration never moves again, whatever the time or a cancel flag.
+        let mut done = run(new(true, 0), &mut Sim::new(), None);
+        done.cancel_requested = true;
+        let late = done.deadline_unix_nanos + 10 * S;
+        let (same, effects) = step(&done, &Sim::new().world(&done, late), late);
+        assert_eq!(same, done);
+        assert!(effects.is_empty());
+        assert_eq!(Phase::Failed.status(), "failed");
+        assert_eq!(Phase::Completed.status(), "completed");
+    }
+
     #[test]
     fn statuses_and_names_are_the_apis() {
         assert_eq!(Phase::Pending.status(), "pending");
