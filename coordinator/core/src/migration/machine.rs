@@ -1674,6 +1674,10 @@ mod tests {
             Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
         );
         assert_eq!(sim.log, ["stage migration-1a2b3c4d-1"]);
+        assert_eq!(
+            m.checkpoint.as_ref().unwrap().error.as_deref(),
+            Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
+        );
 
         let mut sim = Sim::new();
         sim.stage_fails = Some("hook timed out".into());
@@ -1686,6 +1690,10 @@ mod tests {
             target["metadata"]["annotations"]
                 .get("aistor.io/restore-from")
                 .is_none()
+        );
+        assert_eq!(
+            m.checkpoint.as_ref().unwrap().error.as_deref(),
+            Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
         );
         let trainer = &m.plan.as_ref().unwrap().containers[0];
         assert_eq!(trainer.action, Action::Recreate);
@@ -1980,6 +1988,23 @@ mod tests {
         assert!(effects.is_empty());
         assert_eq!(Phase::Failed.status(), "failed");
         assert_eq!(Phase::Completed.status(), "completed");
+    }
+
+    #[test]
+    fn the_target_restores_only_a_staged_checkpoint_into_containers_that_restore() {
+        let mut sim = Sim::new();
+        let (mut m, _) = until_phase(new(true, 0), &mut sim, Phase::CreatingTarget);
+        assert_eq!(restore_from(&m).as_deref(), Some("migration-1a2b3c4d-1"));
+        let staged = m.checkpoint.clone();
+        m.checkpoint.as_mut().unwrap().staged = None;
+        assert_eq!(restore_from(&m), None, "not staged");
+        m.checkpoint = staged;
+        for c in &mut m.plan.as_mut().unwrap().containers {
+            if c.action == Action::Restore {
+                c.action = Action::Recreate;
+            }
+        }
+        assert_eq!(restore_from(&m), None, "nothing restores");
     }
 
     #[test]
