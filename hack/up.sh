@@ -14,6 +14,10 @@
 #   AISTOR_LOCAL_RUNTIME  0 turns the local runtime off (default on as root)
 #   AISTOR_CONTAINERD_SOCKET  the node's containerd, used when it answers
 #                      (default /run/containerd/containerd.sock; else a private one is started)
+#   AISTOR_SECOND_NODE  also run a second local node of this name: its own agent, its own
+#                      containerd namespace (<name>.aistor) and runtime directory, the same
+#                      volume root and checkpoint volume, so pods can migrate between nodes
+#   AISTOR_SECOND_ADMIN_ADDR  the second agent's /metrics address (default 127.0.0.1:9102)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -29,6 +33,8 @@ run_dir="$(realpath -m "${AISTOR_RUN_DIR:-.aistor-run}")"
 state_dir="$(realpath -m "${AISTOR_STATE_DIR:-.aistor}")"
 node_socket="${AISTOR_CONTAINERD_SOCKET:-/run/containerd/containerd.sock}"
 local_runtime="${AISTOR_LOCAL_RUNTIME:-1}"
+second="${AISTOR_SECOND_NODE:-}"
+second_admin="${AISTOR_SECOND_ADMIN_ADDR:-127.0.0.1:9102}"
 if [ "$local_runtime" = 1 ] && [ "$(id -u)" -ne 0 ]; then
   log "the local runtime runs containers and needs root; starting without it (measurement only)"
   local_runtime=0
@@ -49,7 +55,12 @@ socket=""
 # Stops the local runtime's containers (only those: the label says the agent made them);
 # the coordinator keeps the desired pods, so the next hack/up.sh starts them again.
 stop_pods() {
-  local ctr=(ctr --address "$socket" --namespace k8s.io)
+  stop_pods_in k8s.io
+  if [ -n "$second" ]; then stop_pods_in "$second.aistor"; fi
+}
+
+stop_pods_in() {
+  local ctr=(ctr --address "$socket" --namespace "$1")
   local ids
   ids=$("${ctr[@]}" containers ls -q 'labels."aistor.io/managed-by"==aistor-local-runtime' 2>/dev/null) || return 0
   [ -z "$ids" ] && return 0
@@ -164,6 +175,21 @@ pids+=($!)
 log "starting aistor-agent (node $node, over mutual TLS to $agents, interval $interval, metrics $admin); log: $run_dir/agent.log"
 setsid "$bin/aistor-agent" "${agent_args[@]}" >"$run_dir/agent.log" 2>&1 &
 pids+=($!)
+if [ -n "$second" ]; then
+  if [ "$local_runtime" != 1 ]; then
+    echo "error: AISTOR_SECOND_NODE needs the local runtime (run as root)" >&2
+    exit 1
+  fi
+  "$bin/aistor-coordinator" pki --dir "$pki" --node "$second" --host localhost --host "${agents%:*}" >/dev/null
+  log "starting a second aistor-agent (node $second, containerd namespace $second.aistor, metrics $second_admin); log: $run_dir/agent-$second.log"
+  setsid "$bin/aistor-agent" run --coordinator "https://$agents" --node-name "$second" \
+    --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-$second.pem" --tls-key "$pki/agent-$second-key.pem" \
+    --admin-addr "$second_admin" --interval "$interval" \
+    --local-runtime --containerd-socket "$socket" --containerd-namespaces "$second.aistor" \
+    --runtime-dir "$state_dir/runtime-$second" --volume-root "$state_dir/volumes" \
+    --checkpoint-dir "$state_dir/checkpoints" >"$run_dir/agent-$second.log" 2>&1 &
+  pids+=($!)
+fi
 
 ctl=("$bin/aistorctl" --server "http://$grpc")
 for _ in $(seq 1 100); do
@@ -178,7 +204,9 @@ for _ in $(seq 1 100); do
     $bin/aistorctl apply -f deploy/examples/seed-003-training-pod.yaml
     $bin/aistorctl get pods -n ml -o wide
     $bin/aistorctl checkpoint tensorflow-ai-workload -n ml   (to $state_dir/checkpoints)
-    $bin/aistorctl delete pod tensorflow-ai-workload -n ml"
+    $bin/aistorctl delete pod tensorflow-ai-workload -n ml
+    $bin/aistorctl migrate ml/tensorflow-ai-workload --to ${second:-$node} --wait   (from its checkpoint)
+    (the same over REST: POST http://$http/api/v1/migrations, see README.md, Migration)"
     else
       runtime_info="  local runtime off (run as root, AISTOR_LOCAL_RUNTIME=1, to run pods)"
     fi

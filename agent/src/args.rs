@@ -34,6 +34,41 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Measure one pod, container or cgroup: N samples, summary statistics.
     Measure(MeasureArgs),
+    /// Restore a staged checkpoint into a directory, verifying every file (the init
+    /// container of a pod started from a checkpoint on Kubernetes). Exits 0 when
+    /// restored, or when this checkpoint was restored there already.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The checkpoint volume, as mounted in this container.
+    #[arg(long, env = "AISTOR_AGENT_CHECKPOINT_DIR")]
+    pub checkpoint_dir: PathBuf,
+    /// The namespace of the pod the checkpoint was staged from (and of the new pod).
+    #[arg(long)]
+    pub namespace: String,
+    /// The checkpoint to restore (the pod's `aistor.io/restore-from`).
+    #[arg(long)]
+    pub checkpoint_id: String,
+    /// The container whose checkpoint directory is restored.
+    #[arg(long)]
+    pub container: String,
+    /// The directory to fill: absent or empty (the new pod's checkpoint volume).
+    #[arg(long)]
+    pub into: PathBuf,
+}
+
+impl RestoreArgs {
+    pub fn request(self) -> crate::checkpoint::init::RestoreInto {
+        crate::checkpoint::init::RestoreInto {
+            checkpoint_dir: self.checkpoint_dir,
+            namespace: self.namespace,
+            checkpoint_id: self.checkpoint_id,
+            container: self.container,
+            into: self.into,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -308,7 +343,8 @@ impl HostArgs {
 
 impl RunArgs {
     pub fn into_config(self) -> RunConfig {
-        let host = self.host.into_config();
+        let mut host = self.host.into_config();
+        host.pods.checkpoint_dir.clone_from(&self.checkpoint_dir);
         let local_runtime = self.local_runtime.then(|| crate::runtime::RuntimeConfig {
             containerd_socket: host.pods.containerd_socket.clone(),
             namespace: host

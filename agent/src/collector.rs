@@ -82,7 +82,32 @@ impl PodCollection {
             .map(|d| ((d.major, d.minor), d.name.clone()))
             .collect();
         report.pods = self.sampler.sample(&self.reader, &found, &devices);
+        for pod in &mut report.pods {
+            pod.frozen = frozen_now(&self.reader, &pod.cgroup_path);
+        }
         self.targets.send_replace(Arc::new(found));
+    }
+}
+
+/// Whether the cgroup `path` is frozen now, as its freezer says: v2 `cgroup.events`
+/// (`frozen 1`); v1 and hybrid the freezer controller's `freezer.state` (`FROZEN`).
+/// False when the file is missing or unreadable (no freezer: nothing froze it).
+pub fn frozen_now(reader: &CgroupReader, path: &str) -> bool {
+    use crate::runtime::freezer::{FreezerState, parse_events, parse_v1_state};
+    let Some(dir) = reader.hierarchy_dir("freezer") else {
+        return false;
+    };
+    let cgroup = dir.join(path.trim_matches('/'));
+    if dir.join("cgroup.controllers").is_file() {
+        std::fs::read_to_string(cgroup.join("cgroup.events"))
+            .ok()
+            .and_then(|t| parse_events(&t))
+            .unwrap_or(false)
+    } else {
+        std::fs::read_to_string(cgroup.join("freezer.state"))
+            .ok()
+            .and_then(|t| parse_v1_state(&t))
+            == Some(FreezerState::Frozen)
     }
 }
 
@@ -202,6 +227,7 @@ impl Collector {
         }
         report.directive_results = along.directive_results;
         report.local_runtime = along.local_runtime;
+        report.checkpoints = along.checkpoints;
         // Last, so that they are fitted into what the rest of the report leaves.
         self.pending_measurements.extend(along.measurements);
         let shortened = crate::report_limit::fit_measurements(
@@ -241,6 +267,8 @@ pub struct Along {
     pub directive_results: Vec<pb::DirectiveResult>,
     /// The local runtime's pods, when it is on.
     pub local_runtime: Option<pb::LocalRuntimeStatus>,
+    /// Checkpoints of kubelet pods staged by this agent process.
+    pub checkpoints: Vec<pb::CheckpointStatus>,
 }
 
 /// Where the collector finds what rides along.
@@ -248,6 +276,8 @@ pub struct Sources {
     pub measurements: mpsc::Receiver<pb::MeasurementResult>,
     pub directive_results: mpsc::Receiver<pb::DirectiveResult>,
     pub local_runtime: Option<Arc<crate::runtime::LocalRuntime>>,
+    /// Kubelet pods' checkpoints and freezing, when containerd is configured.
+    pub kubelet: Option<Arc<crate::runtime::kubelet::KubeletPods>>,
 }
 
 /// Collects every `interval` until shutdown. A tick that runs late is not made up
@@ -279,6 +309,11 @@ pub async fn run(
             .local_runtime
             .as_deref()
             .map(crate::runtime::directives::status);
+        along.checkpoints = sources
+            .kubelet
+            .as_deref()
+            .map(|k| k.checkpoints().statuses())
+            .unwrap_or_default();
         let (published, monotonic) = collector.collect(along);
         // One step for readers of both (a scrape sees the buffer and the report it holds).
         let report = published.report.clone();

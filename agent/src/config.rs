@@ -67,6 +67,9 @@ pub struct PodConfig {
     pub workload_cgroups: Vec<String>,
     /// Full containerd re-list, on top of its events.
     pub reconcile_every: Duration,
+    /// The shared checkpoint volume (`--checkpoint-dir`) for checkpoints of kubelet pods
+    /// (the local runtime's config carries it for its own pods); `None`: refused.
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 impl Default for PodConfig {
@@ -76,6 +79,7 @@ impl Default for PodConfig {
             containerd_namespaces: vec!["k8s.io".into()],
             workload_cgroups: Vec::new(),
             reconcile_every: Duration::from_secs(30),
+            checkpoint_dir: None,
         }
     }
 }

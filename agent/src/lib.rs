@@ -65,6 +65,8 @@ pub enum Error {
     Measure(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("restore failed: {0}")]
+    Restore(String),
 }
 
 /// Identifies this agent process in reports (pid and start time), so the
@@ -274,6 +276,8 @@ fn spawn_dispatcher(
     actions: Option<mpsc::Sender<(String, runtime::directives::Action)>>,
     results: mpsc::Sender<aistor_proto::v1::DirectiveResult>,
 ) {
+    // Without the local runtime, `actions` goes to the kubelet pods' handler, which
+    // carries out StageCheckpoint and FreezePod and refuses the rest.
     use aistor_proto::v1::directive::Kind;
     tokio::spawn(async move {
         while let Some(directive) = directives.recv().await {
@@ -296,7 +300,7 @@ fn spawn_dispatcher(
                 Some(tx) => tx
                     .try_send((directive.id.clone(), action))
                     .err()
-                    .map(|_| "the local runtime is busy: too many directives queued".to_owned()),
+                    .map(|_| "the agent is busy: too many directives queued".to_owned()),
             };
             if let Some(why) = refused {
                 let _ = results
@@ -444,15 +448,38 @@ pub async fn run(
         });
         rt
     });
-    let actions = local_runtime.clone().map(|rt| {
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(runtime::directives::serve(
+    // Pods the local runtime does not run (the kubelet's): checkpoints and freezing.
+    let kubelet = Arc::new(runtime::kubelet::KubeletPods::new(
+        runtime::kubelet::KubeletConfig {
+            containerd_socket: config.host.pods.containerd_socket.clone(),
+            namespaces: config.host.pods.containerd_namespaces.clone(),
+            host_root: config.host.host_root.clone(),
+            node: config.host.node_name.clone(),
+            checkpoint_dir: config.host.pods.checkpoint_dir.clone(),
+        },
+    ));
+    if local_runtime.is_none()
+        && let Some(dir) = config.host.pods.checkpoint_dir.clone()
+    {
+        // The local runtime sweeps when it is on (same volume); before any stage.
+        let node = config.host.node_name.clone();
+        tokio::spawn(async move { runtime::kubelet::sweep(&dir, &node).await });
+    }
+    let (tx, rx) = mpsc::channel(1024);
+    match local_runtime.clone() {
+        Some(rt) => tokio::spawn(runtime::directives::serve_with(
             rt,
+            Some(kubelet.clone()),
             rx,
             directive_results_tx.clone(),
-        ));
-        tx
-    });
+        )),
+        None => tokio::spawn(runtime::kubelet::serve(
+            kubelet.clone(),
+            rx,
+            directive_results_tx.clone(),
+        )),
+    };
+    let actions = Some(tx);
     spawn_dispatcher(directives_rx, runs_tx, actions, directive_results_tx);
     spawn_measurer(
         config.host.node_name.clone(),
@@ -475,6 +502,7 @@ pub async fn run(
             measurements: results_rx,
             directive_results: directive_results_rx,
             local_runtime,
+            kubelet: Some(kubelet),
         },
         shutdown.clone(),
     ));
@@ -488,6 +516,36 @@ pub async fn run(
     let _ = streaming.await;
     let _ = admin.await;
     tracing::info!("aistor-agent stopped");
+    Ok(())
+}
+
+/// Restores a staged checkpoint into a directory (`aistor-agent restore`) and says what
+/// was done on `out`; an error names what was wrong (the file, for a mismatch).
+pub async fn restore(
+    req: checkpoint::init::RestoreInto,
+    out: &mut impl std::io::Write,
+) -> Result<(), Error> {
+    use checkpoint::init::Outcome;
+    match checkpoint::init::restore_into(&req).await {
+        Ok(Outcome::Restored(r)) => writeln!(
+            out,
+            "restored checkpoint {} of container {} into {}: {} files, {} bytes, every file verified",
+            req.checkpoint_id,
+            req.container,
+            req.into.display(),
+            r.files,
+            r.bytes
+        )?,
+        Ok(Outcome::AlreadyRestored { marker }) => writeln!(
+            out,
+            "checkpoint {} of container {} was restored into {} already ({}); nothing to do",
+            req.checkpoint_id,
+            req.container,
+            req.into.display(),
+            marker.display()
+        )?,
+        Err(e) => return Err(Error::Restore(e)),
+    }
     Ok(())
 }
 

@@ -15,6 +15,9 @@ async fn main() -> ExitCode {
             aistor_agent::measure_once(args.host.into_config(), run, &mut std::io::stdout().lock())
                 .await
         }
+        Command::Restore(args) => {
+            aistor_agent::restore(args.request(), &mut std::io::stdout().lock()).await
+        }
         Command::Snapshot(args) => {
             let host = args.host.into_config();
             aistor_agent::snapshot(host, args.interval, &mut std::io::stdout().lock()).await

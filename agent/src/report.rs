@@ -125,9 +125,11 @@ impl ReportBuilder {
             disks,
             pods: Vec::new(),
             measurements: Vec::new(),
-            // Filled by the collector: what rides along, and the local runtime's pods.
+            // Filled by the collector: what rides along, the local runtime's pods and
+            // kubelet pods' checkpoints.
             directive_results: Vec::new(),
             local_runtime: None,
+            checkpoints: Vec::new(),
             // Filled by the collector from the GPU source.
             gpu: None,
             missing: report_missing,

@@ -496,6 +496,7 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                 containers,
                 gpus: Vec::new(),
                 discovered_by: "containerd".into(),
+                frozen: false,
             }
         })
         .collect()
@@ -587,6 +588,7 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
         directive_results: Vec::new(),
         local_runtime: None,
         missing: Vec::new(),
+        checkpoints: Vec::new(),
     }
 }
 

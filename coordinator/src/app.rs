@@ -217,7 +217,7 @@ pub async fn run(
     let connections = crate::listener::ConnectionMetrics::default();
     connections.register(&mut registry);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let view = LiveView::new(config.view, clock, metrics);
+    let view = LiveView::new(config.view, clock, metrics.clone());
     let directives = Directives::default();
     let measurements = Measurements::new(view.clone(), directives.clone(), Arc::new(runs));
     let mut ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
@@ -320,6 +320,7 @@ pub async fn run(
                 Arc::new(crate::migrations::local::LocalPods(w.clone())),
                 config.migrations.clone(),
                 role.leadership(),
+                metrics.clone(),
             )
             .await
             .map_err(store_error)?;

@@ -36,6 +36,8 @@ pub fn node_report(head: &ReportHead, pods: Vec<pb::Pod>) -> pb::NodeReport {
         missing: head.missing.clone(),
         directive_results: head.directive_results.clone(),
         local_runtime: head.local_runtime.clone(),
+        // Kubelet pods' checkpoints are not kept by the coordinator yet.
+        checkpoints: Vec::new(),
     }
 }
 
@@ -136,6 +138,8 @@ pub fn pod(p: &Pod) -> pb::Pod {
         containers: p.containers.iter().map(container).collect(),
         gpus: p.gpus.iter().map(gpu_use).collect(),
         discovered_by: p.discovered_by.as_str().to_owned(),
+        // Not kept by the coordinator's model yet.
+        frozen: false,
     }
 }
 

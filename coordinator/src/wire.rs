@@ -257,6 +257,7 @@ pub(crate) mod tests_support {
                         ..Default::default()
                     }],
                     discovered_by: "containerd".into(),
+                    frozen: false,
                 })
                 .collect(),
             gpu: Some(pb::GpuSection {
@@ -298,6 +299,7 @@ pub(crate) mod tests_support {
                 field: "disks".into(),
                 reason: "none".into(),
             }],
+            checkpoints: Vec::new(),
         }
     }
 }

@@ -334,6 +334,16 @@ async fn seed_002s_request_moves_seed_003s_pod_through_its_checkpoint() {
     let list: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(list["items"][0]["kind"], "Migration");
     assert_eq!(list["items"][0]["status"]["phase"], "Completed");
+    // Operators see them in /metrics too.
+    let (_, exposition) = support::http_text(http, "/metrics").await;
+    for line in [
+        "aistor_coordinator_migrations{status=\"completed\"} 2",
+        "aistor_coordinator_migrations{status=\"cancelled\"} 1",
+        "aistor_coordinator_migrations_finished_total{status=\"completed\"} 2",
+        "aistor_coordinator_migration_downtime_seconds_count 2",
+    ] {
+        assert!(exposition.contains(line), "{line}:\n{exposition}");
+    }
     let missing = aistorctl(server, &["describe", "migration", "migration-00000000"])
         .await
         .unwrap_err();

@@ -16,7 +16,8 @@
 //! Every name is checked ([`names`]) before it becomes a path component, so nothing
 //! lands outside the checkpoint directory. Regular files, directories and symlinks are
 //! staged (symlinks as links, never followed); anything else is refused with its path.
-//! The hook's marker file ([`hook::DONE_MARKER`]) is not staged.
+//! The hook's marker file ([`hook::DONE_MARKER`]) and the restore marker
+//! ([`RESTORED_MARKER`]) are not staged.
 //!
 //! ## Atomic and durable
 //!
@@ -42,6 +43,7 @@
 
 pub mod criu;
 pub mod hook;
+pub mod init;
 pub mod manifest;
 pub mod names;
 pub mod restore;
@@ -56,7 +58,7 @@ pub use restore::{Restored, Verified, restore, verify};
 pub use stage::{Progress, StageRequest, Staged, stage, sweep};
 pub use trigger::{ContainerExec, ExecOutput, HookTarget};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The manifest's name in a container directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -67,6 +69,20 @@ pub const DATA: &str = "data";
 pub const STAGING_PREFIX: &str = ".staging_";
 /// Start of a restore's temporary directory name.
 pub const RESTORE_PREFIX: &str = ".aistor-restore_";
+/// The file `aistor-agent restore` leaves in the directory it restored into, naming the
+/// checkpoint, so a restarted init container does not restore twice. Never staged.
+pub const RESTORED_MARKER: &str = ".aistor-restored";
+
+/// Where checkpoint `id` of a pod in `namespace` is: `<dir>/<namespace>/<pod>/<id>`.
+/// Ids are unique, so the first pod directory that has it is the one (a migrated pod
+/// has a new name, so its checkpoint is found by namespace and id, not by pod).
+pub fn find(dir: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir.join(namespace))
+        .ok()?
+        .flatten()
+        .map(|pod| pod.path().join(id))
+        .find(|p| p.is_dir())
+}
 
 /// Why a stage, verify or restore failed. Every variant names the path concerned.
 #[derive(Debug, thiserror::Error)]

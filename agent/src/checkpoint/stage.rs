@@ -5,7 +5,7 @@ use super::copy::{self, BUFFER, io};
 use super::hook::{DONE_MARKER, Hook};
 use super::manifest::{self, Entry, HookRecord, Kind, Manifest};
 use super::trigger::{self, HookTarget};
-use super::{DATA, Error, MANIFEST, STAGING_PREFIX, names};
+use super::{DATA, Error, MANIFEST, RESTORED_MARKER, STAGING_PREFIX, names};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -237,7 +237,7 @@ impl<P: FnMut(Progress)> Walk<'_, P> {
                     .to_str()
                     .ok_or_else(|| Error::NotUtf8(item.path()))?
                     .to_owned();
-                if rel.is_empty() && name == DONE_MARKER {
+                if rel.is_empty() && (name == DONE_MARKER || name == RESTORED_MARKER) {
                     continue;
                 }
                 let kind = item

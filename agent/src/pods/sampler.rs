@@ -49,6 +49,8 @@ impl PodSampler {
                 containers,
                 gpus: Vec::new(),
                 discovered_by: target.discovered_by.to_owned(),
+                // read from the freezer by the collector
+                frozen: false,
             });
         }
         // Only what was read this tick is kept: ended workloads leave no state behind, and the

@@ -18,7 +18,7 @@ use std::time::Duration;
 use aistor_core::manifest::RESTORE_ANNOTATION;
 /// Checkpoint statuses kept for reports.
 pub const KEEP: usize = 64;
-const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The node's checkpoint volume and what was staged on it.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl Checkpoints {
             .collect()
     }
 
-    fn update(
+    pub(super) fn update(
         statuses: &Mutex<VecDeque<pb::CheckpointStatus>>,
         id: &str,
         container: &str,
@@ -76,7 +76,7 @@ impl Checkpoints {
         }
     }
 
-    fn begin(&self, status: pb::CheckpointStatus) {
+    pub(super) fn begin(&self, status: pb::CheckpointStatus) {
         let mut s = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
         if s.len() >= KEEP {
             s.pop_front();
@@ -108,10 +108,12 @@ pub fn checkpointed(pod: &PodManifest) -> Vec<(String, String)> {
 }
 
 /// containerd exec for exec hooks; the output is not captured (the exit status decides).
-struct TaskExec {
-    tasks: Arc<Tasks>,
-    id: String,
-    timeout: Duration,
+pub(super) struct TaskExec {
+    pub tasks: Arc<Tasks>,
+    pub id: String,
+    /// The OCI process to run the command as (see `oci::exec_process`); `None`: root.
+    pub process: Option<Vec<u8>>,
+    pub timeout: Duration,
 }
 
 impl ContainerExec for TaskExec {
@@ -124,8 +126,12 @@ impl ContainerExec for TaskExec {
                 "checkpoint-{}",
                 super::pod::new_id().get(..12).unwrap_or("")
             );
+            let process = match &self.process {
+                Some(spec) => super::oci::exec_process(spec, argv),
+                None => super::tasks::root_process(argv),
+            };
             self.tasks
-                .exec(&self.id, &exec_id, argv, self.timeout)
+                .exec_process(&self.id, &exec_id, &process, self.timeout)
                 .await
                 .map(|code| ExecOutput {
                     exit_code: Some(code),
@@ -213,73 +219,35 @@ pub(super) async fn stage(
                 .and_then(|m| m.running_pid()),
             None => None,
         };
-        checkpoints.begin(pb::CheckpointStatus {
-            checkpoint_id: req.checkpoint_id.clone(),
-            pod_uid: ctx.uid.clone(),
-            namespace: pod.namespace.clone(),
-            pod: pod.name.clone(),
-            container: container.clone(),
-            state: if hook.is_some() { "hook" } else { "copying" }.to_owned(),
-            ..Default::default()
-        });
         let exec = container_id.map(|id| TaskExec {
             tasks: ctx.tasks.clone(),
             id,
+            process: None,
             timeout,
         });
         let target = HookTarget {
             pid,
             exec: exec.as_ref().map(|e| e as &dyn ContainerExec),
         };
-        let statuses = checkpoints.statuses.clone();
-        let (id, name) = (req.checkpoint_id.clone(), container.clone());
-        let progress = move |p: checkpoint::Progress| {
-            Checkpoints::update(&statuses, &id, &name, |s| {
-                s.state = "copying".into();
-                s.files = p.files;
-                s.bytes = p.bytes;
-            });
+        let ident = PodIdent {
+            uid: &ctx.uid,
+            namespace: &pod.namespace,
+            name: &pod.name,
         };
-        let staged = checkpoint::stage(
-            checkpoint::StageRequest {
-                checkpoint_dir: dir.clone(),
-                node: checkpoints.node.clone(),
-                namespace: pod.namespace.clone(),
-                pod: pod.name.clone(),
-                checkpoint_id: req.checkpoint_id.clone(),
-                container: container.clone(),
-                source: PathBuf::from(source),
-                hook: hook.clone(),
-                hook_timeout: timeout,
-            },
+        let staged = stage_container(
+            checkpoints,
+            &dir,
+            &ident,
+            req,
+            &container,
+            PathBuf::from(source),
+            hook.as_ref(),
+            timeout,
             target,
-            progress,
         )
         .await;
-        match staged {
-            Ok(s) => {
-                tracing::info!(pod = %pod.name, namespace = %pod.namespace, %container, checkpoint = req.checkpoint_id, bytes = s.bytes, files = s.files, "checkpoint staged");
-                Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, &container, |c| {
-                    c.state = "staged".into();
-                    c.files = s.files;
-                    c.bytes = s.bytes;
-                    c.duration_nanos = u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX);
-                    c.bytes_per_second = s.bytes_per_second;
-                    c.hook = match &s.hook.spec {
-                        Some(spec) => format!("{spec}: {} ({})", s.hook.outcome, s.hook.detail),
-                        None => s.hook.outcome.clone(),
-                    };
-                    c.dir = s.dir.display().to_string();
-                });
-            }
-            Err(e) => {
-                let message = format!("{container}: {e}");
-                Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, &container, |c| {
-                    c.state = "failed".into();
-                    c.error = e.to_string();
-                });
-                problems.push(message);
-            }
+        if let Err(e) = staged {
+            problems.push(e);
         }
     }
     if problems.is_empty() {
@@ -289,14 +257,87 @@ pub(super) async fn stage(
     }
 }
 
-/// Where checkpoint `id` of a pod in `namespace` is: `<dir>/<namespace>/<pod>/<id>`.
-/// Ids are unique, so the first pod directory that has it is the one.
-fn find(dir: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir.join(namespace))
-        .ok()?
-        .flatten()
-        .map(|pod| pod.path().join(id))
-        .find(|p| p.is_dir())
+/// The pod a checkpoint belongs to, as statuses and the volume name it.
+pub(super) struct PodIdent<'a> {
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// Stages one container's checkpoint directory `source` (hook, copy, manifest, rename),
+/// recording its progress and result in `checkpoints`' statuses. `Err` is the failure,
+/// prefixed with the container's name.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn stage_container(
+    checkpoints: &Checkpoints,
+    dir: &Path,
+    pod: &PodIdent<'_>,
+    req: &pb::StageCheckpoint,
+    container: &str,
+    source: PathBuf,
+    hook: Option<&checkpoint::Hook>,
+    timeout: Duration,
+    target: HookTarget<'_>,
+) -> Result<(), String> {
+    checkpoints.begin(pb::CheckpointStatus {
+        checkpoint_id: req.checkpoint_id.clone(),
+        pod_uid: pod.uid.to_owned(),
+        namespace: pod.namespace.to_owned(),
+        pod: pod.name.to_owned(),
+        container: container.to_owned(),
+        state: if hook.is_some() { "hook" } else { "copying" }.to_owned(),
+        ..Default::default()
+    });
+    let statuses = checkpoints.statuses.clone();
+    let (id, name) = (req.checkpoint_id.clone(), container.to_owned());
+    let progress = move |p: checkpoint::Progress| {
+        Checkpoints::update(&statuses, &id, &name, |s| {
+            s.state = "copying".into();
+            s.files = p.files;
+            s.bytes = p.bytes;
+        });
+    };
+    let staged = checkpoint::stage(
+        checkpoint::StageRequest {
+            checkpoint_dir: dir.to_path_buf(),
+            node: checkpoints.node.clone(),
+            namespace: pod.namespace.to_owned(),
+            pod: pod.name.to_owned(),
+            checkpoint_id: req.checkpoint_id.clone(),
+            container: container.to_owned(),
+            source,
+            hook: hook.cloned(),
+            hook_timeout: timeout,
+        },
+        target,
+        progress,
+    )
+    .await;
+    match staged {
+        Ok(s) => {
+            tracing::info!(pod = %pod.name, namespace = %pod.namespace, %container, checkpoint = req.checkpoint_id, bytes = s.bytes, files = s.files, "checkpoint staged");
+            Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, container, |c| {
+                c.state = "staged".into();
+                c.files = s.files;
+                c.bytes = s.bytes;
+                c.duration_nanos = u64::try_from(s.duration.as_nanos()).unwrap_or(u64::MAX);
+                c.bytes_per_second = s.bytes_per_second;
+                c.hook = match &s.hook.spec {
+                    Some(spec) => format!("{spec}: {} ({})", s.hook.outcome, s.hook.detail),
+                    None => s.hook.outcome.clone(),
+                };
+                c.dir = s.dir.display().to_string();
+            });
+            Ok(())
+        }
+        Err(e) => {
+            Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, container, |c| {
+                c.state = "failed".into();
+                c.error = e.to_string();
+            });
+            Err(format!("{container}: {e}"))
+        }
+    }
 }
 
 /// Restores the checkpoint a new pod names (`aistor.io/restore-from`) into the volumes
@@ -313,7 +354,7 @@ pub(super) async fn restore(
         format!("{RESTORE_ANNOTATION}: no checkpoint volume on this node (--checkpoint-dir)")
     })?;
     checkpoint::names::checkpoint_id(id).map_err(|e| format!("{RESTORE_ANNOTATION}: {e}"))?;
-    let source = find(&dir, &pod.namespace, id).ok_or_else(|| {
+    let source = checkpoint::find(&dir, &pod.namespace, id).ok_or_else(|| {
         format!(
             "{RESTORE_ANNOTATION}: no checkpoint {id} of namespace {} on the checkpoint volume {}",
             pod.namespace,

@@ -4,6 +4,7 @@
 //! directive's id, sent with the next report.
 
 use super::LocalRuntime;
+use super::kubelet::KubeletPods;
 use super::manifest;
 use super::pod::PodState;
 use super::status::{ContainerState, Terminated};
@@ -48,10 +49,32 @@ pub fn result(id: String, outcome: Result<(), String>) -> pb::DirectiveResult {
 /// hold up other pods), which is safe because a uid is never reused.
 pub async fn serve(
     runtime: Arc<LocalRuntime>,
+    actions: mpsc::Receiver<(String, Action)>,
+    results: mpsc::Sender<pb::DirectiveResult>,
+) {
+    serve_with(runtime, None, actions, results).await;
+}
+
+/// [`serve`], with StageCheckpoint and FreezePod for a pod uid the local runtime does not
+/// run handed to `kubelet` (pods the kubelet runs, found through containerd), in the
+/// same arrival order.
+pub async fn serve_with(
+    runtime: Arc<LocalRuntime>,
+    kubelet: Option<Arc<KubeletPods>>,
     mut actions: mpsc::Receiver<(String, Action)>,
     results: mpsc::Sender<pb::DirectiveResult>,
 ) {
     while let Some((id, action)) = actions.recv().await {
+        let foreign = match &action {
+            Action::Freeze(f) => Some(f.uid.as_str()),
+            Action::Stage(s) => Some(s.pod_uid.as_str()),
+            _ => None,
+        }
+        .is_some_and(|uid| !runtime.runs(uid));
+        if let (true, Some(kubelet)) = (foreign, &kubelet) {
+            super::kubelet::handle(kubelet, id, action, &results).await;
+            continue;
+        }
         match action {
             Action::Run(run) => {
                 let outcome = run_pod(&runtime, &run).await;

@@ -213,6 +213,14 @@ impl PodCgroups {
         }
     }
 
+    /// Whether the cgroup `relative` exists in the hierarchy that holds the freezer.
+    pub fn in_freezer(&self, relative: &str) -> bool {
+        self.freezer()
+            .hierarchy(self.root())
+            .join(relative)
+            .is_dir()
+    }
+
     /// Whether the pod cgroup `relative` is frozen now, as the kernel says (`false` when
     /// it does not exist, or while a v1 freeze is still under way).
     pub fn frozen(&self, relative: &str) -> Result<bool, FreezeError> {

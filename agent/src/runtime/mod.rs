@@ -11,6 +11,8 @@ pub mod checkpoints;
 pub mod directives;
 pub mod freezer;
 pub mod image;
+pub mod kubelet;
+pub mod oci;
 pub mod plan;
 pub mod pod;
 pub mod probe;
@@ -236,6 +238,12 @@ impl LocalRuntime {
             .ok_or_else(|| RunError::UnknownPod(uid.to_owned()))?;
         ctx.set_frozen(frozen).await?;
         Ok(())
+    }
+
+    /// Whether this runtime runs the pod `uid` (else a StageCheckpoint or FreezePod for
+    /// it is for a kubelet pod).
+    pub fn runs(&self, uid: &str) -> bool {
+        self.pods().contains_key(uid)
     }
 
     /// Forgets the pod and tells it to stop; awaiting the entry's task waits for that.

@@ -69,6 +69,17 @@ impl Managed {
     }
 }
 
+/// A command run as root in `/` with a plain `PATH` (probes, local-runtime hooks).
+pub fn root_process(command: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "args": command,
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "cwd": "/",
+    })
+}
+
 fn exit_code(status: u32) -> i32 {
     // containerd reports 128+signal for a killed process, as shells do; anything
     // larger than i32 cannot be an exit status.
@@ -363,15 +374,21 @@ impl Tasks {
         command: &[String],
         timeout: std::time::Duration,
     ) -> Result<i32, RuntimeError> {
+        self.exec_process(id, exec_id, &root_process(command), timeout)
+            .await
+    }
+
+    /// Runs the OCI `process` (its `args` the command) inside the container's
+    /// namespaces and returns its exit code; `timeout` bounds the whole exec.
+    pub async fn exec_process(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: &serde_json::Value,
+        timeout: std::time::Duration,
+    ) -> Result<i32, RuntimeError> {
         let client = self.client().await?;
         let ns = self.namespace.as_str();
-        let process = serde_json::json!({
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": command,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
-        });
         self.conn
             .call(
                 "Tasks.Exec",
@@ -382,7 +399,7 @@ impl Tasks {
                         exec_id: exec_id.to_owned(),
                         spec: Some(prost_types::Any {
                             type_url: PROCESS_TYPE_URL.to_owned(),
-                            value: serde_json::to_vec(&process).unwrap_or_default(),
+                            value: serde_json::to_vec(process).unwrap_or_default(),
                         }),
                         ..ExecProcessRequest::default()
                     },

@@ -40,7 +40,7 @@
 use crate::source::HostFs;
 use aistor_proto::v1::ContainerState;
 use containerd_client::services::v1::{
-    Container, ListContainersRequest, ListTasksRequest, SubscribeRequest,
+    Container, GetContainerRequest, ListContainersRequest, ListTasksRequest, SubscribeRequest,
 };
 use containerd_client::types::Envelope;
 use containerd_client::types::v1::{Process, Status};
@@ -481,6 +481,30 @@ impl Containerd {
         }
         found.sort_by(|a, b| (&a.runtime_namespace, &a.id).cmp(&(&b.runtime_namespace, &b.id)));
         Ok(found)
+    }
+
+    /// One container as containerd keeps it (labels, OCI spec, runtime), by id.
+    pub async fn get(&self, namespace: &str, id: &str) -> Result<Container, RuntimeError> {
+        let channel = self.conn.channel().await?;
+        let client = containerd_client::Client::from(channel);
+        let got = self
+            .conn
+            .call(
+                "Containers.Get",
+                namespace,
+                client.containers().get(
+                    self.conn
+                        .request(GetContainerRequest { id: id.to_owned() }, namespace)?,
+                ),
+            )
+            .await?;
+        got.container.ok_or_else(|| RuntimeError::Call {
+            socket: self.conn.socket_name(),
+            call: "Containers.Get",
+            namespace: namespace.to_owned(),
+            message: format!("no container {id} in the answer"),
+            code: tonic::Code::NotFound,
+        })
     }
 
     /// Subscribes to the events that change [`Containerd::list`]'s answer.

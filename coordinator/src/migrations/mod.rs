@@ -135,6 +135,10 @@ pub struct Migrations {
     held: Arc<Mutex<BTreeMap<String, Held>>>,
     changed: Arc<Notify>,
     pub(crate) leader: watch::Receiver<bool>,
+    metrics: crate::metrics::CoordinatorMetrics,
+    /// Held while a start checks and stores, so two requests for one pod cannot both
+    /// pass the one-migration-per-pod check.
+    starting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Migrations {
@@ -146,8 +150,11 @@ impl Migrations {
         runtime: Arc<dyn PodRuntime>,
         config: MigrationConfig,
         leader: watch::Receiver<bool>,
+        metrics: crate::metrics::CoordinatorMetrics,
     ) -> Result<Self, StoreError> {
         let this = Self {
+            metrics,
+            starting: Arc::default(),
             store,
             view,
             measurements,
@@ -204,6 +211,7 @@ impl Migrations {
             ));
         }
         let request = validate(&req)?;
+        let _one_at_a_time = self.starting.lock().await;
         let pod = self
             .runtime
             .pod(&request.namespace, &request.pod)
@@ -398,6 +406,24 @@ impl Migrations {
                 tracing::warn!(migration = id, error = %e, "migration step failed; retrying");
             }
         }
+        self.count();
+    }
+
+    /// Publishes how many migrations are held in each status.
+    fn count(&self) {
+        let mut counts = [
+            ("pending", 0),
+            ("running", 0),
+            ("completed", 0),
+            ("failed", 0),
+            ("cancelled", 0),
+        ];
+        for h in self.held().values() {
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == h.migration.status()) {
+                slot.1 += 1;
+            }
+        }
+        self.metrics.set_migrations(&counts);
     }
 
     /// Whether `id` may act: it holds one of the first `max_concurrent` slots, by
@@ -450,6 +476,15 @@ impl Migrations {
                         message = saved.migration.message,
                         "migration step"
                     );
+                    if saved.migration.phase.is_final() {
+                        self.metrics.migration_finished(
+                            saved.migration.status(),
+                            (saved.migration.phase == Phase::Completed)
+                                .then(|| saved.migration.downtime_nanos())
+                                .flatten()
+                                .map(Duration::from_nanos),
+                        );
+                    }
                     if self.config.exit_after == Some(saved.migration.phase) {
                         tracing::error!(
                             migration = id,

@@ -727,6 +727,9 @@ impl Workloads {
                 checkpoint_id: id.to_owned(),
                 containers,
                 hook_timeout_nanos: 0,
+                // For kubelet pods only: a local-runtime pod's agent reads its annotations.
+                checkpoint_path: String::new(),
+                hook: String::new(),
             })),
             id: format!("stage-{id}"),
         };

@@ -90,13 +90,38 @@ pub fn agent(grpc: SocketAddr, socket: &Path, work: &Path) -> Agent {
 
 /// The same, reporting every `interval`.
 pub fn agent_every(grpc: SocketAddr, socket: &Path, work: &Path, interval: Duration) -> Agent {
+    agent_as(
+        grpc,
+        socket,
+        work,
+        interval,
+        NODE,
+        crate::containerd::NAMESPACE,
+        &work.join("runtime"),
+    )
+}
+
+/// An agent for node `node` whose pods live in containerd namespace `namespace` and
+/// whose own files are under `runtime_dir`: two of them on one containerd are two
+/// nodes (each sees only its namespace), sharing the volume root and the checkpoint
+/// volume under `work` as nodes share an NFS claim.
+pub fn agent_as(
+    grpc: SocketAddr,
+    socket: &Path,
+    work: &Path,
+    interval: Duration,
+    node: &str,
+    namespace: &str,
+    runtime_dir: &Path,
+) -> Agent {
     let config = RunConfig {
         host: HostConfig {
             host_root: "/".into(),
-            node_name: NODE.into(),
+            node_name: node.into(),
             disk_exclude: regex::Regex::new(DEFAULT_DISK_EXCLUDE).unwrap(),
             pods: PodConfig {
                 containerd_socket: socket.to_owned(),
+                containerd_namespaces: vec![namespace.to_owned()],
                 reconcile_every: Duration::from_secs(2),
                 ..PodConfig::default()
             },
@@ -116,15 +141,15 @@ pub fn agent_every(grpc: SocketAddr, socket: &Path, work: &Path, interval: Durat
         token_file: None,
         local_runtime: Some(RuntimeConfig {
             containerd_socket: socket.to_owned(),
-            namespace: crate::containerd::NAMESPACE.to_owned(),
+            namespace: namespace.to_owned(),
             snapshotter: "overlayfs".to_owned(),
             cgroup_root: PathBuf::from(crate::containerd::CGROUP_ROOT),
             paths: Paths {
-                data_dir: work.join("runtime"),
+                data_dir: runtime_dir.to_owned(),
                 volume_root: work.join("volumes"),
                 host_root: PathBuf::from("/"),
             },
-            node: NODE.into(),
+            node: node.into(),
             checkpoint_dir: Some(work.join("checkpoints")),
         }),
     };

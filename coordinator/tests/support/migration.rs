@@ -48,6 +48,19 @@ spec:
     )
 }
 
+/// The same pod named `name`, on a read-only view of the host's root (no image needed,
+/// so it runs in any containerd namespace).
+pub fn host_pod(name: &str, ns: &str, out: &Path) -> String {
+    pod(ns, out)
+        .replace("name: tf\n", &format!("name: {name}\n"))
+        .replace(
+            "  annotations:\n",
+            "  annotations:\n    aistor.io/rootfs: host\n",
+        )
+        .replace(&format!("image: {IMAGE}"), "image: host")
+        .replace("[\"sh\", \"-c\"", "[\"/bin/sh\", \"-c\"")
+}
+
 /// Seed 002's request body, naming this pod and node.
 pub fn request(ns: &str, node: &str) -> String {
     format!(

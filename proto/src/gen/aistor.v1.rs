@@ -443,6 +443,11 @@ pub struct Pod {
     /// How the pod was found: "containerd", "cgroupfs" or "workload-cgroup".
     #[prost(string, tag = "9")]
     pub discovered_by: ::prost::alloc::string::String,
+    /// The pod cgroup is frozen now (FreezePod), as its freezer says at this report (v2
+    /// `cgroup.events`, v1 `freezer.state`), read from the kernel, not remembered, so it
+    /// holds across agent restarts. False when thawed, still freezing, or unreadable.
+    #[prost(bool, tag = "10")]
+    pub frozen: bool,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
@@ -941,6 +946,10 @@ pub struct DeletePod {
 /// Idempotent: freezing a frozen pod or thawing a thawed one succeeds. A frozen pod's
 /// containers stay running (no restarts, its readiness probes pause); deleting it thaws
 /// it first, so SIGTERM reaches it. An unknown uid is an error naming it.
+/// A uid the local runtime does not run is a kubelet pod found through containerd (CRI
+/// label `io.kubernetes.pod.uid`): its pod cgroup (the parent of its containers' cgroups,
+/// kubepods layout, cgroupfs or systemd driver) is frozen the same way; its state is
+/// `Pod.frozen` in every report, read from the kernel.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FreezePod {
@@ -963,6 +972,14 @@ pub struct SyncPods {
 /// volume: `<checkpoint-dir>/<namespace>/<pod>/<checkpoint_id>/<container>/`, with a
 /// manifest of every file's size and sha256, written aside and renamed into place. The
 /// pod's `aistor.io/checkpoint-hook` (signal:, exec:, http:) runs first when it has one.
+///
+/// The pod is a local-runtime pod when the local runtime runs one with `pod_uid`;
+/// otherwise a kubelet pod whose containers containerd lists with the CRI label
+/// `io.kubernetes.pod.uid` = `pod_uid`. For a kubelet pod the agent does not see the pod
+/// spec, so the coordinator sends what it needs (`checkpoint_path`, `hook`), and each
+/// container's checkpoint directory on the host is the source of the bind mount at
+/// `checkpoint_path` in the container's OCI runtime spec. Progress and results of kubelet
+/// pods' checkpoints ride in `NodeReport.checkpoints`.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StageCheckpoint {
@@ -978,6 +995,14 @@ pub struct StageCheckpoint {
     /// Bound on the hook, waiting for it to finish included; 0 means 60 s.
     #[prost(uint64, tag = "4")]
     pub hook_timeout_nanos: u64,
+    /// Kubelet pods only (a local-runtime pod reads its own `aistor.io/checkpoint-path`):
+    /// the checkpoint directory inside the containers, absolute; empty means /checkpoint.
+    #[prost(string, tag = "5")]
+    pub checkpoint_path: ::prost::alloc::string::String,
+    /// Kubelet pods only (a local-runtime pod reads its own annotation): the pod's
+    /// `aistor.io/checkpoint-hook` value, e.g. `signal:SIGUSR1`; empty means no hook.
+    #[prost(string, tag = "6")]
+    pub hook: ::prost::alloc::string::String,
 }
 /// Read a container's log (the local runtime's files); the answer rides in the next
 /// report's `LocalRuntimeStatus.logs` under `request_id`.
@@ -3363,6 +3388,12 @@ pub struct NodeReport {
     /// Pods of the local runtime; absent when the local runtime is off on this node.
     #[prost(message, optional, tag = "14")]
     pub local_runtime: ::core::option::Option<LocalRuntimeStatus>,
+    /// Checkpoints of pods the local runtime does not run (kubelet pods, found through
+    /// containerd) staged by this agent process, newest last (the last 64), with their
+    /// progress while they are copied. Local-runtime pods' checkpoints stay in
+    /// `local_runtime.checkpoints`.
+    #[prost(message, repeated, tag = "16")]
+    pub checkpoints: ::prost::alloc::vec::Vec<CheckpointStatus>,
 }
 /// The outcome of one action directive.
 #[derive(serde::Serialize)]

@@ -1045,7 +1045,7 @@ fn rolling_back(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
                 n.request.source_node
             );
         }
-        Some(_) => {}
+        Some(_) => outcome = "; the source pod was replaced outside the migration".into(),
         None if n.source_deleted_unix_nanos.is_some() => {
             if !w.claims_detached || !n.due(now, "put back") {
                 return Vec::new();
@@ -1674,6 +1674,10 @@ mod tests {
             Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
         );
         assert_eq!(sim.log, ["stage migration-1a2b3c4d-1"]);
+        assert_eq!(
+            m.checkpoint.as_ref().unwrap().error.as_deref(),
+            Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
+        );
 
         let mut sim = Sim::new();
         sim.stage_fails = Some("hook timed out".into());
@@ -1686,6 +1690,10 @@ mod tests {
             target["metadata"]["annotations"]
                 .get("aistor.io/restore-from")
                 .is_none()
+        );
+        assert_eq!(
+            m.checkpoint.as_ref().unwrap().error.as_deref(),
+            Some("checkpoint migration-1a2b3c4d-1 failed: hook timed out")
         );
         let trainer = &m.plan.as_ref().unwrap().containers[0];
         assert_eq!(trainer.action, Action::Recreate);
@@ -1915,6 +1923,205 @@ mod tests {
         assert_eq!(
             m.error.as_deref(),
             Some("the source pod was deleted during the migration")
+        );
+    }
+
+    /// Steps `m` through the simulated world until `phase` (at most 1000 steps).
+    fn until_phase(mut m: Migration, sim: &mut Sim, phase: Phase) -> (Migration, u64) {
+        let mut now = m.created_unix_nanos;
+        for _ in 0..1000 {
+            if m.phase == phase {
+                return (m, now);
+            }
+            sim.tick(now);
+            let (mut next, effects) = step(&m, &sim.world(&m, now), now);
+            for e in &effects {
+                sim.apply(&mut next, e, now);
+            }
+            m = next;
+            now += S / 2;
+        }
+        panic!("never reached {phase:?}: {m:#?}");
+    }
+
+    #[test]
+    fn past_its_deadline_a_committed_migration_still_finishes_and_an_ended_one_stays() {
+        // Make-before-break, deleting the source: the target runs; the deadline no longer
+        // rolls anything back.
+        let mut sim = Sim::new();
+        let (deleting, _) = until_phase(new(true, 0), &mut sim, Phase::DeletingSource);
+        let late = deleting.deadline_unix_nanos + S;
+        // The delete it sent has not shown yet: the source is still there, frozen.
+        let mut stuck = sim.clone();
+        stuck.source = Some(PodSeen {
+            frozen: true,
+            ..pod("tf", "u-src", "w1")
+        });
+        let (next, effects) = step(&deleting, &stuck.world(&deleting, late), late);
+        assert_eq!(next.phase, Phase::DeletingSource);
+        assert!(
+            matches!(&effects[..], [Effect::DeletePod { name, uid, .. }] if name == "tf" && uid == "u-src"),
+            "{effects:?}"
+        );
+        assert!(next.rollback.is_none());
+
+        // Break-before-make, deleting the source: not committed yet, so the deadline
+        // rolls it back (the pod is put back once it is gone).
+        let mut sim = Sim::bbm();
+        let (deleting, _) = until_phase(new(true, 0), &mut sim, Phase::DeletingSource);
+        let late = deleting.deadline_unix_nanos + S;
+        let (next, _) = step(&deleting, &sim.world(&deleting, late), late);
+        assert!(next.rollback.is_some(), "{next:#?}");
+        assert!(
+            next.message
+                .starts_with("rolling back: timed out after 300 s while deleting_source"),
+            "{}",
+            next.message
+        );
+
+        // An ended migration never moves again, whatever the time or a cancel flag.
+        let mut done = run(new(true, 0), &mut Sim::new(), None);
+        done.cancel_requested = true;
+        let late = done.deadline_unix_nanos + 10 * S;
+        let (same, effects) = step(&done, &Sim::new().world(&done, late), late);
+        assert_eq!(same, done);
+        assert!(effects.is_empty());
+        assert_eq!(Phase::Failed.status(), "failed");
+        assert_eq!(Phase::Completed.status(), "completed");
+    }
+
+    #[test]
+    fn the_target_restores_only_a_staged_checkpoint_into_containers_that_restore() {
+        let mut sim = Sim::new();
+        let (mut m, _) = until_phase(new(true, 0), &mut sim, Phase::CreatingTarget);
+        assert_eq!(restore_from(&m).as_deref(), Some("migration-1a2b3c4d-1"));
+        let staged = m.checkpoint.clone();
+        m.checkpoint.as_mut().unwrap().staged = None;
+        assert_eq!(restore_from(&m), None, "not staged");
+        m.checkpoint = staged;
+        for c in &mut m.plan.as_mut().unwrap().containers {
+            if c.action == Action::Restore {
+                c.action = Action::Recreate;
+            }
+        }
+        assert_eq!(restore_from(&m), None, "nothing restores");
+    }
+
+    #[test]
+    fn creating_waits_for_a_ready_target_node_and_does_not_resend_within_the_interval() {
+        let mut sim = Sim::new();
+        let (m, now) = until_phase(new(false, 0), &mut sim, Phase::Freezing);
+        // Frozen, but the target node went stale: nothing is created.
+        let mut frozen = sim.clone();
+        frozen.source.as_mut().unwrap().frozen = true;
+        frozen.node = NodeSeen::Stale;
+        let (creating, effects) = step(&m, &frozen.world(&m, now), now);
+        assert_eq!(creating.phase, Phase::CreatingTarget);
+        assert!(effects.is_empty(), "{effects:?}");
+        frozen.node = NodeSeen::Ready;
+        let (sent, effects) = step(&creating, &frozen.world(&creating, now + S), now + S);
+        assert!(matches!(&effects[..], [Effect::CreatePod { node, .. }] if node == "w2"));
+        // Not there yet: asked again only after the resend interval.
+        let (_, effects) = step(&sent, &frozen.world(&sent, now + 2 * S), now + 2 * S);
+        assert!(effects.is_empty());
+        let (_, effects) = step(
+            &sent,
+            &frozen.world(&sent, now + S + RESEND_AFTER_NANOS),
+            now + S + RESEND_AFTER_NANOS,
+        );
+        assert_eq!(effects.len(), 1);
+    }
+
+    #[test]
+    fn deleting_the_source_is_not_resent_early_and_terminating_counts_only_without_claims() {
+        for bbm in [false, true] {
+            let mut sim = if bbm { Sim::bbm() } else { Sim::new() };
+            let (m, now) = until_phase(new(true, 0), &mut sim, Phase::DeletingSource);
+            let mut world = sim.world(&m, now);
+            world.source = Some(PodSeen {
+                frozen: !bbm,
+                ..pod("tf", "u-src", "w1")
+            });
+            if !bbm {
+                world.target = sim.world(&m, now).target;
+            }
+            // Still there within the interval: nothing sent again.
+            let (same, effects) = step(&m, &world, now + S);
+            assert!(effects.is_empty(), "bbm {bbm}: {effects:?}");
+            assert_eq!(same.phase, Phase::DeletingSource);
+            // Being deleted: make-before-break moves on, break-before-make waits for it
+            // to be gone (its claims are still mounted).
+            world.source.as_mut().unwrap().terminating = true;
+            let (next, _) = step(&m, &world, now + S);
+            // (no measurement runs here: make-before-break ends at once)
+            let expected = if bbm {
+                Phase::DeletingSource
+            } else {
+                Phase::Completed
+            };
+            assert_eq!(next.phase, expected, "bbm {bbm}");
+        }
+    }
+
+    #[test]
+    fn a_rollback_puts_back_only_what_it_deleted_once_it_is_gone_and_its_claims_are_free() {
+        // Break-before-make, the target failed after the source was deleted.
+        let mut sim = Sim::bbm();
+        sim.target_fails = Some("crash".into());
+        let (m, now) = until_phase(new(true, 0), &mut sim, Phase::RollingBack);
+        assert!(sim.target.is_none(), "the failed target was deleted first");
+        let mut world = sim.world(&m, now);
+        // The source, deleted on our request, is still terminating: wait.
+        world.source = Some(PodSeen {
+            terminating: true,
+            ..pod("tf", "u-src", "w1")
+        });
+        let (same, effects) = step(&m, &world, now + 10 * S);
+        assert!(effects.is_empty());
+        assert_eq!(same.phase, Phase::RollingBack);
+        // Gone, but its claims are still mounted: wait.
+        world.source = None;
+        world.claims_detached = false;
+        let (same, effects) = step(&m, &world, now + 10 * S);
+        assert!(effects.is_empty());
+        assert_eq!(same.phase, Phase::RollingBack);
+        world.claims_detached = true;
+        let (sent, effects) = step(&m, &world, now + 10 * S);
+        assert!(matches!(&effects[..], [Effect::CreatePod { node, .. }] if node == "w1"));
+        let (_, effects) = step(&sent, &world, now + 11 * S);
+        assert!(effects.is_empty(), "not again within the interval");
+
+        // Make-before-break, the target failed; someone else deleted or replaced the
+        // source meanwhile: nothing is put back, and the message says what happened.
+        let mut sim = Sim::new();
+        sim.target_fails = Some("crash".into());
+        let (m, now) = until_phase(new(true, 0), &mut sim, Phase::RollingBack);
+        let mut world = sim.world(&m, now + 10 * S);
+        world.target = None;
+        world.source = None;
+        let (ended, effects) = step(&m, &world, now + 10 * S);
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(ended.phase, Phase::Failed);
+        assert!(
+            ended
+                .error
+                .as_deref()
+                .unwrap()
+                .ends_with("; the source pod was deleted outside the migration"),
+            "{:?}",
+            ended.error
+        );
+        world.source = Some(pod("tf", "u-new", "w1"));
+        let (ended, effects) = step(&m, &world, now + 10 * S);
+        assert!(effects.is_empty());
+        assert!(
+            ended
+                .error
+                .as_deref()
+                .unwrap()
+                .ends_with("; the source pod was replaced outside the migration"),
+            "{:?}",
+            ended.error
         );
     }
 
