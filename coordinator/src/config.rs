@@ -38,7 +38,29 @@ pub struct Config {
     /// Origins whose browser scripts may call the REST API; empty: no CORS at all.
     pub cors_allow_origins: Vec<axum::http::HeaderValue>,
     /// How pod migrations run.
-    pub migrations: crate::migrations::MigrationConfig,
+    pub migrations: MigrationConfig,
+}
+
+/// How migrations run, from the coordinator's flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationConfig {
+    /// Migrations that act at the same time; more wait (pending) for a slot.
+    pub max_concurrent: usize,
+    /// Each new migration's settings (measurement runs, settle delay, freeze).
+    pub settings: aistor_core::migration::machine::Settings,
+    /// Test only: the process exits right after storing a transition into this phase,
+    /// before carrying out its effects (the crash tests).
+    pub exit_after: Option<aistor_core::migration::machine::Phase>,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            settings: aistor_core::migration::machine::Settings::default(),
+            exit_after: None,
+        }
+    }
 }
 
 /// The agents' own listener, with mutual TLS when `tls` is set.
@@ -370,7 +392,7 @@ impl Config {
             http_limits: crate::listener::HttpLimits::default(),
             grpc_limits: crate::listener::GrpcLimits::default(),
             cors_allow_origins: Vec::new(),
-            migrations: crate::migrations::MigrationConfig::default(),
+            migrations: MigrationConfig::default(),
         }
     }
 }
@@ -428,7 +450,7 @@ impl RunArgs {
             http_limits,
             grpc_limits,
             cors_allow_origins,
-            migrations: crate::migrations::MigrationConfig {
+            migrations: MigrationConfig {
                 max_concurrent: self.max_concurrent_migrations,
                 settings: aistor_core::migration::machine::Settings {
                     measure_samples: self.migration_measure_samples,

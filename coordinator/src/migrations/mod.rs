@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 use crate::view::LiveView;
 use aistor_core::migration::machine::{
     self, CheckpointSeen, Effect, MeasurementSeen, Migration, NodeSeen, Phase, PodSeen, Request,
-    Settings, World,
+    World,
 };
 use aistor_proto::v1 as pb;
 use futures::future::BoxFuture;
@@ -32,27 +32,7 @@ pub const KEEP_FINISHED: usize = 1000;
 /// The longest timeout a request may ask for.
 pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 
-/// How migrations run, from the coordinator's flags.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MigrationConfig {
-    /// Migrations that act at the same time; more wait (pending) for a slot.
-    pub max_concurrent: usize,
-    /// Each new migration's settings (measurement runs, settle delay, freeze).
-    pub settings: Settings,
-    /// Test only: the process exits right after storing a transition into this phase,
-    /// before carrying out its effects (the crash tests).
-    pub exit_after: Option<Phase>,
-}
-
-impl Default for MigrationConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent: 4,
-            settings: Settings::default(),
-            exit_after: None,
-        }
-    }
-}
+pub use crate::config::MigrationConfig;
 
 /// Where the pods are: observe one, and act on it.
 pub trait PodRuntime: Send + Sync + std::fmt::Debug {
@@ -733,6 +713,7 @@ pub fn measurement_seen(m: &pb::Measurement) -> MeasurementSeen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aistor_core::migration::machine::Settings;
 
     fn request() -> StartRequest {
         StartRequest {
