@@ -3,7 +3,7 @@
 //! HorizontalPodAutoscaler: `NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS ...`,
 //! `describe` with its metrics, conditions and decisions.
 
-use super::client::{self, CALL_TIMEOUT, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server};
+use super::client::{self, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server, request};
 use super::error::CliError;
 use super::table::Table;
 use super::units;
@@ -24,12 +24,6 @@ async fn connect(url: &Server) -> Result<AutoscalerServiceClient<Conn>, CliError
     Ok(AutoscalerServiceClient::new(client::channel(url).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES))
-}
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.set_timeout(CALL_TIMEOUT);
-    r
 }
 
 /// The object the coordinator sent, typed.

@@ -22,6 +22,13 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// watch streams).
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A unary call's request, bounded by [`CALL_TIMEOUT`].
+pub(crate) fn request<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(CALL_TIMEOUT);
+    r
+}
+
 /// The largest response aistorctl reads. The coordinator sends at most 16 MiB
 /// (`grpc::cluster::MAX_RESPONSE_BYTES`); the headroom is for coordinators
 /// configured otherwise. tonic's default, 4 MiB, is what broke `aistorctl nodes`

@@ -2,7 +2,7 @@
 //! through the coordinator's `MigrationService`. `migrate --wait` follows the migration
 //! stage by stage (elapsed time, bytes staged) until it ends.
 
-use super::client::{self, CALL_TIMEOUT, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server};
+use super::client::{self, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server, request};
 use super::error::CliError;
 use super::table::Table;
 use super::units;
@@ -20,12 +20,6 @@ async fn connect(url: &Server) -> Result<MigrationServiceClient<Conn>, CliError>
     Ok(MigrationServiceClient::new(client::channel(url).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES))
-}
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.set_timeout(CALL_TIMEOUT);
-    r
 }
 
 fn decode(url: &str, call: &'static str, json: &[u8]) -> Result<Migration, CliError> {

@@ -2,7 +2,7 @@
 //! (standalone mode), with kubectl's look: `pod/train created`, `NAME READY STATUS
 //! RESTARTS AGE`, `-o wide|json|yaml`.
 
-use super::client::{self, CALL_TIMEOUT, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server};
+use super::client::{self, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server, request};
 use super::error::CliError;
 use super::table::Table;
 use super::units;
@@ -15,12 +15,6 @@ async fn connect(url: &Server) -> Result<WorkloadServiceClient<Conn>, CliError> 
     Ok(WorkloadServiceClient::new(client::channel(url).await?)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_REQUEST_BYTES.max(8 << 20)))
-}
-
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.set_timeout(CALL_TIMEOUT);
-    r
 }
 
 /// The documents of a YAML (or JSON) file, as JSON objects; empty documents skipped.
