@@ -82,32 +82,46 @@ impl PodCollection {
             .map(|d| ((d.major, d.minor), d.name.clone()))
             .collect();
         report.pods = self.sampler.sample(&self.reader, &found, &devices);
-        for pod in &mut report.pods {
-            pod.frozen = frozen_now(&self.reader, &pod.cgroup_path);
+        if let Some(freezer) = Freezer::of(&self.reader) {
+            for pod in &mut report.pods {
+                pod.frozen = freezer.frozen(&pod.cgroup_path);
+            }
         }
         self.targets.send_replace(Arc::new(found));
     }
 }
 
-/// Whether the cgroup `path` is frozen now, as its freezer says: v2 `cgroup.events`
-/// (`frozen 1`); v1 and hybrid the freezer controller's `freezer.state` (`FROZEN`).
-/// False when the file is missing or unreadable (no freezer: nothing froze it).
-pub fn frozen_now(reader: &CgroupReader, path: &str) -> bool {
-    use crate::runtime::freezer::{FreezerState, parse_events, parse_v1_state};
-    let Some(dir) = reader.hierarchy_dir("freezer") else {
-        return false;
-    };
-    let cgroup = dir.join(path.trim_matches('/'));
-    if dir.join("cgroup.controllers").is_file() {
-        std::fs::read_to_string(cgroup.join("cgroup.events"))
-            .ok()
-            .and_then(|t| parse_events(&t))
-            .unwrap_or(false)
-    } else {
-        std::fs::read_to_string(cgroup.join("freezer.state"))
-            .ok()
-            .and_then(|t| parse_v1_state(&t))
-            == Some(FreezerState::Frozen)
+/// Where pods' freezer state is read: the freezer hierarchy, and whether it is v2
+/// (`cgroup.events`) or v1 (`freezer.state`). Decided once per tick, not per pod.
+struct Freezer {
+    dir: std::path::PathBuf,
+    v2: bool,
+}
+
+impl Freezer {
+    fn of(reader: &CgroupReader) -> Option<Self> {
+        let dir = reader.hierarchy_dir("freezer")?;
+        let v2 = dir.join("cgroup.controllers").is_file();
+        Some(Self { dir, v2 })
+    }
+
+    /// Whether the cgroup `path` is frozen now, as its freezer says: v2 `cgroup.events`
+    /// (`frozen 1`); v1 and hybrid the freezer controller's `freezer.state` (`FROZEN`).
+    /// False when the file is missing or unreadable (no freezer: nothing froze it).
+    fn frozen(&self, path: &str) -> bool {
+        use crate::runtime::freezer::{FreezerState, parse_events, parse_v1_state};
+        let cgroup = self.dir.join(path.trim_matches('/'));
+        if self.v2 {
+            std::fs::read_to_string(cgroup.join("cgroup.events"))
+                .ok()
+                .and_then(|t| parse_events(&t))
+                .unwrap_or(false)
+        } else {
+            std::fs::read_to_string(cgroup.join("freezer.state"))
+                .ok()
+                .and_then(|t| parse_v1_state(&t))
+                == Some(FreezerState::Frozen)
+        }
     }
 }
 
