@@ -146,13 +146,6 @@ pub fn to_object(m: &Migration) -> Object {
             init: c.init,
         })
         .collect();
-    let checkpoint_path = m
-        .checkpoint
-        .as_ref()
-        .and_then(|c| c.staged.as_ref())
-        .and_then(|s| s.dirs.first())
-        .and_then(|d| std::path::Path::new(d).parent())
-        .map(|p| p.display().to_string());
     let mut object = Object::new(
         &m.id,
         MigrationSpec {
@@ -176,7 +169,7 @@ pub fn to_object(m: &Migration) -> Object {
         phase: Some(phase(m.phase)),
         stage: Some(m.phase.as_str().to_owned()),
         new_pod: Some(m.target_name.clone()),
-        checkpoint_path,
+        checkpoint_path: m.checkpoint_dir(),
         containers,
         start_time: Some(time(m.created_unix_nanos)),
         completion_time: m.ended_unix_nanos.map(time),
@@ -207,9 +200,7 @@ pub fn to_object(m: &Migration) -> Object {
         original_resources: resources(&m.before),
         optimized_resources: resources(&m.after),
         downtime_seconds: m.downtime_nanos().map(seconds),
-        time_to_resume_seconds: m
-            .target_ready_unix_nanos
-            .map(|r| seconds(r.saturating_sub(m.created_unix_nanos))),
+        time_to_resume_seconds: m.time_to_resume_nanos().map(seconds),
         error: m.error.clone(),
         cancel_requested: m.cancel_requested,
     });

@@ -235,7 +235,6 @@ fn view(m: &Migration) -> MigrationView {
         }
         None => (None, Vec::new()),
     };
-    let staged = m.checkpoint.as_ref().and_then(|c| c.staged.as_ref());
     let with_missing = |measured: &Measured| {
         resources(measured).is_none().then(|| {
             measured
@@ -259,14 +258,7 @@ fn view(m: &Migration) -> MigrationView {
             original_resources_missing: with_missing(&m.before),
             optimized_resources_missing: with_missing(&m.after),
             container_states: containers,
-            checkpoint_path: staged.and_then(|s| {
-                // `<dir>/<ns>/<pod>/<id>/<container>`: the checkpoint is the parent.
-                s.dirs.first().and_then(|d| {
-                    std::path::Path::new(d)
-                        .parent()
-                        .map(|p| p.display().to_string())
-                })
-            }),
+            checkpoint_path: m.checkpoint_dir(),
             pv_claim_name: None,
             new_pod_name: m.target_name.clone(),
             error_message: m.error.clone(),
@@ -297,9 +289,7 @@ fn view(m: &Migration) -> MigrationView {
                 error: c.error.clone(),
             }),
             downtime_seconds: m.downtime_nanos().map(seconds),
-            time_to_resume_seconds: m
-                .target_ready_unix_nanos
-                .map(|r| seconds(r.saturating_sub(m.created_unix_nanos))),
+            time_to_resume_seconds: m.time_to_resume_nanos().map(seconds),
             cancel_requested: m.cancel_requested,
         },
     }

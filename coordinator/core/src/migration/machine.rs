@@ -288,6 +288,22 @@ impl Migration {
         Some(self.target_ready_unix_nanos?.saturating_sub(stopped))
     }
 
+    /// From the start of the migration to the target's Ready.
+    pub fn time_to_resume_nanos(&self) -> Option<u64> {
+        Some(
+            self.target_ready_unix_nanos?
+                .saturating_sub(self.created_unix_nanos),
+        )
+    }
+
+    /// The staged checkpoint on the volume, `<dir>/<ns>/<pod>/<id>`: the parent of its
+    /// containers' directories.
+    pub fn checkpoint_dir(&self) -> Option<String> {
+        let staged = self.checkpoint.as_ref()?.staged.as_ref()?;
+        let first = std::path::Path::new(staged.dirs.first()?);
+        Some(first.parent()?.display().to_string())
+    }
+
     /// The measurement the current phase waits for.
     pub fn current_measurement(&self) -> Option<&Measured> {
         match self.phase {
@@ -1459,6 +1475,11 @@ mod tests {
         // Frozen, then created; Ready two seconds after creation.
         assert_eq!(m.downtime_nanos(), Some(2 * S));
         assert!(m.ended_unix_nanos.is_some());
+        assert_eq!(
+            m.checkpoint_dir().as_deref(),
+            Some("/ckpt/ai/tf/migration-1a2b3c4d-1")
+        );
+        assert!(m.time_to_resume_nanos().unwrap() > m.downtime_nanos().unwrap());
         assert!(m.steps.iter().all(|s| s.ended_unix_nanos.is_some()));
         // The record survives a round trip through its stored form.
         let stored = serde_json::to_value(&m).unwrap();
