@@ -84,6 +84,11 @@ pub enum Rejection {
     },
     /// IOPatternBased: the pod requires a CSD and the node has none.
     NoCsd,
+    /// A migration holds another node for this pod.
+    Reserved {
+        migration_id: String,
+        node: String,
+    },
 }
 
 impl Rejection {
@@ -100,6 +105,7 @@ impl Rejection {
             Self::ClaimNotLocal { .. } => "DataLocalityAware",
             Self::NoStorageTier { .. } | Self::StorageTierTooLow { .. } => "StorageTierAware",
             Self::NoCsd => "IOPatternBased",
+            Self::Reserved { .. } => "MigrationReservation",
         }
     }
 
@@ -128,6 +134,7 @@ impl Rejection {
                 required.as_str()
             ),
             Self::NoCsd => "node(s) had no CSD, the workload requires CSD".into(),
+            Self::Reserved { .. } => "node(s) were not the node a migration reserved".into(),
         }
     }
 }
@@ -196,6 +203,10 @@ impl fmt::Display for Rejection {
                 f,
                 "the pod requires a CSD (ai-storage.keti/require-csd=true) and the node has none"
             ),
+            Self::Reserved { migration_id, node } => write!(
+                f,
+                "migration {migration_id} reserved node {node} for this pod"
+            ),
         }
     }
 }
@@ -206,6 +217,12 @@ const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 /// The Kubernetes filters, every one run (a person reading the decision sees all
 /// the reasons, not only the first).
 pub(crate) fn kubernetes(pod: &PodInput, node: &NodeInput, out: &mut Vec<Rejection>) {
+    if let Some(r) = pod.reserved.as_ref().filter(|r| r.node != node.name) {
+        out.push(Rejection::Reserved {
+            migration_id: r.migration_id.clone(),
+            node: r.node.clone(),
+        });
+    }
     if node.stale {
         out.push(Rejection::Stale);
     }
@@ -378,6 +395,58 @@ mod tests {
     #[test]
     fn a_plain_pod_fits_a_plain_node() {
         assert_eq!(rejections(&PodInput::default(), &node()), []);
+    }
+
+    #[test]
+    fn a_reservation_keeps_the_pod_off_every_other_node() {
+        let reservation = crate::placement::Reservation {
+            migration_id: "migration-1".into(),
+            namespace: "ml".into(),
+            owner_uid: "rs-uid".into(),
+            node: "n2".into(),
+        };
+        let pod = PodInput {
+            reserved: Some(reservation.clone()),
+            ..PodInput::default()
+        };
+        assert_eq!(
+            rejections(&pod, &node()),
+            [Rejection::Reserved {
+                migration_id: "migration-1".into(),
+                node: "n2".into(),
+            }]
+        );
+        let reserved_node = NodeInput {
+            name: "n2".into(),
+            ..node()
+        };
+        assert_eq!(rejections(&pod, &reserved_node), []);
+        assert_eq!(
+            Rejection::Reserved {
+                migration_id: "migration-1".into(),
+                node: "n2".into()
+            }
+            .to_string(),
+            "migration migration-1 reserved node n2 for this pod"
+        );
+
+        let all = [reservation];
+        assert_eq!(
+            crate::placement::Reservation::for_pod(&all, "ml", Some("rs-uid")),
+            Some(&all[0])
+        );
+        for (namespace, owner) in [
+            ("ml", None),
+            ("ml", Some("")),
+            ("other", Some("rs-uid")),
+            ("ml", Some("rs2")),
+        ] {
+            assert_eq!(
+                crate::placement::Reservation::for_pod(&all, namespace, owner),
+                None,
+                "{namespace} {owner:?}"
+            );
+        }
     }
 
     /// Kubernetes' operator semantics, on the labels of `node()`.
@@ -732,6 +801,13 @@ mod tests {
                 "node(s) had no CSD, the workload requires CSD",
             ),
             (Rejection::Stale, "node(s) had a stale aistor agent"),
+            (
+                Rejection::Reserved {
+                    migration_id: "migration-1".into(),
+                    node: "n2".into(),
+                },
+                "node(s) were not the node a migration reserved",
+            ),
         ];
         for (r, summary) in cases {
             assert_eq!(r.summary(), summary);

@@ -248,6 +248,36 @@ pub struct PodInput {
     pub tolerations: Vec<Toleration>,
     /// The claims of its `persistentVolumeClaim` volumes, in volume order.
     pub claims: Vec<Claim>,
+    /// A node a migration holds for this pod ([`Reservation::for_pod`]): every other
+    /// node is filtered out.
+    pub reserved: Option<Reservation>,
+}
+
+/// A node held by a migration for the pod a controller creates in place of the one
+/// the migration evicted (issue 10's controller-owned path): the controller's next
+/// pod in `namespace` whose controlling owner has `owner_uid` goes to `node`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reservation {
+    pub migration_id: String,
+    pub namespace: String,
+    /// The uid of the evicted pod's controlling owner (ReplicaSet, StatefulSet, ...).
+    pub owner_uid: String,
+    pub node: String,
+}
+
+impl Reservation {
+    /// The reservation that holds a node for a pod in `namespace` controlled by
+    /// `owner_uid` (`None` for a pod without a controller), if any.
+    pub fn for_pod<'a>(
+        reservations: &'a [Reservation],
+        namespace: &str,
+        owner_uid: Option<&str>,
+    ) -> Option<&'a Reservation> {
+        let owner = owner_uid.filter(|u| !u.is_empty())?;
+        reservations
+            .iter()
+            .find(|r| r.namespace == namespace && r.owner_uid == owner)
+    }
 }
 
 /// A node's load as its agent measured it.

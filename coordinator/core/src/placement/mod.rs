@@ -45,8 +45,8 @@ pub use headroom::{
 };
 pub use input::{
     AccessMode, BoundVolume, Claim, Estimate, HOSTNAME_LABEL, LiveLoad, NodeInput,
-    NodeSelectorRequirement, NodeSelectorTerm, PodInput, Resources, SelectorOperator, Taint,
-    TaintEffect, Toleration, TolerationOperator,
+    NodeSelectorRequirement, NodeSelectorTerm, PodInput, Reservation, Resources, SelectorOperator,
+    Taint, TaintEffect, Toleration, TolerationOperator,
 };
 pub use io_pattern::TraitsFrom;
 pub use rank::{Decision, NodeVerdict, PluginScore, PodReading, Weight, WeightFrom, rank};
