@@ -102,7 +102,12 @@ fn generated_code_matches_protos() {
         .expect("apollo code generation succeeds");
 
     let mut drift = Vec::new();
-    for name in ["aistor.v1.rs", "aistor_descriptor.bin", "v1.rs", "apollo.rs"] {
+    for name in [
+        "aistor.v1.rs",
+        "aistor_descriptor.bin",
+        "v1.rs",
+        "apollo.rs",
+    ] {
         let fresh = std::fs::read(scratch.join(name)).expect("generated file exists");
         let checked_in = std::fs::read(gen_dir.join(name)).unwrap_or_default();
         if fresh != checked_in {
