@@ -350,28 +350,32 @@ impl Apollo {
         };
         let this = self.clone();
         self.inner.runtime.spawn(async move {
-            let inner = &this.inner;
-            let mut client = this.client();
-            let mut request = tonic::Request::new(message);
-            request.set_timeout(inner.config.timeout);
-            let outcome =
-                match tokio::time::timeout(inner.config.timeout, client.report_scheduling_result(request))
-                    .await
-                {
-                    Ok(Ok(_)) => "sent",
-                    Ok(Err(status)) => {
-                        tracing::warn!(endpoint = %inner.endpoint, status = %status_text(&status), "APOLLO refused a scheduling result");
-                        "failed"
-                    }
-                    Err(_) => {
-                        tracing::warn!(endpoint = %inner.endpoint, "APOLLO did not take a scheduling result within the timeout");
-                        "failed"
-                    }
-                };
+            let outcome = this.send_report(message).await;
             // The slot is free before the outcome is counted.
             drop(permit);
-            inner.metrics.report(outcome);
+            this.inner.metrics.report(outcome);
         });
+    }
+
+    /// `sent` or `failed` (logged).
+    async fn send_report(&self, message: pb::SchedulingResult) -> &'static str {
+        let endpoint = &self.inner.endpoint;
+        let timeout = self.inner.config.timeout;
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        let mut client = self.client();
+        match tokio::time::timeout(timeout, client.report_scheduling_result(request)).await {
+            Ok(Ok(_)) => "sent",
+            Ok(Err(status)) => {
+                let status = status_text(&status);
+                tracing::warn!(%endpoint, %status, "APOLLO did not take a scheduling result");
+                "failed"
+            }
+            Err(_) => {
+                tracing::warn!(%endpoint, "APOLLO did not take a scheduling result in time");
+                "failed"
+            }
+        }
     }
 
     async fn ask(&self, pod: &PolicyRequest) -> Result<Policy, Failure> {
