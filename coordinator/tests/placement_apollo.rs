@@ -244,8 +244,10 @@ async fn nothing_listening_means_no_policy_with_the_reason_and_no_retry_for_a_wh
 
     let reason = unavailable(ask(&apollo, &pod("a")).await);
     assert!(
-        reason.contains(&format!("APOLLO at http://{endpoint}")) && reason.contains("unreachable"),
-        "{reason}"
+        reason.contains(&format!("APOLLO at http://{endpoint}"))
+            && reason.contains("unreachable")
+            && reason.contains("Connection refused"),
+        "the cause, not only tonic's \"transport error\": {reason}"
     );
     assert!(reason.contains("not asked again for 5s"), "{reason}");
     // Every other pod gets the same answer at once, for the failure TTL.

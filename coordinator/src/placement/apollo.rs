@@ -1069,6 +1069,7 @@ mod tests {
             ("apollo:50051/v1", "path"),
             ("apollo:notaport", "no port"),
             ("http://", "not host:port"),
+            (":50051", "no host"),
         ] {
             let err = endpoint_uri(given).unwrap_err().to_string();
             assert!(
