@@ -60,6 +60,8 @@ pub struct Bound {
     pub http: SocketAddr,
     /// Where agents connect: `grpc`, or the agents' own listener.
     pub agents: SocketAddr,
+    /// The scheduler extender's listener, when it has one.
+    pub extender: Option<SocketAddr>,
 }
 
 /// The system's clocks: monotonic from the process start, wall from the OS.
@@ -275,6 +277,84 @@ pub async fn run(
     } else {
         None
     };
+    // Placement: pods applied without a node (standalone), pending pods of aistor's
+    // scheduler names and the extender (Kubernetes), and the explain API.
+    let placement = crate::placement::Placement::new(view.clone());
+    let (candidates, lookup): (
+        Arc<dyn crate::placement::Candidates>,
+        crate::placement::service::PodLookup,
+    ) = match (&workloads, &shell) {
+        (Some(w), _) => {
+            w.set_placement(placement.clone());
+            let lookup = w.clone();
+            (
+                Arc::new(w.clone()),
+                Arc::new(move |ns: &str, name: &str| {
+                    lookup
+                        .pod_with_status(ns, name)
+                        .and_then(|(object, _, _)| serde_json::from_value(object).ok())
+                }),
+            )
+        }
+        (None, Some(shell)) => {
+            let pods = shell.cache.pods().clone();
+            (
+                Arc::new(crate::placement::scheduler::KubeCandidates::new(
+                    shell.cache.clone(),
+                )),
+                Arc::new(move |ns: &str, name: &str| {
+                    pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+                        .map(|p| (*p).clone())
+                }),
+            )
+        }
+        (None, None) => unreachable!("standalone always has workloads"),
+    };
+    let placement_service = crate::placement::service::PlacementService::open(
+        placement.clone(),
+        candidates.clone(),
+        lookup,
+        shell.is_none().then(|| store.clone()),
+    )
+    .await
+    .map_err(store_error)?;
+    if let Some(shell) = &shell {
+        tasks.spawn("placement-config", {
+            let client = shell.cluster.client.clone();
+            let reference = config.placement.config_ref.clone();
+            let placement = placement.clone();
+            let mut drain = drain.clone();
+            async move {
+                tokio::select! {
+                    () = crate::placement::scheduler::watch_config(client, reference, placement) => {}
+                    () = drain.signaled() => {}
+                }
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        if config.placement.scheduler {
+            let scheduler = crate::placement::scheduler::Scheduler::new(
+                shell.cache.clone(),
+                shell.actuator.clone(),
+                placement.clone(),
+            );
+            tasks.spawn("scheduler", {
+                let leadership = role.leadership();
+                let mut drain = drain.clone();
+                async move {
+                    crate::placement::scheduler::run(scheduler, leadership, async move {
+                        drain.signaled().await
+                    })
+                    .await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            });
+        }
+    }
+    let extender_listener = match config.placement.extender_addr {
+        Some(addr) => Some(bind("extender", addr).await?),
+        None => None,
+    };
     // Autoscalers act through the local runtime's Deployments (standalone) or the
     // `scale` subresource (Kubernetes, while this coordinator leads).
     let targets: Arc<dyn crate::autoscalers::target::ScaleTargets> = match (&workloads, &shell) {
@@ -450,6 +530,7 @@ pub async fn run(
                 migrations.clone(),
                 drain.clone(),
             ))
+            .add_service(grpc::placement::placement_server(placement_service.clone()))
             .serve_with_incoming_shutdown(
                 crate::listener::grpc_incoming(
                     "grpc",
@@ -476,8 +557,11 @@ pub async fn run(
             measurements.clone(),
             role.clone(),
             Arc::new(registry),
-            autoscalers.clone(),
-            migrations.clone(),
+            rest::Deciders {
+                autoscalers: autoscalers.clone(),
+                migrations: migrations.clone(),
+                placement: Some(placement_service.clone()),
+            },
             warnings.into(),
         ),
         &config.http_limits,
@@ -498,6 +582,26 @@ pub async fn run(
             },
         ),
     );
+    let extender_addr = match extender_listener {
+        Some((listener, addr)) => {
+            tasks.spawn(
+                "extender-server",
+                crate::listener::serve_http(
+                    listener,
+                    crate::placement::extender::router(placement.clone(), candidates.clone()),
+                    config.http_limits.clone(),
+                    connections.clone(),
+                    None,
+                    {
+                        let mut drain = drain.clone();
+                        async move { drain.signaled().await }
+                    },
+                ),
+            );
+            Some(addr)
+        }
+        None => None,
+    };
     tasks.spawn("staleness-refresher", {
         let view = view.clone();
         let mut drain = drain.clone();
@@ -519,6 +623,7 @@ pub async fn run(
             grpc: grpc_addr,
             http: http_addr,
             agents: agents_addr,
+            extender: extender_addr,
         });
     }
     let ended = tasks.run(drain, trigger, config.shutdown_grace).await;

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod paging;
 pub mod pki;
+pub mod placement;
 pub mod process;
 pub mod rest;
 pub mod role;

@@ -143,6 +143,17 @@ pub fn whole_disks_rates(disks: &[pb::Disk]) -> (Option<f64>, Option<f64>) {
     }))
 }
 
+/// The busy share of the busiest whole disk with rates; absent when none has rates.
+pub fn busiest_whole_disk(disks: &[pb::Disk]) -> Option<f64> {
+    disks
+        .iter()
+        .filter(|d| d.kind == pb::DiskKind::Whole as i32)
+        .filter_map(|d| d.rates.as_ref())
+        .map(|r| r.busy_percent)
+        .filter(|b| b.is_finite())
+        .reduce(f64::max)
+}
+
 /// A report as received: its head decoded, the rest kept encoded until ingest
 /// converts the pods (once, outside any lock).
 #[derive(Debug, Clone)]
@@ -368,6 +379,30 @@ mod tests {
         assert_eq!((&*c.id, &*c.name, &*c.image), ("c1", "main", "busybox"));
         assert_eq!(c.state, pb::ContainerState::Running as i32);
         assert!(c.usage.is_some());
+    }
+
+    #[test]
+    fn the_busiest_whole_disk_with_rates_gives_the_node_disk_busy_share() {
+        let disk = |kind: pb::DiskKind, busy: Option<f64>| pb::Disk {
+            kind: kind as i32,
+            rates: busy.map(|busy_percent| pb::DiskRates {
+                busy_percent,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            busiest_whole_disk(&[
+                disk(pb::DiskKind::Whole, Some(12.5)),
+                disk(pb::DiskKind::Partition, Some(99.0)),
+                disk(pb::DiskKind::Whole, Some(40.0)),
+                disk(pb::DiskKind::Whole, None),
+                disk(pb::DiskKind::Whole, Some(f64::NAN)),
+            ]),
+            Some(40.0)
+        );
+        assert_eq!(busiest_whole_disk(&[disk(pb::DiskKind::Whole, None)]), None);
+        assert_eq!(busiest_whole_disk(&[]), None);
     }
 
     #[test]

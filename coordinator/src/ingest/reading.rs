@@ -114,6 +114,7 @@ pub fn node_sample(head: &ReportHead) -> NodeSample {
         memory_total_bytes: head.node.as_ref().and_then(|n| n.memory_total_bytes),
         disk_read_bytes_per_second: disk_read,
         disk_write_bytes_per_second: disk_write,
+        disk_busy_percent: wire::busiest_whole_disk(&head.disks),
     }
 }
 
