@@ -191,26 +191,28 @@ pub fn filter(
     result
 }
 
-/// The `prioritize` verb: each candidate's total on kube-scheduler's 0–10 scale (a node
-/// aistor rejects scores 0).
+/// The `prioritize` verb: each candidate's total on kube-scheduler's 0–10 scale, the
+/// highest total scoring 10 and the rest in proportion (kube-scheduler's
+/// `DefaultNormalizeScore`); a node aistor rejects scores 0.
 pub fn prioritize(
     placement: &Placement,
     cluster: &dyn Candidates,
     args: &ExtenderArgs,
 ) -> Result<Vec<HostPriority>, String> {
     let (decision, unknown) = decide(placement, cluster, args)?;
-    let full: f64 = decision
-        .weights
+    let highest = decision
+        .nodes
         .iter()
-        .map(|w| w.weight as f64 * 100.0)
-        .sum();
+        .filter(|v| v.feasible())
+        .map(|v| v.total)
+        .fold(0.0_f64, f64::max);
     let mut out: Vec<HostPriority> = decision
         .nodes
         .iter()
         .map(|v| HostPriority {
             host: v.name.clone(),
-            score: if v.feasible() && full > 0.0 {
-                ((v.total / full) * MAX_EXTENDER_PRIORITY as f64)
+            score: if v.feasible() && highest > 0.0 {
+                ((v.total / highest) * MAX_EXTENDER_PRIORITY as f64)
                     .round()
                     .clamp(0.0, MAX_EXTENDER_PRIORITY as f64) as i64
             } else {
@@ -235,13 +237,17 @@ pub fn router(placement: Placement, cluster: std::sync::Arc<dyn Candidates>) -> 
     use axum::response::IntoResponse;
     use axum::routing::post;
 
-    fn args(body: &[u8]) -> Result<ExtenderArgs, (StatusCode, String)> {
-        serde_json::from_slice(body).map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("the body is not ExtenderArgs: {e}"),
-            )
-        })
+    // The API's error shape, `{"error", "details"}`.
+    fn bad_request(details: String) -> (StatusCode, axum::Json<serde_json::Value>) {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": "Bad request", "details": details})),
+        )
+    }
+
+    fn args(body: &[u8]) -> Result<ExtenderArgs, (StatusCode, axum::Json<serde_json::Value>)> {
+        serde_json::from_slice(body)
+            .map_err(|e| bad_request(format!("the body is not ExtenderArgs: {e}")))
     }
 
     #[derive(Clone)]
@@ -276,7 +282,7 @@ pub fn router(placement: Placement, cluster: std::sync::Arc<dyn Candidates>) -> 
                     };
                     match prioritize(&s.placement, s.cluster.as_ref(), &a) {
                         Ok(list) => axum::Json(list).into_response(),
-                        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+                        Err(e) => bad_request(e).into_response(),
                     }
                 }
             }),
