@@ -478,3 +478,114 @@ async fn a_replica_set_pod_is_evicted_once_its_budget_allows_and_its_replacement
     c.stop().await;
     fake.assert_every_call_is_listed();
 }
+
+/// Plays the kubelet of node-2 until aborted: every pod the coordinator creates there
+/// (`trainer-*`) is made Running and Ready.
+fn kubelet(fake: &Fake) -> tokio::task::JoinHandle<()> {
+    let server = fake.server.clone();
+    tokio::spawn(async move {
+        loop {
+            for p in server.objects("v1", "Pod", Some(NS)) {
+                let name = p["metadata"]["name"].as_str().unwrap_or_default();
+                if name.starts_with("trainer-") && p["status"]["phase"] != "Running" {
+                    server.set_status(
+                        "v1",
+                        "Pod",
+                        Some(NS),
+                        name,
+                        ready_status(vec![running("trainer", "tf:2")]),
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// The real coordinator binary exits (test fault point, code 75) right after storing
+/// each transition of a bare pod's migration, before carrying out what it starts; the
+/// next process on the same cluster (the Migration resource is the record) resumes it,
+/// which completes with exactly one pod left: the target, on node-2, made once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_killed_after_any_transition_resumes_from_the_migration_resource() {
+    use support::process::CoordinatorProcess;
+    const PHASES: [&str; 6] = [
+        "checkpointing",
+        "freezing",
+        "creating_target",
+        "waiting_ready",
+        "deleting_source",
+        "completed",
+    ];
+    let work = tempfile::tempdir().unwrap();
+    for (n, phase) in PHASES.into_iter().enumerate() {
+        let fake = k8s_support::start().await;
+        let source_uid = seed_cluster(&fake);
+        let kubeconfig = fake.kubeconfig.display().to_string();
+        let mut coordinator = CoordinatorProcess::start(
+            None,
+            &work.path().join(format!("data-{n}")),
+            &work.path().join(format!("coordinator-{n}")),
+            &[
+                "--kubeconfig",
+                &kubeconfig,
+                "--pod-name",
+                "coordinator-a",
+                "--lease-duration",
+                "4s",
+                "--lease-renew-deadline",
+                "2s",
+                "--migration-measure-samples",
+                "0",
+                "--test-exit-after-migration-phase",
+                phase,
+            ],
+        )
+        .await;
+        let leads = |http| async move { http_get(http, "/ready").await.0 == 200 };
+        within("the coordinator to lead", async {
+            while !leads(coordinator.http).await {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let (one, _two) = nodes(&fake, coordinator.grpc);
+        one.set_pods(vec![(NS.into(), "trainer".into(), source_uid.clone())]);
+        let node_2 = kubelet(&fake);
+        let id = start_migration(coordinator.http).await;
+        let exit = coordinator.exited(Duration::from_secs(60)).await;
+        assert_eq!(
+            exit.and_then(|s| s.code()),
+            Some(75),
+            "{phase}: the fault point did not fire:\n{}",
+            coordinator.log()
+        );
+        coordinator.restart().await;
+        let done = until_ended(coordinator.http, &id).await;
+        assert_eq!(
+            done["status"],
+            "completed",
+            "{phase}: {done:#}\n{}",
+            coordinator.log()
+        );
+        let stages: Vec<&str> = done["details"]["stage_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap())
+            .collect();
+        assert!(stages.contains(&phase), "{phase}: {stages:?}");
+        // No pod lost, none twice: the target alone, on node-2, Ready.
+        let pods = fake.server.objects("v1", "Pod", Some(NS));
+        let target = format!("trainer-{}", &id[id.len() - 8..]);
+        let names: Vec<&str> = pods
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [target.as_str()], "{phase}");
+        assert_eq!(pods[0]["spec"]["nodeName"], "node-2", "{phase}");
+        node_2.abort();
+        coordinator.terminate().await;
+        fake.assert_every_call_is_listed();
+    }
+}
