@@ -589,3 +589,132 @@ async fn a_coordinator_killed_after_any_transition_resumes_from_the_migration_re
         fake.assert_every_call_is_listed();
     }
 }
+
+/// Plays the ReplicaSet controller and the scheduler until aborted: once the source pod
+/// is gone, its replacement `tf-abc-r3` is made (once), on node-2 (the reservation's
+/// node), Running and Ready.
+fn replica_set_controller(fake: &Fake, rs_uid: String) -> tokio::task::JoinHandle<()> {
+    let server = fake.server.clone();
+    tokio::spawn(async move {
+        loop {
+            let gone = server.object("v1", "Pod", Some(NS), "tf-abc-x1").is_none();
+            if gone && server.object("v1", "Pod", Some(NS), "tf-abc-r3").is_none() {
+                let mut replacement = trainer_pod();
+                replacement["metadata"]["name"] = json!("tf-abc-r3");
+                replacement["metadata"]["ownerReferences"] = json!([{
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "tf-abc",
+                    "uid": rs_uid, "controller": true, "blockOwnerDeletion": true,
+                }]);
+                replacement["spec"]["nodeName"] = json!("node-2");
+                replacement["status"] = ready_status(vec![running("trainer", "tf:2")]);
+                server.insert(replacement);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// The same for a ReplicaSet's pod: killed after each transition of the eviction path and
+/// restarted, the migration completes with the controller's replacement and its sibling
+/// the only pods, nothing made or deleted by aistor but the one eviction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_killed_while_evicting_through_a_controller_resumes() {
+    use support::process::CoordinatorProcess;
+    const PHASES: [&str; 4] = ["checkpointing", "evicting", "waiting_ready", "completed"];
+    let work = tempfile::tempdir().unwrap();
+    for (n, phase) in PHASES.into_iter().enumerate() {
+        let fake = k8s_support::start().await;
+        let (rs_uid, source_uid) = seed_replica_set(&fake);
+        fake.server.set_status(
+            "policy/v1",
+            "PodDisruptionBudget",
+            Some(NS),
+            "tf-pdb",
+            json!({"disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1,
+                   "expectedPods": 2, "observedGeneration": 1}),
+        );
+        let kubeconfig = fake.kubeconfig.display().to_string();
+        let mut coordinator = CoordinatorProcess::start(
+            None,
+            &work.path().join(format!("data-{n}")),
+            &work.path().join(format!("coordinator-{n}")),
+            &[
+                "--kubeconfig",
+                &kubeconfig,
+                "--pod-name",
+                "coordinator-a",
+                "--lease-duration",
+                "4s",
+                "--lease-renew-deadline",
+                "2s",
+                "--migration-measure-samples",
+                "0",
+                "--test-exit-after-migration-phase",
+                phase,
+            ],
+        )
+        .await;
+        within("the coordinator to lead", async {
+            while http_get(coordinator.http, "/ready").await.0 != 200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let (one, _two) = nodes(&fake, coordinator.grpc);
+        one.set_pods(vec![(NS.into(), "tf-abc-x1".into(), source_uid.clone())]);
+        let controller = replica_set_controller(&fake, rs_uid);
+        let body = format!(
+            r#"{{"pod_name": "tf-abc-x1", "pod_namespace": "{NS}", "source_node": "node-1",
+                "target_node": "node-2", "preserve_pv": true, "timeout": 120}}"#
+        );
+        let id = within("the migration to be accepted", async {
+            loop {
+                let (status, _, created) =
+                    http_request(coordinator.http, "POST", "/api/v1/migrations", &body).await;
+                if status == 202 {
+                    return created["migration_id"].as_str().unwrap().to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        let exit = coordinator.exited(Duration::from_secs(60)).await;
+        assert_eq!(
+            exit.and_then(|s| s.code()),
+            Some(75),
+            "{phase}: the fault point did not fire:\n{}",
+            coordinator.log()
+        );
+        coordinator.restart().await;
+        let done = until_ended(coordinator.http, &id).await;
+        assert_eq!(
+            done["status"],
+            "completed",
+            "{phase}: {done:#}\n{}",
+            coordinator.log()
+        );
+        assert_eq!(done["details"]["new_pod_name"], "tf-abc-r3", "{phase}");
+        let mut names: Vec<String> = fake
+            .server
+            .objects("v1", "Pod", Some(NS))
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["tf-abc-r3", "tf-abc-s2"], "{phase}");
+        let made_or_deleted = fake
+            .server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.resource == "pods"
+                    && r.subresource.is_none()
+                    && matches!(r.verb.as_str(), "create" | "delete")
+            })
+            .count();
+        assert_eq!(made_or_deleted, 0, "{phase}: aistor made or deleted a pod");
+        controller.abort();
+        coordinator.terminate().await;
+        fake.assert_every_call_is_listed();
+    }
+}
