@@ -115,8 +115,11 @@ fn claims(pod: &Pod) -> impl Iterator<Item = &str> {
 /// `pod` (a Pod as JSON, `aistor.io/restore-from` naming the checkpoint) with an init
 /// container per container of `staged` it runs that mounts a volume at its checkpoint
 /// path: `aistor-agent restore` fills that volume from the checkpoint claim before the
-/// container starts (and, with the marker it leaves, does nothing when run again). A
-/// pod naming no checkpoint is returned as it is.
+/// container starts (and, with the marker it leaves, does nothing when run again). It
+/// runs with the container's securityContext (so the files it writes are the
+/// application's user's, and a namespace's Pod Security level admits it as it admits
+/// the container) and resources (an init container's do not add to the pod's). A pod
+/// naming no checkpoint is returned as it is.
 pub fn with_restore(mut pod: Value, staged: &[String], restore: &RestoreConfig) -> Value {
     let Some(id) = pod["metadata"]["annotations"][RESTORE_ANNOTATION]
         .as_str()
@@ -162,7 +165,7 @@ pub fn with_restore(mut pod: Value, staged: &[String], restore: &RestoreConfig) 
         } else {
             format!("aistor-restore-{i}")
         };
-        inits.push(json!({
+        let mut init = json!({
             "name": init_name,
             "image": restore.image,
             "imagePullPolicy": "IfNotPresent",
@@ -178,7 +181,13 @@ pub fn with_restore(mut pod: Value, staged: &[String], restore: &RestoreConfig) 
                 {"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT, "readOnly": true},
                 into,
             ],
-        }));
+        });
+        for field in ["securityContext", "resources"] {
+            if let Some(value) = c.get(field) {
+                init[field] = value.clone();
+            }
+        }
+        inits.push(init);
     }
     if inits.is_empty() {
         return pod;
@@ -477,7 +486,9 @@ mod tests {
                 "initContainers": [{"name": "fetch", "image": "busybox"}],
                 "containers": [
                     {"name": "trainer", "image": "tf", "volumeMounts": [
-                        {"name": "state", "mountPath": "/state", "subPath": "trainer"}]},
+                        {"name": "state", "mountPath": "/state", "subPath": "trainer"}],
+                     "securityContext": {"runAsUser": 1000, "allowPrivilegeEscalation": false},
+                     "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}},
                     {"name": "monitor", "image": "m", "volumeMounts": [
                         {"name": "state", "mountPath": "/state"}]},
                     {"name": "sidecar", "image": "s"}
@@ -508,7 +519,9 @@ mod tests {
                 "volumeMounts": [
                     {"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_MOUNT, "readOnly": true},
                     {"name": "state", "mountPath": RESTORE_INTO, "subPath": "trainer"}
-                ]
+                ],
+                "securityContext": {"runAsUser": 1000, "allowPrivilegeEscalation": false},
+                "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}
             })
         );
         assert_eq!(inits[1]["name"], "fetch");
