@@ -61,15 +61,21 @@ fn trainer_pod() -> Value {
     })
 }
 
-/// A leading coordinator in Kubernetes mode against `fake`, measuring nothing (the
-/// simulated agents run no measurement).
+/// A leading coordinator in Kubernetes mode against `fake`, measuring nothing.
 async fn leader(fake: &Fake) -> Coordinator {
+    leader_measuring(fake, 0).await
+}
+
+/// The same, with measurement runs of `samples` samples (100 ms apart, no settle delay).
+async fn leader_measuring(fake: &Fake, samples: u32) -> Coordinator {
     let mut k8s = fake.config("coordinator-a");
     k8s.lease.duration = Duration::from_secs(4);
     k8s.lease.renew_deadline = Duration::from_secs(2);
     let c = Coordinator::start(|cfg| {
         cfg.cluster = ClusterConfig::Kubernetes(k8s);
-        cfg.migrations.settings.measure_samples = 0;
+        cfg.migrations.settings.measure_samples = samples;
+        cfg.migrations.settings.measure_interval_nanos = 100_000_000;
+        cfg.migrations.settings.settle_nanos = 0;
         cfg.migrations.restore.checkpoint_claim = "shared-checkpoints".into();
     })
     .await;
@@ -139,9 +145,12 @@ async fn until_ended(http: SocketAddr, id: &str) -> Value {
 async fn a_bare_pod_moves_to_another_node_from_its_checkpoint() {
     let fake = k8s_support::start().await;
     let source_uid = seed_cluster(&fake);
-    let c = leader(&fake).await;
-    let (one, _two) = nodes(&fake, c.grpc);
+    let c = leader_measuring(&fake, 3).await;
+    let (one, two) = nodes(&fake, c.grpc);
     one.set_pods(vec![(NS.into(), "trainer".into(), source_uid.clone())]);
+    // What the measurement runs give, before (node-1) and after (node-2): seed 003's figures.
+    one.state().usage = Some((2500.0, 989_000_000));
+    two.state().usage = Some((1800.0, 710_000_000));
 
     let id = start_migration(c.http).await;
     let target_name = format!("trainer-{}", &id[id.len() - 8..]);
@@ -172,6 +181,30 @@ async fn a_bare_pod_moves_to_another_node_from_its_checkpoint() {
     );
     let done = until_ended(c.http, &id).await;
     assert_eq!(done["status"], "completed", "{done:#}");
+    // Measured before on node-1 and after on node-2, through the agents' measurement runs.
+    let d = &done["details"];
+    assert_eq!(d["original_resources"]["cpu_usage"], 2.5, "{done:#}");
+    assert_eq!(d["original_resources"]["memory_usage"], 989_000_000);
+    assert_eq!(d["optimized_resources"]["cpu_usage"], 1.8, "{done:#}");
+    assert_eq!(d["optimized_resources"]["memory_usage"], 710_000_000);
+    let measured: Vec<String> = [&one, &two]
+        .iter()
+        .flat_map(|a| a.directives())
+        .filter_map(|d| match d.kind {
+            Some(pb::directive::Kind::Measure(run)) => match run.target?.target? {
+                pb::measure_target::Target::Pod(p) => Some(p.name),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(measured, ["trainer", target_name.as_str()]);
+    let (_, totals) = http_get(c.http, "/api/v1/metrics").await;
+    assert_eq!(totals["successful_migrations"], 1, "{totals}");
+    assert!(
+        (totals["cpu_savings_percentage"].as_f64().unwrap() - 28.0).abs() < 1e-9,
+        "{totals}"
+    );
 
     // The source is gone; the target runs on node-2, without the finished container,
     // restored from the staged checkpoint by an init container reading the claim.

@@ -1,8 +1,10 @@
 //! An agent simulated over the real gRPC stream, for tests on Kubernetes where no kubelet
 //! runs the pods: it reports the pods it is told its node runs, stages the checkpoints it
 //! is asked for (reported in `NodeReport.checkpoints` as a real agent reports kubelet pods'
-//! checkpoints: copying, then staged) and freezes and thaws pods (`Pod.frozen`). It keeps
-//! every directive it received, so a test can check what the coordinator asked.
+//! checkpoints: copying, then staged), freezes and thaws pods (`Pod.frozen`) and answers
+//! measurement runs at once with the figures it is given (they are the test's, not
+//! measured). It keeps every directive it received, so a test can check what the
+//! coordinator asked.
 
 use aistor_proto::v1 as pb;
 use std::collections::BTreeSet;
@@ -26,6 +28,10 @@ pub struct State {
     pub directives: Vec<pb::Directive>,
     /// Refuse FreezePod with this error (a node whose freezer is not writable).
     pub refuse_freeze: Option<String>,
+    /// What a measurement run of any pod here gives: CPU millicores, working set bytes.
+    pub usage: Option<(f64, u64)>,
+    /// Results for the next report.
+    pub measurements: Vec<pb::MeasurementResult>,
 }
 
 pub struct SimulatedAgent {
@@ -110,6 +116,7 @@ fn report(node: &str, seq: u64, state: &mut State) -> pb::NodeReport {
             })
             .collect(),
         checkpoints: state.checkpoints.clone(),
+        measurements: std::mem::take(&mut state.measurements),
         directive_results: std::mem::take(&mut state.results),
         ..Default::default()
     }
@@ -152,6 +159,49 @@ fn carry_out(state: &mut State, d: pb::Directive) {
                     String::new()
                 }
             }
+        }
+        Some(pb::directive::Kind::Measure(run)) => {
+            let pod = match run.target.as_ref().and_then(|t| t.target.as_ref()) {
+                Some(pb::measure_target::Target::Pod(p)) => p.clone(),
+                _ => pb::PodName::default(),
+            };
+            let figure = |value: f64| pb::FigureSummary {
+                count: run.samples,
+                trimmed_mean: value,
+                median: value,
+                min: value,
+                max: value,
+                ..Default::default()
+            };
+            let now = now_nanos();
+            let (error, targets) = match state.usage {
+                None => ("no usage to report".to_owned(), Vec::new()),
+                Some((millicores, bytes)) => (
+                    String::new(),
+                    vec![pb::MeasuredCgroup {
+                        kind: "pod".into(),
+                        name: pod.name.clone(),
+                        namespace: pod.namespace.clone(),
+                        summary: Some(pb::MeasureSummary {
+                            cpu_millicores: Some(figure(millicores)),
+                            memory_working_set_bytes: Some(figure(bytes as f64)),
+                            ..Default::default()
+                        }),
+                        samples_taken: run.samples,
+                        ..Default::default()
+                    }],
+                ),
+            };
+            state.measurements.push(pb::MeasurementResult {
+                id: run.id.clone(),
+                run: Some(run.clone()),
+                started_unix_nanos: now,
+                finished_unix_nanos: now,
+                targets,
+                error,
+                ..Default::default()
+            });
+            String::new()
         }
         Some(pb::directive::Kind::FreezePod(f)) => match &state.refuse_freeze {
             Some(why) => why.clone(),
