@@ -235,6 +235,8 @@ pub async fn run(
         .build_v1()?;
 
     let mut tasks = Supervisor::new();
+    // Kubernetes: kubelet pods' checkpoints and freezes, asked of agents, seen in reports.
+    let kubelet_pods = crate::kubelet_pods::KubeletPods::new(directives.clone());
     // Standalone, or the Kubernetes shell: reflectors and the leader election are
     // essential tasks like the servers.
     let (role, shell) = match &config.cluster {
@@ -251,7 +253,9 @@ pub async fn run(
                 });
             }
             // Pods in reports are joined with their specs in the API by uid.
-            ingest = ingest.with_specs(Arc::new(shell.cache.specs().clone()));
+            ingest = ingest
+                .with_specs(Arc::new(shell.cache.specs().clone()))
+                .with_kubelet_pods(kubelet_pods.clone());
             (
                 Role::kubernetes(shell.cluster.mode.clone(), &shell.leadership),
                 Some(shell),
@@ -375,7 +379,7 @@ pub async fn run(
         None => store.clone(),
     };
     let autoscalers = crate::autoscalers::Autoscalers::open(
-        autoscaler_store,
+        autoscaler_store.clone(),
         view.clone(),
         targets,
         aistor_core::autoscale::Config::default(),
@@ -390,31 +394,54 @@ pub async fn run(
             Ok::<(), std::convert::Infallible>(())
         }
     });
-    // Migrations act through the local runtime (Kubernetes: a later slice).
-    let migrations = match &workloads {
-        Some(w) => {
-            let m = crate::migrations::Migrations::open(
-                store.clone(),
-                view.clone(),
-                measurements.clone(),
-                Arc::new(crate::migrations::local::LocalPods(w.clone())),
-                config.migrations.clone(),
-                role.leadership(),
-                metrics.clone(),
-            )
-            .await
-            .map_err(store_error)?;
-            tasks.spawn("migrations", {
-                let m = m.clone();
-                let drain = drain.clone();
-                async move {
-                    crate::migrations::controller::run(m, drain).await;
-                    Ok::<(), std::convert::Infallible>(())
-                }
-            });
-            Some(m)
-        }
-        None => None,
+    // Migrations act through the local runtime, or on Kubernetes through the API
+    // server (pods) and the agents (checkpoints, freezes).
+    let migration_runtime: Arc<dyn crate::migrations::PodRuntime> = match (&workloads, &shell) {
+        (Some(w), _) => Arc::new(crate::migrations::local::LocalPods(w.clone())),
+        (None, Some(shell)) => Arc::new(crate::migrations::kube::KubePods::new(
+            shell.cache.clone(),
+            shell.actuator.clone(),
+            kubelet_pods.clone(),
+            config.migrations.restore.clone(),
+        )),
+        (None, None) => unreachable!("standalone always has workloads"),
+    };
+    // Records: Migration resources on a cluster (a new leader resumes them).
+    let (migration_store, records) = match &shell {
+        Some(_) => (
+            autoscaler_store.clone(),
+            crate::migrations::Records::CustomResources,
+        ),
+        None => (store.clone(), crate::migrations::Records::Plain),
+    };
+    let migrations = {
+        let m = crate::migrations::Migrations::open(
+            migration_store,
+            records,
+            view.clone(),
+            measurements.clone(),
+            migration_runtime,
+            config.migrations.clone(),
+            role.leadership(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(store_error)?;
+        tasks.spawn("migrations", {
+            let m = m.clone();
+            let drain = drain.clone();
+            async move {
+                crate::migrations::controller::run(m, drain).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        // The scheduler (and the extender) keep a migrated controller's new pod on the
+        // node its migration reserved.
+        placement.set_reservations({
+            let m = m.clone();
+            Arc::new(move || m.reservations())
+        });
+        Some(m)
     };
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {

@@ -78,6 +78,33 @@ pub struct MigrationConfig {
     /// Test only: the process exits right after storing a transition into this phase,
     /// before carrying out its effects (the crash tests).
     pub exit_after: Option<aistor_core::migration::machine::Phase>,
+    /// Kubernetes: the checkpoint volume a migrated pod restores from.
+    pub restore: RestoreConfig,
+}
+
+/// Kubernetes: how a pod started from a checkpoint restores it (init containers
+/// running `aistor-agent restore`, reading the checkpoint volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreConfig {
+    /// The PersistentVolumeClaim, in the pod's namespace, of the shared checkpoint
+    /// volume the agents stage to.
+    pub checkpoint_claim: String,
+    /// The image of the init containers (the agent's).
+    pub image: String,
+}
+
+/// The claim `deploy/overlays/checkpoints` makes for the agents.
+pub const DEFAULT_CHECKPOINT_CLAIM: &str = "aistor-checkpoints";
+/// The agent image `deploy/base` runs.
+pub const DEFAULT_RESTORE_IMAGE: &str = "aistor/agent:0.1.0";
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_claim: DEFAULT_CHECKPOINT_CLAIM.into(),
+            image: DEFAULT_RESTORE_IMAGE.into(),
+        }
+    }
 }
 
 impl Default for MigrationConfig {
@@ -86,6 +113,7 @@ impl Default for MigrationConfig {
             max_concurrent: 4,
             settings: aistor_core::migration::machine::Settings::default(),
             exit_after: None,
+            restore: RestoreConfig::default(),
         }
     }
 }
@@ -228,6 +256,13 @@ pub struct RunArgs {
     /// send a token; restrict it with a NetworkPolicy). Off by default.
     #[arg(long, env = "AISTOR_COORDINATOR_EXTENDER_LISTEN")]
     pub extender_listen: Option<SocketAddr>,
+    /// Kubernetes: the PersistentVolumeClaim (in the migrated pod's namespace) of the
+    /// shared checkpoint volume a pod started from a checkpoint restores from.
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_CHECKPOINT_CLAIM", default_value = DEFAULT_CHECKPOINT_CLAIM)]
+    pub migration_checkpoint_claim: String,
+    /// Kubernetes: the image of the restore init containers (`aistor-agent restore`).
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_RESTORE_IMAGE", default_value = DEFAULT_RESTORE_IMAGE)]
+    pub migration_restore_image: String,
     /// Test only: exit right after storing a migration's transition into this phase.
     #[arg(long, env = "AISTOR_COORDINATOR_TEST_EXIT_AFTER_MIGRATION_PHASE", hide = true, value_parser = parse_phase)]
     pub test_exit_after_migration_phase: Option<aistor_core::migration::machine::Phase>,
@@ -508,6 +543,10 @@ impl RunArgs {
                     freeze: !self.migration_no_freeze,
                 },
                 exit_after: self.test_exit_after_migration_phase,
+                restore: RestoreConfig {
+                    checkpoint_claim: self.migration_checkpoint_claim,
+                    image: self.migration_restore_image,
+                },
             },
             placement: PlacementConfig {
                 config_ref: self.placement_config,

@@ -39,6 +39,9 @@ pub struct ReportHead {
     pub local_runtime: Option<pb::LocalRuntimeStatus>,
     #[prost(message, repeated, tag = "15")]
     pub missing: Vec<pb::Missing>,
+    /// Kubelet pods' checkpoints this agent staged (the last 64), with their progress.
+    #[prost(message, repeated, tag = "16")]
+    pub checkpoints: Vec<pb::CheckpointStatus>,
 }
 
 /// The pods of a report (field 10), each with only what the model keeps.
@@ -68,6 +71,9 @@ pub struct Pod {
     pub gpus: Vec<pb::GpuUse>,
     #[prost(string, tag = "9")]
     pub discovered_by: String,
+    /// The pod cgroup is frozen now (read from the kernel at this report).
+    #[prost(bool, tag = "10")]
+    pub frozen: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -127,13 +127,13 @@ async fn pending_pods_are_bound_by_the_scores_and_unschedulable_ones_say_why() {
 
     eventually("train to be bound", || node_of(&fake, "train").is_some()).await;
     assert_eq!(node_of(&fake, "train").as_deref(), Some("node-nvme"));
-    let scheduled = events_about(&fake, "train");
-    assert!(
-        scheduled
+    // The Event is written after the binding succeeds.
+    eventually("train's Scheduled event", || {
+        events_about(&fake, "train")
             .iter()
-            .any(|e| e["reason"] == "Scheduled" && e["type"] == "Normal"),
-        "{scheduled:#?}"
-    );
+            .any(|e| e["reason"] == "Scheduled" && e["type"] == "Normal")
+    })
+    .await;
 
     // The 409 dropped the assumption; a later pass bound the pod.
     eventually("second to be bound after the 409", || {
@@ -168,13 +168,14 @@ async fn pending_pods_are_bound_by_the_scores_and_unschedulable_ones_say_why() {
         condition["message"], "0/2 nodes are available: 2 Insufficient cpu.",
         "{condition}"
     );
-    let failed = events_about(&fake, "huge");
-    assert!(
-        failed.iter().any(|e| e["reason"] == "FailedScheduling"
-            && e["type"] == "Warning"
-            && e["note"] == "0/2 nodes are available: 2 Insufficient cpu."),
-        "{failed:#?}"
-    );
+    eventually("huge's FailedScheduling event", || {
+        events_about(&fake, "huge").iter().any(|e| {
+            e["reason"] == "FailedScheduling"
+                && e["type"] == "Warning"
+                && e["note"] == "0/2 nodes are available: 2 Insufficient cpu."
+        })
+    })
+    .await;
     assert_eq!(node_of(&fake, "theirs"), None, "another scheduler's pod");
 
     // The explanation: every node with each plugin's score and the filters' reasons.

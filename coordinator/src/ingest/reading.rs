@@ -29,6 +29,8 @@ pub struct Converted {
     /// The head without its measurement results (they are handed over separately).
     pub head: ReportHead,
     pub measurements: Vec<pb::MeasurementResult>,
+    /// The uids of the pods whose cgroup the report says is frozen.
+    pub frozen: Vec<String>,
 }
 
 pub fn convert(
@@ -76,6 +78,11 @@ pub fn convert(
             )?;
         }
     }
+    let frozen = pods
+        .iter()
+        .filter(|p| p.frozen)
+        .map(|p| p.uid.clone())
+        .collect();
     let pods = match head.missing.iter().find(|m| m.field == "pods") {
         Some(m) => Err(m.reason.clone().into_boxed_str()),
         None => Ok(pods.into_iter().map(pod).collect()),
@@ -95,6 +102,7 @@ pub fn convert(
         reading,
         head,
         measurements,
+        frozen,
     })
 }
 
