@@ -296,6 +296,60 @@ pub fn node_input(node: &Node) -> NodeInput {
     }
 }
 
+/// Pods' effective requests remembered by uid and resourceVersion, so a scheduling
+/// pass over a large cluster parses only the pods that changed since the last one.
+#[derive(Debug, Default)]
+pub struct RequestsMemo {
+    by_uid: std::collections::HashMap<String, (String, Resources)>,
+}
+
+impl RequestsMemo {
+    /// The requests (and count) of the pods bound to each node that still hold room;
+    /// pods no longer listed are forgotten.
+    pub fn assigned<'p>(
+        &mut self,
+        pods: impl IntoIterator<Item = &'p Pod>,
+    ) -> std::collections::HashMap<String, Resources> {
+        let mut out: std::collections::HashMap<String, Resources> =
+            std::collections::HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for pod in pods {
+            let Some(node) = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .filter(|n| !n.is_empty())
+            else {
+                continue;
+            };
+            if !holds_room(pod) {
+                continue;
+            }
+            let requests = match (&pod.metadata.uid, &pod.metadata.resource_version) {
+                (Some(uid), Some(rv)) => {
+                    seen.insert(uid.as_str());
+                    match self.by_uid.get(uid) {
+                        Some((known, r)) if known == rv => *r,
+                        _ => {
+                            let r = pod_resources(pod).0;
+                            self.by_uid.insert(uid.clone(), (rv.clone(), r));
+                            r
+                        }
+                    }
+                }
+                _ => pod_resources(pod).0,
+            };
+            let sum = out.entry(node.to_owned()).or_default();
+            *sum = sum.saturating_add(Resources {
+                pods: 1,
+                ..requests
+            });
+        }
+        self.by_uid.retain(|uid, _| seen.contains(uid.as_str()));
+        out
+    }
+}
+
 /// A pod counts against its node's room until it finished (kube-scheduler's rule).
 pub fn holds_room(pod: &Pod) -> bool {
     !matches!(
@@ -506,6 +560,37 @@ mod tests {
             }
         );
         assert_eq!(allocatable(&Node::default()), Resources::default());
+    }
+
+    #[test]
+    fn assigned_requests_are_summed_per_node_and_parsed_once_per_version() {
+        let bound = |name: &str, node: &str, rv: &str, cpu: &str, phase: &str| {
+            pod(json!({
+                "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": rv},
+                "spec": {"nodeName": node, "containers": [{"name": "a", "resources": {"requests": {"cpu": cpu}}}]},
+                "status": {"phase": phase}
+            }))
+        };
+        let mut memo = RequestsMemo::default();
+        let pods = [
+            bound("a", "n1", "1", "100m", "Running"),
+            bound("b", "n1", "1", "200m", "Pending"),
+            bound("c", "n2", "1", "1", "Running"),
+            bound("done", "n2", "1", "4", "Succeeded"),
+            pod(json!({"metadata": {"name": "pending"}, "spec": {"containers": [{"name": "a"}]}})),
+        ];
+        let sums = memo.assigned(&pods);
+        assert_eq!(sums.len(), 2);
+        assert_eq!((sums["n1"].cpu_millicores, sums["n1"].pods), (300, 2));
+        assert_eq!((sums["n2"].cpu_millicores, sums["n2"].pods), (1000, 1));
+        // A changed pod (new resourceVersion) is read again; a gone one is forgotten.
+        let changed = [bound("a", "n1", "2", "500m", "Running")];
+        let sums = memo.assigned(&changed);
+        assert_eq!(sums["n1"].cpu_millicores, 500);
+        assert_eq!(memo.by_uid.len(), 1);
+        // The same version is taken from the memo (proved by a stale entry kept on purpose).
+        memo.by_uid.get_mut("uid-a").unwrap().1.cpu_millicores = 7;
+        assert_eq!(memo.assigned(&changed)["n1"].cpu_millicores, 7);
     }
 
     #[test]

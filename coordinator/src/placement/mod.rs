@@ -34,9 +34,31 @@ const ASSUMED_FOR: Duration = Duration::from_secs(300);
 /// Assumed and recent placements kept at most (bounded memory under any load).
 const MAX_PLACED: usize = 100_000;
 
+/// Adds a placed pod to its node: its requests while the API does not show it bound,
+/// its estimated usage while the node's figures predate it.
+fn add_placed(
+    node: &mut NodeInput,
+    requests: Resources,
+    estimate: Estimate,
+    at: Duration,
+    confirmed: bool,
+) {
+    if !confirmed {
+        node.assumed = node.assumed.saturating_add(Resources {
+            pods: 1,
+            ..requests
+        });
+    }
+    if let Some(load) = &mut node.load
+        && at > load.received_at
+    {
+        load.pending = load.pending + estimate;
+    }
+}
+
 /// A pod this coordinator placed.
 #[derive(Debug, Clone)]
-struct Placed {
+pub struct Placed {
     node: String,
     requests: Resources,
     estimate: Estimate,
@@ -163,20 +185,11 @@ impl Placement {
         self.placed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ranks `nodes` for `pod`. The nodes carry what the API (or the store) shows:
-    /// allocatable and the requests of the pods bound to them; this adds the assumed
-    /// pods, the live load from the agents and the pods placed since it was measured.
-    pub fn decide(
-        &self,
-        pod: &Pod,
-        claims: Vec<Claim>,
-        mut nodes: Vec<NodeInput>,
-        policy: PolicyUse<'_>,
-    ) -> (Decision, Explanation) {
-        let now = self.view.now();
-        let config = self.config();
-        let mut pod_in = input::pod_input(pod, claims);
-        pod_in.reserved = self.reservation_for(pod);
+    /// The nodes as decisions read them now: each one's live load and staleness from
+    /// the cluster view, plus the pods this coordinator placed that the nodes' figures
+    /// or the API do not show yet (assumed requests; estimates of pods placed after the
+    /// figures were measured). `except` leaves one pod's own placement out.
+    pub fn snapshot(&self, mut nodes: Vec<NodeInput>, except: Option<&str>) -> Vec<NodeInput> {
         self.view.read(|view| {
             for node in &mut nodes {
                 if let Some(entry) = view.node(&node.name) {
@@ -185,32 +198,40 @@ impl Placement {
                 }
             }
         });
-        let key = pod_key(pod);
-        {
-            let placed = self.placed();
-            for node in &mut nodes {
-                for (_, p) in placed
-                    .iter()
-                    .filter(|(k, p)| **k != key && p.node == node.name)
-                {
-                    if !p.confirmed {
-                        node.assumed = node.assumed.saturating_add(Resources {
-                            pods: 1,
-                            ..p.requests
-                        });
-                    }
-                    // Placed after the figures were measured: not in them yet.
-                    if let Some(load) = &mut node.load
-                        && p.at > load.received_at
-                    {
-                        load.pending = load.pending + p.estimate;
-                    }
-                }
+        let placed = self.placed();
+        let mut by_node: HashMap<&str, Vec<&Placed>> = HashMap::new();
+        for (k, p) in placed.iter() {
+            if Some(k.as_str()) != except {
+                by_node.entry(p.node.as_str()).or_default().push(p);
             }
         }
+        for node in &mut nodes {
+            for p in by_node.get(node.name.as_str()).into_iter().flatten() {
+                add_placed(node, p.requests, p.estimate, p.at, p.confirmed);
+            }
+        }
+        nodes
+    }
+
+    /// Ranks `nodes` for `pod`, every node with its verdict (for the explain API, the
+    /// extender and the local runtime). The nodes carry what the API (or the store)
+    /// shows: allocatable and the requests of the pods bound to them.
+    pub fn decide(
+        &self,
+        pod: &Pod,
+        claims: Vec<Claim>,
+        nodes: Vec<NodeInput>,
+        policy: PolicyUse<'_>,
+    ) -> (Decision, Explanation) {
+        let now = self.view.now();
+        let config = self.config();
+        let mut pod_in = input::pod_input(pod, claims);
+        pod_in.reserved = self.reservation_for(pod);
+        let key = pod_key(pod);
+        let nodes = self.snapshot(nodes, Some(&key));
         let decision = core::rank(&pod_in, &nodes, policy.policy, &config.config, now);
         let explanation = Explanation::new(
-            pod_key(pod),
+            key,
             &decision,
             explain::Context {
                 config_source: config.source,
@@ -221,9 +242,42 @@ impl Placement {
         (decision, explanation)
     }
 
+    /// The scheduler's fast path over a [`snapshot`](Self::snapshot): the best node
+    /// among those kube-scheduler's rule says to look at (`nodes_to_find`), judged from
+    /// `start`. Only the chosen node's verdict is kept.
+    pub fn choose(
+        &self,
+        pod: &Pod,
+        claims: Vec<Claim>,
+        snapshot: &[NodeInput],
+        policy: Option<&Policy>,
+        start: usize,
+    ) -> core::Choice {
+        let now = self.view.now();
+        let config = self.config();
+        let mut pod_in = input::pod_input(pod, claims);
+        pod_in.reserved = self.reservation_for(pod);
+        // A reservation leaves one node: look at every node so it is found.
+        let find = if pod_in.reserved.is_some() {
+            snapshot.len()
+        } else {
+            core::nodes_to_find(snapshot.len())
+        };
+        core::choose(&pod_in, snapshot, policy, &config.config, now, start, find)
+    }
+
+    /// [`assume`](Self::assume), and the same pod counted in `snapshot` so the next
+    /// decision of the pass sees it.
+    pub fn assume_in(&self, pod: &Pod, node: &str, snapshot: &mut [NodeInput]) {
+        let placed = self.assume(pod, node);
+        if let Some(n) = snapshot.iter_mut().find(|n| n.name == node) {
+            add_placed(n, placed.requests, placed.estimate, placed.at, false);
+        }
+    }
+
     /// Records that `pod` was placed on `node` (before the bind is sent, so a
     /// concurrent decision already counts it).
-    pub fn assume(&self, pod: &Pod, node: &str) {
+    pub fn assume(&self, pod: &Pod, node: &str) -> Placed {
         let (requests, limits) = input::pod_resources(pod);
         let config = self.config();
         let estimate = core::estimate_pod(
@@ -244,16 +298,15 @@ impl Placement {
                 placed.remove(&oldest);
             }
         }
-        placed.insert(
-            pod_key(pod),
-            Placed {
-                node: node.to_owned(),
-                requests,
-                estimate,
-                at: now,
-                confirmed: false,
-            },
-        );
+        let entry = Placed {
+            node: node.to_owned(),
+            requests,
+            estimate,
+            at: now,
+            confirmed: false,
+        };
+        placed.insert(pod_key(pod), entry.clone());
+        entry
     }
 
     /// The bind failed or someone else placed the pod: its assumption goes.

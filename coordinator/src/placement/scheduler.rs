@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aistor_core::placement::{Claim, NodeInput, Resources};
+use aistor_core::placement::{Claim, NodeInput};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
-use super::{Candidates, Placement, PolicyUse, input, pod_key};
+use super::{Candidates, Placement, input, pod_key};
 use crate::actuate::{ActuateError, Actuator, PodRef};
 use crate::k8s::Cache;
 use crate::k8s::crd::AIStorageConfig;
@@ -36,45 +36,39 @@ const PASS_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct KubeCandidates {
     cache: Cache,
+    memo: Arc<std::sync::Mutex<input::RequestsMemo>>,
 }
 
 impl KubeCandidates {
     pub fn new(cache: Cache) -> Self {
-        Self { cache }
+        Self {
+            cache,
+            memo: Arc::default(),
+        }
     }
 }
 
 impl Candidates for KubeCandidates {
     fn nodes(&self) -> Vec<NodeInput> {
-        let mut nodes: HashMap<String, NodeInput> = self
+        let pods = self.cache.pods().state();
+        let assigned = self
+            .memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .assigned(pods.iter().map(|p| p.as_ref()));
+        let mut nodes: Vec<NodeInput> = self
             .cache
             .nodes()
             .state()
             .iter()
             .map(|n| {
-                let i = input::node_input(n);
-                (i.name.clone(), i)
+                let mut i = input::node_input(n);
+                if let Some(a) = assigned.get(&i.name) {
+                    i.assigned = *a;
+                }
+                i
             })
             .collect();
-        for pod in self.cache.pods().state() {
-            let Some(node) = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
-                .and_then(|n| nodes.get_mut(n))
-            else {
-                continue;
-            };
-            if !input::holds_room(&pod) {
-                continue;
-            }
-            let (requests, _) = input::pod_resources(&pod);
-            node.assigned = node.assigned.saturating_add(Resources {
-                pods: 1,
-                ..requests
-            });
-        }
-        let mut nodes: Vec<NodeInput> = nodes.into_values().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         nodes
     }
@@ -127,6 +121,9 @@ pub struct Scheduler {
     actuator: Arc<dyn Actuator>,
     placement: Placement,
     backoff: HashMap<String, Backoff>,
+    /// Where the next decision starts judging nodes (kube-scheduler's
+    /// `nextStartNodeIndex`).
+    next_start: usize,
 }
 
 impl Scheduler {
@@ -137,6 +134,7 @@ impl Scheduler {
             actuator,
             placement,
             backoff: HashMap::new(),
+            next_start: 0,
         }
     }
 
@@ -170,30 +168,27 @@ impl Scheduler {
         if pending.is_empty() {
             return;
         }
-        let nodes = self.candidates.nodes();
+        // One snapshot per pass; each placement is added to it as it is made.
+        let mut snapshot = self.placement.snapshot(self.candidates.nodes(), None);
         for pod in pending {
-            self.schedule(&pod, nodes.clone(), now).await;
+            self.schedule(&pod, &mut snapshot, now).await;
         }
     }
 
-    async fn schedule(&mut self, pod: &Pod, nodes: Vec<NodeInput>, now: Duration) {
+    async fn schedule(&mut self, pod: &Pod, snapshot: &mut [NodeInput], now: Duration) {
         let key = pod_key(pod);
         let claims = self.candidates.claims(pod);
-        let (decision, explanation) = self.placement.decide(
-            pod,
-            claims,
-            nodes,
-            PolicyUse {
-                policy: None,
-                note: "no APOLLO endpoint configured".into(),
-            },
-        );
+        let choice = self
+            .placement
+            .choose(pod, claims, snapshot, None, self.next_start);
+        // kube-scheduler's rotation: the next pod is judged from where this one stopped.
+        self.next_start = (self.next_start + choice.evaluated) % snapshot.len().max(1);
         let pod_ref = PodRef::new(
             pod.metadata.namespace.as_deref().unwrap_or("default"),
             pod.metadata.name.as_deref().unwrap_or_default(),
         );
-        let Some(node) = decision.chosen.clone() else {
-            let message = explanation.unschedulable.clone().unwrap_or_default();
+        let Some(verdict) = choice.chosen else {
+            let message = choice.unschedulable.clone().unwrap_or_default();
             self.back_off(&key, now);
             let say = self.backoff.get(&key).is_some_and(|b| {
                 b.said.as_ref().is_none_or(|(m, at)| {
@@ -215,10 +210,24 @@ impl Scheduler {
             }
             return;
         };
-        self.placement.assume(pod, &node);
+        let node = verdict.name.clone();
+        self.placement.assume_in(pod, &node, snapshot);
         match self.actuator.bind(&pod_ref, &node).await {
             Ok(()) => {
-                tracing::info!(pod = key, placed = explanation.summary(), "bound");
+                let scores: Vec<String> = verdict
+                    .scores
+                    .iter()
+                    .map(|s| format!("{} {:.0}×{}", s.plugin.as_str(), s.normalised, s.weight))
+                    .collect();
+                tracing::info!(
+                    pod = key,
+                    node,
+                    total = verdict.total,
+                    scores = scores.join(", "),
+                    feasible = choice.feasible,
+                    evaluated = choice.evaluated,
+                    "bound"
+                );
                 self.backoff.remove(&key);
             }
             Err(ActuateError::Conflict { message, .. }) => {
