@@ -150,6 +150,11 @@ pub trait Actuator: Send + Sync {
         pod: &'a PodRef,
         preconditions: Preconditions,
     ) -> ActuateFuture<'a, ()>;
+
+    /// Says that no node can take a pending pod, and why (what kube-scheduler does: the
+    /// pod's `PodScheduled` condition is `False`, reason `Unschedulable`, and a
+    /// `FailedScheduling` Warning event carries `message`).
+    fn unschedulable<'a>(&'a self, pod: &'a PodRef, message: &'a str) -> ActuateFuture<'a, ()>;
 }
 
 /// One call made to an [`Actuator`], as [`Recording`] keeps it.
@@ -177,6 +182,10 @@ pub enum Call {
         pod: PodRef,
         preconditions: Preconditions,
     },
+    Unschedulable {
+        pod: PodRef,
+        message: String,
+    },
 }
 
 /// Which action a scripted failure applies to.
@@ -187,6 +196,7 @@ pub enum CallKind {
     Evict,
     CreatePod,
     DeletePod,
+    Unschedulable,
 }
 
 impl Call {
@@ -197,6 +207,7 @@ impl Call {
             Call::Evict { .. } => CallKind::Evict,
             Call::CreatePod { .. } => CallKind::CreatePod,
             Call::DeletePod { .. } => CallKind::DeletePod,
+            Call::Unschedulable { .. } => CallKind::Unschedulable,
         }
     }
 }
@@ -306,6 +317,14 @@ impl Actuator for Recording {
         let result = self.record(Call::DeletePod {
             pod: pod.clone(),
             preconditions,
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn unschedulable<'a>(&'a self, pod: &'a PodRef, message: &'a str) -> ActuateFuture<'a, ()> {
+        let result = self.record(Call::Unschedulable {
+            pod: pod.clone(),
+            message: message.to_owned(),
         });
         Box::pin(std::future::ready(result))
     }

@@ -60,6 +60,8 @@ pub struct Bound {
     pub http: SocketAddr,
     /// Where agents connect: `grpc`, or the agents' own listener.
     pub agents: SocketAddr,
+    /// The scheduler extender's listener, when it has one.
+    pub extender: Option<SocketAddr>,
 }
 
 /// The system's clocks: monotonic from the process start, wall from the OS.
@@ -233,6 +235,8 @@ pub async fn run(
         .build_v1()?;
 
     let mut tasks = Supervisor::new();
+    // Kubernetes: kubelet pods' checkpoints and freezes, asked of agents, seen in reports.
+    let kubelet_pods = crate::kubelet_pods::KubeletPods::new(directives.clone());
     // Standalone, or the Kubernetes shell: reflectors and the leader election are
     // essential tasks like the servers.
     let (role, shell) = match &config.cluster {
@@ -249,7 +253,9 @@ pub async fn run(
                 });
             }
             // Pods in reports are joined with their specs in the API by uid.
-            ingest = ingest.with_specs(Arc::new(shell.cache.specs().clone()));
+            ingest = ingest
+                .with_specs(Arc::new(shell.cache.specs().clone()))
+                .with_kubelet_pods(kubelet_pods.clone());
             (
                 Role::kubernetes(shell.cluster.mode.clone(), &shell.leadership),
                 Some(shell),
@@ -275,6 +281,84 @@ pub async fn run(
     } else {
         None
     };
+    // Placement: pods applied without a node (standalone), pending pods of aistor's
+    // scheduler names and the extender (Kubernetes), and the explain API.
+    let placement = crate::placement::Placement::new(view.clone());
+    let (candidates, lookup): (
+        Arc<dyn crate::placement::Candidates>,
+        crate::placement::service::PodLookup,
+    ) = match (&workloads, &shell) {
+        (Some(w), _) => {
+            w.set_placement(placement.clone());
+            let lookup = w.clone();
+            (
+                Arc::new(w.clone()),
+                Arc::new(move |ns: &str, name: &str| {
+                    lookup
+                        .pod_with_status(ns, name)
+                        .and_then(|(object, _, _)| serde_json::from_value(object).ok())
+                }),
+            )
+        }
+        (None, Some(shell)) => {
+            let pods = shell.cache.pods().clone();
+            (
+                Arc::new(crate::placement::scheduler::KubeCandidates::new(
+                    shell.cache.clone(),
+                )),
+                Arc::new(move |ns: &str, name: &str| {
+                    pods.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+                        .map(|p| (*p).clone())
+                }),
+            )
+        }
+        (None, None) => unreachable!("standalone always has workloads"),
+    };
+    let placement_service = crate::placement::service::PlacementService::open(
+        placement.clone(),
+        candidates.clone(),
+        lookup,
+        shell.is_none().then(|| store.clone()),
+    )
+    .await
+    .map_err(store_error)?;
+    if let Some(shell) = &shell {
+        tasks.spawn("placement-config", {
+            let client = shell.cluster.client.clone();
+            let reference = config.placement.config_ref.clone();
+            let placement = placement.clone();
+            let mut drain = drain.clone();
+            async move {
+                tokio::select! {
+                    () = crate::placement::scheduler::watch_config(client, reference, placement) => {}
+                    () = drain.signaled() => {}
+                }
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        if config.placement.scheduler {
+            let scheduler = crate::placement::scheduler::Scheduler::new(
+                shell.cache.clone(),
+                shell.actuator.clone(),
+                placement.clone(),
+            );
+            tasks.spawn("scheduler", {
+                let leadership = role.leadership();
+                let mut drain = drain.clone();
+                async move {
+                    crate::placement::scheduler::run(scheduler, leadership, async move {
+                        drain.signaled().await
+                    })
+                    .await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            });
+        }
+    }
+    let extender_listener = match config.placement.extender_addr {
+        Some(addr) => Some(bind("extender", addr).await?),
+        None => None,
+    };
     // Autoscalers act through the local runtime's Deployments (standalone) or the
     // `scale` subresource (Kubernetes, while this coordinator leads).
     let targets: Arc<dyn crate::autoscalers::target::ScaleTargets> = match (&workloads, &shell) {
@@ -295,7 +379,7 @@ pub async fn run(
         None => store.clone(),
     };
     let autoscalers = crate::autoscalers::Autoscalers::open(
-        autoscaler_store,
+        autoscaler_store.clone(),
         view.clone(),
         targets,
         aistor_core::autoscale::Config::default(),
@@ -310,31 +394,54 @@ pub async fn run(
             Ok::<(), std::convert::Infallible>(())
         }
     });
-    // Migrations act through the local runtime (Kubernetes: a later slice).
-    let migrations = match &workloads {
-        Some(w) => {
-            let m = crate::migrations::Migrations::open(
-                store.clone(),
-                view.clone(),
-                measurements.clone(),
-                Arc::new(crate::migrations::local::LocalPods(w.clone())),
-                config.migrations.clone(),
-                role.leadership(),
-                metrics.clone(),
-            )
-            .await
-            .map_err(store_error)?;
-            tasks.spawn("migrations", {
-                let m = m.clone();
-                let drain = drain.clone();
-                async move {
-                    crate::migrations::controller::run(m, drain).await;
-                    Ok::<(), std::convert::Infallible>(())
-                }
-            });
-            Some(m)
-        }
-        None => None,
+    // Migrations act through the local runtime, or on Kubernetes through the API
+    // server (pods) and the agents (checkpoints, freezes).
+    let migration_runtime: Arc<dyn crate::migrations::PodRuntime> = match (&workloads, &shell) {
+        (Some(w), _) => Arc::new(crate::migrations::local::LocalPods(w.clone())),
+        (None, Some(shell)) => Arc::new(crate::migrations::kube::KubePods::new(
+            shell.cache.clone(),
+            shell.actuator.clone(),
+            kubelet_pods.clone(),
+            config.migrations.restore.clone(),
+        )),
+        (None, None) => unreachable!("standalone always has workloads"),
+    };
+    // Records: Migration resources on a cluster (a new leader resumes them).
+    let (migration_store, records) = match &shell {
+        Some(_) => (
+            autoscaler_store.clone(),
+            crate::migrations::Records::CustomResources,
+        ),
+        None => (store.clone(), crate::migrations::Records::Plain),
+    };
+    let migrations = {
+        let m = crate::migrations::Migrations::open(
+            migration_store,
+            records,
+            view.clone(),
+            measurements.clone(),
+            migration_runtime,
+            config.migrations.clone(),
+            role.leadership(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(store_error)?;
+        tasks.spawn("migrations", {
+            let m = m.clone();
+            let drain = drain.clone();
+            async move {
+                crate::migrations::controller::run(m, drain).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        // The scheduler (and the extender) keep a migrated controller's new pod on the
+        // node its migration reserved.
+        placement.set_reservations({
+            let m = m.clone();
+            Arc::new(move || m.reservations())
+        });
+        Some(m)
     };
     // Readiness follows leadership: the Service sends agents to the leader only.
     tasks.spawn("readiness", {
@@ -450,6 +557,7 @@ pub async fn run(
                 migrations.clone(),
                 drain.clone(),
             ))
+            .add_service(grpc::placement::placement_server(placement_service.clone()))
             .serve_with_incoming_shutdown(
                 crate::listener::grpc_incoming(
                     "grpc",
@@ -476,8 +584,11 @@ pub async fn run(
             measurements.clone(),
             role.clone(),
             Arc::new(registry),
-            autoscalers.clone(),
-            migrations.clone(),
+            rest::Deciders {
+                autoscalers: autoscalers.clone(),
+                migrations: migrations.clone(),
+                placement: Some(placement_service.clone()),
+            },
             warnings.into(),
         ),
         &config.http_limits,
@@ -498,6 +609,26 @@ pub async fn run(
             },
         ),
     );
+    let extender_addr = match extender_listener {
+        Some((listener, addr)) => {
+            tasks.spawn(
+                "extender-server",
+                crate::listener::serve_http(
+                    listener,
+                    crate::placement::extender::router(placement.clone(), candidates.clone()),
+                    config.http_limits.clone(),
+                    connections.clone(),
+                    None,
+                    {
+                        let mut drain = drain.clone();
+                        async move { drain.signaled().await }
+                    },
+                ),
+            );
+            Some(addr)
+        }
+        None => None,
+    };
     tasks.spawn("staleness-refresher", {
         let view = view.clone();
         let mut drain = drain.clone();
@@ -519,6 +650,7 @@ pub async fn run(
             grpc: grpc_addr,
             http: http_addr,
             agents: agents_addr,
+            extender: extender_addr,
         });
     }
     let ended = tasks.run(drain, trigger, config.shutdown_grace).await;

@@ -271,7 +271,8 @@ pub fn rest_need(method: &axum::http::Method, path: &str) -> Need {
     } else if matches!(
         *method,
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    ) {
+    ) || (*method == axum::http::Method::POST && path == "/api/v1/placements/explain")
+    {
         Need::Read
     } else {
         Need::Act
@@ -279,7 +280,8 @@ pub fn rest_need(method: &axum::http::Method, path: &str) -> Need {
 }
 
 /// What a gRPC call needs, by its path `/package.Service/Method`: reads are the
-/// `Get`, `List` and `Watch` methods; every other method acts.
+/// `Get`, `List`, `Watch` and `Explain` methods (a placement explained binds
+/// nothing); every other method acts.
 pub fn grpc_need(path: &str) -> Need {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let (service, method) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -288,7 +290,7 @@ pub fn grpc_need(path: &str) -> Need {
     } else if service == "aistor.v1.AgentService" {
         // Agents prove their node by their own rules (`crate::identity`).
         Need::Nothing
-    } else if ["Get", "List", "Watch"]
+    } else if ["Get", "List", "Watch", "Explain"]
         .iter()
         .any(|read| method.starts_with(read))
     {

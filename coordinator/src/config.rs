@@ -39,6 +39,33 @@ pub struct Config {
     pub cors_allow_origins: Vec<axum::http::HeaderValue>,
     /// How pod migrations run.
     pub migrations: MigrationConfig,
+    /// Where and how pods are placed.
+    pub placement: PlacementConfig,
+}
+
+/// Placement, from the coordinator's flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementConfig {
+    /// On a cluster: the AIStorageConfig followed (seed 001: `keti/default`).
+    pub config_ref: crate::placement::scheduler::ConfigRef,
+    /// On a cluster: bind pending pods of aistor's scheduler names.
+    pub scheduler: bool,
+    /// The scheduler extender's own listener (kube-scheduler cannot send a bearer
+    /// token); `None`: no extender.
+    pub extender_addr: Option<SocketAddr>,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        Self {
+            config_ref: crate::placement::scheduler::ConfigRef {
+                namespace: "keti".into(),
+                name: "default".into(),
+            },
+            scheduler: true,
+            extender_addr: None,
+        }
+    }
 }
 
 /// How migrations run, from the coordinator's flags.
@@ -51,6 +78,33 @@ pub struct MigrationConfig {
     /// Test only: the process exits right after storing a transition into this phase,
     /// before carrying out its effects (the crash tests).
     pub exit_after: Option<aistor_core::migration::machine::Phase>,
+    /// Kubernetes: the checkpoint volume a migrated pod restores from.
+    pub restore: RestoreConfig,
+}
+
+/// Kubernetes: how a pod started from a checkpoint restores it (init containers
+/// running `aistor-agent restore`, reading the checkpoint volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreConfig {
+    /// The PersistentVolumeClaim, in the pod's namespace, of the shared checkpoint
+    /// volume the agents stage to.
+    pub checkpoint_claim: String,
+    /// The image of the init containers (the agent's).
+    pub image: String,
+}
+
+/// The claim `deploy/overlays/checkpoints` makes for the agents.
+pub const DEFAULT_CHECKPOINT_CLAIM: &str = "aistor-checkpoints";
+/// The agent image `deploy/base` runs.
+pub const DEFAULT_RESTORE_IMAGE: &str = "aistor/agent:0.1.0";
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_claim: DEFAULT_CHECKPOINT_CLAIM.into(),
+            image: DEFAULT_RESTORE_IMAGE.into(),
+        }
+    }
 }
 
 impl Default for MigrationConfig {
@@ -59,6 +113,7 @@ impl Default for MigrationConfig {
             max_concurrent: 4,
             settings: aistor_core::migration::machine::Settings::default(),
             exit_after: None,
+            restore: RestoreConfig::default(),
         }
     }
 }
@@ -185,6 +240,29 @@ pub struct RunArgs {
     /// (the two then run side by side for a moment).
     #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_NO_FREEZE")]
     pub migration_no_freeze: bool,
+    /// On a cluster: the AIStorageConfig (NAMESPACE/NAME) whose values placement follows.
+    #[arg(
+        long,
+        env = "AISTOR_COORDINATOR_PLACEMENT_CONFIG",
+        default_value = "keti/default"
+    )]
+    pub placement_config: crate::placement::scheduler::ConfigRef,
+    /// On a cluster: do not bind pending pods whose schedulerName is
+    /// `ai-storage-scheduler` or `aistor` (another scheduler does).
+    #[arg(long, env = "AISTOR_COORDINATOR_NO_SCHEDULER")]
+    pub no_scheduler: bool,
+    /// Serve kube-scheduler's extender (`POST /scheduler/filter`, `/scheduler/prioritize`)
+    /// on this address, without authentication (kube-scheduler's extender client cannot
+    /// send a token; restrict it with a NetworkPolicy). Off by default.
+    #[arg(long, env = "AISTOR_COORDINATOR_EXTENDER_LISTEN")]
+    pub extender_listen: Option<SocketAddr>,
+    /// Kubernetes: the PersistentVolumeClaim (in the migrated pod's namespace) of the
+    /// shared checkpoint volume a pod started from a checkpoint restores from.
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_CHECKPOINT_CLAIM", default_value = DEFAULT_CHECKPOINT_CLAIM)]
+    pub migration_checkpoint_claim: String,
+    /// Kubernetes: the image of the restore init containers (`aistor-agent restore`).
+    #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_RESTORE_IMAGE", default_value = DEFAULT_RESTORE_IMAGE)]
+    pub migration_restore_image: String,
     /// Test only: exit right after storing a migration's transition into this phase.
     #[arg(long, env = "AISTOR_COORDINATOR_TEST_EXIT_AFTER_MIGRATION_PHASE", hide = true, value_parser = parse_phase)]
     pub test_exit_after_migration_phase: Option<aistor_core::migration::machine::Phase>,
@@ -393,6 +471,7 @@ impl Config {
             grpc_limits: crate::listener::GrpcLimits::default(),
             cors_allow_origins: Vec::new(),
             migrations: MigrationConfig::default(),
+            placement: PlacementConfig::default(),
         }
     }
 }
@@ -464,6 +543,15 @@ impl RunArgs {
                     freeze: !self.migration_no_freeze,
                 },
                 exit_after: self.test_exit_after_migration_phase,
+                restore: RestoreConfig {
+                    checkpoint_claim: self.migration_checkpoint_claim,
+                    image: self.migration_restore_image,
+                },
+            },
+            placement: PlacementConfig {
+                config_ref: self.placement_config,
+                scheduler: !self.no_scheduler,
+                extender_addr: self.extender_listen,
             },
         })
     }

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod identity;
 pub mod ingest;
 pub mod k8s;
+pub mod kubelet_pods;
 pub mod listener;
 pub mod measurements;
 pub mod metrics;

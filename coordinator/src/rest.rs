@@ -13,6 +13,7 @@
 mod autoscaling;
 mod migrations;
 pub mod openapi;
+mod placements;
 
 use crate::autoscalers::Autoscalers;
 use crate::listener::HttpLimits;
@@ -47,6 +48,7 @@ struct RestState {
     autoscalers: Autoscalers,
     /// `None` where there is no runtime to migrate on.
     migrations: Option<crate::migrations::Migrations>,
+    placement: Option<crate::placement::service::PlacementService>,
     /// Shown on `/health` (e.g. that the APIs are open to anyone).
     warnings: Arc<[String]>,
 }
@@ -87,15 +89,27 @@ impl crate::auth::Protocol for RestProtocol {
     }
 }
 
+/// The owners whose decisions the API shows and starts.
+pub struct Deciders {
+    pub autoscalers: Autoscalers,
+    /// `None` where there is no runtime to migrate on.
+    pub migrations: Option<crate::migrations::Migrations>,
+    pub placement: Option<crate::placement::service::PlacementService>,
+}
+
 pub fn router(
     view: LiveView,
     measurements: Measurements,
     role: Role,
     registry: Arc<Registry>,
-    autoscalers: Autoscalers,
-    migrations: Option<crate::migrations::Migrations>,
+    deciders: Deciders,
     warnings: Arc<[String]>,
 ) -> Router {
+    let Deciders {
+        autoscalers,
+        migrations,
+        placement,
+    } = deciders;
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -110,6 +124,7 @@ pub fn router(
         .route(openapi::PATH, get(openapi::serve))
         .merge(autoscaling::routes())
         .merge(migrations::routes())
+        .merge(placements::routes())
         .fallback(|| async {
             ApiError::not_found("no such endpoint", "see README.md for the REST API")
         })
@@ -120,6 +135,7 @@ pub fn router(
             registry,
             autoscalers,
             migrations,
+            placement,
             warnings,
         })
 }

@@ -39,6 +39,9 @@ pub struct ReportHead {
     pub local_runtime: Option<pb::LocalRuntimeStatus>,
     #[prost(message, repeated, tag = "15")]
     pub missing: Vec<pb::Missing>,
+    /// Kubelet pods' checkpoints this agent staged (the last 64), with their progress.
+    #[prost(message, repeated, tag = "16")]
+    pub checkpoints: Vec<pb::CheckpointStatus>,
 }
 
 /// The pods of a report (field 10), each with only what the model keeps.
@@ -68,6 +71,9 @@ pub struct Pod {
     pub gpus: Vec<pb::GpuUse>,
     #[prost(string, tag = "9")]
     pub discovered_by: String,
+    /// The pod cgroup is frozen now (read from the kernel at this report).
+    #[prost(bool, tag = "10")]
+    pub frozen: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -141,6 +147,17 @@ pub fn whole_disks_rates(disks: &[pb::Disk]) -> (Option<f64>, Option<f64>) {
                 .map(|r| (r.read_bytes_per_second, r.write_bytes_per_second)),
         }
     }))
+}
+
+/// The busy share of the busiest whole disk with rates; absent when none has rates.
+pub fn busiest_whole_disk(disks: &[pb::Disk]) -> Option<f64> {
+    disks
+        .iter()
+        .filter(|d| d.kind == pb::DiskKind::Whole as i32)
+        .filter_map(|d| d.rates.as_ref())
+        .map(|r| r.busy_percent)
+        .filter(|b| b.is_finite())
+        .reduce(f64::max)
 }
 
 /// A report as received: its head decoded, the rest kept encoded until ingest
@@ -368,6 +385,30 @@ mod tests {
         assert_eq!((&*c.id, &*c.name, &*c.image), ("c1", "main", "busybox"));
         assert_eq!(c.state, pb::ContainerState::Running as i32);
         assert!(c.usage.is_some());
+    }
+
+    #[test]
+    fn the_busiest_whole_disk_with_rates_gives_the_node_disk_busy_share() {
+        let disk = |kind: pb::DiskKind, busy: Option<f64>| pb::Disk {
+            kind: kind as i32,
+            rates: busy.map(|busy_percent| pb::DiskRates {
+                busy_percent,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            busiest_whole_disk(&[
+                disk(pb::DiskKind::Whole, Some(12.5)),
+                disk(pb::DiskKind::Partition, Some(99.0)),
+                disk(pb::DiskKind::Whole, Some(40.0)),
+                disk(pb::DiskKind::Whole, None),
+                disk(pb::DiskKind::Whole, Some(f64::NAN)),
+            ]),
+            Some(40.0)
+        );
+        assert_eq!(busiest_whole_disk(&[disk(pb::DiskKind::Whole, None)]), None);
+        assert_eq!(busiest_whole_disk(&[]), None);
     }
 
     #[test]

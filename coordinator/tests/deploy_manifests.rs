@@ -49,6 +49,10 @@ const KUBERNETES_VERSION: &str = "1.37.0";
 /// The kustomizations rendered, relative to the repository root.
 const BASE: &str = "deploy/base";
 const GPU_OVERLAY: &str = "deploy/overlays/gpu";
+/// The checkpoints overlay plus what the agent needs for kubelet pods' checkpoints and freezes.
+const MIGRATION_OVERLAY: &str = "deploy/overlays/migration";
+/// The capabilities the migration overlay adds back to the agent (its manifest says why).
+const MIGRATION_CAPABILITIES: [&str; 2] = ["KILL", "DAC_READ_SEARCH"];
 /// The env vars the NVIDIA container runtime reads; the GPU overlay sets them, the base must not.
 const NVIDIA_ENV: [(&str, &str); 2] = [
     ("NVIDIA_VISIBLE_DEVICES", "all"),
@@ -239,12 +243,23 @@ fn rendered_checkpoints() -> Option<&'static Rendered> {
         .as_ref()
 }
 
+/// `deploy/overlays/migration`, rendered once per test binary, like [`rendered`].
+fn rendered_migration() -> Option<&'static Rendered> {
+    static RENDERED: OnceLock<Option<Rendered>> = OnceLock::new();
+    RENDERED.get_or_init(|| render(MIGRATION_OVERLAY)).as_ref()
+}
+
 /// Runs `check` on the base and on every overlay. The kustomization being checked is printed first,
 /// so a failure (whose output the harness shows) names it.
 fn each_rendering(check: impl Fn(&Rendered)) {
-    for rendered in [rendered(), rendered_gpu(), rendered_checkpoints()]
-        .into_iter()
-        .flatten()
+    for rendered in [
+        rendered(),
+        rendered_gpu(),
+        rendered_checkpoints(),
+        rendered_migration(),
+    ]
+    .into_iter()
+    .flatten()
     {
         println!("checking {}", rendered.dir);
         check(rendered);
@@ -576,6 +591,11 @@ fn pod_security_levels_per_namespace() {
 }
 
 fn assert_hardened(owner: &str, pod: &PodSpec, container: &Container) {
+    assert_hardened_adding(owner, pod, container, &[]);
+}
+
+/// [`assert_hardened`], with `added` the only capabilities added back.
+fn assert_hardened_adding(owner: &str, pod: &PodSpec, container: &Container, added: &[&str]) {
     let who = format!("{owner} container {}", container.name);
     let sc = container
         .security_context
@@ -598,10 +618,15 @@ fn assert_hardened(owner: &str, pod: &PodSpec, container: &Container) {
             .is_some_and(|d| d.iter().any(|c| c == "ALL")),
         "{who}: capabilities must drop ALL"
     );
-    assert!(
-        caps.and_then(|c| c.add.as_ref())
-            .is_none_or(|a| a.is_empty()),
-        "{who}: no capability may be added back (if a read needs one, justify it in the manifest and here)"
+    let adds: Vec<&str> = caps
+        .and_then(|c| c.add.as_ref())
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        adds, added,
+        "{who}: only these capabilities may be added back (if a read needs one, justify it in the manifest and here)"
     );
     let seccomp = sc
         .seccomp_profile
@@ -653,12 +678,14 @@ fn agent_daemon_set_reads_the_host_safely() {
         let pod = pod_spec_of_daemon_set(ds);
         let who = format!("DaemonSet/{AGENT}");
 
-        // hostPID only where NVML needs it (the GPU overlay); never the host's network or IPC.
-        let want_host_pid = rendered.dir == GPU_OVERLAY;
+        // hostPID only where NVML needs it (the GPU overlay) and where checkpoint hooks
+        // signal host pids (the migration overlay); never the host's network or IPC.
+        let migration = rendered.dir == MIGRATION_OVERLAY;
+        let want_host_pid = rendered.dir == GPU_OVERLAY || migration;
         assert_eq!(
             pod.host_pid.unwrap_or(false),
             want_host_pid,
-            "{who}: hostPID only under the GPU overlay (NVML's per-process use); /proc is read through the /host/proc mount"
+            "{who}: hostPID only under the GPU overlay (NVML's per-process use) and the migration overlay (signal hooks); /proc is read through the /host/proc mount"
         );
         assert_ne!(pod.host_network, Some(true), "{who}: no hostNetwork");
         assert_ne!(pod.host_ipc, Some(true), "{who}: no hostIPC");
@@ -672,7 +699,8 @@ fn agent_daemon_set_reads_the_host_safely() {
             "{who} must tolerate every taint: a toleration with operator Exists and no key or effect"
         );
 
-        // Every hostPath volume is mounted read-only wherever it is mounted.
+        // Every hostPath volume is mounted read-only wherever it is mounted, but the cgroup
+        // filesystem under the migration overlay (the freezer is written).
         let host_paths: BTreeMap<&str, &str> = pod
             .volumes
             .iter()
@@ -682,7 +710,9 @@ fn agent_daemon_set_reads_the_host_safely() {
         assert!(!host_paths.is_empty(), "{who} mounts no hostPath volume");
         for container in all_containers(pod) {
             for mount in container.volume_mounts.iter().flatten() {
-                if let Some(host_path) = host_paths.get(mount.name.as_str()) {
+                if let Some(host_path) = host_paths.get(mount.name.as_str())
+                    && !(migration && *host_path == "/sys/fs/cgroup")
+                {
                     assert_eq!(
                         mount.read_only,
                         Some(true),
@@ -732,7 +762,12 @@ fn agent_daemon_set_reads_the_host_safely() {
         assert_probe(&who, agent, agent.readiness_probe.as_ref(), "/ready");
 
         for container in all_containers(pod) {
-            assert_hardened(&who, pod, container);
+            let added: &[&str] = if migration && container.name == "agent" {
+                &MIGRATION_CAPABILITIES
+            } else {
+                &[]
+            };
+            assert_hardened_adding(&who, pod, container, added);
             let resources = container.resources.as_ref();
             for (what, map) in [
                 ("requests", resources.and_then(|r| r.requests.as_ref())),
@@ -927,11 +962,11 @@ fn the_crds_the_coordinator_uses_are_applied() {
         // The store's calls on them are granted (checked against API_CALLS above); make sure
         // that list names every one of them.
         for name in &generated {
-            let plural = name.split('.').next().unwrap_or_default();
+            let (plural, group) = name.split_once('.').unwrap_or_default();
             assert!(
                 API_CALLS
                     .iter()
-                    .any(|c| c.group == crd::GROUP && c.resource == plural),
+                    .any(|c| c.group == group && c.resource == plural),
                 "k8s::API_CALLS has no call on {name}"
             );
         }
@@ -1474,6 +1509,89 @@ fn checkpoints_overlay_mounts_the_shared_volume_into_the_agent() {
     let pv = doc("PersistentVolume", pv_name);
     assert!(pv.raw["spec"]["nfs"]["server"].is_string(), "an NFS volume");
     assert_eq!(pv.raw["spec"]["claimRef"]["name"], claim.as_str());
+}
+
+/// The migration overlay gives the agent what kubelet pods' checkpoints and freezes need, on top
+/// of the checkpoints overlay: the host pid namespace and CAP_KILL (signal hooks), the cgroup
+/// filesystem writable (the freezer), the kubelet's pod volumes read-only with
+/// HostToContainer propagation and CAP_DAC_READ_SEARCH (staging), the containerd socket (tasks,
+/// exec hooks), and the checkpoint claim where `--checkpoint-dir` points.
+#[test]
+fn migration_overlay_gives_the_agent_what_kubelet_pods_need() {
+    let Some(overlay) = rendered_migration() else {
+        return;
+    };
+    let (pod, agent) = agent_of(overlay);
+    let who = "deploy/overlays/migration DaemonSet/aistor-agent";
+    assert_eq!(
+        pod.host_pid,
+        Some(true),
+        "{who}: signal hooks reach host pids"
+    );
+    let host_root = env_value(agent, "AISTOR_AGENT_HOST_ROOT").expect("the host root is set");
+    let mount_of = |path: &str| {
+        agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == path)
+            .unwrap_or_else(|| panic!("{who}: nothing mounted at {path}"))
+    };
+    let host_path_of = |name: &str| {
+        pod.volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == name)
+            .and_then(|v| v.host_path.as_ref())
+            .map(|h| h.path.clone())
+    };
+    let cgroup = mount_of(&format!("{host_root}/sys/fs/cgroup"));
+    assert_eq!(
+        host_path_of(&cgroup.name).as_deref(),
+        Some("/sys/fs/cgroup")
+    );
+    assert_ne!(
+        cgroup.read_only,
+        Some(true),
+        "{who}: the freezer is written"
+    );
+    let pods = mount_of(&format!("{host_root}/var/lib/kubelet/pods"));
+    assert_eq!(
+        host_path_of(&pods.name).as_deref(),
+        Some("/var/lib/kubelet/pods")
+    );
+    assert_eq!(
+        pods.read_only,
+        Some(true),
+        "{who}: pod volumes are only read"
+    );
+    assert_eq!(
+        pods.mount_propagation.as_deref(),
+        Some("HostToContainer"),
+        "{who}: volumes mounted after the agent started are seen"
+    );
+    let socket = env_value(agent, "AISTOR_AGENT_CONTAINERD_SOCKET").expect("the socket is set");
+    let socket_mount = mount_of(socket);
+    assert_eq!(
+        host_path_of(&socket_mount.name).as_deref(),
+        Some("/run/containerd/containerd.sock")
+    );
+    let dir = env_value(agent, "AISTOR_AGENT_CHECKPOINT_DIR").expect("the checkpoint dir is set");
+    let checkpoints = mount_of(dir);
+    assert_ne!(
+        checkpoints.read_only,
+        Some(true),
+        "{who}: checkpoints are written"
+    );
+    let adds = agent
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap_or_default();
+    assert_eq!(adds, MIGRATION_CAPABILITIES, "{who}");
+    // Everything else of the base stays: the other overlays' checks run on this one too
+    // (`each_rendering`).
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -33,6 +33,34 @@ fn shipped_examples_are_accepted() {
                 Some("Autoscaler") => {
                     object::parse(&doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
+                Some("AIStorageConfig") => {
+                    let (_, config) =
+                        aistor_coordinator::placement::config::parse_document(&doc.to_string())
+                            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    // The example shows the defaults: applying it changes nothing.
+                    assert_eq!(
+                        config,
+                        aistor_core::placement::Config::default(),
+                        "{}",
+                        path.display()
+                    );
+                }
+                Some("KubeSchedulerConfiguration") => {
+                    // Its verbs are the extender's routes: urlPrefix + "/" + verb.
+                    let e = &doc["extenders"][0];
+                    assert!(
+                        e["urlPrefix"]
+                            .as_str()
+                            .is_some_and(|u| u.ends_with("/scheduler")),
+                        "{e}"
+                    );
+                    assert_eq!(e["filterVerb"], "filter");
+                    assert_eq!(e["prioritizeVerb"], "prioritize");
+                    assert!(
+                        e.get("bindVerb").is_none(),
+                        "aistor's extender does not bind"
+                    );
+                }
                 other => panic!("{}: unexpected kind {other:?}", path.display()),
             }
             seen += 1;

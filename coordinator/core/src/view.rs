@@ -63,6 +63,8 @@ pub struct NodeSample {
     pub memory_total_bytes: Option<u64>,
     pub disk_read_bytes_per_second: Option<f64>,
     pub disk_write_bytes_per_second: Option<f64>,
+    /// Share of the interval the busiest whole disk had I/O in flight (0–100).
+    pub disk_busy_percent: Option<f64>,
 }
 
 /// Everything ingest took from one report, converted once.
@@ -175,6 +177,10 @@ impl<R> NodeEntry<R> {
     /// The state as of the last [`ClusterView::refresh`] or ingest.
     pub fn state(&self) -> NodeState {
         self.state
+    }
+    /// When the latest report arrived, on the coordinator's monotonic clock.
+    pub fn last_received(&self) -> Duration {
+        self.last_received
     }
     pub fn last_received_wall_unix_nanos(&self) -> u64 {
         self.last_received_wall_unix_nanos

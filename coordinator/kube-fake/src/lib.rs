@@ -142,6 +142,50 @@ impl FakeApiServer {
         }
     }
 
+    /// Replaces the status of an object, as its controller or the kubelet would through the
+    /// `status` subresource (watches see MODIFIED; resourceVersion moves on).
+    ///
+    /// # Panics
+    /// When the kind is not served or the object does not exist: test setup bugs.
+    pub fn set_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) -> Value {
+        let mut store = self.shared().store();
+        let resource = store
+            .registry
+            .by_kind(api_version, kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("FakeApiServer::set_status: no {api_version} {kind}"));
+        let options = store::WriteOptions {
+            dry_run: false,
+            manager: "aistor-kube-fake",
+        };
+        let mut body = serde_json::json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {"name": name},
+            "status": status,
+        });
+        if let Some(namespace) = namespace {
+            body["metadata"]["namespace"] = namespace.into();
+        }
+        match store.replace(
+            &resource,
+            namespace,
+            name,
+            body,
+            store::Target::Status,
+            options,
+        ) {
+            Ok(stored) => stored,
+            Err(error) => panic!("FakeApiServer::set_status: {}", error.message),
+        }
+    }
+
     /// One object by apiVersion (`v1`, `apps/v1`), kind and name.
     pub fn object(
         &self,

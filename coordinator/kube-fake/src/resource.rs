@@ -135,6 +135,7 @@ fn builtins() -> Vec<Resource> {
             true,
         )
         .with_status(),
+        Resource::new("", "v1", "PersistentVolume", "persistentvolumes", false).with_status(),
         Resource::new("", "v1", "Namespace", "namespaces", false).with_status(),
         Resource::new("", "v1", "Event", "events", true),
         Resource::new("", "v1", "ConfigMap", "configmaps", true),

@@ -125,6 +125,31 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// List the migrations.
     Migrations(MigrationsArgs),
+    /// Show where aistor would place a pod and why (every node's score per plugin and
+    /// the reasons it was filtered out); nothing is bound.
+    Place(PlaceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
+    /// POD, or NAMESPACE/POD: a pod the coordinator knows.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub pod: Option<String>,
+    #[arg(short = 'n', long, env = "AISTOR_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// A Pod manifest (YAML or JSON; `-` reads stdin) instead of a known pod.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// table, json or yaml.
+    #[arg(short = 'o', long, value_enum, default_value_t = PlaceOutput::Table)]
+    pub output: PlaceOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlaceOutput {
+    Table,
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -27,6 +27,7 @@ pub mod autoscalers;
 mod client;
 mod error;
 pub mod migrations;
+mod placement;
 mod render;
 mod summary;
 mod table;
@@ -127,6 +128,35 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
             };
             let namespace = args.namespace.unwrap_or_default();
             migrations::list(server, &namespace, format, now_unix_nanos(), out).await
+        }
+        Command::Place(args) => {
+            let subject = match (&args.file, &args.pod) {
+                (Some(file), _) => {
+                    let text = workloads::read_input(file)?;
+                    let mut all = workloads::documents(file, &text)?;
+                    if all.len() != 1 {
+                        return Err(CliError::Input {
+                            path: file.clone(),
+                            cause: format!("{} objects; place takes one Pod", all.len()),
+                        });
+                    }
+                    placement::Subject::Manifest(all.remove(0))
+                }
+                (None, Some(pod)) => {
+                    let (namespace, name) = match pod.split_once('/') {
+                        Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+                        None => (args.namespace.clone(), pod.clone()),
+                    };
+                    placement::Subject::Pod { namespace, name }
+                }
+                (None, None) => unreachable!("clap requires a pod or a file"),
+            };
+            let format = match args.output {
+                args::PlaceOutput::Table => placement::PlaceFormat::Table,
+                args::PlaceOutput::Json => placement::PlaceFormat::Json,
+                args::PlaceOutput::Yaml => placement::PlaceFormat::Yaml,
+            };
+            placement::place(server, subject, format, out).await
         }
         Command::Checkpoint(args) => {
             workloads::checkpoint(

@@ -55,16 +55,7 @@ pub(crate) async fn apply(
     file: &str,
     out: &mut (impl Write + Send),
 ) -> Result<(), CliError> {
-    let text = if file == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        s
-    } else {
-        std::fs::read_to_string(file).map_err(|e| CliError::Input {
-            path: file.to_owned(),
-            cause: e.to_string(),
-        })?
-    };
+    let text = read_input(file)?;
     let all = documents(file, &text)?;
     // Autoscalers are checked here first, so a refused one leaves nothing applied.
     for (n, o) in all.iter().enumerate() {
@@ -74,6 +65,19 @@ pub(crate) async fn apply(
                 cause: format!("object {} (Autoscaler): {e}", n + 1),
             })?;
         }
+    }
+    // AIStorageConfigs go to placement; they are checked there before anything else
+    // is applied.
+    let (configs, all): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|o| o["kind"] == "AIStorageConfig");
+    for config in &configs {
+        crate::placement::config::parse_document(&config.to_string()).map_err(|e| {
+            CliError::Input {
+                path: file.to_owned(),
+                cause: e.to_string(),
+            }
+        })?;
     }
     let (autoscalers, objects): (Vec<Value>, Vec<Value>) = all
         .into_iter()
@@ -98,7 +102,24 @@ pub(crate) async fn apply(
     if !autoscalers.is_empty() {
         super::autoscalers::create(url, &autoscalers, out).await?;
     }
+    for config in &configs {
+        super::placement::apply_config(url, config, out).await?;
+    }
     Ok(())
+}
+
+/// A file's text (`-`: stdin).
+pub(crate) fn read_input(file: &str) -> Result<String, CliError> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| CliError::Input {
+            path: file.to_owned(),
+            cause: e.to_string(),
+        })
+    }
 }
 
 /// `aistorctl delete pod|deployment NAME -n NS`.

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod autoscalers;
 pub mod cluster;
 pub mod migrations;
+pub mod placement;
 pub mod workloads;
 
 /// How the gRPC API says who a caller is and refuses one: UNAUTHENTICATED or

@@ -21,6 +21,7 @@ pub struct Ingest {
     limits: Limits,
     specs: Option<Arc<dyn PodSpecs>>,
     workloads: Option<crate::workloads::Workloads>,
+    kubelet_pods: Option<crate::kubelet_pods::KubeletPods>,
 }
 
 impl Ingest {
@@ -31,7 +32,15 @@ impl Ingest {
             limits,
             specs: None,
             workloads: None,
+            kubelet_pods: None,
         }
+    }
+
+    /// Hands each report's kubelet-pod checkpoints, frozen pods and directive results
+    /// to `pods` (Kubernetes).
+    pub fn with_kubelet_pods(mut self, pods: crate::kubelet_pods::KubeletPods) -> Self {
+        self.kubelet_pods = Some(pods);
+        self
     }
 
     /// Hands each report's local-runtime section to the standalone workloads, and tells
@@ -111,6 +120,9 @@ impl Ingest {
         }
         if let Some(w) = &self.workloads {
             w.observe(&node, &converted.head);
+        }
+        if let Some(p) = &self.kubelet_pods {
+            p.observe(&node, &converted.head, &converted.frozen);
         }
         Ok(self
             .view

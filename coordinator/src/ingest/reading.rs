@@ -29,6 +29,8 @@ pub struct Converted {
     /// The head without its measurement results (they are handed over separately).
     pub head: ReportHead,
     pub measurements: Vec<pb::MeasurementResult>,
+    /// The uids of the pods whose cgroup the report says is frozen.
+    pub frozen: Vec<String>,
 }
 
 pub fn convert(
@@ -76,6 +78,11 @@ pub fn convert(
             )?;
         }
     }
+    let frozen = pods
+        .iter()
+        .filter(|p| p.frozen)
+        .map(|p| p.uid.clone())
+        .collect();
     let pods = match head.missing.iter().find(|m| m.field == "pods") {
         Some(m) => Err(m.reason.clone().into_boxed_str()),
         None => Ok(pods.into_iter().map(pod).collect()),
@@ -95,6 +102,7 @@ pub fn convert(
         reading,
         head,
         measurements,
+        frozen,
     })
 }
 
@@ -114,6 +122,7 @@ pub fn node_sample(head: &ReportHead) -> NodeSample {
         memory_total_bytes: head.node.as_ref().and_then(|n| n.memory_total_bytes),
         disk_read_bytes_per_second: disk_read,
         disk_write_bytes_per_second: disk_write,
+        disk_busy_percent: wire::busiest_whole_disk(&head.disks),
     }
 }
 

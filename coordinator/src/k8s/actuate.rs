@@ -228,8 +228,52 @@ impl Kubernetes {
         Ok(())
     }
 
+    async fn unschedulable_now(&self, pod: &PodRef, message: &str) -> Result<(), ActuateError> {
+        let what = format!("{pod} status");
+        let now = k8s_openapi::jiff::Timestamp::now();
+        // A strategic merge patch merges conditions by type, as kube-scheduler's update does.
+        let patch = serde_json::json!({
+            "status": {"conditions": [{
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastTransitionTime": now.to_string(),
+            }]}
+        });
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        Api::<Pod>::namespaced(self.client.clone(), &pod.namespace)
+            .patch_status(&pod.name, &pp, &Patch::Strategic(&patch))
+            .await
+            .map_err(|e| map_error(&what, e))?;
+        self.write_event(
+            regarding_pod(pod),
+            "Scheduling",
+            "FailedScheduling",
+            message.to_owned(),
+            "Warning",
+        )
+        .await;
+        Ok(())
+    }
+
     /// Writes an Event about an action done; failures are logged only (the action stands).
     async fn record(&self, regarding: ObjectReference, action: &str, reason: &str, note: String) {
+        self.write_event(regarding, action, reason, note, "Normal")
+            .await;
+    }
+
+    async fn write_event(
+        &self,
+        regarding: ObjectReference,
+        action: &str,
+        reason: &str,
+        note: String,
+        type_: &str,
+    ) {
         let namespace = regarding.namespace.clone().unwrap_or_default();
         let name = regarding.name.clone().unwrap_or_default();
         let event = Event {
@@ -245,7 +289,7 @@ impl Kubernetes {
             regarding: Some(regarding),
             reporting_controller: Some(REPORTING_CONTROLLER.into()),
             reporting_instance: Some(self.instance.clone()),
-            type_: Some("Normal".into()),
+            type_: Some(type_.into()),
             ..Event::default()
         };
         if let Err(e) = Api::<Event>::namespaced(self.client.clone(), &namespace)
@@ -351,6 +395,10 @@ impl Actuator for Kubernetes {
         preconditions: Preconditions,
     ) -> ActuateFuture<'a, ()> {
         Box::pin(self.delete_pod_now(pod, preconditions))
+    }
+
+    fn unschedulable<'a>(&'a self, pod: &'a PodRef, message: &'a str) -> ActuateFuture<'a, ()> {
+        Box::pin(self.unschedulable_now(pod, message))
     }
 }
 

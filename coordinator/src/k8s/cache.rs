@@ -1,5 +1,6 @@
 //! Watch caches (kube-runtime reflectors) of the kinds decisions read: Nodes, Pods, Deployments,
-//! StatefulSets, ReplicaSets, PodDisruptionBudgets and PersistentVolumeClaims, across namespaces.
+//! StatefulSets, ReplicaSets, PodDisruptionBudgets, PersistentVolumeClaims and PersistentVolumes,
+//! across namespaces.
 //!
 //! [`Cache::new`] returns the owner of the stores and one task per reflector; the caller
 //! supervises the tasks (they run until dropped: the watcher re-lists and re-watches by itself,
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,7 +25,7 @@ use super::Task;
 use super::join::{self, Joined};
 use super::specs::SpecIndex;
 
-const KINDS: usize = 7;
+const KINDS: usize = 8;
 
 /// The read side of the watch caches. Cheap to clone.
 #[derive(Clone)]
@@ -36,6 +37,7 @@ pub struct Cache {
     replica_sets: Store<ReplicaSet>,
     pod_disruption_budgets: Store<PodDisruptionBudget>,
     persistent_volume_claims: Store<PersistentVolumeClaim>,
+    persistent_volumes: Store<PersistentVolume>,
     /// Pod specs by uid, for ingest to join into the model.
     specs: SpecIndex,
     ready: watch::Receiver<bool>,
@@ -147,6 +149,7 @@ impl Cache {
                 &mut tasks,
                 |_| {},
             ),
+            persistent_volumes: reflect("persistentvolumes", client, &sync, &mut tasks, |_| {}),
             specs,
             ready,
         };
@@ -200,6 +203,9 @@ impl Cache {
     }
     pub fn persistent_volume_claims(&self) -> &Store<PersistentVolumeClaim> {
         &self.persistent_volume_claims
+    }
+    pub fn persistent_volumes(&self) -> &Store<PersistentVolume> {
+        &self.persistent_volumes
     }
 
     /// The Kubernetes Node and pods of the node an agent reports as `agent_node`, joined with

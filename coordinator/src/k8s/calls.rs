@@ -97,6 +97,37 @@ pub const API_CALLS: &[ApiCall] = &[
         scope: Scope::Cluster,
         by: "k8s::cache",
     },
+    // Placement (`placement::scheduler`): bound volumes' node affinity, and the AIStorageConfig in
+    // force (its `Applied` condition says whether it was taken).
+    ApiCall {
+        group: "",
+        resource: "persistentvolumes",
+        verbs: WATCH,
+        scope: Scope::Cluster,
+        by: "k8s::cache",
+    },
+    ApiCall {
+        group: "ai-storage.keti",
+        resource: "aistorageconfigs",
+        verbs: WATCH,
+        scope: Scope::Cluster,
+        by: "placement::scheduler",
+    },
+    ApiCall {
+        group: "ai-storage.keti",
+        resource: "aistorageconfigs/status",
+        verbs: &["patch"],
+        scope: Scope::Cluster,
+        by: "placement::scheduler",
+    },
+    // An unschedulable pod's PodScheduled condition, as kube-scheduler writes it.
+    ApiCall {
+        group: "",
+        resource: "pods/status",
+        verbs: &["patch"],
+        scope: Scope::Cluster,
+        by: "k8s::actuate",
+    },
     // Leader election (`k8s::leader`, through kube-lease-manager: get, create if missing,
     // server-side apply and strategic merge patches to take, renew and release).
     // Autoscalers (`autoscalers::kubernetes`): a workload an HPA already scales is left alone.

@@ -20,7 +20,7 @@ pub const CHECKPOINT_PATH_ANNOTATION: &str = "aistor.io/checkpoint-path";
 pub const DEFAULT_CHECKPOINT_PATH: &str = "/checkpoint";
 
 /// Waiting reasons after which a container will not start without someone's help.
-const STUCK: [&str; 8] = [
+pub(crate) const STUCK: [&str; 8] = [
     "CreateContainerConfigError",
     "CreateContainerError",
     "ErrImageNeverPull",
@@ -34,7 +34,8 @@ const STUCK: [&str; 8] = [
 #[derive(Debug, Clone)]
 pub struct LocalPods(pub Workloads);
 
-fn freeze_id(m: &Migration, frozen: bool) -> String {
+/// The directive id of the freeze (or thaw) of `m`'s source.
+pub(crate) fn freeze_id(m: &Migration, frozen: bool) -> String {
     format!("{}-{}", if frozen { "freeze" } else { "thaw" }, m.id)
 }
 
@@ -96,6 +97,62 @@ fn seen(
         node,
         object,
         plan_input,
+        // Its Deployment's pods are moved by the migration itself, as bare pods are.
+        controller: None,
+    }
+}
+
+/// The checkpoint path of `pod` (a Pod as JSON): its annotation, or the default.
+pub(crate) fn checkpoint_path(pod: &Value) -> &str {
+    pod["metadata"]["annotations"][CHECKPOINT_PATH_ANNOTATION]
+        .as_str()
+        .unwrap_or(DEFAULT_CHECKPOINT_PATH)
+}
+
+/// The staging of `m`'s checkpoint from what its agent reported of it: `error` (the
+/// directive failed), and each container's status.
+pub(crate) fn staging_seen(
+    m: &Migration,
+    error: &str,
+    reported: &[pb::CheckpointStatus],
+) -> CheckpointSeen {
+    if !error.is_empty() {
+        return CheckpointSeen::Failed(error.to_owned());
+    }
+    let wanted = m
+        .checkpoint
+        .as_ref()
+        .map(|c| c.containers.clone())
+        .unwrap_or_default();
+    if !wanted
+        .iter()
+        .any(|w| reported.iter().any(|c| &c.container == w))
+    {
+        // Asked for (or followed) but not reported by the agent yet.
+        return CheckpointSeen::Unknown;
+    }
+    let mut staged = Staged::default();
+    let mut in_progress = 0;
+    for container in &wanted {
+        match reported.iter().find(|c| &c.container == container) {
+            None => return CheckpointSeen::InProgress { bytes: in_progress },
+            Some(c) if c.state == "failed" => {
+                return CheckpointSeen::Failed(format!("container {container}: {}", c.error));
+            }
+            Some(c) if c.state == "staged" => {
+                staged.bytes += c.bytes;
+                staged.files += c.files;
+                staged.copy_nanos += c.duration_nanos;
+                staged.dirs.push(c.dir.clone());
+                in_progress += c.bytes;
+            }
+            Some(c) => in_progress += c.bytes,
+        }
+    }
+    if staged.dirs.len() == wanted.len() {
+        CheckpointSeen::Staged(staged)
+    } else {
+        CheckpointSeen::InProgress { bytes: in_progress }
     }
 }
 
@@ -119,44 +176,7 @@ impl PodRuntime for LocalPods {
             }
             return CheckpointSeen::Unknown;
         };
-        if !entry.error.is_empty() {
-            return CheckpointSeen::Failed(entry.error);
-        }
-        let wanted = m
-            .checkpoint
-            .as_ref()
-            .map(|c| c.containers.clone())
-            .unwrap_or_default();
-        if !wanted
-            .iter()
-            .any(|w| entry.containers.iter().any(|c| &c.container == w))
-        {
-            // Asked for (or followed) but not reported by the agent yet.
-            return CheckpointSeen::Unknown;
-        }
-        let mut staged = Staged::default();
-        let mut in_progress = 0;
-        for container in &wanted {
-            match entry.containers.iter().find(|c| &c.container == container) {
-                None => return CheckpointSeen::InProgress { bytes: in_progress },
-                Some(c) if c.state == "failed" => {
-                    return CheckpointSeen::Failed(format!("container {container}: {}", c.error));
-                }
-                Some(c) if c.state == "staged" => {
-                    staged.bytes += c.bytes;
-                    staged.files += c.files;
-                    staged.copy_nanos += c.duration_nanos;
-                    staged.dirs.push(c.dir.clone());
-                    in_progress += c.bytes;
-                }
-                Some(c) => in_progress += c.bytes,
-            }
-        }
-        if staged.dirs.len() == wanted.len() {
-            CheckpointSeen::Staged(staged)
-        } else {
-            CheckpointSeen::InProgress { bytes: in_progress }
-        }
+        staging_seen(m, &entry.error, &entry.containers)
     }
 
     fn freeze_error(&self, m: &Migration) -> Option<String> {
@@ -168,10 +188,15 @@ impl PodRuntime for LocalPods {
     }
 
     fn checkpointed(&self, pod: &PodSeen) -> Vec<String> {
-        let path = pod.object["metadata"]["annotations"][CHECKPOINT_PATH_ANNOTATION]
-            .as_str()
-            .unwrap_or(DEFAULT_CHECKPOINT_PATH);
-        checkpointed_containers(&pod.object, path)
+        checkpointed_containers(&pod.object, checkpoint_path(&pod.object))
+    }
+
+    fn controlled(&self, _namespace: &str, _controller_uid: &str) -> Vec<PodSeen> {
+        Vec::new()
+    }
+
+    fn eviction_refused(&self, _m: &Migration) -> Option<String> {
+        None
     }
 
     fn act<'a>(
@@ -213,6 +238,11 @@ impl PodRuntime for LocalPods {
                     uid,
                 } => w.delete_pod_if(namespace, name, uid).await,
                 Effect::Measure { .. } => Ok(()),
+                Effect::Evict { .. } => {
+                    return Err(
+                        "the local runtime evicts nothing (no pod of it has a controller)".into(),
+                    );
+                }
             }
             .map_err(|e| e.to_string())
         })

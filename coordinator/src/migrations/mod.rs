@@ -1,13 +1,14 @@
 //! Pod migrations: the records (store kind `migrations`, one per migration, keyed by
 //! its id), the loop that steps each one through `aistor_core::migration::machine`,
-//! and the [`PodRuntime`] seam it observes and acts through — the local runtime here
-//! ([`local`]), Kubernetes next.
+//! and the [`PodRuntime`] seam it observes and acts through — the local runtime
+//! ([`local`]) or Kubernetes ([`kube`]).
 //!
 //! Every transition the machine makes is written to the store before its effects are
 //! carried out, and the machine decides from the world as observed, so a coordinator
 //! stopped at any point (or a new leader) resumes each migration from its stored phase.
 
 pub mod controller;
+pub mod kube;
 pub mod local;
 pub mod object;
 
@@ -34,6 +35,57 @@ pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
 
 pub use crate::config::MigrationConfig;
 
+/// The annotation of a `Migration` resource that holds the machine's record.
+pub const RECORD_ANNOTATION: &str = "aistor.io/migration-record";
+
+/// How the records are kept: the machine's JSON under the id (the coordinator's
+/// database), or `Migration` resources in the pod's namespace (Kubernetes, so a new
+/// leader resumes them and `kubectl get migrations` shows them) whose status is the
+/// readable view and whose [`RECORD_ANNOTATION`] holds the machine's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    Plain,
+    CustomResources,
+}
+
+impl Records {
+    fn key(self, m: &Migration) -> String {
+        match self {
+            Self::Plain => m.id.clone(),
+            Self::CustomResources => format!("{}/{}", m.request.namespace, m.id),
+        }
+    }
+
+    fn encode(self, m: &Migration) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Plain => serde_json::to_value(m),
+            Self::CustomResources => {
+                let mut object = object::to_object(m);
+                object.metadata.annotations =
+                    Some([(RECORD_ANNOTATION.to_owned(), serde_json::to_string(m)?)].into());
+                serde_json::to_value(object)
+            }
+        }
+    }
+
+    fn decode(self, body: serde_json::Value) -> Result<Migration, String> {
+        match self {
+            Self::Plain => serde_json::from_value(body).map_err(|e| e.to_string()),
+            Self::CustomResources => {
+                let record = body["metadata"]["annotations"][RECORD_ANNOTATION]
+                    .as_str()
+                    .ok_or_else(|| {
+                        format!(
+                            "it has no annotation {RECORD_ANNOTATION} (not made by aistor's API)"
+                        )
+                    })?;
+                serde_json::from_str(record)
+                    .map_err(|e| format!("annotation {RECORD_ANNOTATION}: {e}"))
+            }
+        }
+    }
+}
+
 /// Where the pods are: observe one, and act on it.
 pub trait PodRuntime: Send + Sync + std::fmt::Debug {
     /// The pod `namespace/name` as it is now (`None`: there is none).
@@ -46,6 +98,11 @@ pub trait PodRuntime: Send + Sync + std::fmt::Debug {
     fn claims_detached(&self, m: &Migration) -> bool;
     /// The containers of `pod` that mount its checkpoint path.
     fn checkpointed(&self, pod: &PodSeen) -> Vec<String>;
+    /// The pods in `namespace` that the controller with uid `controller_uid` controls
+    /// (only runtimes that evict through controllers have any).
+    fn controlled(&self, namespace: &str, controller_uid: &str) -> Vec<PodSeen>;
+    /// Why the last eviction of `m`'s source was refused, if it was.
+    fn eviction_refused(&self, m: &Migration) -> Option<String>;
     /// Carries out an effect other than a measurement (idempotent or uid-guarded).
     fn act<'a>(&'a self, m: &'a Migration, effect: &'a Effect)
     -> BoxFuture<'a, Result<(), String>>;
@@ -111,6 +168,7 @@ pub struct Migrations {
     view: LiveView,
     measurements: Measurements,
     runtime: Arc<dyn PodRuntime>,
+    records: Records,
     config: MigrationConfig,
     held: Arc<Mutex<BTreeMap<String, Held>>>,
     changed: Arc<Notify>,
@@ -123,8 +181,10 @@ pub struct Migrations {
 
 impl Migrations {
     /// Loads the stored migrations; an unreadable record is logged and left alone.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         store: Arc<dyn Store>,
+        records: Records,
         view: LiveView,
         measurements: Measurements,
         runtime: Arc<dyn PodRuntime>,
@@ -135,6 +195,7 @@ impl Migrations {
         let this = Self {
             metrics,
             starting: Arc::default(),
+            records,
             store,
             view,
             measurements,
@@ -144,7 +205,14 @@ impl Migrations {
             changed: Arc::default(),
             leader,
         };
-        this.reload().await?;
+        match this.reload().await {
+            Ok(()) => {}
+            // The API server may not answer yet; the loop reads them again when it leads.
+            Err(e) if records == Records::CustomResources => {
+                tracing::warn!(error = %e, "cannot read the Migration resources yet; reading them when leading")
+            }
+            Err(e) => return Err(e),
+        }
         Ok(this)
     }
 
@@ -160,10 +228,10 @@ impl Migrations {
     pub async fn reload(&self) -> Result<(), StoreError> {
         let mut loaded = BTreeMap::new();
         for object in crate::workloads::list_all(self.store.as_ref(), KIND).await? {
-            match serde_json::from_value::<Migration>(object.body) {
+            match self.records.decode(object.body) {
                 Ok(migration) => {
                     loaded.insert(
-                        object.key,
+                        migration.id.clone(),
                         Held {
                             migration,
                             generation: object.generation,
@@ -244,9 +312,12 @@ impl Migrations {
         let now = self.now();
         let id = format!("migration-{:08x}", crate::workloads::random_u64() as u32);
         let migration = Migration::new(id.clone(), request, self.config.settings.clone(), now);
-        let body = serde_json::to_value(&migration)
+        let body = self
+            .records
+            .encode(&migration)
             .map_err(|e| MigrationError::Invalid(format!("the migration cannot be stored: {e}")))?;
-        let stored = self.store.create(KIND, &id, body, now).await?;
+        let key = self.records.key(&migration);
+        let stored = self.store.create(KIND, &key, body, now).await?;
         self.held().insert(
             id,
             Held {
@@ -329,10 +400,35 @@ impl Migrations {
         }
     }
 
+    /// The nodes held for controllers' replacement pods: one per controller-owned
+    /// migration from its eviction until it ends (aistor's scheduler places the
+    /// controller's next pod there).
+    pub fn reservations(&self) -> Vec<aistor_core::placement::Reservation> {
+        self.held()
+            .values()
+            .filter_map(|h| h.migration.reservation())
+            .collect()
+    }
+
     /// What migration `m` sees now.
     async fn observe(&self, m: &Migration, slot_free: bool) -> World {
         let r = &m.request;
         let source = self.runtime.pod(&r.namespace, &r.pod);
+        // The source's controller, once recorded (or, before the start, as seen).
+        let controller_uid = match &m.source {
+            Some(s) => s.controller.as_ref().map(|c| c.uid.clone()),
+            None => source
+                .as_ref()
+                .and_then(|s| s.controller.as_ref())
+                .map(|c| c.uid.clone()),
+        };
+        let controlled = controller_uid
+            .map(|uid| self.runtime.controlled(&r.namespace, &uid))
+            .unwrap_or_default();
+        let target = match &m.source {
+            Some(s) if s.controller.is_some() => replacement(m, s, controlled.iter()),
+            _ => self.runtime.pod(&r.namespace, &m.target_name),
+        };
         let checkpointed = source
             .as_ref()
             .map(|s| self.runtime.checkpointed(s))
@@ -344,7 +440,9 @@ impl Migrations {
                 None => CheckpointSeen::Unknown,
             },
             source,
-            target: self.runtime.pod(&r.namespace, &m.target_name),
+            target,
+            siblings: controlled.into_iter().map(|p| p.uid).collect(),
+            eviction_refused: self.runtime.eviction_refused(m),
             target_node: self.node_seen(&r.target_node),
             checkpointed,
             measurement: self.measurement_seen(m).await,
@@ -355,14 +453,18 @@ impl Migrations {
 
     /// Writes `next` over `held` (refused if someone else changed it meanwhile).
     async fn save(&self, held: &Held, next: Migration) -> Result<Held, StoreError> {
-        let body = serde_json::to_value(&next).map_err(|e| StoreError::InvalidBody {
-            kind: KIND,
-            key: next.id.clone(),
-            reason: e.to_string(),
-        })?;
+        let key = self.records.key(&next);
+        let body = self
+            .records
+            .encode(&next)
+            .map_err(|e| StoreError::InvalidBody {
+                kind: KIND,
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
         let stored = self
             .store
-            .update(KIND, &next.id, held.generation, body, self.now())
+            .update(KIND, &key, held.generation, body, self.now())
             .await?;
         let saved = Held {
             migration: next,
@@ -530,19 +632,25 @@ impl Migrations {
 
     /// Deletes the oldest finished records past [`KEEP_FINISHED`].
     async fn forget_old(&self) {
-        let mut finished: Vec<(u64, String)> = self
+        let mut finished: Vec<(u64, String, String)> = self
             .held()
             .values()
             .filter(|h| h.migration.phase.is_final())
-            .map(|h| (h.migration.created_unix_nanos, h.migration.id.clone()))
+            .map(|h| {
+                (
+                    h.migration.created_unix_nanos,
+                    h.migration.id.clone(),
+                    self.records.key(&h.migration),
+                )
+            })
             .collect();
         if finished.len() <= KEEP_FINISHED {
             return;
         }
         finished.sort();
         let excess = finished.len() - KEEP_FINISHED;
-        for (_, id) in finished.into_iter().take(excess) {
-            match self.store.delete(KIND, &id, None).await {
+        for (_, id, key) in finished.into_iter().take(excess) {
+            match self.store.delete(KIND, &key, None).await {
                 Ok(()) | Err(StoreError::NotFound { .. }) => {
                     self.held().remove(&id);
                 }
@@ -552,6 +660,26 @@ impl Migrations {
             }
         }
     }
+}
+
+/// The controller's replacement for `source`: a pod it controls that is neither the
+/// source nor one it had when the migration started, and is not being deleted; the one
+/// already chosen first, then one on the target node.
+fn replacement<'a>(
+    m: &Migration,
+    source: &aistor_core::migration::machine::Source,
+    controlled: impl Iterator<Item = &'a PodSeen>,
+) -> Option<PodSeen> {
+    let mut candidates: Vec<&PodSeen> = controlled
+        .filter(|p| p.uid != source.uid && !source.siblings.contains(&p.uid) && !p.terminating)
+        .collect();
+    candidates.sort_by_key(|p| {
+        (
+            m.target_uid.as_deref() != Some(p.uid.as_str()),
+            p.node.as_deref() != Some(m.request.target_node.as_str()),
+        )
+    });
+    candidates.first().map(|p| (*p).clone())
 }
 
 /// Aggregates over `all`: savings only over completed migrations measured before and

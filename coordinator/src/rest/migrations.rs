@@ -172,6 +172,23 @@ struct MigrationDetails {
     /// From the start of the migration to the target's Ready.
     time_to_resume_seconds: Option<f64>,
     cancel_requested: bool,
+    /// Kubernetes: the controller a controller-owned source is evicted through
+    /// (`ReplicaSet/web-abc`); its replacement is the new pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    controller: Option<String>,
+    /// The node held for that controller's replacement while the migration waits for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation: Option<ReservationView>,
+    /// Why the last eviction was refused (a disruption budget), while it is asked again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eviction_refused: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ReservationView {
+    node: String,
+    /// The uid of the controller whose next pod goes to `node`.
+    owner_uid: String,
 }
 
 /// The original's response object.
@@ -291,6 +308,12 @@ fn view(m: &Migration) -> MigrationView {
             downtime_seconds: m.downtime_nanos().map(seconds),
             time_to_resume_seconds: m.time_to_resume_nanos().map(seconds),
             cancel_requested: m.cancel_requested,
+            controller: m.controller().map(|c| format!("{}/{}", c.kind, c.name)),
+            reservation: m.reservation().map(|r| ReservationView {
+                node: r.node,
+                owner_uid: r.owner_uid,
+            }),
+            eviction_refused: m.eviction_refused.clone(),
         },
     }
 }

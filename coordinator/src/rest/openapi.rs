@@ -64,6 +64,9 @@ const BEARER: &str = "bearer";
         super::migrations::status,
         super::migrations::cancel,
         super::migrations::totals,
+        super::placements::explain,
+        super::placements::show_config,
+        super::placements::apply_config,
     ),
     tags(
         (name = "health", description = "Liveness, leadership and the coordinator's own metrics"),
@@ -73,6 +76,7 @@ const BEARER: &str = "bearer";
         (name = "measurements", description = "Measurement runs on a pod, container or cgroup"),
         (name = "autoscaling", description = "Autoscalers (the original system's API; also at /api/v1/autoscalers)"),
         (name = "migrations", description = "Pod migrations (the original system's API; also under /api/migrations and /api/metrics)"),
+        (name = "placements", description = "Where aistor would place a pod and why, and the AIStorageConfig in force"),
         (name = "openapi", description = "This document"),
     ),
     modifiers(&Shared),

@@ -11,7 +11,7 @@
 //! it changed.
 
 use super::{ListOptions, Object, Page, Store, StoreError, check_list};
-use crate::k8s::crd::Autoscaler;
+use crate::k8s::crd::{Autoscaler, Migration};
 use futures::future::BoxFuture;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
@@ -23,6 +23,8 @@ fn resource_of(kind: &'static str) -> Result<ApiResource, StoreError> {
     match kind {
         // The kind name the autoscalers are stored under (`autoscalers::AUTOSCALERS`).
         "autoscalers" => Ok(ApiResource::erase::<Autoscaler>(&())),
+        // `migrations::KIND`.
+        "migrations" => Ok(ApiResource::erase::<Migration>(&())),
         _ => Err(StoreError::InvalidKind {
             kind,
             reason: "not kept in the cluster (only kinds with an aistor.io custom resource are)"

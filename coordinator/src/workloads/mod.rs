@@ -8,6 +8,7 @@
 //! The Deployment controller ([`controller`]) runs the pure steps of
 //! `aistor_core::workload` over the same state.
 
+mod candidates;
 pub mod controller;
 pub mod status;
 
@@ -156,6 +157,8 @@ pub struct Workloads {
     state: Arc<Mutex<State>>,
     /// Wakes the controller: an object or an observed pod changed.
     changed: Arc<Notify>,
+    /// Places pods applied without a node (set by the composition root).
+    placement: Arc<std::sync::OnceLock<crate::placement::Placement>>,
 }
 
 fn key(namespace: &str, name: &str) -> String {
@@ -302,6 +305,7 @@ impl Workloads {
             view,
             state: Arc::new(Mutex::new(state)),
             changed: Arc::new(Notify::new()),
+            placement: Arc::default(),
         })
     }
 
@@ -604,8 +608,14 @@ impl Workloads {
         Ok(())
     }
 
-    /// The node for a new pod: the one it names, else the only ready node running the
-    /// local runtime, else such a node with the fewest pods of ours. `None` when none is.
+    /// Pods applied without a node are placed by aistor's placement core from now on.
+    pub fn set_placement(&self, placement: crate::placement::Placement) {
+        let _ = self.placement.set(placement);
+    }
+
+    /// The node for a new pod: the one it names; else the placement core's choice among
+    /// the ready nodes running the local runtime (without one set: such a node with the
+    /// fewest pods of ours). `None` when none can take it.
     fn place(&self, object: &Value) -> Option<String> {
         if let Some(node) = object["spec"]["nodeName"]
             .as_str()
@@ -613,6 +623,23 @@ impl Workloads {
         {
             return Some(node.to_owned());
         }
+        if let Some(placement) = self.placement.get() {
+            return self.place_by(placement, object);
+        }
+        let ready = self.runtime_nodes_ready();
+        let state = self.state();
+        ready.into_iter().min_by_key(|n| {
+            let count = state
+                .pods
+                .values()
+                .filter(|p| p.node.as_deref() == Some(n.as_str()))
+                .count();
+            (count, n.clone())
+        })
+    }
+
+    /// Ready nodes whose agent is connected and runs the local runtime.
+    fn runtime_nodes_ready(&self) -> Vec<String> {
         let ready: Vec<String> = self
             .view
             .node_names(None)
@@ -623,18 +650,10 @@ impl Workloads {
             })
             .collect();
         let state = self.state();
-        let ready: Vec<String> = ready
+        ready
             .into_iter()
             .filter(|n| state.runtime_nodes.contains(n))
-            .collect();
-        ready.into_iter().min_by_key(|n| {
-            let count = state
-                .pods
-                .values()
-                .filter(|p| p.node.as_deref() == Some(n.as_str()))
-                .count();
-            (count, n.clone())
-        })
+            .collect()
     }
 
     fn send_run(&self, entry: &PodEntry) {

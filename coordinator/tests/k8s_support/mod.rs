@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod agent;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -21,6 +21,8 @@ pub struct Coordinator {
     pub http: SocketAddr,
     /// Where agents connect (`grpc` unless they have a listener of their own).
     pub agents: SocketAddr,
+    /// The scheduler extender's listener, when configured.
+    pub extender: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), aistor_coordinator::Error>>>,
     _data: tempfile::TempDir,
@@ -56,6 +58,7 @@ impl Coordinator {
             grpc: bound.grpc,
             http: bound.http,
             agents: bound.agents,
+            extender: bound.extender,
             stop: Some(stop),
             task: Some(task),
             _data: data,

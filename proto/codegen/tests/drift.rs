@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "aistor/v1/workloads.proto",
     "aistor/v1/autoscalers.proto",
     "aistor/v1/migrations.proto",
+    "aistor/v1/placement.proto",
     "aistor/v1/agent.proto",
     "aistor/v1/cluster.proto",
 ];

@@ -3339,6 +3339,499 @@ pub mod migration_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExplainPlacementRequest {
+    /// A Pod manifest (Kubernetes JSON); takes precedence over namespace/name.
+    #[prost(bytes = "vec", tag = "1")]
+    pub pod_json: ::prost::alloc::vec::Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub namespace: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub name: ::prost::alloc::string::String,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PlacementExplanation {
+    /// The decision as JSON: chosen node, unschedulable message, weights, and per node
+    /// its total, rejections (filter, reason) and scores (plugin, weight, raw, max,
+    /// normalised, parts), the same document as the REST API's.
+    #[prost(bytes = "vec", tag = "1")]
+    pub explanation_json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPlacementConfigRequest {}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PlacementConfig {
+    /// `defaults`, `AIStorageConfig keti/default (resourceVersion 12)`, ...
+    #[prost(string, tag = "1")]
+    pub source: ::prost::alloc::string::String,
+    /// The AIStorageConfig document applied last (empty for the defaults).
+    #[prost(bytes = "vec", tag = "2")]
+    pub document_json: ::prost::alloc::vec::Vec<u8>,
+}
+#[derive(serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ApplyPlacementConfigRequest {
+    #[prost(string, tag = "1")]
+    pub document: ::prost::alloc::string::String,
+}
+/// Generated client implementations.
+pub mod placement_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Placement: where aistor would put a pod and why (every node with each filter's
+    /// reason and each plugin's score), and the AIStorageConfig placement follows. The same
+    /// as the REST API's `/api/v1/placements/*`.
+    #[derive(Debug, Clone)]
+    pub struct PlacementServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> PlacementServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> PlacementServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            PlacementServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Ranks the nodes for a pod without binding it: a manifest (`pod_json`), or a pod
+        /// the coordinator knows (`namespace` and `name`). INVALID_ARGUMENT naming what is
+        /// wrong with the manifest; NOT_FOUND for an unknown pod.
+        pub async fn explain(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ExplainPlacementRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PlacementExplanation>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.PlacementService/Explain",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.PlacementService", "Explain"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The configuration in force and where it came from.
+        pub async fn get_config(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetPlacementConfigRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PlacementConfig>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.PlacementService/GetConfig",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.PlacementService", "GetConfig"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Puts an AIStorageConfig document (YAML or JSON) in force, standalone (on a cluster
+        /// the resource itself is followed: FAILED_PRECONDITION). INVALID_ARGUMENT naming the
+        /// field; the configuration in force stays.
+        pub async fn apply_config(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ApplyPlacementConfigRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PlacementConfig>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/aistor.v1.PlacementService/ApplyConfig",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("aistor.v1.PlacementService", "ApplyConfig"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod placement_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with PlacementServiceServer.
+    #[async_trait]
+    pub trait PlacementService: std::marker::Send + std::marker::Sync + 'static {
+        /// Ranks the nodes for a pod without binding it: a manifest (`pod_json`), or a pod
+        /// the coordinator knows (`namespace` and `name`). INVALID_ARGUMENT naming what is
+        /// wrong with the manifest; NOT_FOUND for an unknown pod.
+        async fn explain(
+            &self,
+            request: tonic::Request<super::ExplainPlacementRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PlacementExplanation>,
+            tonic::Status,
+        >;
+        /// The configuration in force and where it came from.
+        async fn get_config(
+            &self,
+            request: tonic::Request<super::GetPlacementConfigRequest>,
+        ) -> std::result::Result<tonic::Response<super::PlacementConfig>, tonic::Status>;
+        /// Puts an AIStorageConfig document (YAML or JSON) in force, standalone (on a cluster
+        /// the resource itself is followed: FAILED_PRECONDITION). INVALID_ARGUMENT naming the
+        /// field; the configuration in force stays.
+        async fn apply_config(
+            &self,
+            request: tonic::Request<super::ApplyPlacementConfigRequest>,
+        ) -> std::result::Result<tonic::Response<super::PlacementConfig>, tonic::Status>;
+    }
+    /// Placement: where aistor would put a pod and why (every node with each filter's
+    /// reason and each plugin's score), and the AIStorageConfig placement follows. The same
+    /// as the REST API's `/api/v1/placements/*`.
+    #[derive(Debug)]
+    pub struct PlacementServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> PlacementServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for PlacementServiceServer<T>
+    where
+        T: PlacementService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/aistor.v1.PlacementService/Explain" => {
+                    #[allow(non_camel_case_types)]
+                    struct ExplainSvc<T: PlacementService>(pub Arc<T>);
+                    impl<
+                        T: PlacementService,
+                    > tonic::server::UnaryService<super::ExplainPlacementRequest>
+                    for ExplainSvc<T> {
+                        type Response = super::PlacementExplanation;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ExplainPlacementRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as PlacementService>::explain(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ExplainSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.PlacementService/GetConfig" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetConfigSvc<T: PlacementService>(pub Arc<T>);
+                    impl<
+                        T: PlacementService,
+                    > tonic::server::UnaryService<super::GetPlacementConfigRequest>
+                    for GetConfigSvc<T> {
+                        type Response = super::PlacementConfig;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetPlacementConfigRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as PlacementService>::get_config(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetConfigSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/aistor.v1.PlacementService/ApplyConfig" => {
+                    #[allow(non_camel_case_types)]
+                    struct ApplyConfigSvc<T: PlacementService>(pub Arc<T>);
+                    impl<
+                        T: PlacementService,
+                    > tonic::server::UnaryService<super::ApplyPlacementConfigRequest>
+                    for ApplyConfigSvc<T> {
+                        type Response = super::PlacementConfig;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ApplyPlacementConfigRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as PlacementService>::apply_config(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ApplyConfigSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for PlacementServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "aistor.v1.PlacementService";
+    impl<T> tonic::server::NamedService for PlacementServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
 /// One collection on one node.
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -13,9 +13,19 @@
 //! only one node may mount): measure, checkpoint, delete the source, wait for its volumes
 //! to be free, create the target; a failure after the source is gone puts the pod back on
 //! its source node, restored from the same checkpoint, so no pod is ever lost.
+//!
+//! A pod a controller owns (Kubernetes: a ReplicaSet's, a StatefulSet's) is not
+//! re-created by the migration, which would fight the controller: it is evicted through
+//! the Eviction API (its disruption budget may refuse; the eviction is asked again until
+//! the timeout), and the controller's replacement (its next pod, not one of the pods it
+//! had when the migration started) is held to the target node by a [`Reservation`]
+//! that aistor's scheduler honours; the migration then waits for that pod to be Ready.
+//! Nothing is rolled back once the source is evicted: the controller keeps the pod
+//! count, and its replacement is then placed without the reservation.
 
 use super::plan::{Action, Plan, PlanInput, Refused, Strategy, plan};
-use super::target::{TargetSpec, rollback_pod, target_name, target_pod};
+use super::target::{Controller, TargetSpec, rollback_pod, target_name, target_pod};
+use crate::placement::Reservation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,6 +47,8 @@ pub enum Phase {
     Pending,
     MeasuringSource,
     Checkpointing,
+    /// A controller-owned source: evicting it (retried while its budget refuses).
+    Evicting,
     Freezing,
     CreatingTarget,
     WaitingReady,
@@ -72,6 +84,7 @@ impl Phase {
             Self::Pending => "pending",
             Self::MeasuringSource => "measuring_source",
             Self::Checkpointing => "checkpointing",
+            Self::Evicting => "evicting",
             Self::Freezing => "freezing",
             Self::CreatingTarget => "creating_target",
             Self::WaitingReady => "waiting_ready",
@@ -194,6 +207,13 @@ pub struct Source {
     pub uid: String,
     /// The Pod (JSON), status removed: what the target and a rollback are made from.
     pub pod: Value,
+    /// The controller it is evicted through; `None`: the migration re-creates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<Controller>,
+    /// The uids of the controller's other pods when the migration started (none of
+    /// them is the replacement).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub siblings: Vec<String>,
 }
 
 /// One migration, as stored.
@@ -225,6 +245,9 @@ pub struct Migration {
     pub steps: Vec<StepRecord>,
     pub cancel_requested: bool,
     pub rollback: Option<Rollback>,
+    /// Why the last eviction was refused (a disruption budget), while it is retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction_refused: Option<String>,
 }
 
 impl Migration {
@@ -265,6 +288,7 @@ impl Migration {
             }],
             cancel_requested: false,
             rollback: None,
+            eviction_refused: None,
         }
     }
 
@@ -275,6 +299,27 @@ impl Migration {
 
     pub fn strategy(&self) -> Option<&Strategy> {
         self.plan.as_ref().map(|p| &p.strategy)
+    }
+
+    /// The controller the source is evicted through, if it is.
+    pub fn controller(&self) -> Option<&Controller> {
+        self.source.as_ref()?.controller.as_ref()
+    }
+
+    /// The node this migration holds for its controller's replacement pod: from the
+    /// eviction until it ends, unless it is rolling back.
+    pub fn reservation(&self) -> Option<Reservation> {
+        let controller = self.controller()?;
+        matches!(
+            self.phase,
+            Phase::Evicting | Phase::WaitingReady | Phase::MeasuringTarget
+        )
+        .then(|| Reservation {
+            migration_id: self.id.clone(),
+            namespace: self.request.namespace.clone(),
+            owner_uid: controller.uid.clone(),
+            node: self.request.target_node.clone(),
+        })
     }
 
     fn break_before_make(&self) -> bool {
@@ -444,6 +489,8 @@ pub struct PodSeen {
     pub object: Value,
     /// The planner's view of it (`checkpoint_staged` is decided by the machine).
     pub plan_input: PlanInput,
+    /// The controller the runtime evicts it through (`None`: the migration moves it).
+    pub controller: Option<Controller>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -478,8 +525,15 @@ pub struct World {
     pub slot_free: bool,
     /// The pod named in the request (whatever its uid).
     pub source: Option<PodSeen>,
-    /// The pod named [`Migration::target_name`].
+    /// The pod named [`Migration::target_name`]; for a controller-owned source, the
+    /// controller's replacement: a pod it controls that is neither the source nor one
+    /// of [`Source::siblings`].
     pub target: Option<PodSeen>,
+    /// The uids of the other pods the source's controller controls now (read when the
+    /// migration starts).
+    pub siblings: Vec<String>,
+    /// Why the last eviction of the source was refused, if it was.
+    pub eviction_refused: Option<String>,
     pub target_node: NodeSeen,
     /// The source's containers that mount its checkpoint path.
     pub checkpointed: Vec<String>,
@@ -528,6 +582,13 @@ pub enum Effect {
         name: String,
         uid: String,
     },
+    /// Evict the pod through the Eviction API if it still has this uid (its
+    /// disruption budget may refuse: [`World::eviction_refused`]).
+    Evict {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
 }
 
 /// One step: the next record and what to do.
@@ -547,6 +608,7 @@ pub fn step(m: &Migration, w: &World, now: u64) -> (Migration, Vec<Effect>) {
             None => match m.phase {
                 Phase::MeasuringSource => measuring_source(&mut n, w, now),
                 Phase::Checkpointing => checkpointing(&mut n, w, now),
+                Phase::Evicting => evicting(&mut n, w, now),
                 Phase::Freezing => freezing(&mut n, w, now),
                 Phase::DeletingSource => deleting_source(&mut n, w, now),
                 Phase::WaitingDetach => waiting_detach(&mut n, w, now),
@@ -642,9 +704,23 @@ fn pending(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
     if let Some(object) = pod.as_object_mut() {
         object.remove("status");
     }
+    let siblings = match &source.controller {
+        Some(_) => {
+            // The controller makes the new pod, under a name of its own.
+            n.target_name = String::new();
+            w.siblings
+                .iter()
+                .filter(|u| **u != source.uid)
+                .cloned()
+                .collect()
+        }
+        None => Vec::new(),
+    };
     n.source = Some(Source {
         uid: source.uid.clone(),
         pod,
+        controller: source.controller.clone(),
+        siblings,
     });
     if checkpointing {
         n.checkpoint = Some(Checkpoint {
@@ -755,6 +831,14 @@ fn after_measuring_source(n: &mut Migration, w: &World, now: u64) -> Vec<Effect>
 }
 
 fn after_checkpoint(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
+    if let Some(c) = n.controller() {
+        let message = format!(
+            "evicting the source; its controller {}/{} makes the replacement",
+            c.kind, c.name
+        );
+        n.enter(Phase::Evicting, now, message);
+        return evicting(n, w, now);
+    }
     if n.break_before_make() {
         n.enter(
             Phase::DeletingSource,
@@ -842,6 +926,33 @@ fn checkpointing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
     vec![effect]
 }
 
+fn evicting(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
+    if source_gone(n, w) || w.source.as_ref().is_some_and(|s| s.terminating) {
+        n.source_deleted_unix_nanos = n.source_deleted_unix_nanos.or(Some(now));
+        n.eviction_refused = None;
+        let message = format!(
+            "the source was evicted; waiting for its controller's replacement to be Ready on {}",
+            n.request.target_node
+        );
+        n.enter(Phase::WaitingReady, now, message);
+        return waiting_ready(n, w, now);
+    }
+    if let Some(reason) = &w.eviction_refused
+        && n.eviction_refused.as_ref() != Some(reason)
+    {
+        n.eviction_refused = Some(reason.clone());
+        n.message = format!("the eviction was refused; asking again until the timeout: {reason}");
+    }
+    if !n.due(now, "evict") {
+        return Vec::new();
+    }
+    vec![Effect::Evict {
+        namespace: n.request.namespace.clone(),
+        name: n.request.pod.clone(),
+        uid: n.source.as_ref().map(|s| s.uid.clone()).unwrap_or_default(),
+    }]
+}
+
 fn freezing(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
     if source_gone(n, w) {
         n.fail(now, "the source pod was deleted during the migration");
@@ -915,6 +1026,19 @@ fn creating_target(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
 }
 
 fn waiting_ready(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
+    if n.controller().is_some() {
+        // Until the controller makes its pod there is nothing to wait on but it.
+        let Some(target) = &w.target else {
+            return Vec::new();
+        };
+        if n.target_uid.as_deref() != Some(target.uid.as_str()) {
+            n.target_uid = Some(target.uid.clone());
+            n.target_name = target.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    }
     let Some(target) = &w.target else {
         let reason = format!("the target pod {} disappeared", n.target_name);
         n.roll_back(now, reason, false);
@@ -929,7 +1053,7 @@ fn waiting_ready(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         return Vec::new();
     }
     n.target_ready_unix_nanos = Some(now);
-    if n.break_before_make() {
+    if n.break_before_make() || n.controller().is_some() {
         return enter_measuring_target(n, w, now);
     }
     n.enter(
@@ -1024,6 +1148,26 @@ fn rolling_back(n: &mut Migration, w: &World, now: u64) -> Vec<Effect> {
         n.fail(now, "rolling back without a reason on record");
         return Vec::new();
     };
+    if n.controller().is_some() {
+        // The controller's pods are its own: nothing to delete, nothing to put back.
+        let outcome = if n.source_deleted_unix_nanos.is_some() {
+            "; the source was evicted: its controller's replacement is placed without the reservation"
+        } else {
+            "; the source was not evicted"
+        };
+        let refused = n
+            .eviction_refused
+            .as_ref()
+            .map(|r| format!(" (the last eviction was refused: {r})"))
+            .unwrap_or_default();
+        let message = format!("{}{refused}{outcome}", rollback.reason);
+        if rollback.cancelled {
+            n.enter(Phase::Cancelled, now, message);
+        } else {
+            n.fail(now, message);
+        }
+        return Vec::new();
+    }
     if let Some(target) = &w.target {
         if !n.due(now, "delete target") {
             return Vec::new();
@@ -1158,6 +1302,7 @@ mod tests {
                 single_node_claims: vec![],
                 checkpoint_staged: false,
             },
+            controller: None,
         }
     }
 
@@ -1184,6 +1329,12 @@ mod tests {
         strategy_bbm: bool,
         /// No freeze: source and target overlap by design.
         overlap: bool,
+        /// The source is a controller's (ReplicaSet rs-1, with sibling u-sib).
+        controlled: bool,
+        /// Evictions the disruption budget still refuses (`u32::MAX`: all).
+        refusals: u32,
+        refused: Option<String>,
+        evicted_at: Option<u64>,
     }
 
     impl Sim {
@@ -1205,7 +1356,25 @@ mod tests {
                 log: Vec::new(),
                 strategy_bbm: false,
                 overlap: false,
+                controlled: false,
+                refusals: 0,
+                refused: None,
+                evicted_at: None,
             }
+        }
+
+        fn controlled(refusals: u32) -> Self {
+            let mut sim = Self::new();
+            if let Some(s) = &mut sim.source {
+                s.controller = Some(Controller {
+                    kind: "ReplicaSet".into(),
+                    name: "tf-abc".into(),
+                    uid: "rs-1".into(),
+                });
+            }
+            sim.controlled = true;
+            sim.refusals = refusals;
+            sim
         }
 
         fn bbm() -> Self {
@@ -1256,6 +1425,12 @@ mod tests {
             }
             World {
                 slot_free: true,
+                siblings: if self.controlled {
+                    vec!["u-src".into(), "u-sib".into()]
+                } else {
+                    vec![]
+                },
+                eviction_refused: self.refused.clone(),
                 source: self.source.clone(),
                 target,
                 target_node: self.node,
@@ -1268,6 +1443,13 @@ mod tests {
         }
 
         fn tick(&mut self, now: u64) {
+            // The controller replaces an evicted pod a second later.
+            if self.evicted_at.is_some_and(|t| now >= t + S) && self.target.is_none() {
+                let mut replacement = pod("tf-x7k2p", "u-rep", "w2");
+                replacement.ready = false;
+                self.target = Some(replacement);
+                self.target_ready_after = now + 2 * S;
+            }
             if let Some(t) = &mut self.target
                 && self.target_fails.is_none()
                 && now >= self.target_ready_after
@@ -1324,6 +1506,20 @@ mod tests {
                         self.target_ready_after = now + 2 * S;
                     }
                 }
+                Effect::Evict { name, uid, .. } => {
+                    self.log.push(format!("evict {name}"));
+                    assert_eq!(uid, "u-src");
+                    if self.refusals > 0 {
+                        self.refusals = self
+                            .refusals
+                            .saturating_sub(u32::from(self.refusals != u32::MAX));
+                        self.refused = Some("refused by disruption budget tf-pdb".into());
+                    } else if self.source.is_some() {
+                        self.source = None;
+                        self.refused = None;
+                        self.evicted_at = Some(now);
+                    }
+                }
                 Effect::DeletePod { name, uid, .. } => {
                     self.log.push(format!("delete {name}"));
                     if self.source.as_ref().is_some_and(|s| &s.uid == uid) {
@@ -1340,6 +1536,17 @@ mod tests {
         }
 
         fn check_invariants_before(&self, m: &Migration, effect: &Effect) {
+            if self.controlled {
+                assert!(
+                    matches!(
+                        effect,
+                        Effect::Evict { .. }
+                            | Effect::Measure { .. }
+                            | Effect::StageCheckpoint { .. }
+                    ),
+                    "a controller-owned pod is only evicted, never created, frozen or deleted: {effect:?}"
+                );
+            }
             if let Effect::DeletePod { uid, .. } = effect
                 && uid == "u-src"
                 && !self.strategy_bbm
@@ -2167,5 +2374,154 @@ mod tests {
         );
         assert_eq!(m.deadline_unix_nanos, T0 + 600 * S);
         assert_eq!(m.target_name, "tf-m");
+    }
+
+    #[test]
+    fn a_controller_owned_pod_is_evicted_and_its_controllers_replacement_awaited() {
+        let mut sim = Sim::controlled(0);
+        let (evicting, _) = until_phase(new(true, 3), &mut sim, Phase::Evicting);
+        let source = evicting.source.as_ref().unwrap();
+        assert_eq!(source.controller.as_ref().unwrap().uid, "rs-1");
+        // The source itself is not its own sibling.
+        assert_eq!(source.siblings, ["u-sib"]);
+        assert_eq!(evicting.target_name, "", "the controller names its pod");
+        assert_eq!(
+            evicting.reservation(),
+            Some(Reservation {
+                migration_id: "migration-1a2b3c4d".into(),
+                namespace: "ai".into(),
+                owner_uid: "rs-1".into(),
+                node: "w2".into(),
+            })
+        );
+        let mut sim = Sim::controlled(0);
+        let m = run(new(true, 3), &mut sim, None);
+        assert_eq!(
+            phases(&m),
+            [
+                "pending",
+                "measuring_source",
+                "checkpointing",
+                "evicting",
+                "waiting_ready",
+                "measuring_target",
+                "completed"
+            ]
+        );
+        assert_eq!(
+            sim.log,
+            [
+                "measure tf",
+                "stage migration-1a2b3c4d-1",
+                "evict tf",
+                "measure tf-x7k2p"
+            ]
+        );
+        assert_eq!(m.target_name, "tf-x7k2p");
+        assert_eq!(m.target_uid.as_deref(), Some("u-rep"));
+        // Evicted, then Ready 3 s later (1 s to be made, 2 s to start).
+        assert_eq!(m.downtime_nanos(), Some(3 * S));
+        assert_eq!(m.reservation(), None, "a completed migration holds nothing");
+        assert_eq!(m.after.cpu_cores, Some(1.8));
+    }
+
+    #[test]
+    fn a_refused_eviction_is_asked_again_with_the_reason_on_record() {
+        let mut sim = Sim::controlled(2);
+        let (m, mut now) = until_phase(new(false, 0), &mut sim, Phase::Evicting);
+        let mut m = m;
+        let mut messages = Vec::new();
+        for _ in 0..100 {
+            if m.phase != Phase::Evicting {
+                break;
+            }
+            sim.tick(now);
+            let (mut next, effects) = step(&m, &sim.world(&m, now), now);
+            for e in &effects {
+                sim.apply(&mut next, e, now);
+            }
+            messages.push(next.message.clone());
+            m = next;
+            now += S;
+        }
+        assert_eq!(m.phase, Phase::WaitingReady, "{m:#?}");
+        assert_eq!(sim.log.iter().filter(|l| *l == "evict tf").count(), 3);
+        assert!(
+            messages.iter().any(|msg| msg
+                == "the eviction was refused; asking again until the timeout: refused by disruption budget tf-pdb"),
+            "{messages:?}"
+        );
+        // Asked again only after the resend interval, not every step.
+        assert!(
+            messages.len() as u64 >= 2 * RESEND_AFTER_NANOS / S,
+            "{messages:?}"
+        );
+        assert_eq!(m.eviction_refused, None, "cleared once evicted");
+        assert_eq!(run(m, &mut sim, None).phase, Phase::Completed);
+    }
+
+    #[test]
+    fn a_budget_that_never_allows_fails_the_migration_at_its_timeout_with_the_pod_in_place() {
+        let mut sim = Sim::controlled(u32::MAX);
+        let m = run(new(false, 0), &mut sim, None);
+        assert_eq!(m.phase, Phase::Failed);
+        let error = m.error.as_deref().unwrap();
+        assert!(
+            error.starts_with("timed out after 300 s while evicting"),
+            "{error}"
+        );
+        assert!(
+            error.ends_with(
+                "(the last eviction was refused: refused by disruption budget tf-pdb); the source was not evicted"
+            ),
+            "{error}"
+        );
+        assert!(sim.source.is_some(), "the pod stays where it was");
+        assert!(sim.target.is_none());
+        assert_eq!(m.reservation(), None);
+    }
+
+    #[test]
+    fn a_failed_replacement_is_left_to_its_controller_and_a_cancel_before_eviction_ends_it() {
+        let mut sim = Sim::controlled(0);
+        sim.target_fails = Some("ImagePullBackOff".into());
+        let m = run(new(false, 0), &mut sim, None);
+        assert_eq!(m.phase, Phase::Failed);
+        assert_eq!(
+            m.error.as_deref(),
+            Some(
+                "the target pod tf-x7k2p failed: ImagePullBackOff; the source was evicted: its controller's replacement is placed without the reservation"
+            )
+        );
+        assert!(sim.target.is_some(), "the controller's pod is not deleted");
+
+        let mut sim = Sim::controlled(u32::MAX);
+        let (mut m, now) = until_phase(new(false, 0), &mut sim, Phase::Evicting);
+        m.cancel().unwrap();
+        let (m, effects) = step(&m, &sim.world(&m, now), now);
+        assert!(effects.is_empty());
+        assert_eq!(m.phase, Phase::Cancelled);
+        assert!(
+            m.message.ends_with("the source was not evicted"),
+            "{}",
+            m.message
+        );
+    }
+
+    #[test]
+    fn a_record_from_before_controllers_reads_as_one_the_migration_moves() {
+        let m = new(true, 0);
+        let mut stored = serde_json::to_value(&m).unwrap();
+        stored.as_object_mut().unwrap().remove("eviction_refused");
+        let mut sim = Sim::new();
+        let (with_source, _) = until_phase(m, &mut sim, Phase::Checkpointing);
+        let mut old = serde_json::to_value(&with_source).unwrap();
+        old["source"].as_object_mut().unwrap().remove("controller");
+        old["source"].as_object_mut().unwrap().remove("siblings");
+        let read: Migration = serde_json::from_value(old).unwrap();
+        assert_eq!(read.controller(), None);
+        assert_eq!(read, with_source);
+        let read: Migration = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.eviction_refused, None);
     }
 }

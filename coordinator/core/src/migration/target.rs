@@ -23,6 +23,33 @@ pub const CONTROLLER_LABELS: [&str; 5] = [
     "apps.kubernetes.io/pod-index",
 ];
 
+/// The controller of a pod: its ownerReference with `controller: true`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Controller {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// The controller of `pod` (a Pod as JSON), if one controls it.
+pub fn controller_of(pod: &Value) -> Option<Controller> {
+    let owner = pod["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true)?;
+    let field = |f: &str| {
+        owner[f]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Some(Controller {
+        kind: field("kind")?,
+        name: field("name")?,
+        uid: field("uid")?,
+    })
+}
+
 /// What to build.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetSpec<'a> {
@@ -335,6 +362,37 @@ mod tests {
                 .get(MIGRATED_FROM_ANNOTATION)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_controller_is_the_owner_marked_controller() {
+        let with = |refs: Value| json!({"metadata": {"ownerReferences": refs}});
+        assert_eq!(
+            controller_of(&with(json!([
+                {"kind": "Node", "name": "n", "uid": "1"},
+                {"kind": "ReplicaSet", "name": "web-abc", "uid": "9", "controller": true}
+            ]))),
+            Some(Controller {
+                kind: "ReplicaSet".into(),
+                name: "web-abc".into(),
+                uid: "9".into()
+            })
+        );
+        // Owners that do not control it, or a controller without a uid, are none.
+        assert_eq!(
+            controller_of(&with(
+                json!([{"kind": "ReplicaSet", "name": "a", "uid": "9"}])
+            )),
+            None
+        );
+        assert_eq!(
+            controller_of(&with(json!([
+                {"kind": "ReplicaSet", "name": "a", "uid": "", "controller": true}
+            ]))),
+            None
+        );
+        assert_eq!(controller_of(&seed_pod()), None);
+        assert_eq!(controller_of(&json!({})), None);
     }
 
     #[test]

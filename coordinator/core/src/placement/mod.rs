@@ -49,6 +49,9 @@ pub use input::{
     Taint, TaintEffect, Toleration, TolerationOperator,
 };
 pub use io_pattern::TraitsFrom;
-pub use rank::{Decision, NodeVerdict, PluginScore, PodReading, Weight, WeightFrom, rank};
+pub use rank::{
+    Choice, Decision, NodeVerdict, PluginScore, PodReading, Weight, WeightFrom, choose,
+    nodes_to_find, rank,
+};
 pub use score::{Few, Part, Parts, PluginName, Scored};
 pub use storage_tier::StorageTier;

@@ -176,6 +176,124 @@ fn weights(config: &Config, policy: Option<&Policy>) -> Few<Weight, 4> {
     out
 }
 
+/// What every node is judged against, read from the pod, its policy and the
+/// configuration once per placement.
+struct Judge<'a> {
+    pod: &'a PodInput,
+    config: &'a Config,
+    now: Now,
+    weights: Few<Weight, 4>,
+    locality: LocalityFacts<'a>,
+    tier: TierFacts<'a>,
+    pattern: PatternFacts<'a>,
+    estimate: Estimate,
+}
+
+impl<'a> Judge<'a> {
+    fn new(pod: &'a PodInput, policy: Option<&'a Policy>, config: &'a Config, now: Now) -> Self {
+        Self {
+            pod,
+            config,
+            now,
+            weights: weights(config, policy),
+            locality: LocalityFacts::of(pod, policy),
+            tier: TierFacts::of(pod, policy),
+            pattern: PatternFacts::of(pod, policy, config),
+            estimate: estimate_pod(
+                pod.requests,
+                pod.limits,
+                config.headroom.estimated_scaling_factors,
+            ),
+        }
+    }
+
+    fn weight_of(&self, p: PluginName) -> Option<i64> {
+        self.weights
+            .iter()
+            .find(|w| w.plugin == p)
+            .map(|w| w.weight)
+    }
+
+    /// Every filter and every score on one node; the reasons it is rejected go to
+    /// `rejections` (empty: feasible). Returns the scores, the headroom and the total.
+    fn judge(
+        &self,
+        node: &NodeInput,
+        rejections: &mut Vec<Rejection>,
+    ) -> (Few<PluginScore, 4>, Option<HeadroomDetail>, f64) {
+        let (pod, config) = (self.pod, self.config);
+        filter::kubernetes(pod, node, rejections);
+        let mut scores = Few::<PluginScore, 4>::default();
+        let mut seed = |plugin, weight, rejection: Option<Rejection>, scored: Scored| {
+            rejections.extend(rejection);
+            scores.push(PluginScore {
+                plugin,
+                weight,
+                raw: scored.raw as f64,
+                max: scored.max as f64,
+                normalised: scored.normalised(),
+                parts: scored.parts,
+            });
+        };
+        if let Some(w) = self.weight_of(PluginName::DataLocalityAware) {
+            seed(
+                PluginName::DataLocalityAware,
+                w,
+                data_locality::filter(&self.locality, node),
+                data_locality::score(&self.locality, node, config),
+            );
+        }
+        if let Some(w) = self.weight_of(PluginName::StorageTierAware) {
+            seed(
+                PluginName::StorageTierAware,
+                w,
+                storage_tier::filter(&self.tier, node),
+                storage_tier::score(&self.tier, node, config),
+            );
+        }
+        if let Some(w) = self.weight_of(PluginName::IoPatternBased) {
+            seed(
+                PluginName::IoPatternBased,
+                w,
+                io_pattern::filter(&self.pattern, node),
+                io_pattern::score(&self.pattern, node, config),
+            );
+        }
+        let headroom = self.weight_of(PluginName::LiveHeadroom).map(|weight| {
+            let detail = headroom::assess(
+                self.estimate,
+                pod.requests.gpus,
+                node,
+                &config.headroom,
+                self.now,
+                rejections,
+            );
+            scores.push(PluginScore {
+                plugin: PluginName::LiveHeadroom,
+                weight,
+                raw: detail.score,
+                max: 100.0,
+                normalised: normalise(detail.score, 100.0),
+                parts: Parts::default(),
+            });
+            detail
+        });
+        let total = scores.iter().map(|s| s.weight as f64 * s.normalised).sum();
+        (scores, headroom, total)
+    }
+
+    fn reading(&self, policy_used: bool) -> PodReading {
+        PodReading {
+            policy_used,
+            data_locality_judges: self.locality.preprocessing,
+            io_pattern_judges: self.pattern.preprocessing,
+            traits: self.pattern.traits,
+            traits_from: self.pattern.traits_from,
+            estimate: self.estimate,
+        }
+    }
+}
+
 /// Ranks `nodes` for `pod`. `policy` is APOLLO's answer, `None` when there is none
 /// (every score takes its no-APOLLO branch). `now` dates the live figures.
 pub fn rank(
@@ -185,77 +303,12 @@ pub fn rank(
     config: &Config,
     now: Now,
 ) -> Decision {
-    let weights = weights(config, policy);
-    let weight_of = |p: PluginName| weights.iter().find(|w| w.plugin == p).map(|w| w.weight);
-    let locality = LocalityFacts::of(pod, policy);
-    let tier = TierFacts::of(pod, policy);
-    let pattern = PatternFacts::of(pod, policy, config);
-    let estimate = estimate_pod(
-        pod.requests,
-        pod.limits,
-        config.headroom.estimated_scaling_factors,
-    );
+    let judge = Judge::new(pod, policy, config, now);
     let mut verdicts: Vec<NodeVerdict> = nodes
         .iter()
         .map(|node| {
             let mut rejections = Vec::new();
-            filter::kubernetes(pod, node, &mut rejections);
-            let mut scores = Few::<PluginScore, 4>::default();
-            let mut seed = |plugin, weight, rejection: Option<Rejection>, scored: Scored| {
-                rejections.extend(rejection);
-                scores.push(PluginScore {
-                    plugin,
-                    weight,
-                    raw: scored.raw as f64,
-                    max: scored.max as f64,
-                    normalised: scored.normalised(),
-                    parts: scored.parts,
-                });
-            };
-            if let Some(w) = weight_of(PluginName::DataLocalityAware) {
-                seed(
-                    PluginName::DataLocalityAware,
-                    w,
-                    data_locality::filter(&locality, node),
-                    data_locality::score(&locality, node, config),
-                );
-            }
-            if let Some(w) = weight_of(PluginName::StorageTierAware) {
-                seed(
-                    PluginName::StorageTierAware,
-                    w,
-                    storage_tier::filter(&tier, node),
-                    storage_tier::score(&tier, node, config),
-                );
-            }
-            if let Some(w) = weight_of(PluginName::IoPatternBased) {
-                seed(
-                    PluginName::IoPatternBased,
-                    w,
-                    io_pattern::filter(&pattern, node),
-                    io_pattern::score(&pattern, node, config),
-                );
-            }
-            let headroom = weight_of(PluginName::LiveHeadroom).map(|weight| {
-                let detail = headroom::assess(
-                    estimate,
-                    pod.requests.gpus,
-                    node,
-                    &config.headroom,
-                    now,
-                    &mut rejections,
-                );
-                scores.push(PluginScore {
-                    plugin: PluginName::LiveHeadroom,
-                    weight,
-                    raw: detail.score,
-                    max: 100.0,
-                    normalised: normalise(detail.score, 100.0),
-                    parts: Parts::default(),
-                });
-                detail
-            });
-            let total = scores.iter().map(|s| s.weight as f64 * s.normalised).sum();
+            let (scores, headroom, total) = judge.judge(node, &mut rejections);
             NodeVerdict {
                 name: node.name.clone(),
                 rejections,
@@ -282,47 +335,132 @@ pub fn rank(
         .first()
         .filter(|v| v.feasible())
         .map(|v| v.name.clone());
-    let unschedulable = chosen.is_none().then(|| unschedulable_message(&verdicts));
+    let unschedulable = chosen.is_none().then(|| {
+        let mut counts = ReasonCounts::default();
+        for v in &verdicts {
+            counts.add(&v.rejections);
+        }
+        counts.message(verdicts.len())
+    });
     Decision {
         nodes: verdicts,
         chosen,
         feasible,
-        weights,
-        pod: PodReading {
-            policy_used: policy.is_some(),
-            data_locality_judges: locality.preprocessing,
-            io_pattern_judges: pattern.preprocessing,
-            traits: pattern.traits,
-            traits_from: pattern.traits_from,
-            estimate,
-        },
+        weights: judge.weights,
+        pod: judge.reading(policy.is_some()),
         unschedulable,
     }
 }
 
-/// kube-scheduler's `FitError` message: each reason with the number of nodes it
-/// applies to, as "count reason" strings sorted as strings.
-fn unschedulable_message(verdicts: &[NodeVerdict]) -> String {
-    if verdicts.is_empty() {
-        return "no nodes available to schedule pods".into();
+/// kube-scheduler's `numFeasibleNodesToFind` with its adaptive
+/// `percentageOfNodesToScore`: every node below 100; else 50 % less 1 % per 125 nodes
+/// (at least 5 %), and at least 100 nodes. At 5,000 nodes: 500.
+pub fn nodes_to_find(nodes: usize) -> usize {
+    const MIN_FEASIBLE: usize = 100;
+    if nodes < MIN_FEASIBLE {
+        return nodes;
     }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for v in verdicts {
-        let reasons: BTreeSet<String> = v.rejections.iter().map(Rejection::summary).collect();
-        for r in reasons {
-            *counts.entry(r).or_default() += 1;
+    let percentage = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percentage / 100).max(MIN_FEASIBLE)
+}
+
+/// The scheduler's fast path: the node [`rank`] would choose among the nodes it
+/// looks at, without keeping every node's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// The chosen node's verdict; `None` when no node looked at can take the pod.
+    pub chosen: Option<NodeVerdict>,
+    /// Nodes judged (kube-scheduler stops once it has found enough feasible ones).
+    pub evaluated: usize,
+    pub feasible: usize,
+    pub weights: Few<Weight, 4>,
+    /// kube-scheduler's message when no node can take the pod.
+    pub unschedulable: Option<String>,
+}
+
+/// Like [`rank`], but judges nodes from `start` (wrapping around) only until `find`
+/// feasible ones were seen, as kube-scheduler does (see [`nodes_to_find`]), and keeps
+/// only the best. With `find >= nodes.len()` the choice is [`rank`]'s.
+pub fn choose(
+    pod: &PodInput,
+    nodes: &[NodeInput],
+    policy: Option<&Policy>,
+    config: &Config,
+    now: Now,
+    start: usize,
+    find: usize,
+) -> Choice {
+    let judge = Judge::new(pod, policy, config, now);
+    let mut rejections = Vec::new();
+    let mut best: Option<(usize, Few<PluginScore, 4>, Option<HeadroomDetail>, f64)> = None;
+    let (mut evaluated, mut feasible) = (0, 0);
+    let mut counts = ReasonCounts::default();
+    let n = nodes.len();
+    for i in 0..n {
+        if feasible >= find.max(1) {
+            break;
+        }
+        let index = (start % n.max(1) + i) % n;
+        let node = &nodes[index];
+        rejections.clear();
+        let (scores, headroom, total) = judge.judge(node, &mut rejections);
+        evaluated += 1;
+        if !rejections.is_empty() {
+            counts.add(&rejections);
+            continue;
+        }
+        feasible += 1;
+        let better = best
+            .as_ref()
+            .is_none_or(|(b, _, _, t)| total > *t || (total == *t && node.name < nodes[*b].name));
+        if better {
+            best = Some((index, scores, headroom, total));
         }
     }
-    let mut reasons: Vec<String> = counts
-        .into_iter()
-        .map(|(reason, n)| format!("{n} {reason}"))
-        .collect();
-    reasons.sort();
-    format!(
-        "0/{} nodes are available: {}.",
-        verdicts.len(),
-        reasons.join(", ")
-    )
+    let chosen = best.map(|(index, scores, headroom, total)| NodeVerdict {
+        name: nodes[index].name.clone(),
+        rejections: Vec::new(),
+        scores,
+        headroom,
+        total,
+    });
+    let unschedulable = chosen.is_none().then(|| counts.message(evaluated));
+    Choice {
+        chosen,
+        evaluated,
+        feasible,
+        weights: judge.weights,
+        unschedulable,
+    }
+}
+
+/// Nodes counted per rejection summary, for kube-scheduler's message.
+#[derive(Default)]
+struct ReasonCounts(BTreeMap<String, usize>);
+
+impl ReasonCounts {
+    /// One node's reasons (each summary counted once per node).
+    fn add(&mut self, rejections: &[Rejection]) {
+        let reasons: BTreeSet<String> = rejections.iter().map(Rejection::summary).collect();
+        for r in reasons {
+            *self.0.entry(r).or_default() += 1;
+        }
+    }
+
+    /// kube-scheduler's `FitError` message: each reason with the number of nodes it
+    /// applies to, as "count reason" strings sorted as strings.
+    fn message(self, nodes: usize) -> String {
+        if nodes == 0 {
+            return "no nodes available to schedule pods".into();
+        }
+        let mut reasons: Vec<String> = self
+            .0
+            .into_iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        reasons.sort();
+        format!("0/{nodes} nodes are available: {}.", reasons.join(", "))
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 
 // clippy reads kube-derive's repeated `printcolumn(type_ = ..)` as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
+pub mod aistorage;
+#[allow(clippy::duplicated_attributes)]
 mod autoscaler;
 #[allow(clippy::duplicated_attributes)]
 mod measurement;
 #[allow(clippy::duplicated_attributes)]
 mod migration;
 
+pub use aistorage::{AIStorageConfig, AIStorageConfigSpec, AIStorageConfigStatus};
 pub use autoscaler::{
     Autoscaler, AutoscalerMetricValues, AutoscalerMetrics, AutoscalerSpec, AutoscalerStatus,
     DecisionRecord, HpaStyle, MetricStatus, ScalingHistory, ScalingPolicy, ScalingPolicyType,
@@ -38,6 +41,7 @@ pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("measurements.yaml", Measurement::crd()),
         ("autoscalers.yaml", Autoscaler::crd()),
         ("migrations.yaml", Migration::crd()),
+        ("aistorageconfigs.yaml", AIStorageConfig::crd()),
     ]
 }
 
@@ -58,7 +62,13 @@ mod tests {
     fn every_crd_is_namespaced_in_our_group_with_status_and_short_names() {
         for (file, crd) in definitions() {
             let spec = &crd.spec;
-            assert_eq!(spec.group, GROUP, "{file}");
+            // Seed 001's placement configuration keeps the original's group and version.
+            let (group, expected_version) = if spec.names.kind == "AIStorageConfig" {
+                ("ai-storage.keti", "v1")
+            } else {
+                (GROUP, VERSION)
+            };
+            assert_eq!(spec.group, group, "{file}");
             assert_eq!(spec.scope, "Namespaced", "{file}");
             assert_eq!(format!("{}.yaml", spec.names.plural), file);
             assert!(
@@ -76,7 +86,7 @@ mod tests {
             let [version] = &spec.versions[..] else {
                 panic!("{file}: one version expected");
             };
-            assert_eq!(version.name, VERSION);
+            assert_eq!(version.name, expected_version);
             assert!(
                 version
                     .subresources

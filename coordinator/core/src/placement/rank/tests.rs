@@ -472,3 +472,110 @@ fn weight_defaults_are_inert() {
     assert_eq!(Weight::default().weight, 0);
     assert_eq!(PluginScore::default().normalised, 0.0);
 }
+
+#[test]
+fn kube_schedulers_share_of_nodes_to_find() {
+    for (nodes, find) in [
+        (0, 0),
+        (50, 50),
+        (99, 99),
+        // 50 % of 100 is under the floor of 100.
+        (100, 100),
+        (1000, 420),
+        (5000, 500),
+        (6000, 300),
+        // Past 5,625 nodes the share stays at 5 %.
+        (10_000, 500),
+        (1000 * 125, 6250),
+    ] {
+        assert_eq!(nodes_to_find(nodes), find, "{nodes}");
+    }
+}
+
+/// Looking at every node, `choose` picks what `rank` picks, with the same verdict.
+#[test]
+fn choose_over_every_node_agrees_with_rank() {
+    let mut cases: Vec<(PodInput, Vec<NodeInput>)> = Vec::new();
+    let nodes = vec![
+        measured("c", 4000.0),
+        measured("b", 0.0),
+        measured("a", 0.0),
+        measured("d", 7900.0),
+    ];
+    cases.push((pod(&[], &[]), nodes.clone()));
+    let mut big = pod(&[], &[]);
+    big.requests.cpu_millicores = 2000;
+    let mut small = measured("small", 0.0);
+    small.allocatable.cpu_millicores = 1000;
+    cases.push((big.clone(), vec![small.clone(), measured("z", 3000.0)]));
+    cases.push((big, vec![small]));
+    for (p, nodes) in cases {
+        let d = rank(&p, &nodes, None, &Config::default(), now());
+        for start in 0..nodes.len() {
+            let c = choose(
+                &p,
+                &nodes,
+                None,
+                &Config::default(),
+                now(),
+                start,
+                usize::MAX,
+            );
+            assert_eq!(c.evaluated, nodes.len());
+            assert_eq!(c.feasible, d.feasible);
+            assert_eq!(c.weights, d.weights);
+            assert_eq!(c.unschedulable, d.unschedulable);
+            assert_eq!(c.chosen.as_ref().map(|v| v.name.clone()), d.chosen);
+            if let Some(v) = &c.chosen {
+                assert_eq!(Some(v), d.nodes.first(), "start {start}");
+            }
+        }
+    }
+}
+
+/// Like kube-scheduler, `choose` stops once it found `find` feasible nodes, starting
+/// where it is told (the caller rotates the start), and never past the last node.
+#[test]
+fn choose_stops_after_enough_feasible_nodes_from_its_start() {
+    let nodes: Vec<NodeInput> = ["n0", "n1", "n2", "n3", "n4"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| measured(n, 1000.0 * i as f64))
+        .collect();
+    let p = pod(&[], &[]);
+    let c = choose(&p, &nodes, None, &Config::default(), now(), 0, 2);
+    assert_eq!((c.evaluated, c.feasible), (2, 2));
+    assert_eq!(c.chosen.unwrap().name, "n0");
+    // From n3: n3 and n4 are looked at; n3 is less loaded.
+    let c = choose(&p, &nodes, None, &Config::default(), now(), 3, 2);
+    assert_eq!((c.evaluated, c.feasible), (2, 2));
+    assert_eq!(c.chosen.unwrap().name, "n3");
+    // Wrapping: from n4, then n0.
+    let c = choose(&p, &nodes, None, &Config::default(), now(), 4, 2);
+    assert_eq!(c.chosen.unwrap().name, "n0");
+    // A start past the end wraps too; asking for more than there is looks at all once.
+    let c = choose(&p, &nodes, None, &Config::default(), now(), 12, 99);
+    assert_eq!((c.evaluated, c.feasible), (5, 5));
+    // Rejected nodes do not count toward `find`.
+    let mut tainted = nodes.clone();
+    for n in &mut tainted[..3] {
+        n.taints = vec![Taint {
+            key: "k".into(),
+            value: "v".into(),
+            effect: TaintEffect::NoSchedule,
+        }];
+    }
+    let c = choose(&p, &tainted, None, &Config::default(), now(), 0, 1);
+    assert_eq!((c.evaluated, c.feasible), (4, 1));
+    assert_eq!(c.chosen.unwrap().name, "n3");
+    // Equal totals: the name that sorts first, whatever the order seen.
+    let equal = [measured("b", 0.0), measured("a", 0.0)];
+    let c = choose(&p, &equal, None, &Config::default(), now(), 0, 9);
+    assert_eq!(c.chosen.unwrap().name, "a");
+    let none = choose(&p, &[], None, &Config::default(), now(), 0, 9);
+    assert_eq!(none.evaluated, 0);
+    assert_eq!(
+        none.unschedulable.as_deref(),
+        Some("no nodes available to schedule pods")
+    );
+}
