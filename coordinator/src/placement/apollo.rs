@@ -1242,6 +1242,10 @@ mod tests {
             // Nothing listens on port 1: making the client does not notice.
             let apollo = Apollo::new(config("127.0.0.1:1"), Arc::new(Frozen)).unwrap();
             assert_eq!(apollo.endpoint(), "http://127.0.0.1:1");
+            assert!(
+                format!("{apollo:?}").contains("http://127.0.0.1:1"),
+                "{apollo:?}"
+            );
         });
     }
 }
