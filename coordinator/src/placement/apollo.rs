@@ -173,6 +173,20 @@ pub struct PolicyRequest {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl PolicyRequest {
+    /// The question for a Kubernetes pod (namespace `default` when unset).
+    pub fn of_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
+        let m = &pod.metadata;
+        Self {
+            namespace: m.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: m.name.clone().unwrap_or_default(),
+            uid: m.uid.clone().unwrap_or_default(),
+            labels: m.labels.clone().unwrap_or_default(),
+            annotations: m.annotations.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// APOLLO's answer for one pod.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyLookup {
@@ -191,6 +205,15 @@ impl PolicyLookup {
         match self {
             Self::Fresh(p) | Self::Cached(p) => Some(p),
             Self::Unavailable(_) => None,
+        }
+    }
+
+    /// For a decision's explanation: the policy used, or why there is none.
+    pub fn note(&self) -> String {
+        match self {
+            Self::Fresh(p) => format!("APOLLO's policy {:?} (asked now)", p.request_id),
+            Self::Cached(p) => format!("APOLLO's policy {:?} (cached)", p.request_id),
+            Self::Unavailable(reason) => format!("no APOLLO policy: {reason}"),
         }
     }
 
@@ -850,6 +873,48 @@ mod tests {
                     cached_on_nodes: vec!["gpu-2".into()],
                 }),
             }
+        );
+    }
+
+    #[test]
+    fn a_kubernetes_pod_becomes_the_question_and_lookups_explain_themselves() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ml", "uid": "u-9",
+                         "labels": {"stage": "preprocess"},
+                         "annotations": {"ai-storage.keti/io-pattern": "random"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            PolicyRequest::of_pod(&pod),
+            PolicyRequest {
+                namespace: "ml".into(),
+                name: "p".into(),
+                uid: "u-9".into(),
+                labels: [("stage".into(), "preprocess".into())].into(),
+                annotations: [("ai-storage.keti/io-pattern".into(), "random".into())].into(),
+            }
+        );
+        let bare = PolicyRequest::of_pod(&Default::default());
+        assert_eq!(
+            (bare.namespace.as_str(), bare.name.as_str()),
+            ("default", "")
+        );
+
+        let policy = Policy {
+            request_id: "r-1".into(),
+            ..Policy::default()
+        };
+        assert_eq!(
+            PolicyLookup::Fresh(policy.clone()).note(),
+            r#"APOLLO's policy "r-1" (asked now)"#
+        );
+        assert_eq!(
+            PolicyLookup::Cached(policy).note(),
+            r#"APOLLO's policy "r-1" (cached)"#
+        );
+        assert_eq!(
+            PolicyLookup::Unavailable("down".into()).note(),
+            "no APOLLO policy: down"
         );
     }
 
