@@ -25,6 +25,14 @@ pub mod kubelet {
     }
 }
 
+/// APOLLO's scheduling-policy service (package `apollo`), from our own copy of its
+/// wire contract under `apollo/` (the scheduler's field numbering): the coordinator's
+/// placement is its client; the coordinator's tests serve a fake of it.
+pub mod apollo {
+    #![allow(unreachable_pub, clippy::all, rust_2018_idioms)]
+    include!("gen/apollo.rs");
+}
+
 /// The largest `NodeReport` the coordinator's `AgentService.Connect` accepts, in
 /// encoded bytes (tonic's default decoding limit, which the coordinator keeps). The
 /// agent keeps every report under it.

@@ -5,6 +5,7 @@
 //! scheduler extender ([`extender`]), the standalone runtime and the explain API all
 //! decide through [`Placement::decide`].
 
+pub mod apollo;
 pub mod config;
 pub mod explain;
 pub mod extender;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod apollo;
 pub mod migration;
 pub mod process;
 pub mod seeds;

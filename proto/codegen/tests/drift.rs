@@ -22,6 +22,10 @@ const PROTOS: &[&str] = &[
 /// which gRPC reflection serves, does not advertise the kubelet's service.
 const KUBELET_PROTOS: &[&str] = &["kubelet/podresources/v1/api.proto"];
 
+/// Our own copy of APOLLO's scheduling-policy contract (package `apollo`, lands in
+/// `src/gen/apollo.rs`); apart from the aistor protos for the same reason.
+const APOLLO_PROTOS: &[&str] = &["apollo/apollo.proto"];
+
 #[test]
 fn generated_code_matches_protos() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -88,8 +92,23 @@ fn generated_code_matches_protos() {
         .compile_fds(kubelet_fds)
         .expect("kubelet code generation succeeds");
 
+    // Client for the coordinator's placement, server for its tests' fake APOLLO.
+    let apollo_fds = protox::compile(APOLLO_PROTOS, [root]).expect("apollo protos compile");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .build_transport(false)
+        .out_dir(&scratch)
+        .compile_fds(apollo_fds)
+        .expect("apollo code generation succeeds");
+
     let mut drift = Vec::new();
-    for name in ["aistor.v1.rs", "aistor_descriptor.bin", "v1.rs"] {
+    for name in [
+        "aistor.v1.rs",
+        "aistor_descriptor.bin",
+        "v1.rs",
+        "apollo.rs",
+    ] {
         let fresh = std::fs::read(scratch.join(name)).expect("generated file exists");
         let checked_in = std::fs::read(gen_dir.join(name)).unwrap_or_default();
         if fresh != checked_in {
