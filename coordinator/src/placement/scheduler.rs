@@ -168,8 +168,8 @@ impl Scheduler {
         Some(lookup)
     }
 
-    /// `ReportSchedulingResult` for a decision made with a policy APOLLO gave for it
-    /// just now (as the original: not for a cached or missing one).
+    /// `ReportSchedulingResult` for a decision made with APOLLO's policy, fresh or
+    /// cached (none without one).
     fn report(
         &self,
         pod: &Pod,
@@ -178,9 +178,7 @@ impl Scheduler {
         failure: Option<String>,
         started: Duration,
     ) {
-        let (Some(apollo), Some(super::apollo::PolicyLookup::Fresh(policy))) =
-            (&self.apollo, lookup)
-        else {
+        let (Some(apollo), Some(policy)) = (&self.apollo, lookup.and_then(|l| l.policy())) else {
             return;
         };
         apollo.report(super::apollo::SchedulingResult {
