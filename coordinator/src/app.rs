@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("APOLLO client: {0}")]
+    Apollo(String),
     #[error("cannot listen on {what} address {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -219,7 +221,7 @@ pub async fn run(
     let connections = crate::listener::ConnectionMetrics::default();
     connections.register(&mut registry);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let view = LiveView::new(config.view, clock, metrics.clone());
+    let view = LiveView::new(config.view, clock.clone(), metrics.clone());
     let directives = Directives::default();
     let measurements = Measurements::new(view.clone(), directives.clone(), Arc::new(runs));
     let mut ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
@@ -337,11 +339,21 @@ pub async fn run(
             }
         });
         if config.placement.scheduler {
-            let scheduler = crate::placement::scheduler::Scheduler::new(
+            let mut scheduler = crate::placement::scheduler::Scheduler::new(
                 shell.cache.clone(),
                 shell.actuator.clone(),
                 placement.clone(),
             );
+            if let Some(apollo) = &config.placement.apollo {
+                let apollo = crate::placement::apollo::Apollo::new(apollo.clone(), clock.clone())
+                    .map_err(|e| Error::Apollo(e.to_string()))?;
+                apollo.register_metrics(&mut registry);
+                tracing::info!(
+                    endpoint = apollo.endpoint(),
+                    "placement asks APOLLO for policies"
+                );
+                scheduler = scheduler.with_apollo(apollo);
+            }
             tasks.spawn("scheduler", {
                 let leadership = role.leadership();
                 let mut drain = drain.clone();

@@ -53,6 +53,8 @@ pub struct PlacementConfig {
     /// The scheduler extender's own listener (kube-scheduler cannot send a bearer
     /// token); `None`: no extender.
     pub extender_addr: Option<SocketAddr>,
+    /// APOLLO's scheduling-policy service; `None`: placement without APOLLO.
+    pub apollo: Option<crate::placement::apollo::ApolloConfig>,
 }
 
 impl Default for PlacementConfig {
@@ -64,6 +66,7 @@ impl Default for PlacementConfig {
             },
             scheduler: true,
             extender_addr: None,
+            apollo: None,
         }
     }
 }
@@ -256,6 +259,8 @@ pub struct RunArgs {
     /// send a token; restrict it with a NetworkPolicy). Off by default.
     #[arg(long, env = "AISTOR_COORDINATOR_EXTENDER_LISTEN")]
     pub extender_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub apollo: crate::placement::apollo::ApolloArgs,
     /// Kubernetes: the PersistentVolumeClaim (in the migrated pod's namespace) of the
     /// shared checkpoint volume a pod started from a checkpoint restores from.
     #[arg(long, env = "AISTOR_COORDINATOR_MIGRATION_CHECKPOINT_CLAIM", default_value = DEFAULT_CHECKPOINT_CLAIM)]
@@ -480,6 +485,9 @@ impl RunArgs {
     /// The plain configuration; an inconsistent Kubernetes setting is an error
     /// naming it.
     pub fn into_config(self) -> Result<Config, crate::k8s::config::ConfigError> {
+        let apollo = self.apollo.config().map_err(|e| {
+            crate::k8s::config::ConfigError::Flag(format!("--apollo-endpoint: {e}"))
+        })?;
         let (http_limits, grpc_limits, cors_allow_origins) = self.listeners.into_limits();
         Ok(Config {
             grpc_addr: self.grpc_addr,
@@ -552,6 +560,7 @@ impl RunArgs {
                 config_ref: self.placement_config,
                 scheduler: !self.no_scheduler,
                 extender_addr: self.extender_listen,
+                apollo,
             },
         })
     }

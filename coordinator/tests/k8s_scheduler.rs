@@ -547,3 +547,65 @@ async fn a_migration_reservation_holds_the_controllers_new_pod_to_its_node() {
         t.abort();
     }
 }
+
+/// With APOLLO: its policy is asked for each pod and decides (REQUIRE ultra-fast storage
+/// keeps the pod off the HDD node that wins the tie without it), and the result is
+/// reported; when APOLLO fails, the pod is placed without its policy all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollos_policy_decides_and_its_result_is_reported_and_a_failing_apollo_stalls_nothing() {
+    use aistor_proto::apollo as apb;
+    use support::apollo::{Behaviour, FakeApollo};
+    let apollo = FakeApollo::start(apb::SchedulingPolicy {
+        request_id: "req-7".into(),
+        decision: apb::SchedulingDecision::Require as i32,
+        storage_requirements: Some(apb::StorageRequirements {
+            storage_class: apb::StorageClass::UltraFast as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await;
+    let fake = k8s_support::start().await;
+    fake.install_crds();
+    let s = &fake.server;
+    s.insert(node("node-nvme", json!({"storage-tier/nvme": "true"}), "8"));
+    s.insert(node("node-hdd", json!({"storage-tier/hdd": "true"}), "8"));
+    let endpoint = apollo.endpoint();
+    let c = leader(&fake, |cfg| {
+        cfg.placement.apollo = Some(aistor_coordinator::placement::apollo::ApolloConfig::new(
+            endpoint,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        ));
+    })
+    .await;
+    s.insert(pending_pod("guided", "100m", json!({})));
+    eventually("guided to be bound", || node_of(&fake, "guided").is_some()).await;
+    assert_eq!(node_of(&fake, "guided").as_deref(), Some("node-nvme"));
+    let asked = apollo.requests();
+    assert_eq!(asked[0].pod_name, "guided");
+    assert_eq!(asked[0].pod_namespace, NS);
+    let reports = within("APOLLO's report", apollo.until_reports(1)).await;
+    assert_eq!(reports[0].request_id, "req-7");
+    assert_eq!(reports[0].scheduled_node, "node-nvme");
+    assert!(reports[0].success);
+
+    // The same pod without APOLLO's policy would go to the first name of a tie.
+    apollo.behave(Behaviour::Fail(
+        tonic::Code::Unavailable,
+        "overloaded".into(),
+    ));
+    s.insert(pending_pod("unguided", "100m", json!({})));
+    eventually("unguided to be bound", || {
+        node_of(&fake, "unguided").is_some()
+    })
+    .await;
+    assert_eq!(node_of(&fake, "unguided").as_deref(), Some("node-hdd"));
+    assert_eq!(
+        apollo.reports().len(),
+        1,
+        "no report without a fresh policy"
+    );
+    fake.assert_every_call_is_listed();
+    c.stop().await;
+}

@@ -108,6 +108,9 @@ pub enum ClusterConfig {
 pub enum ConfigError {
     #[error("{0}")]
     Lease(String),
+    /// Another flag's value is wrong (the message names the flag).
+    #[error("{0}")]
+    Flag(String),
 }
 
 /// What the process learns from its environment, passed in so resolution stays a pure function.

@@ -300,7 +300,9 @@ pub fn node_input(node: &Node) -> NodeInput {
 /// pass over a large cluster parses only the pods that changed since the last one.
 #[derive(Debug, Default)]
 pub struct RequestsMemo {
-    by_uid: std::collections::HashMap<String, (String, Resources)>,
+    /// uid → (resourceVersion, requests, the pass that last saw it).
+    by_uid: std::collections::HashMap<String, (String, Resources, u64)>,
+    pass: u64,
 }
 
 impl RequestsMemo {
@@ -310,9 +312,10 @@ impl RequestsMemo {
         &mut self,
         pods: impl IntoIterator<Item = &'p Pod>,
     ) -> std::collections::HashMap<String, Resources> {
-        let mut out: std::collections::HashMap<String, Resources> =
+        self.pass += 1;
+        let pass = self.pass;
+        let mut out: std::collections::HashMap<&'p str, Resources> =
             std::collections::HashMap::new();
-        let mut seen = std::collections::HashSet::new();
         for pod in pods {
             let Some(node) = pod
                 .spec
@@ -326,27 +329,27 @@ impl RequestsMemo {
                 continue;
             }
             let requests = match (&pod.metadata.uid, &pod.metadata.resource_version) {
-                (Some(uid), Some(rv)) => {
-                    seen.insert(uid.as_str());
-                    match self.by_uid.get(uid) {
-                        Some((known, r)) if known == rv => *r,
-                        _ => {
-                            let r = pod_resources(pod).0;
-                            self.by_uid.insert(uid.clone(), (rv.clone(), r));
-                            r
-                        }
+                (Some(uid), Some(rv)) => match self.by_uid.get_mut(uid) {
+                    Some((known, r, seen)) if known == rv => {
+                        *seen = pass;
+                        *r
                     }
-                }
+                    _ => {
+                        let r = pod_resources(pod).0;
+                        self.by_uid.insert(uid.clone(), (rv.clone(), r, pass));
+                        r
+                    }
+                },
                 _ => pod_resources(pod).0,
             };
-            let sum = out.entry(node.to_owned()).or_default();
+            let sum = out.entry(node).or_default();
             *sum = sum.saturating_add(Resources {
                 pods: 1,
                 ..requests
             });
         }
-        self.by_uid.retain(|uid, _| seen.contains(uid.as_str()));
-        out
+        self.by_uid.retain(|_, (_, _, seen)| *seen == pass);
+        out.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 }
 
@@ -590,6 +593,7 @@ mod tests {
         assert_eq!(memo.by_uid.len(), 1);
         // The same version is taken from the memo (proved by a stale entry kept on purpose).
         memo.by_uid.get_mut("uid-a").unwrap().1.cpu_millicores = 7;
+        assert_eq!(memo.by_uid.len(), 1);
         assert_eq!(memo.assigned(&changed)["n1"].cpu_millicores, 7);
     }
 

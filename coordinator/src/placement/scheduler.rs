@@ -124,6 +124,8 @@ pub struct Scheduler {
     /// Where the next decision starts judging nodes (kube-scheduler's
     /// `nextStartNodeIndex`).
     next_start: usize,
+    /// APOLLO's policies, when an endpoint is configured.
+    apollo: Option<super::apollo::Apollo>,
 }
 
 impl Scheduler {
@@ -135,7 +137,68 @@ impl Scheduler {
             placement,
             backoff: HashMap::new(),
             next_start: 0,
+            apollo: None,
         }
+    }
+
+    /// Asks APOLLO for each pod's policy before deciding, and reports the outcome.
+    pub fn with_apollo(mut self, apollo: super::apollo::Apollo) -> Self {
+        self.apollo = Some(apollo);
+        self
+    }
+
+    /// APOLLO's policy for `pod` (never a stall: the client bounds the question).
+    async fn policy(&self, pod: &Pod) -> Option<super::apollo::PolicyLookup> {
+        let apollo = self.apollo.as_ref()?;
+        let request = super::apollo::PolicyRequest {
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+        };
+        let lookup = apollo.policy(&request).await;
+        if let super::apollo::PolicyLookup::Unavailable(why) = &lookup {
+            tracing::debug!(pod = pod_key(pod), why, "placing without APOLLO's policy");
+        }
+        Some(lookup)
+    }
+
+    /// `ReportSchedulingResult` for a decision made with APOLLO's policy, fresh or
+    /// cached (none without one).
+    fn report(
+        &self,
+        pod: &Pod,
+        lookup: Option<&super::apollo::PolicyLookup>,
+        node: &str,
+        failure: Option<String>,
+        started: Duration,
+    ) {
+        let (Some(apollo), Some(policy)) = (&self.apollo, lookup.and_then(|l| l.policy())) else {
+            return;
+        };
+        apollo.report(super::apollo::SchedulingResult {
+            request_id: policy.request_id.clone(),
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            node: node.to_owned(),
+            success: failure.is_none(),
+            failure_reason: failure.unwrap_or_default(),
+            duration: self
+                .placement
+                .view()
+                .now()
+                .monotonic
+                .saturating_sub(started),
+        });
     }
 
     /// One pass: confirms assumptions the API now shows, then decides and binds the
@@ -177,10 +240,16 @@ impl Scheduler {
 
     async fn schedule(&mut self, pod: &Pod, snapshot: &mut [NodeInput], now: Duration) {
         let key = pod_key(pod);
+        let started = self.placement.view().now().monotonic;
+        let lookup = self.policy(pod).await;
         let claims = self.candidates.claims(pod);
-        let choice = self
-            .placement
-            .choose(pod, claims, snapshot, None, self.next_start);
+        let choice = self.placement.choose(
+            pod,
+            claims,
+            snapshot,
+            lookup.as_ref().and_then(|l| l.policy()),
+            self.next_start,
+        );
         // kube-scheduler's rotation: the next pod is judged from where this one stopped.
         self.next_start = (self.next_start + choice.evaluated) % snapshot.len().max(1);
         let pod_ref = PodRef::new(
@@ -189,6 +258,7 @@ impl Scheduler {
         );
         let Some(verdict) = choice.chosen else {
             let message = choice.unschedulable.clone().unwrap_or_default();
+            self.report(pod, lookup.as_ref(), "", Some(message.clone()), started);
             self.back_off(&key, now);
             let say = self.backoff.get(&key).is_some_and(|b| {
                 b.said.as_ref().is_none_or(|(m, at)| {
@@ -226,8 +296,14 @@ impl Scheduler {
                     scores = scores.join(", "),
                     feasible = choice.feasible,
                     evaluated = choice.evaluated,
+                    apollo = lookup.as_ref().map_or("not configured", |l| match l {
+                        super::apollo::PolicyLookup::Fresh(_) => "asked",
+                        super::apollo::PolicyLookup::Cached(_) => "cached",
+                        super::apollo::PolicyLookup::Unavailable(_) => "unavailable",
+                    }),
                     "bound"
                 );
+                self.report(pod, lookup.as_ref(), &node, None, started);
                 self.backoff.remove(&key);
             }
             Err(ActuateError::Conflict { message, .. }) => {
@@ -242,6 +318,7 @@ impl Scheduler {
             Err(ActuateError::NotFound { .. }) => self.placement.forget(&key),
             Err(e) => {
                 tracing::warn!(pod = key, node, error = %e, "binding failed; retrying after a backoff");
+                self.report(pod, lookup.as_ref(), &node, Some(e.to_string()), started);
                 self.placement.forget(&key);
                 self.back_off(&key, now);
             }

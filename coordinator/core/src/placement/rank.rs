@@ -214,18 +214,40 @@ impl<'a> Judge<'a> {
             .map(|w| w.weight)
     }
 
-    /// Every filter and every score on one node; the reasons it is rejected go to
-    /// `rejections` (empty: feasible). Returns the scores, the headroom and the total.
-    fn judge(
+    /// Every filter on one node: the reasons it is rejected go to `rejections` (empty:
+    /// feasible). Headroom's thresholds and score come from one assessment, returned.
+    fn filters(&self, node: &NodeInput, rejections: &mut Vec<Rejection>) -> Option<HeadroomDetail> {
+        filter::kubernetes(self.pod, node, rejections);
+        if self.weight_of(PluginName::DataLocalityAware).is_some() {
+            rejections.extend(data_locality::filter(&self.locality, node));
+        }
+        if self.weight_of(PluginName::StorageTierAware).is_some() {
+            rejections.extend(storage_tier::filter(&self.tier, node));
+        }
+        if self.weight_of(PluginName::IoPatternBased).is_some() {
+            rejections.extend(io_pattern::filter(&self.pattern, node));
+        }
+        self.weight_of(PluginName::LiveHeadroom).map(|_| {
+            headroom::assess(
+                self.estimate,
+                self.pod.requests.gpus,
+                node,
+                &self.config.headroom,
+                self.now,
+                rejections,
+            )
+        })
+    }
+
+    /// Every enabled plugin's score on one node, and the total.
+    fn scores(
         &self,
         node: &NodeInput,
-        rejections: &mut Vec<Rejection>,
-    ) -> (Few<PluginScore, 4>, Option<HeadroomDetail>, f64) {
-        let (pod, config) = (self.pod, self.config);
-        filter::kubernetes(pod, node, rejections);
+        headroom: Option<&HeadroomDetail>,
+    ) -> (Few<PluginScore, 4>, f64) {
+        let config = self.config;
         let mut scores = Few::<PluginScore, 4>::default();
-        let mut seed = |plugin, weight, rejection: Option<Rejection>, scored: Scored| {
-            rejections.extend(rejection);
+        let mut seed = |plugin, weight, scored: Scored| {
             scores.push(PluginScore {
                 plugin,
                 weight,
@@ -239,7 +261,6 @@ impl<'a> Judge<'a> {
             seed(
                 PluginName::DataLocalityAware,
                 w,
-                data_locality::filter(&self.locality, node),
                 data_locality::score(&self.locality, node, config),
             );
         }
@@ -247,7 +268,6 @@ impl<'a> Judge<'a> {
             seed(
                 PluginName::StorageTierAware,
                 w,
-                storage_tier::filter(&self.tier, node),
                 storage_tier::score(&self.tier, node, config),
             );
         }
@@ -255,19 +275,10 @@ impl<'a> Judge<'a> {
             seed(
                 PluginName::IoPatternBased,
                 w,
-                io_pattern::filter(&self.pattern, node),
                 io_pattern::score(&self.pattern, node, config),
             );
         }
-        let headroom = self.weight_of(PluginName::LiveHeadroom).map(|weight| {
-            let detail = headroom::assess(
-                self.estimate,
-                pod.requests.gpus,
-                node,
-                &config.headroom,
-                self.now,
-                rejections,
-            );
+        if let (Some(weight), Some(detail)) = (self.weight_of(PluginName::LiveHeadroom), headroom) {
             scores.push(PluginScore {
                 plugin: PluginName::LiveHeadroom,
                 weight,
@@ -276,9 +287,20 @@ impl<'a> Judge<'a> {
                 normalised: normalise(detail.score, 100.0),
                 parts: Parts::default(),
             });
-            detail
-        });
+        }
         let total = scores.iter().map(|s| s.weight as f64 * s.normalised).sum();
+        (scores, total)
+    }
+
+    /// Every filter and every score on one node (rejected nodes are scored too, to
+    /// explain them).
+    fn judge(
+        &self,
+        node: &NodeInput,
+        rejections: &mut Vec<Rejection>,
+    ) -> (Few<PluginScore, 4>, Option<HeadroomDetail>, f64) {
+        let headroom = self.filters(node, rejections);
+        let (scores, total) = self.scores(node, headroom.as_ref());
         (scores, headroom, total)
     }
 
@@ -403,12 +425,14 @@ pub fn choose(
         let index = (start % n.max(1) + i) % n;
         let node = &nodes[index];
         rejections.clear();
-        let (scores, headroom, total) = judge.judge(node, &mut rejections);
+        // A rejected node is not scored here: only the choice is kept.
+        let headroom = judge.filters(node, &mut rejections);
         evaluated += 1;
         if !rejections.is_empty() {
             counts.add(&rejections);
             continue;
         }
+        let (scores, total) = judge.scores(node, headroom.as_ref());
         feasible += 1;
         let better = best
             .as_ref()
