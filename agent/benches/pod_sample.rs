@@ -9,7 +9,9 @@
 //! layout) in every hierarchy the agent reads, as `hack/bench/pod-overhead.sh` does, but with no
 //! processes in them (the files' size and cost do not depend on that; the v1 `memory.stat` walk
 //! depends on the number of descendants, which is the same). It refuses to run when `kubepods/`
-//! exists and removes what it made on exit.
+//! has cgroups in it (an empty one is used as it is) and removes what it made on exit. Beside
+//! a busy kubepods/, bind-mount an empty cgroup over it in a private mount namespace
+//! (`unshare --mount`) and run the bench binary there.
 //!
 //! Then, single-threaded, ticks one interval apart (after one warm-up tick), where the time of a
 //! tick goes: discovery (the kubepods scan); all values read and converted as before the slow
@@ -116,7 +118,7 @@ fn pseudo_hex(seed: u64, len: usize) -> String {
     s
 }
 
-fn make_layout(mounts: &[String], pods: usize, containers: usize) -> Made {
+fn make_layout(mounts: &[String], pods: usize, containers: usize, reuse: bool) -> Made {
     let mut made = Made(Vec::new());
     let v2 = mounts.len() == 1;
     let mut mkdir = |rel: &str| {
@@ -133,7 +135,9 @@ fn make_layout(mounts: &[String], pods: usize, containers: usize) -> Made {
             }
         }
     };
-    mkdir("kubepods");
+    if !reuse {
+        mkdir("kubepods");
+    }
     mkdir("kubepods/burstable");
     for p in 0..pods {
         let u = pseudo_hex(p as u64 + 1, 32);
@@ -216,13 +220,22 @@ fn main() {
     }
     let reader = CgroupReader::detect(HostFs::new("/")).expect("a cgroup file system");
     let mounts = mounts(&reader);
+    // An empty kubepods/ is used as it is (e.g. an empty cgroup bind-mounted over a busy one
+    // in a private mount namespace); one with anything in it belongs to a kubelet or another run.
+    let mut reuse = false;
     for m in &mounts {
         let k = PathBuf::from(m).join("kubepods");
-        assert!(
-            !k.exists(),
-            "{} exists: a kubelet (or another run) owns it",
-            k.display()
-        );
+        if let Ok(entries) = std::fs::read_dir(&k) {
+            let busy = entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+            assert!(
+                !busy,
+                "{} exists and has cgroups: a kubelet (or another run) owns it",
+                k.display()
+            );
+            reuse = true;
+        }
     }
     let cgroups = o.pods * (o.containers + 1);
     let containers = o.pods * o.containers;
@@ -233,7 +246,7 @@ fn main() {
         mounts.len(),
         reader.layout().mode
     );
-    let _made = make_layout(&mounts, o.pods, o.containers);
+    let _made = make_layout(&mounts, o.pods, o.containers, reuse);
 
     let mut discover = Duration::ZERO;
     let mut read = Duration::ZERO;
