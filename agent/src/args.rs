@@ -97,6 +97,12 @@ pub struct HostArgs {
     /// workloads, comma-separated; e.g. "system.slice/*.service".
     #[arg(long, env = "AISTOR_AGENT_WORKLOAD_CGROUPS", value_delimiter = ',')]
     pub workload_cgroups: Vec<String>,
+    /// How often each pod and container cgroup's slow-cadence values are read: the memory
+    /// breakdown, working set, peak and limit, OOM events, CPU throttling and limit, I/O and
+    /// pressure (CPU usage, memory usage and pids are read every tick). Staggered across
+    /// cgroups; every value says when it was read. 0s: everything every tick.
+    #[arg(long, env = "AISTOR_AGENT_SLOW_EVERY", default_value = "10s", value_parser = parse_duration)]
+    pub slow_every: Duration,
     /// GPU source: auto (NVML, else the node-local DCGM exporter), nvml, dcgm or off.
     #[arg(long, env = "AISTOR_AGENT_GPU_SOURCE", value_enum, default_value_t = GpuSourceKind::Auto)]
     pub gpu_source: GpuSourceKind,
@@ -329,6 +335,7 @@ impl HostArgs {
                     .into_iter()
                     .filter(|g| !g.is_empty())
                     .collect(),
+                slow_every: self.slow_every,
                 ..PodConfig::default()
             },
             gpu: GpuConfig {

@@ -19,26 +19,31 @@ use std::time::Duration;
 /// reset → rate absent (None / unset). Every absent value is listed in `missing` with its reason
 /// (proto field names).
 pub fn usage(previous: Option<&CgroupSample>, current: &CgroupSample) -> pb::CgroupUsage {
+    usage_tiered(previous, previous, current)
+}
+
+/// [`usage`] where the slow-cadence rates (I/O, pressure) are taken against `previous_slow`,
+/// the latest earlier reading that read them, and the CPU rate against `previous`, the latest
+/// earlier reading of any kind.
+pub fn usage_tiered(
+    previous: Option<&CgroupSample>,
+    previous_slow: Option<&CgroupSample>,
+    current: &CgroupSample,
+) -> pb::CgroupUsage {
     let mut missing: Vec<pb::Missing> = current
         .missing
         .iter()
         .map(|(field, reason)| miss(field, reason))
         .collect();
-    let elapsed = match previous {
-        None => Err("no previous reading to take a rate from".to_owned()),
-        Some(p) => match current.monotonic.checked_sub(p.monotonic) {
-            Some(e) if !e.is_zero() => Ok(e),
-            Some(_) => Err("no time elapsed since the previous reading".to_owned()),
-            None => Err("the previous reading is later than this one".to_owned()),
-        },
-    };
+    let elapsed_slow = elapsed_between(previous_slow, current);
+    let elapsed = elapsed_between(previous, current);
     let cpu = cpu(previous, current, &elapsed, &mut missing);
     let memory = memory(current);
     let io = current.io.as_ref().map(|devices| {
-        let before = previous.and_then(|p| p.io.as_ref());
-        io(before, devices, &elapsed, &mut missing)
+        let before = previous_slow.and_then(|p| p.io.as_ref());
+        io(before, devices, &elapsed_slow, &mut missing)
     });
-    let pressure = pressure(previous, current, &elapsed, &mut missing);
+    let pressure = pressure(previous_slow, current, &elapsed_slow, &mut missing);
     pb::CgroupUsage {
         cpu: Some(cpu),
         memory: Some(memory),
@@ -46,7 +51,93 @@ pub fn usage(previous: Option<&CgroupSample>, current: &CgroupSample) -> pb::Cgr
         pressure,
         pids_current: current.pids_current,
         missing,
+        slow: None,
+        missing_unchanged: false,
     }
+}
+
+/// The measured time between two readings, or why there is none.
+fn elapsed_between(
+    previous: Option<&CgroupSample>,
+    current: &CgroupSample,
+) -> Result<Duration, String> {
+    match previous {
+        None => Err("no previous reading to take a rate from".to_owned()),
+        Some(p) => match current.monotonic.checked_sub(p.monotonic) {
+            Some(e) if !e.is_zero() => Ok(e),
+            Some(_) => Err("no time elapsed since the previous reading".to_owned()),
+            None => Err("the previous reading is later than this one".to_owned()),
+        },
+    }
+}
+
+/// The `CgroupUsage` fields (as `missing` names them) read on every tick; everything else is
+/// read on the slow cadence.
+const FAST_FIELDS: [&str; 6] = [
+    "cpu.usage_nanos_total",
+    "cpu.user_nanos_total",
+    "cpu.system_nanos_total",
+    "cpu.usage_millicores",
+    "memory.usage_bytes",
+    "pids_current",
+];
+
+/// Whether a `missing` field is one read on every tick.
+pub fn is_fast_field(field: &str) -> bool {
+    FAST_FIELDS.contains(&field)
+}
+
+/// The slow-cadence part of a usage: CPU throttling and limit, memory but its usage, I/O,
+/// pressure, and the `missing` entries of those (everything [`overlay_slow`] puts back).
+pub fn slow_part(usage: &pb::CgroupUsage) -> pb::CgroupUsage {
+    let cpu = usage.cpu.as_ref().map(|c| pb::CgroupCpu {
+        periods_total: c.periods_total,
+        throttled_periods_total: c.throttled_periods_total,
+        throttled_nanos_total: c.throttled_nanos_total,
+        limit_millicores: c.limit_millicores,
+        ..Default::default()
+    });
+    let memory = usage.memory.map(|m| pb::CgroupMemory {
+        usage_bytes: None,
+        ..m
+    });
+    pb::CgroupUsage {
+        cpu,
+        memory,
+        io: usage.io.clone(),
+        pressure: usage.pressure,
+        pids_current: None,
+        missing: usage
+            .missing
+            .iter()
+            .filter(|m| !is_fast_field(&m.field))
+            .cloned()
+            .collect(),
+        slow: usage.slow,
+        missing_unchanged: false,
+    }
+}
+
+/// Puts a slow part (from [`slow_part`]) into a usage read on a fast tick, which has none of
+/// it: the fast values stay, the slow ones and their reasons are the slow part's, listed after
+/// the fast ones' reasons.
+pub fn overlay_slow(usage: &mut pb::CgroupUsage, slow: &pb::CgroupUsage) {
+    if let Some(s) = &slow.cpu {
+        let c = usage.cpu.get_or_insert_with(Default::default);
+        c.periods_total = s.periods_total;
+        c.throttled_periods_total = s.throttled_periods_total;
+        c.throttled_nanos_total = s.throttled_nanos_total;
+        c.limit_millicores = s.limit_millicores;
+    }
+    if let Some(s) = &slow.memory {
+        let usage_bytes = usage.memory.and_then(|m| m.usage_bytes);
+        usage.memory = Some(pb::CgroupMemory { usage_bytes, ..*s });
+    }
+    usage.io.clone_from(&slow.io);
+    usage.pressure = slow.pressure;
+    usage.missing.retain(|m| is_fast_field(&m.field));
+    usage.missing.extend(slow.missing.iter().cloned());
+    usage.slow = slow.slow;
 }
 
 fn miss(field: &str, reason: &str) -> pb::Missing {
@@ -359,6 +450,7 @@ mod tests {
             io: None,
             pressure: CgroupPressureSample::default(),
             pids_current: Some(3),
+            slow: true,
             missing: vec![("memory.usage_bytes".into(), "gone".into())],
         }
     }

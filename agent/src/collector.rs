@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 pub enum PodDiscovery {
     /// containerd's containers, kept current by `discovery::run_containerd`.
     Containerd(watch::Receiver<Discovered>),
-    /// The kubelet's cgroup layout, scanned every tick (no runtime to ask).
+    /// The kubelet's cgroup layout (no runtime to ask), scanned every `--slow-every`: a pod
+    /// started since shows up by the next scan, one that ended drops out at its next read.
     Cgroupfs,
 }
 
@@ -34,6 +35,9 @@ pub struct PodCollection {
     /// The pods of the latest tick, for measurement runs.
     pub targets: watch::Sender<Arc<Vec<PodTarget>>>,
     sampler: PodSampler,
+    /// How often the kubelet's cgroup layout is scanned, and the latest scan.
+    rescan_every: Duration,
+    scanned: std::sync::Mutex<Option<(Instant, Vec<PodTarget>)>>,
 }
 
 impl PodCollection {
@@ -49,6 +53,30 @@ impl PodCollection {
             workload_cgroups,
             targets,
             sampler: PodSampler::default(),
+            rescan_every: crate::pods::sampler::DEFAULT_SLOW_EVERY,
+            scanned: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Reads each cgroup's slow-cadence values every `slow_every` (see [`PodSampler::new`]),
+    /// and scans the kubelet's cgroup layout as often.
+    pub fn with_slow_every(mut self, slow_every: Duration) -> Self {
+        self.sampler = PodSampler::new(slow_every);
+        self.rescan_every = slow_every;
+        self
+    }
+
+    /// The pods of the kubelet's cgroup layout, scanned again when the latest scan is older
+    /// than `rescan_every`.
+    fn kubepods(&self) -> Vec<PodTarget> {
+        let mut scanned = self.scanned.lock().unwrap_or_else(|e| e.into_inner());
+        match scanned.as_ref() {
+            Some((at, pods)) if at.elapsed() < self.rescan_every => pods.clone(),
+            _ => {
+                let pods = targets::scan_kubepods(&self.reader);
+                *scanned = Some((Instant::now(), pods.clone()));
+                pods
+            }
         }
     }
 
@@ -59,7 +87,7 @@ impl PodCollection {
                 let d = rx.borrow();
                 (targets::from_containers(&d.containers), d.error.clone())
             }
-            PodDiscovery::Cgroupfs => (targets::scan_kubepods(&self.reader), None),
+            PodDiscovery::Cgroupfs => (self.kubepods(), None),
         };
         found.extend(targets::scan_workloads(
             &self.reader,

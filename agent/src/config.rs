@@ -67,6 +67,8 @@ pub struct PodConfig {
     pub workload_cgroups: Vec<String>,
     /// Full containerd re-list, on top of its events.
     pub reconcile_every: Duration,
+    /// How often each cgroup's slow-cadence values are read (`--slow-every`).
+    pub slow_every: Duration,
     /// The shared checkpoint volume (`--checkpoint-dir`) for checkpoints of kubelet pods
     /// (the local runtime's config carries it for its own pods); `None`: refused.
     pub checkpoint_dir: Option<PathBuf>,
@@ -79,6 +81,7 @@ impl Default for PodConfig {
             containerd_namespaces: vec!["k8s.io".into()],
             workload_cgroups: Vec::new(),
             reconcile_every: Duration::from_secs(30),
+            slow_every: crate::pods::sampler::DEFAULT_SLOW_EVERY,
             checkpoint_dir: None,
         }
     }

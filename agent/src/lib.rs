@@ -24,6 +24,7 @@ pub mod parse;
 pub mod pods;
 pub mod rate;
 pub mod report;
+pub mod report_delta;
 pub mod report_limit;
 pub mod runtime;
 pub mod shutdown;
@@ -155,7 +156,8 @@ async fn pod_collection(
         discovery,
         host.pods.workload_cgroups.clone(),
         targets,
-    ))
+    )
+    .with_slow_every(host.pods.slow_every))
 }
 
 /// What a measurement run reads: the cgroup filesystem and the latest tick's pods.

@@ -5,11 +5,13 @@
 //! goes on live. The coordinator drops the replays it had already stored.
 
 use crate::backoff::Backoff;
+use crate::report_delta::Picture;
 use crate::shutdown::Shutdown;
 use aistor_proto::v1::{
     Directive, NodeReport, agent_service_client::AgentServiceClient, directive,
 };
 use prost::Message;
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,9 +27,13 @@ struct Buffered {
     report: Arc<NodeReport>,
 }
 
-/// Reports not yet acknowledged, oldest first, bounded by age and by size: with
-/// hundreds of pods a report is hundreds of KiB, so minutes of them during a
-/// coordinator outage would outgrow the agent's memory limit.
+/// Reports not yet acknowledged, oldest first, bounded by age and by size: minutes of
+/// them during a coordinator outage must not outgrow the agent's memory limit.
+///
+/// Reports are kept as sent: each leaves out what the previous one carried unchanged
+/// (see [`crate::report_delta`]). The first report of a stream goes out restored in full
+/// ([`Self::first_of_stream`]), from `base`, what the reports before the oldest one
+/// kept carried.
 #[derive(Debug)]
 pub struct ReplayBuffer {
     reports: VecDeque<Buffered>,
@@ -36,6 +42,12 @@ pub struct ReplayBuffer {
     max_bytes: usize,
     bytes: usize,
     dropped_total: u64,
+    /// What the reports pushed so far carried: the next one leaves it out.
+    sent: Picture,
+    /// What the reports that left the buffer carried.
+    base: Picture,
+    /// Encoded size of the latest report as kept (sent) and in full.
+    last_sizes: (usize, usize),
 }
 
 impl ReplayBuffer {
@@ -46,6 +58,9 @@ impl ReplayBuffer {
             max_bytes: usize::MAX,
             bytes: 0,
             dropped_total: 0,
+            sent: Picture::default(),
+            base: Picture::default(),
+            last_sizes: (0, 0),
         }
     }
 
@@ -58,9 +73,11 @@ impl ReplayBuffer {
     /// Adds a report collected at `monotonic`; drops (and counts) the oldest reports
     /// while any is older than the buffer's age or the buffer is over its size
     /// budget. The coordinator will never see those.
-    pub fn push(&mut self, monotonic: Duration, report: impl Into<Arc<NodeReport>>) {
-        let report = report.into();
+    pub fn push(&mut self, monotonic: Duration, report: impl Borrow<NodeReport>) {
+        let full = report.borrow();
+        let report = Arc::new(self.sent.compact(full));
         let bytes = report.encoded_len();
+        self.last_sizes = (bytes, full.encoded_len());
         self.bytes += bytes;
         self.reports.push_back(Buffered {
             monotonic,
@@ -80,7 +97,27 @@ impl ReplayBuffer {
     fn pop_front(&mut self) {
         if let Some(b) = self.reports.pop_front() {
             self.bytes -= b.bytes;
+            if let Err(e) = self.base.follow(&b.report) {
+                // Cannot happen (each report is compacted against the one before it); if it
+                // did, the next stream's first report would be refused, so send it all.
+                tracing::error!(error = %e, "replay buffer: a report does not follow its predecessor; the next stream starts afresh");
+                self.base.clear();
+                self.sent.clear();
+            }
         }
+    }
+
+    /// The report to open a stream with: the oldest buffered one with `seq >= from`, with
+    /// everything it left out put back (the receiver of a new stream knows nothing).
+    pub fn first_of_stream(&self, from: u64) -> Option<NodeReport> {
+        let mut picture = self.base.clone();
+        for b in &self.reports {
+            let full = picture.restore(&b.report);
+            if b.report.seq >= from {
+                return full.ok();
+            }
+        }
+        None
     }
 
     /// The coordinator stored everything up to `seq`.
@@ -116,6 +153,26 @@ impl ReplayBuffer {
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total
     }
+
+    /// Encoded size of the latest report pushed: as sent on the stream (what the previous
+    /// one carried left out), and in full (the first report of a stream).
+    pub fn last_sizes(&self) -> (usize, usize) {
+        self.last_sizes
+    }
+
+    /// The buffer's limits: the oldest report kept, and the encoded size budget.
+    pub fn limits(&self) -> (Duration, usize) {
+        (self.max_age, self.max_bytes)
+    }
+
+    /// Collection time between the oldest and the newest report held (zero when fewer
+    /// than two): how much of an outage the buffer holds now.
+    pub fn span(&self) -> Duration {
+        match (self.reports.front(), self.reports.back()) {
+            (Some(a), Some(b)) => b.monotonic.saturating_sub(a.monotonic),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// The buffer shared by the collector (writer) and the uplink (reader).
@@ -135,7 +192,7 @@ impl Outbox {
         }
     }
 
-    pub fn push(&self, monotonic: Duration, report: impl Into<Arc<NodeReport>>) {
+    pub fn push(&self, monotonic: Duration, report: impl Borrow<NodeReport>) {
         self.push_then(monotonic, report, || {});
     }
 
@@ -144,7 +201,7 @@ impl Outbox {
     pub fn push_then(
         &self,
         monotonic: Duration,
-        report: impl Into<Arc<NodeReport>>,
+        report: impl Borrow<NodeReport>,
         also: impl FnOnce(),
     ) {
         {
@@ -290,8 +347,16 @@ impl Uplink {
         };
         let call = client.connect(request);
         tokio::pin!(call);
+        let mut first = true;
         let mut inbound = loop {
-            let pending = self.outbox.lock().next_from(next).cloned();
+            let pending = {
+                let buffer = self.outbox.lock();
+                if first {
+                    buffer.first_of_stream(next)
+                } else {
+                    buffer.next_from(next).cloned()
+                }
+            };
             if let Some(report) = pending {
                 let seq = report.seq;
                 tokio::select! {
@@ -302,6 +367,7 @@ impl Uplink {
                     },
                 }
                 next = seq + 1;
+                first = false;
                 continue;
             }
             tokio::select! {
@@ -318,7 +384,14 @@ impl Uplink {
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             // Send everything buffered that this connection has not sent yet.
-            let pending = self.outbox.lock().next_from(next).cloned();
+            let pending = {
+                let buffer = self.outbox.lock();
+                if first {
+                    buffer.first_of_stream(next)
+                } else {
+                    buffer.next_from(next).cloned()
+                }
+            };
             if let Some(report) = pending {
                 let seq = report.seq;
                 tokio::select! {
@@ -328,6 +401,7 @@ impl Uplink {
                         }
                         self.stats.reports_sent_total.fetch_add(1, Relaxed);
                         next = seq + 1;
+                        first = false;
                     }
                     msg = inbound.message() => if let Some(end) = self.handle(msg) { return end },
                 }

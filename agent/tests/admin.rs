@@ -79,6 +79,15 @@ async fn measures_and_buffers_while_the_coordinator_is_down() {
         value("aistor_agent_replay_buffer_reports"),
         value("aistor_agent_collections_total")
     );
+    // The limits as configured, and the outage held so far (the reports are one interval
+    // apart at least).
+    assert_eq!(value("aistor_agent_replay_buffer_max_age_seconds"), 60.0);
+    assert_eq!(
+        value("aistor_agent_replay_buffer_max_bytes"),
+        f64::from(32u32 << 20)
+    );
+    let span = value("aistor_agent_replay_buffer_span_seconds");
+    assert!(span > 0.0 && span < 60.0, "span {span}");
     assert!(value("node_memory_MemTotal_bytes") > 0.0);
     assert!(
         metrics.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}"),

@@ -659,3 +659,92 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
     copy(&root(name), dir.path());
     dir
 }
+
+/// `read_fast` reads CPU usage, memory usage and pids only; the slow-cadence values are
+/// absent and not listed as missing (they were not read, not found missing).
+#[test]
+fn a_fast_read_leaves_the_slow_cadence_values_out() {
+    let r = reader(&root("v2"));
+    let fast = present(r.read_fast(POD, AT));
+    let full = present(r.read(POD, AT));
+    assert!(!fast.slow && full.slow);
+    assert_eq!(fast.cpu.usage_nanos, full.cpu.usage_nanos);
+    assert_eq!(fast.cpu.user_nanos, Some(60_123_456_000));
+    assert_eq!((fast.cpu.periods, fast.cpu.limit_millicores), (None, None));
+    assert_eq!(
+        fast.memory,
+        CgroupMemorySample {
+            usage_bytes: Some(201_326_592),
+            ..Default::default()
+        }
+    );
+    assert_eq!(fast.pids_current, full.pids_current);
+    assert_eq!(fast.io, None);
+    assert_eq!(fast.pressure, Default::default());
+    assert!(fast.missing.is_empty(), "{:?}", fast.missing);
+    assert!(full.io.is_some() && full.pressure.cpu.is_some());
+}
+
+/// The sampler reads the slow-cadence values every `slow_every` and carries the latest ones,
+/// with the time they were read, in between; CPU and memory usage are read every tick.
+#[test]
+fn the_sampler_reads_slow_values_on_their_cadence_and_says_when() {
+    use aistor_agent::pods::sampler::PodSampler;
+    use aistor_agent::pods::targets::PodTarget;
+    let dir = copy_fixture("v2");
+    let r = reader(dir.path());
+    let targets = [PodTarget {
+        uid: "0f6a3c2e-9b1d-4e6f-8a2b-5c7d9e1f3a4b".into(),
+        name: String::new(),
+        namespace: String::new(),
+        qos_class: "burstable".into(),
+        cgroup_path: POD.into(),
+        discovered_by: "cgroupfs",
+        containers: Vec::new(),
+    }];
+    let pod_dir = dir.path().join("sys/fs/cgroup").join(POD);
+    let write = |file: &str, text: &str| std::fs::write(pod_dir.join(file), text).unwrap();
+    let stat = std::fs::read_to_string(pod_dir.join("memory.stat")).unwrap();
+    let usage = |pods: &[pb::Pod]| pods[0].usage.clone().expect("usage");
+    let devices = Default::default();
+    for (slow_every, slow_again) in [(Duration::from_secs(3600), false), (Duration::ZERO, true)] {
+        write("memory.current", "201326592\n");
+        write("memory.stat", &stat);
+        let mut sampler = PodSampler::new(slow_every);
+        let first = usage(&sampler.sample(&r, &targets, &devices));
+        let read_at = first.slow.expect("the first reading reads everything");
+        assert_eq!(read_at.interval_nanos, None);
+        let working_set = 201_326_592 - 52_428_800;
+        assert_eq!(first.memory.unwrap().working_set_bytes, Some(working_set));
+        // Memory grows by 1 MiB, all of it inactive file pages: the working set stays.
+        write("memory.current", "202375168\n");
+        write(
+            "memory.stat",
+            &stat.replace("inactive_file 52428800", "inactive_file 53477376"),
+        );
+        let second = usage(&sampler.sample(&r, &targets, &devices));
+        let m = second.memory.unwrap();
+        assert_eq!(m.usage_bytes, Some(202_375_168), "read every tick");
+        assert_eq!(m.working_set_bytes, Some(working_set));
+        assert_eq!(second.cpu.unwrap().limit_millicores, Some(500.0));
+        assert!(second.io.is_some() && second.pressure.is_some());
+        let slow = second.slow.unwrap();
+        if slow_again {
+            assert!(slow.monotonic_nanos > read_at.monotonic_nanos);
+            assert!(slow.interval_nanos.is_some());
+            assert_eq!(m.inactive_file_bytes, Some(53_477_376));
+        } else {
+            assert_eq!(
+                slow, read_at,
+                "the slow values are those read first, and say so"
+            );
+            assert_eq!(m.inactive_file_bytes, Some(52_428_800));
+            // The slow reasons stand with the slow values (no I/O rate at the first read);
+            // the CPU rate, read every tick, now has its previous reading.
+            let mut expected = first.missing.clone();
+            expected.retain(|m| m.field != "cpu.usage_millicores");
+            assert_eq!(second.missing, expected);
+            assert!(second.cpu.unwrap().usage_millicores.is_some());
+        }
+    }
+}

@@ -397,6 +397,8 @@ fn cgroup_usage(r: &mut Rng, seq: u64, scale: u64) -> pb::CgroupUsage {
         pressure: Some(pressure(r, seq)),
         pids_current: Some(r.range(1, 200)),
         missing: Vec::new(),
+        slow: None,
+        missing_unchanged: false,
     }
 }
 
@@ -483,6 +485,7 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                         image: format!("registry.example.com/team/{c}:v1.{}", p % 7),
                         usage: Some(cgroup_usage(&mut r, seq, 1)),
                         gpus: Vec::new(),
+                        facts_unchanged: false,
                     }
                 })
                 .collect();
@@ -497,6 +500,7 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                 gpus: Vec::new(),
                 discovered_by: "containerd".into(),
                 frozen: false,
+                facts_unchanged: false,
             }
         })
         .collect()

@@ -89,6 +89,8 @@ pub fn usage(u: &Usage) -> pb::CgroupUsage {
         pressure: None,
         pids_current: f.pids_current,
         missing: missing(u.missing()),
+        slow: None,
+        missing_unchanged: false,
     }
 }
 
@@ -123,6 +125,7 @@ fn container(c: &Container) -> pb::Container {
         image: c.image.to_string(),
         usage: Some(usage(&c.usage)),
         gpus: c.gpus.iter().map(gpu_use).collect(),
+        facts_unchanged: false,
     }
 }
 
@@ -140,6 +143,7 @@ pub fn pod(p: &Pod) -> pb::Pod {
         discovered_by: p.discovered_by.as_str().to_owned(),
         // Not kept by the coordinator's model yet.
         frozen: false,
+        facts_unchanged: false,
     }
 }
 

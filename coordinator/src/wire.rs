@@ -74,6 +74,8 @@ pub struct Pod {
     /// The pod cgroup is frozen now (read from the kernel at this report).
     #[prost(bool, tag = "10")]
     pub frozen: bool,
+    #[prost(bool, tag = "11")]
+    pub facts_unchanged: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -90,6 +92,8 @@ pub struct Container {
     pub usage: Option<Usage>,
     #[prost(message, repeated, tag = "8")]
     pub gpus: Vec<pb::GpuUse>,
+    #[prost(bool, tag = "9")]
+    pub facts_unchanged: bool,
 }
 
 /// `aistor.v1.CgroupUsage` without pressure, counters and per-device I/O.
@@ -105,6 +109,10 @@ pub struct Usage {
     pub pids_current: Option<u64>,
     #[prost(message, repeated, tag = "15")]
     pub missing: Vec<pb::Missing>,
+    #[prost(message, optional, tag = "6")]
+    pub slow: Option<pb::SlowReading>,
+    #[prost(bool, tag = "7")]
+    pub missing_unchanged: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -158,6 +166,208 @@ pub fn busiest_whole_disk(disks: &[pb::Disk]) -> Option<f64> {
         .map(|r| r.busy_percent)
         .filter(|b| b.is_finite())
         .reduce(f64::max)
+}
+
+/// What one stream's reports carried so far, per pod and container, as ingest keeps it: an
+/// agent leaves out of a report the facts, `missing` lists and slow-cadence values that are
+/// unchanged since its previous report on the stream (`facts_unchanged`, `missing_unchanged`,
+/// `slow.unchanged`); [`StreamPicture::restore`] puts them back. A new stream (an agent
+/// reconnecting, a coordinator restart) starts with an empty picture, and the agent's first
+/// report on it carries everything.
+#[derive(Debug, Default)]
+pub struct StreamPicture {
+    pods: std::collections::HashMap<String, PodEntry>,
+    /// Counts reports: entries not in the latest one are dropped.
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct PodEntry {
+    name: String,
+    namespace: String,
+    qos_class: String,
+    cgroup_path: String,
+    discovered_by: String,
+    usage: UsageEntry,
+    containers: std::collections::HashMap<String, ContainerEntry>,
+    seen: u64,
+}
+
+#[derive(Debug)]
+struct ContainerEntry {
+    name: String,
+    state: i32,
+    image: String,
+    usage: UsageEntry,
+    seen: u64,
+}
+
+/// A cgroup's `missing` list and the slow-cadence values the model keeps, as last carried.
+#[derive(Debug, Default)]
+struct UsageEntry {
+    missing: Vec<pb::Missing>,
+    slow: Option<SlowPart>,
+}
+
+#[derive(Debug)]
+struct SlowPart {
+    reading: pb::SlowReading,
+    cpu_limit_millicores: Option<f64>,
+    /// Without its usage, which is read every tick.
+    memory: Option<Memory>,
+    io: Option<Io>,
+}
+
+impl UsageEntry {
+    /// Puts back into `u` what it left out; `what` names the cgroup for errors.
+    fn restore(known: Option<&Self>, u: &mut Usage, what: &str) -> Result<(), String> {
+        if u.missing_unchanged {
+            let known = known.ok_or_else(|| unknown(what, "missing"))?;
+            u.missing.clone_from(&known.missing);
+            u.missing_unchanged = false;
+        }
+        if u.slow.is_some_and(|s| s.unchanged) {
+            let slow = known
+                .and_then(|k| k.slow.as_ref())
+                .ok_or_else(|| unknown(what, "slow values"))?;
+            let cpu = u.cpu.get_or_insert_with(Cpu::default);
+            cpu.limit_millicores = slow.cpu_limit_millicores;
+            let usage_bytes = u.memory.as_ref().and_then(|m| m.usage_bytes);
+            u.memory = Some(Memory {
+                usage_bytes,
+                ..slow.memory.clone().unwrap_or_default()
+            });
+            u.io.clone_from(&slow.io);
+            u.slow = Some(slow.reading);
+        }
+        Ok(())
+    }
+
+    /// Takes in a usage restored in full (or none).
+    fn absorb(&mut self, u: Option<&Usage>) {
+        let Some(u) = u else {
+            *self = Self::default();
+            return;
+        };
+        if u.missing != self.missing {
+            self.missing.clone_from(&u.missing);
+        }
+        let same = match (&self.slow, u.slow) {
+            (Some(kept), Some(now)) => kept.reading == now,
+            _ => false,
+        };
+        if !same {
+            self.slow = u.slow.map(|reading| SlowPart {
+                reading,
+                cpu_limit_millicores: u.cpu.as_ref().and_then(|c| c.limit_millicores),
+                memory: u.memory.as_ref().map(|m| Memory {
+                    usage_bytes: None,
+                    ..m.clone()
+                }),
+                io: u.io.clone(),
+            });
+        }
+    }
+}
+
+impl StreamPicture {
+    /// Puts back what the pods left out and remembers them (only these pods). Errors, naming
+    /// the pod or container, when a pod leaves out what this stream never carried; the
+    /// picture is then unchanged.
+    pub fn restore(&mut self, pods: &mut [Pod]) -> Result<(), String> {
+        for pod in pods.iter_mut() {
+            let entry = self.pods.get(&pod.uid);
+            let what = format!("pod {:?}", pod.uid);
+            if pod.facts_unchanged {
+                let known = entry.ok_or_else(|| unknown(&what, "facts"))?;
+                pod.name.clone_from(&known.name);
+                pod.namespace.clone_from(&known.namespace);
+                pod.qos_class.clone_from(&known.qos_class);
+                pod.cgroup_path.clone_from(&known.cgroup_path);
+                pod.discovered_by.clone_from(&known.discovered_by);
+                pod.facts_unchanged = false;
+            }
+            if let Some(u) = pod.usage.as_mut() {
+                UsageEntry::restore(entry.map(|e| &e.usage), u, &what)?;
+            }
+            for c in &mut pod.containers {
+                let known = entry.and_then(|e| e.containers.get(&c.id));
+                let what = format!("{what} container {:?}", c.id);
+                if c.facts_unchanged {
+                    let known = known.ok_or_else(|| unknown(&what, "facts"))?;
+                    c.name.clone_from(&known.name);
+                    c.state = known.state;
+                    c.image.clone_from(&known.image);
+                    c.facts_unchanged = false;
+                }
+                if let Some(u) = c.usage.as_mut() {
+                    UsageEntry::restore(known.map(|k| &k.usage), u, &what)?;
+                }
+            }
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        for p in pods.iter() {
+            self.absorb(p, generation);
+        }
+        self.pods.retain(|_, e| e.seen == generation);
+        Ok(())
+    }
+
+    /// Remembers one pod restored in full; strings are copied only when they changed.
+    fn absorb(&mut self, p: &Pod, generation: u64) {
+        let entry = self.pods.entry(p.uid.clone()).or_insert_with(|| PodEntry {
+            name: String::new(),
+            namespace: String::new(),
+            qos_class: String::new(),
+            cgroup_path: String::new(),
+            discovered_by: String::new(),
+            usage: UsageEntry::default(),
+            containers: std::collections::HashMap::new(),
+            seen: generation,
+        });
+        entry.seen = generation;
+        for (kept, now) in [
+            (&mut entry.name, &p.name),
+            (&mut entry.namespace, &p.namespace),
+            (&mut entry.qos_class, &p.qos_class),
+            (&mut entry.cgroup_path, &p.cgroup_path),
+            (&mut entry.discovered_by, &p.discovered_by),
+        ] {
+            if kept != now {
+                kept.clone_from(now);
+            }
+        }
+        entry.usage.absorb(p.usage.as_ref());
+        for c in &p.containers {
+            let e = entry
+                .containers
+                .entry(c.id.clone())
+                .or_insert_with(|| ContainerEntry {
+                    name: String::new(),
+                    state: 0,
+                    image: String::new(),
+                    usage: UsageEntry::default(),
+                    seen: generation,
+                });
+            e.seen = generation;
+            if e.name != c.name {
+                e.name.clone_from(&c.name);
+            }
+            if e.image != c.image {
+                e.image.clone_from(&c.image);
+            }
+            e.state = c.state;
+            e.usage.absorb(c.usage.as_ref());
+        }
+        entry.containers.retain(|_, e| e.seen == generation);
+    }
+}
+
+fn unknown(what: &str, left_out: &str) -> String {
+    format!(
+        "{what}: {left_out} marked unchanged, but this stream's previous report did not carry it"
+    )
 }
 
 /// A report as received: its head decoded, the rest kept encoded until ingest
@@ -224,6 +434,8 @@ pub(crate) mod tests_support {
                 field: "io.counters.discards_total".into(),
                 reason: "v1".into(),
             }],
+            slow: None,
+            missing_unchanged: false,
         };
         pb::NodeReport {
             node: Some(pb::NodeIdentity {
@@ -267,6 +479,7 @@ pub(crate) mod tests_support {
                         image: "busybox".into(),
                         usage: Some(usage.clone()),
                         gpus: vec![],
+                        facts_unchanged: false,
                     }],
                     gpus: vec![pb::GpuUse {
                         gpu_uuid: "GPU-1".into(),
@@ -275,6 +488,7 @@ pub(crate) mod tests_support {
                     }],
                     discovered_by: "containerd".into(),
                     frozen: false,
+                    facts_unchanged: false,
                 })
                 .collect(),
             gpu: Some(pb::GpuSection {
@@ -385,6 +599,89 @@ mod tests {
         assert_eq!((&*c.id, &*c.name, &*c.image), ("c1", "main", "busybox"));
         assert_eq!(c.state, pb::ContainerState::Running as i32);
         assert!(c.usage.is_some());
+    }
+
+    /// What an agent leaves out of a stream report as unchanged comes back from the
+    /// stream's previous report; left out without one, it is an error naming the cgroup.
+    #[test]
+    fn a_stream_picture_restores_what_was_left_out() {
+        let mut full = full_report();
+        for p in &mut full.pods {
+            for u in std::iter::once(p.usage.as_mut().unwrap())
+                .chain(p.containers.iter_mut().map(|c| c.usage.as_mut().unwrap()))
+            {
+                u.slow = Some(pb::SlowReading {
+                    monotonic_nanos: 5,
+                    interval_nanos: Some(10),
+                    unchanged: false,
+                });
+            }
+        }
+        let lean = |r: &pb::NodeReport| ReceivedReport::from_report(r).pods().unwrap().pods;
+        let mut compact = full.clone();
+        for p in &mut compact.pods {
+            p.name.clear();
+            p.namespace.clear();
+            p.qos_class.clear();
+            p.cgroup_path.clear();
+            p.discovered_by.clear();
+            p.facts_unchanged = true;
+            for c in &mut p.containers {
+                c.name.clear();
+                c.image.clear();
+                c.state = 0;
+                c.facts_unchanged = true;
+            }
+            for u in std::iter::once(p.usage.as_mut().unwrap())
+                .chain(p.containers.iter_mut().map(|c| c.usage.as_mut().unwrap()))
+            {
+                u.missing.clear();
+                u.missing_unchanged = true;
+                u.io = None;
+                u.cpu.as_mut().unwrap().limit_millicores = None;
+                let m = u.memory.as_mut().unwrap();
+                *m = pb::CgroupMemory {
+                    usage_bytes: Some(11),
+                    ..Default::default()
+                };
+                u.slow = Some(pb::SlowReading {
+                    unchanged: true,
+                    ..Default::default()
+                });
+            }
+        }
+        let mut picture = StreamPicture::default();
+        let mut first = lean(&full);
+        picture.restore(&mut first).unwrap();
+        assert_eq!(first, lean(&full), "a full report is taken as it is");
+        let mut second = lean(&compact);
+        picture.restore(&mut second).unwrap();
+        let mut expected = lean(&full);
+        for p in &mut expected {
+            for u in std::iter::once(p.usage.as_mut().unwrap())
+                .chain(p.containers.iter_mut().map(|c| c.usage.as_mut().unwrap()))
+            {
+                // The fresh figure is the compact report's own.
+                u.memory.as_mut().unwrap().usage_bytes = Some(11);
+            }
+        }
+        assert_eq!(second, expected);
+        let mut orphan = lean(&compact);
+        let err = StreamPicture::default().restore(&mut orphan).unwrap_err();
+        assert!(
+            err.starts_with("pod \"uid-0\": facts marked unchanged"),
+            "{err}"
+        );
+        let mut facts_only = lean(&compact);
+        facts_only[0] = lean(&full)[0].clone();
+        facts_only[0].containers[0].usage = lean(&compact)[0].containers[0].usage.clone();
+        let err = StreamPicture::default()
+            .restore(&mut facts_only)
+            .unwrap_err();
+        assert!(
+            err.contains("container \"c0\": missing marked unchanged"),
+            "{err}"
+        );
     }
 
     #[test]

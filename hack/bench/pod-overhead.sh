@@ -23,6 +23,7 @@
 # failed to start. Everything it started and created is removed on exit, Ctrl-C included.
 #
 # Environment: WARMUP (seconds, default 5), PODS (110), CONTAINERS (3 per pod), BUSY (10),
+# INTERVAL (the agents' --interval, default 1s),
 # STRACE=0 skips the strace phase, KEEP_TMP=1 keeps the logs, AGENT_BIN, COORD_BIN and
 # BURNER_BIN use other builds (default: $CARGO_TARGET_DIR or target/, release).
 set -euo pipefail
@@ -33,6 +34,7 @@ PODS="${PODS:-110}"
 CONTAINERS="${CONTAINERS:-3}"
 BUSY="${BUSY:-10}"
 BUSY_DUTY=0.05
+INTERVAL="${INTERVAL:-1s}"
 case "$SECONDS_TO_MEASURE$PODS$CONTAINERS$BUSY" in '' | *[!0-9]*)
     echo "usage: $0 [SECONDS]   (PODS, CONTAINERS and BUSY must be numbers)" >&2
     exit 2
@@ -132,8 +134,22 @@ else
     MODE=v2
 fi
 [ -n "$UNIFIED" ] && add_mount "$UNIFIED"
+# When kubepods/ exists (a kubelet's, or another run's leftovers), it is not touched: the tree is
+# made under a private parent instead and bind-mounted over kubepods/ in the pods agent's own
+# mount namespace, so that agent sees only this run's pods (the baseline hides kubepods/ anyway).
+PREFIX=""
 for m in "${MOUNTS[@]}"; do
-    [ -e "$m/kubepods" ] && die "$m/kubepods exists: a kubelet (or another run) owns it; not touching it"
+    if [ -e "$m/kubepods" ]; then
+        PREFIX="aistor-pod-bench-$$/"
+        echo "$m/kubepods exists: not touching it; this run's pods go under $m/${PREFIX}kubepods, bind-mounted over kubepods/ for the pods agent only" >&2
+        break
+    fi
+done
+for m in "${MOUNTS[@]}"; do
+    if [ -z "$PREFIX" ] && [ -e "$m/kubepods" ]; then die "$m/kubepods appeared meanwhile"; fi
+    if [ -n "$PREFIX" ] && [ ! -d "$m/kubepods" ]; then
+        die "$m/kubepods is missing where other hierarchies have it: a partial tree; not touching it"
+    fi
 done
 
 make_cgroup() { # REL: in every hierarchy, remembered for removal
@@ -158,12 +174,13 @@ start_in() { # REL COMMAND...: runs COMMAND inside cgroup REL (joined before exe
 }
 
 echo "creating $PODS pods x $CONTAINERS containers in ${#MOUNTS[@]} hierarchies ($MODE)" >&2
-make_cgroup kubepods
-make_cgroup kubepods/burstable
+[ -n "$PREFIX" ] && make_cgroup "${PREFIX%/}"
+make_cgroup "${PREFIX}kubepods"
+make_cgroup "${PREFIX}kubepods/burstable"
 busy_left=$BUSY
 for ((p = 0; p < PODS; p++)); do
     uid="$(cat /proc/sys/kernel/random/uuid)"
-    pod="kubepods/burstable/pod$uid"
+    pod="${PREFIX}kubepods/burstable/pod$uid"
     make_cgroup "$pod"
     for ((c = 0; c < CONTAINERS; c++)); do
         id="$(printf '%s-%d' "$uid" "$c" | sha256sum | cut -c1-64)"
@@ -211,9 +228,18 @@ BASE_PORT="$(free_port)"
 COORD_PID=$!
 PIDS+=("$COORD_PID")
 wait_http "http://127.0.0.1:$HTTP_PORT/health" "$COORD_PID" coordinator
-AGENT_ARGS=(run --coordinator "http://127.0.0.1:$GRPC_PORT" --interval 1s --containerd-socket /nonexistent)
-"$AGENT_BIN" "${AGENT_ARGS[@]}" --admin-addr "127.0.0.1:$PODS_PORT" --node-name bench-pods \
-    >"$TMP/agent-pods.log" 2>&1 &
+AGENT_ARGS=(run --coordinator "http://127.0.0.1:$GRPC_PORT" --interval "$INTERVAL" --containerd-socket /nonexistent)
+if [ -z "$PREFIX" ]; then
+    "$AGENT_BIN" "${AGENT_ARGS[@]}" --admin-addr "127.0.0.1:$PODS_PORT" --node-name bench-pods \
+        >"$TMP/agent-pods.log" 2>&1 &
+else
+    BIND=""
+    for m in "${MOUNTS[@]}"; do BIND="$BIND mount --bind '$m/${PREFIX}kubepods' '$m/kubepods' || exit 1;"; done
+    # shellcheck disable=SC2016
+    unshare --mount --propagation private sh -c "$BIND"' exec "$@"' sh \
+        "$AGENT_BIN" "${AGENT_ARGS[@]}" --admin-addr "127.0.0.1:$PODS_PORT" --node-name bench-pods \
+        >"$TMP/agent-pods.log" 2>&1 &
+fi
 PODS_PID=$!
 PIDS+=("$PODS_PID")
 # The same agent with kubepods/ hidden by an empty tmpfs in a private mount namespace;
@@ -230,6 +256,8 @@ wait_http "http://127.0.0.1:$PODS_PORT/ready" "$PODS_PID" agent-pods
 wait_http "http://127.0.0.1:$BASE_PORT/ready" "$BASE_PID" agent-baseline
 [ "$(readlink "/proc/$BASE_PID/exe")" = "$(readlink -f "$AGENT_BIN")" ] ||
     die "the baseline pid $BASE_PID is not the agent ($(readlink "/proc/$BASE_PID/exe"))"
+[ "$(readlink "/proc/$PODS_PID/exe")" = "$(readlink -f "$AGENT_BIN")" ] ||
+    die "the pods pid $PODS_PID is not the agent ($(readlink "/proc/$PODS_PID/exe"))"
 
 sleep "$WARMUP"
 
@@ -274,10 +302,16 @@ BUSY_SEEN="$(jq '[.pods[].containers[] | select((.cpu_millicores // 0) > 20)] | 
 BUSY_MC="$(jq '[.pods[].containers[] | select((.cpu_millicores // 0) > 20) | .cpu_millicores] | add // 0 | . * 10 | round / 10' <<<"$pods_json")"
 BASE_PODS="$(curl -fsS "http://127.0.0.1:$HTTP_PORT/api/v1/pods?node=bench-baseline" | jq '.count')"
 DURATIONS=""
+SIZES=""
 for _ in 1 2 3 4 5; do
     d="$(metric "$PODS_PORT" aistor_agent_collect_duration_seconds)"
     b="$(metric "$BASE_PORT" aistor_agent_collect_duration_seconds)"
     DURATIONS="$DURATIONS $(awk -v d="$d" -v b="$b" 'BEGIN { printf "%.1f/%.1f", d * 1000, b * 1000 }')"
+    # The latest report's size as sent on the stream and in full (agents before these
+    # gauges: "-").
+    sent="$(metric "$PODS_PORT" aistor_agent_report_bytes)"
+    full="$(metric "$PODS_PORT" aistor_agent_report_full_bytes)"
+    SIZES="$SIZES $(awk -v s="$sent" -v f="$full" 'BEGIN { if (f > 0) printf "%.1f/%.1f", s / 1024, f / 1024; else printf "-" }')"
     sleep 1
 done
 
@@ -322,7 +356,7 @@ US_DIFF="$(per_container "$DIFF_S" "${TICKS[pods]}")"
 echo "aistor agent overhead at pod scale: $PODS pods x $CONTAINERS containers ($TOTAL_CONTAINERS container cgroups, $BUSY busy at $BUSY_DUTY core)"
 echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)  host $(nproc) vCPU, kernel $(uname -r), cgroup $MODE  window ${WALL_S}s after ${WARMUP}s warm-up  CLK_TCK $HZ  loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "binaries: $AGENT_BIN, $COORD_BIN"
-echo "agents: run --interval 1s --containerd-socket /nonexistent (pods from the kubepods cgroup layout), streaming to a local coordinator"
+echo "agents: run --interval $INTERVAL --containerd-socket /nonexistent (pods from the kubepods cgroup layout), streaming to a local coordinator"
 echo
 ROW='%-34s %6s %15s %11s %10s %10s %13s %12s\n'
 # shellcheck disable=SC2059
@@ -336,6 +370,7 @@ done
 echo "cgroup reads per tick (pods agent): $((PODS + TOTAL_CONTAINERS)) ($PODS pod + $TOTAL_CONTAINERS container cgroups), each read across the agent's hierarchies"
 echo "cpu per container sample: ${US_TOTAL} µs all-in (agent cpu / (ticks x $TOTAL_CONTAINERS)); ${US_DIFF} µs over the baseline ((pods - baseline cpu, baseline scaled to the same ticks) / (ticks x $TOTAL_CONTAINERS))"
 echo "collect duration ms, pods/baseline agent (5 scrapes after the window):$DURATIONS"
+echo "report size KiB, on the stream/in full (pods agent's aistor_agent_report_bytes and _full_bytes, same 5 scrapes):$SIZES"
 echo "$STRACE_LINE"
 echo "coordinator (GET /api/v1/pods): node bench-pods $REPORTED_PODS pods, $WITH_ALL with $CONTAINERS containers, $REPORTED_CONTAINERS containers; $BUSY_SEEN busy containers at ${BUSY_MC} mc in all; node bench-baseline $BASE_PODS pods"
 echo

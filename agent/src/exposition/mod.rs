@@ -93,7 +93,7 @@ impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         // The buffer first, then the report: the collector updates both under the buffer's
         // lock, so this scrape's figures belong to one tick.
-        let (latest, buffered, buffered_bytes, dropped) = {
+        let (latest, buffered, buffered_bytes, dropped, span, (max_age, max_bytes), sizes) = {
             let b = self.outbox.lock();
             let latest = self.latest.borrow().clone();
             (
@@ -101,6 +101,9 @@ impl Collector for AgentCollector {
                 b.len() as f64,
                 b.bytes() as f64,
                 b.dropped_total() as f64,
+                b.span().as_secs_f64(),
+                b.limits(),
+                b.last_sizes(),
             )
         };
         if let Some(p) = latest {
@@ -137,6 +140,31 @@ impl Collector for AgentCollector {
                 "aistor_agent_replay_buffer_bytes",
                 "Encoded size of the reports waiting for the coordinator's acknowledgement.",
                 buffered_bytes,
+            ),
+            (
+                "aistor_agent_replay_buffer_span_seconds",
+                "Collection time from the oldest to the newest report waiting: the outage the buffer holds now.",
+                span,
+            ),
+            (
+                "aistor_agent_replay_buffer_max_age_seconds",
+                "Limit: reports older than this are dropped unacknowledged (--replay-buffer).",
+                max_age.as_secs_f64(),
+            ),
+            (
+                "aistor_agent_report_bytes",
+                "Encoded size of the latest report as sent on the stream (what the previous report carried unchanged left out).",
+                sizes.0 as f64,
+            ),
+            (
+                "aistor_agent_report_full_bytes",
+                "Encoded size of the latest report in full, as the first report of a stream carries it.",
+                sizes.1 as f64,
+            ),
+            (
+                "aistor_agent_replay_buffer_max_bytes",
+                "Limit: the oldest reports are dropped while the encoded size is over this (--replay-buffer-max-mib).",
+                max_bytes as f64,
             ),
         ];
         for (name, help, v) in gauges {

@@ -7,16 +7,50 @@ use crate::clock;
 use crate::source::{CgroupRead, CgroupReader, CgroupSample};
 use aistor_proto::v1 as pb;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Block device names by (major, minor), from /proc/diskstats, to label per-device I/O.
 pub type DeviceNames = HashMap<(u32, u32), String>;
 
-#[derive(Debug, Default)]
+/// The slow cadence when none is configured: the memory breakdown, limits, I/O and pressure
+/// of a cgroup are read every 10 s, CPU usage, memory usage and pids every tick.
+pub const DEFAULT_SLOW_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
 pub struct PodSampler {
-    previous: HashMap<String, CgroupSample>,
+    slow_every: Duration,
+    tracked: HashMap<String, Tracked>,
+}
+
+impl Default for PodSampler {
+    fn default() -> Self {
+        Self::new(DEFAULT_SLOW_EVERY)
+    }
+}
+
+/// What is kept of one cgroup between ticks.
+#[derive(Debug)]
+struct Tracked {
+    /// The latest reading, fast or slow: the CPU rate is taken against it.
+    previous: CgroupSample,
+    /// The latest reading that read the slow-cadence values: their rates are taken against it.
+    previous_slow: CgroupSample,
+    /// The slow part of the usage computed at that reading, put into every fast tick's usage.
+    slow: pb::CgroupUsage,
+    /// When the next slow read is due.
+    slow_due: Duration,
 }
 
 impl PodSampler {
+    /// Reads each cgroup's slow-cadence values every `slow_every` (zero: every tick), staggered
+    /// across cgroups so that a tick reads about 1/n of them (n = slow_every / interval).
+    pub fn new(slow_every: Duration) -> Self {
+        Self {
+            slow_every,
+            tracked: HashMap::new(),
+        }
+    }
+
     /// Pods and containers whose cgroup vanished since discovery ended: they are left
     /// out, not reported as errors.
     pub fn sample(
@@ -25,7 +59,7 @@ impl PodSampler {
         targets: &[PodTarget],
         devices: &DeviceNames,
     ) -> Vec<pb::Pod> {
-        let mut seen = HashMap::with_capacity(self.previous.len());
+        let mut seen = HashMap::with_capacity(self.tracked.len());
         let mut pods = Vec::with_capacity(targets.len());
         for target in targets {
             let Some(usage) = self.read(reader, &target.cgroup_path, devices, &mut seen) else {
@@ -51,40 +85,103 @@ impl PodSampler {
                 discovered_by: target.discovered_by.to_owned(),
                 // read from the freezer by the collector
                 frozen: false,
+                facts_unchanged: false,
             });
         }
         // Only what was read this tick is kept: ended workloads leave no state behind, and the
         // reader closes what it kept open for them.
-        for path in self.previous.keys().filter(|p| !seen.contains_key(*p)) {
+        for path in self.tracked.keys().filter(|p| !seen.contains_key(*p)) {
             reader.forget(path);
         }
-        self.previous = seen;
+        self.tracked = seen;
         pods
     }
 
     fn read(
-        &self,
+        &mut self,
         reader: &CgroupReader,
         path: &str,
         devices: &DeviceNames,
-        seen: &mut HashMap<String, CgroupSample>,
+        seen: &mut HashMap<String, Tracked>,
     ) -> Option<pb::CgroupUsage> {
         // Each cgroup gets its own timestamp: rates use the time between *its* reads.
-        let current = match reader.read(path, clock::monotonic()) {
+        let now = clock::monotonic();
+        let tracked = self.tracked.remove(path);
+        let slow_due = tracked.as_ref().is_none_or(|t| now >= t.slow_due);
+        let current = match reader.read_tiered(path, now, slow_due) {
             CgroupRead::Present(s) => s,
             CgroupRead::Vanished => return None,
         };
-        let mut usage = cgroup_usage::usage(self.previous.get(path), &current);
-        if let Some(io) = usage.io.as_mut() {
-            for d in io.devices.iter_mut().filter(|d| d.device.is_empty()) {
-                if let Some(name) = devices.get(&(d.major, d.minor)) {
-                    d.device.clone_from(name);
+        let previous = tracked.as_ref().map(|t| &t.previous);
+        let (usage, tracked) = if current.slow {
+            let previous_slow = tracked.as_ref().map(|t| &t.previous_slow);
+            let mut usage = cgroup_usage::usage_tiered(previous, previous_slow, &current);
+            usage.slow = Some(pb::SlowReading {
+                monotonic_nanos: nanos(now),
+                interval_nanos: previous_slow
+                    .and_then(|p| now.checked_sub(p.monotonic))
+                    .map(nanos),
+                unchanged: false,
+            });
+            if let Some(io) = usage.io.as_mut() {
+                for d in io.devices.iter_mut().filter(|d| d.device.is_empty()) {
+                    if let Some(name) = devices.get(&(d.major, d.minor)) {
+                        d.device.clone_from(name);
+                    }
                 }
             }
-        }
-        seen.insert(path.to_owned(), current);
+            // The same order as on fast ticks: fast reasons first, then the slow ones.
+            usage
+                .missing
+                .sort_by_key(|m| !cgroup_usage::is_fast_field(&m.field));
+            let slow_due = match tracked.as_ref() {
+                // The first slow read of a cgroup: the next one at a point of the period
+                // that depends on the path, so cgroups found together spread over it.
+                None => now + self.slow_every.mul_f64(stagger(path)),
+                Some(t) if now.saturating_sub(t.slow_due) < self.slow_every => {
+                    t.slow_due + self.slow_every
+                }
+                Some(_) => now + self.slow_every,
+            };
+            let slow = cgroup_usage::slow_part(&usage);
+            // The reasons are in `slow`; the readings are kept for their values.
+            let mut current = current;
+            current.missing = Vec::new();
+            let kept = Tracked {
+                previous: current.clone(),
+                previous_slow: current,
+                slow,
+                slow_due,
+            };
+            (usage, kept)
+        } else {
+            // Present only when a slow reading came first (`slow_due` is immediate otherwise).
+            let mut t = tracked?;
+            let mut usage = cgroup_usage::usage(Some(&t.previous), &current);
+            cgroup_usage::overlay_slow(&mut usage, &t.slow);
+            t.previous = CgroupSample {
+                missing: Vec::new(),
+                ..current
+            };
+            (usage, t)
+        };
+        seen.insert(path.to_owned(), tracked);
         Some(usage)
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A fraction in (0, 1] fixed by the path (FNV-1a), to spread cgroups' slow reads.
+fn stagger(path: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((h % 1000) + 1) as f64 / 1000.0
 }
 
 fn container(c: &ContainerTarget, usage: pb::CgroupUsage) -> pb::Container {
@@ -97,5 +194,6 @@ fn container(c: &ContainerTarget, usage: pb::CgroupUsage) -> pb::Container {
         image: c.image.clone(),
         usage: Some(usage),
         gpus: Vec::new(),
+        facts_unchanged: false,
     }
 }

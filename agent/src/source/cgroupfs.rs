@@ -96,6 +96,9 @@ pub struct CgroupSample {
     pub io: Option<BTreeMap<DeviceId, DeviceCounters>>,
     pub pressure: CgroupPressureSample,
     pub pids_current: Option<u64>,
+    /// Whether the slow-cadence values were read (see [`CgroupReader::read_fast`]); when not,
+    /// they are absent and not listed in `missing`.
+    pub slow: bool,
     /// `(field, reason)` for every absent value: the field as named in the `CgroupUsage` proto
     /// (e.g. "memory.working_set_bytes"), the reason naming the path.
     pub missing: Vec<(String, String)>,
@@ -321,6 +324,18 @@ impl CgroupReader {
     /// (a leading '/' is ignored; a path with a ".." component names no cgroup). `monotonic` is
     /// the caller's CLOCK_MONOTONIC at the read.
     pub fn read(&self, path: &str, monotonic: Duration) -> CgroupRead {
+        self.read_tiered(path, monotonic, true)
+    }
+
+    /// Reads only what is read on every tick: CPU usage (total, user, system), memory usage
+    /// and pids. The rest (the slow cadence: CPU throttling and limit, the memory breakdown,
+    /// peak, limit and OOM events, I/O, pressure) is absent and not listed in `missing`.
+    pub fn read_fast(&self, path: &str, monotonic: Duration) -> CgroupRead {
+        self.read_tiered(path, monotonic, false)
+    }
+
+    /// [`Self::read`] with `slow`, or [`Self::read_fast`] without.
+    pub fn read_tiered(&self, path: &str, monotonic: Duration, slow: bool) -> CgroupRead {
         let Some(rel) = normalize(path) else {
             return CgroupRead::Vanished;
         };
@@ -337,7 +352,7 @@ impl CgroupReader {
             if due {
                 recheck_after = (plan.recheck_after * 2).min(RECHECK_MAX);
             } else {
-                match self.sample(&mut plan, monotonic, false) {
+                match self.sample(&mut plan, monotonic, false, slow) {
                     Outcome::Read(sample) => {
                         plan.last_read = monotonic;
                         return CgroupRead::Present(sample);
@@ -351,7 +366,7 @@ impl CgroupReader {
         let Some(mut plan) = self.plan(&rel, monotonic, recheck_after) else {
             return CgroupRead::Vanished;
         };
-        match self.sample(&mut plan, monotonic, true) {
+        match self.sample(&mut plan, monotonic, true, slow) {
             Outcome::Read(sample) => {
                 lock(&self.plans)
                     .by_path
@@ -365,7 +380,7 @@ impl CgroupReader {
     /// A new plan for the cgroup: which of its directories exist. None when none does.
     fn plan(&self, rel: &str, monotonic: Duration, recheck_after: Duration) -> Option<Plan> {
         let mut dirs: Vec<Dir> = self
-            .mounts()
+            .read_mounts()
             .map(|m| {
                 let host = join(m, rel);
                 let meta = std::fs::metadata(self.fs.path(&host)).ok();
@@ -414,8 +429,9 @@ impl CgroupReader {
         })
     }
 
-    /// Reads every value of the cgroup along its plan; `fresh`: the plan was just made.
-    fn sample(&self, plan: &mut Plan, monotonic: Duration, fresh: bool) -> Outcome {
+    /// Reads the cgroup's values along its plan (the slow-cadence ones with `slow`); `fresh`:
+    /// the plan was just made.
+    fn sample(&self, plan: &mut Plan, monotonic: Duration, fresh: bool, slow: bool) -> Outcome {
         let mut ctx = Ctx {
             reader: self,
             plan,
@@ -428,11 +444,19 @@ impl CgroupReader {
         let unified = ctx.plan.unified;
         let mut cpu = CgroupCpuSample::default();
         self.cpu_usage(&mut ctx, srcs[0], &mut cpu);
-        cpu_throttling(&mut ctx, srcs[1], &mut cpu);
-        let memory = memory(&mut ctx, srcs[2]);
-        let io = io(&mut ctx, srcs[3]);
+        let (memory, io, pressure) = if slow {
+            cpu_throttling(&mut ctx, srcs[1], &mut cpu);
+            let memory = memory(&mut ctx, srcs[2]);
+            let io = io(&mut ctx, srcs[3]);
+            (memory, io, pressure(&mut ctx, unified))
+        } else {
+            let memory = CgroupMemorySample {
+                usage_bytes: memory_usage(&mut ctx, srcs[2]),
+                ..CgroupMemorySample::default()
+            };
+            (memory, None, CgroupPressureSample::default())
+        };
         let pids_current = pids(&mut ctx, srcs[4]);
-        let pressure = pressure(&mut ctx, unified);
         READ_BUF.set(std::mem::take(&mut ctx.buf));
 
         if ctx.stale && !fresh {
@@ -454,6 +478,7 @@ impl CgroupReader {
             io,
             pressure,
             pids_current,
+            slow,
             missing: ctx.missing,
         })
     }
@@ -463,6 +488,22 @@ impl CgroupReader {
         let mut seen: Vec<&str> = Vec::new();
         for mount in self.layout.v1.values().chain(self.layout.unified.iter()) {
             if !seen.contains(&mount.as_str()) {
+                seen.push(mount);
+            }
+        }
+        seen.into_iter()
+    }
+
+    /// The hierarchies values are read from: those of the [`V1_READ`] controllers, then the
+    /// unified one. A cgroup missing from another hierarchy (cpuset, freezer, ...) is not an
+    /// absent directory to look for again.
+    fn read_mounts(&self) -> impl Iterator<Item = &str> {
+        let mut seen: Vec<&str> = Vec::new();
+        let v1 = V1_READ
+            .iter()
+            .filter_map(|c| self.layout.v1.get(*c).map(String::as_str));
+        for mount in v1.chain(self.layout.unified.as_deref()) {
+            if !seen.contains(&mount) {
                 seen.push(mount);
             }
         }
@@ -672,13 +713,27 @@ fn cpu_throttling(ctx: &mut Ctx<'_>, src: Src, cpu: &mut CgroupCpuSample) {
     }
 }
 
+/// Memory usage alone (v1 `memory.usage_in_bytes`, v2 `memory.current`): what is read every tick.
+fn memory_usage(ctx: &mut Ctx<'_>, src: Src) -> Option<u64> {
+    match src {
+        Src::V1(dir) => ctx.value("memory.usage_bytes", dir, "memory.usage_in_bytes", |t| {
+            parse_single_u64(t, "memory.usage_in_bytes")
+        }),
+        Src::V2(dir) => ctx.value("memory.usage_bytes", dir, "memory.current", |t| {
+            parse_single_u64(t, "memory.current")
+        }),
+        Src::Unmounted => {
+            ctx.unmounted("memory.usage_bytes", "memory");
+            None
+        }
+    }
+}
+
 fn memory(ctx: &mut Ctx<'_>, src: Src) -> CgroupMemorySample {
     let mut m = CgroupMemorySample::default();
     match src {
         Src::V1(dir) => {
-            m.usage_bytes = ctx.value("memory.usage_bytes", dir, "memory.usage_in_bytes", |t| {
-                parse_single_u64(t, "memory.usage_in_bytes")
-            });
+            m.usage_bytes = memory_usage(ctx, src);
             let stat = ctx.keyed(dir, "memory.stat");
             m.inactive_file_bytes = ctx.or_missing(
                 "memory.inactive_file_bytes",
@@ -717,9 +772,7 @@ fn memory(ctx: &mut Ctx<'_>, src: Src) -> CgroupMemorySample {
             m.oom_kill_events = ctx.or_missing("memory.oom_kill_events_total", oom.get("oom_kill"));
         }
         Src::V2(dir) => {
-            m.usage_bytes = ctx.value("memory.usage_bytes", dir, "memory.current", |t| {
-                parse_single_u64(t, "memory.current")
-            });
+            m.usage_bytes = memory_usage(ctx, src);
             let stat = ctx.keyed(dir, "memory.stat");
             m.inactive_file_bytes =
                 ctx.or_missing("memory.inactive_file_bytes", stat.get("inactive_file"));

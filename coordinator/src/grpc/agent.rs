@@ -131,6 +131,8 @@ impl Agents {
             // The node and agent process the stream's first report named: every
             // later report must name the same (one stream cannot speak for many).
             let mut pinned: Option<(String, String)> = None;
+            // What this stream's reports carried: later ones leave out what is unchanged.
+            let mut picture = crate::wire::StreamPicture::default();
             loop {
                 let message = tokio::select! {
                     m = reports.message() => m,
@@ -201,7 +203,10 @@ impl Agents {
                         .await;
                     break;
                 }
-                match ingest.apply(report, connection).await {
+                match ingest
+                    .apply_on_stream(report, connection, &mut picture)
+                    .await
+                {
                     Ok(Ingested::Superseded) => {
                         tracing::warn!(node = %identity.0, ?peer, "a newer stream took the node over; ending this one");
                         let _ = tx

@@ -6,7 +6,7 @@ pub mod reading;
 
 use crate::measurements::Measurements;
 use crate::view::LiveView;
-use crate::wire::ReceivedReport;
+use crate::wire::{ReceivedReport, StreamPicture};
 use aistor_core::model::PodSpecs;
 use aistor_core::validate::Limits;
 use aistor_core::{Ingested, ReportKey};
@@ -79,8 +79,21 @@ impl Ingest {
         report: ReceivedReport,
         connection: u64,
     ) -> Result<Ingested, Refused> {
+        self.apply_on_stream(report, connection, &mut StreamPicture::default())
+            .await
+    }
+
+    /// [`Self::apply`] for a report of the stream whose reports so far `picture` holds
+    /// (see [`reading::convert_on_stream`]).
+    pub async fn apply_on_stream(
+        &self,
+        report: ReceivedReport,
+        connection: u64,
+        picture: &mut StreamPicture,
+    ) -> Result<Ingested, Refused> {
         let now = self.view.now();
-        let mut converted = reading::convert(report, now.wall_unix_nanos, &self.limits)?;
+        let mut converted =
+            reading::convert_on_stream(report, now.wall_unix_nanos, &self.limits, picture)?;
         if let (Some(specs), Ok(pods)) = (&self.specs, &mut converted.reading.pods) {
             for pod in pods.iter_mut().filter(|p| !p.uid().is_empty()) {
                 specs.join(pod);

@@ -18,6 +18,8 @@ pub enum Refused {
     Invalid(#[from] Invalid),
     #[error("field `pods` does not decode: {0}")]
     Pods(prost::DecodeError),
+    #[error("field `pods`: {0}")]
+    Stream(String),
     #[error("a measurement result could not be stored: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -33,12 +35,32 @@ pub struct Converted {
     pub frozen: Vec<String>,
 }
 
+/// Converts a report that leaves nothing out (see [`convert_on_stream`]).
 pub fn convert(
     report: ReceivedReport,
     now_wall_unix_nanos: u64,
     limits: &Limits,
 ) -> Result<Converted, Refused> {
-    let pods = report.pods().map_err(Refused::Pods)?.pods;
+    convert_on_stream(
+        report,
+        now_wall_unix_nanos,
+        limits,
+        &mut wire::StreamPicture::default(),
+    )
+}
+
+/// Converts a report received on the stream whose reports so far `picture` holds: what the
+/// report left out as unchanged is put back from it first, and the picture then holds this
+/// report (also when it is refused later, e.g. a replay already stored: the next report on
+/// the stream follows this one).
+pub fn convert_on_stream(
+    report: ReceivedReport,
+    now_wall_unix_nanos: u64,
+    limits: &Limits,
+    picture: &mut wire::StreamPicture,
+) -> Result<Converted, Refused> {
+    let mut pods = report.pods().map_err(Refused::Pods)?.pods;
+    picture.restore(&mut pods).map_err(Refused::Stream)?;
     let ReceivedReport { mut head, .. } = report;
     validate::report_head(
         &validate::ReportHead {

@@ -376,6 +376,35 @@ pub struct CgroupUsage {
     pub pids_current: ::core::option::Option<u64>,
     #[prost(message, repeated, tag = "15")]
     pub missing: ::prost::alloc::vec::Vec<Missing>,
+    /// When the slow-cadence values were read. The agent reads CPU usage, memory usage and
+    /// pids every collection, and the rest (the memory breakdown, working set, peak, limit,
+    /// OOM events and kernel memory; CPU throttling and limit; I/O; pressure) every
+    /// `--slow-every` (staggered across cgroups): those values, and the rates among them,
+    /// are from the reading at `slow.monotonic_nanos`, taken over `slow.interval_nanos`.
+    /// Absent when everything was read at this collection (measurement runs, snapshots).
+    #[prost(message, optional, tag = "6")]
+    pub slow: ::core::option::Option<SlowReading>,
+    /// Set on a stream report when `missing` is the same as in the previous report of this
+    /// cgroup on this stream: it is then left empty here and the previous list stands.
+    #[prost(bool, tag = "7")]
+    pub missing_unchanged: bool,
+}
+/// When a cgroup's slow-cadence values were read.
+#[derive(serde::Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SlowReading {
+    /// CLOCK_MONOTONIC at the read (as NodeReport.monotonic_nanos).
+    #[prost(uint64, tag = "1")]
+    pub monotonic_nanos: u64,
+    /// Measured time since the previous slow read: what the slow rates (I/O, pressure
+    /// stalled_percent) are taken over. Absent on the first.
+    #[prost(uint64, optional, tag = "2")]
+    pub interval_nanos: ::core::option::Option<u64>,
+    /// Set on a stream report when this read was already sent on this stream: the slow
+    /// values (see CgroupUsage.slow) and the two fields above are then left out here, and
+    /// the ones sent with that read stand.
+    #[prost(bool, tag = "3")]
+    pub unchanged: bool,
 }
 /// A GPU's use by one container or pod.
 #[derive(serde::Serialize)]
@@ -418,6 +447,11 @@ pub struct Container {
     pub usage: ::core::option::Option<CgroupUsage>,
     #[prost(message, repeated, tag = "8")]
     pub gpus: ::prost::alloc::vec::Vec<GpuUse>,
+    /// Set on a stream report when name, cgroup_path, pid, state and image are the same as
+    /// in the previous report on this stream: they are then left empty here and the
+    /// previous ones stand. The first report on every stream carries them all.
+    #[prost(bool, tag = "9")]
+    pub facts_unchanged: bool,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -448,6 +482,12 @@ pub struct Pod {
     /// holds across agent restarts. False when thawed, still freezing, or unreadable.
     #[prost(bool, tag = "10")]
     pub frozen: bool,
+    /// Set on a stream report when name, namespace, qos_class, cgroup_path and
+    /// discovered_by are the same as in the previous report on this stream: they are then
+    /// left empty here and the previous ones stand. The first report on every stream
+    /// carries them all.
+    #[prost(bool, tag = "11")]
+    pub facts_unchanged: bool,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
