@@ -154,7 +154,8 @@ async fn reflectors_sync_follow_changes_and_recover_from_closed_and_expired_watc
             "reflector/statefulsets",
             "reflector/replicasets",
             "reflector/poddisruptionbudgets",
-            "reflector/persistentvolumeclaims"
+            "reflector/persistentvolumeclaims",
+            "reflector/persistentvolumes",
         ]
     );
     let tasks: Vec<_> = reflectors

@@ -418,11 +418,12 @@ pub fn choose(
     let (mut evaluated, mut feasible) = (0, 0);
     let mut counts = ReasonCounts::default();
     let n = nodes.len();
+    let first = start.checked_rem(n).unwrap_or(0);
     for i in 0..n {
         if feasible >= find.max(1) {
             break;
         }
-        let index = (start % n.max(1) + i) % n;
+        let index = (first + i) % n;
         let node = &nodes[index];
         rejections.clear();
         // A rejected node is not scored here: only the choice is kept.

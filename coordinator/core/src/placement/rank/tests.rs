@@ -553,7 +553,10 @@ fn choose_stops_after_enough_feasible_nodes_from_its_start() {
     // Wrapping: from n4, then n0.
     let c = choose(&p, &nodes, None, &Config::default(), now(), 4, 2);
     assert_eq!(c.chosen.unwrap().name, "n0");
-    // A start past the end wraps too; asking for more than there is looks at all once.
+    // A start past the end wraps too (8 of 5 nodes: n3 first, as from 3).
+    let c = choose(&p, &nodes, None, &Config::default(), now(), 8, 2);
+    assert_eq!(c.chosen.unwrap().name, "n3");
+    // Asking for more than there is looks at every node once.
     let c = choose(&p, &nodes, None, &Config::default(), now(), 12, 99);
     assert_eq!((c.evaluated, c.feasible), (5, 5));
     // Rejected nodes do not count toward `find`.
