@@ -285,7 +285,11 @@ pub async fn run(
     };
     // Placement: pods applied without a node (standalone), pending pods of aistor's
     // scheduler names and the extender (Kubernetes), and the explain API.
-    let placement = crate::placement::Placement::new(view.clone());
+    let placement = if shell.is_some() {
+        crate::placement::Placement::new(view.clone())
+    } else {
+        crate::placement::Placement::standalone(view.clone())
+    };
     let (candidates, lookup): (
         Arc<dyn crate::placement::Candidates>,
         crate::placement::service::PodLookup,

@@ -27,7 +27,13 @@ fn set<T: Copy>(target: &mut T, value: Option<T>) {
 
 /// The configuration `spec` describes over the defaults, validated.
 pub fn from_spec(s: &AIStorageConfigSpec) -> Result<Config, ConfigError> {
-    let mut c = Config::default();
+    from_spec_over(Config::default(), s)
+}
+
+/// The configuration `spec` describes over `base` (the defaults of the mode the
+/// coordinator runs in), validated.
+pub fn from_spec_over(base: Config, s: &AIStorageConfigSpec) -> Result<Config, ConfigError> {
+    let mut c = base;
     if let Some(p) = &s.plugins {
         if let Some(d) = &p.data_locality_aware {
             set(&mut c.data_locality.enabled, d.enabled);
@@ -189,6 +195,25 @@ mod tests {
 
     fn spec(yaml: &str) -> AIStorageConfigSpec {
         serde_yaml_ng::from_str(yaml).expect("a spec")
+    }
+
+    #[test]
+    fn a_spec_lays_its_values_over_the_base_it_is_given() {
+        let mut base = Config::default();
+        base.headroom.usage_thresholds.cpu = None;
+        let c =
+            from_spec_over(base.clone(), &spec("plugins: {liveHeadroom: {weight: 2}}")).unwrap();
+        assert_eq!(
+            c.headroom.usage_thresholds.cpu, None,
+            "the base's value stays"
+        );
+        assert_eq!(c.headroom.weight, 2);
+        let c = from_spec_over(
+            base,
+            &spec("plugins: {liveHeadroom: {usageThresholds: {cpu: 70}}}"),
+        )
+        .unwrap();
+        assert_eq!(c.headroom.usage_thresholds.cpu, Some(70.0));
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct PolicyUse<'a> {
 #[derive(Clone)]
 pub struct Placement {
     view: LiveView,
+    /// The defaults of this mode, which a configuration document is laid over.
+    base: Config,
     config: Arc<RwLock<ConfigInForce>>,
     placed: Arc<Mutex<HashMap<String, Placed>>>,
     reservations: Arc<RwLock<Option<ReservationSource>>>,
@@ -128,14 +130,34 @@ pub fn pod_key(pod: &Pod) -> String {
 }
 
 impl Placement {
+    /// On Kubernetes: the seed's and Koordinator's defaults.
     pub fn new(view: LiveView) -> Self {
+        Self::with_base(view, Config::default(), "defaults")
+    }
+
+    /// Standalone (the local runtime: one machine, every pod placed here): the same
+    /// defaults without usage thresholds, so a busy machine still runs the pods that
+    /// fit; live headroom still ranks the nodes. An AIStorageConfig can set thresholds.
+    pub fn standalone(view: LiveView) -> Self {
+        let mut base = Config::default();
+        base.headroom.usage_thresholds = core::PerResource {
+            cpu: None,
+            memory: None,
+            gpu: None,
+            disk: None,
+        };
+        Self::with_base(view, base, "defaults (standalone: no usage thresholds)")
+    }
+
+    fn with_base(view: LiveView, base: Config, source: &str) -> Self {
         Self {
             view,
             config: Arc::new(RwLock::new(ConfigInForce {
-                config: Config::default(),
-                source: "defaults".into(),
+                config: base.clone(),
+                source: source.into(),
                 document: None,
             })),
+            base,
             placed: Arc::default(),
             reservations: Arc::default(),
         }
@@ -156,6 +178,11 @@ impl Placement {
             document,
         };
         Ok(())
+    }
+
+    /// The defaults of this mode (what a document is laid over).
+    pub fn base(&self) -> &Config {
+        &self.base
     }
 
     pub fn config(&self) -> ConfigInForce {

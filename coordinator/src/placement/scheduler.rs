@@ -404,7 +404,7 @@ pub async fn watch_config(client: kube::Client, reference: ConfigRef, placement:
             Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
             Ok(watcher::Event::Delete(_)) => {
                 let _ = placement.set_config(
-                    Default::default(),
+                    placement.base().clone(),
                     "defaults (AIStorageConfig deleted)".into(),
                     None,
                 );
@@ -419,7 +419,7 @@ pub async fn watch_config(client: kube::Client, reference: ConfigRef, placement:
         };
         let version = object.metadata.resource_version.clone().unwrap_or_default();
         let generation = object.metadata.generation;
-        let outcome = super::config::from_spec(&object.spec)
+        let outcome = super::config::from_spec_over(placement.base().clone(), &object.spec)
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 placement

@@ -69,8 +69,12 @@ impl PlacementService {
             && let Some(stored) = store.get(KIND, KEY).await?
         {
             let text = stored.body.to_string();
-            match config::parse_document(&text) {
-                Ok((_, c)) => {
+            let laid = config::parse_document(&text).and_then(|(o, _)| {
+                config::from_spec_over(service.placement.base().clone(), &o.spec)
+                    .map_err(config::DocumentError::Invalid)
+            });
+            match laid {
+                Ok(c) => {
                     let _ = service.placement.set_config(
                         c,
                         "AIStorageConfig applied through the API".into(),
@@ -162,8 +166,10 @@ impl PlacementService {
                 text.len()
             )));
         }
-        let (object, c) =
+        let (object, _) =
             config::parse_document(text).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let c = config::from_spec_over(self.placement.base().clone(), &object.spec)
+            .map_err(|e| ServiceError::Invalid(format!("invalid AIStorageConfig: {e}")))?;
         let body =
             serde_json::to_value(&object).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let now = self.placement.view().now().wall_unix_nanos;
