@@ -46,8 +46,8 @@ pub struct ReplayBuffer {
     sent: Picture,
     /// What the reports that left the buffer carried.
     base: Picture,
-    /// Encoded size of the latest report as kept (sent) and in full.
-    last_sizes: (usize, usize),
+    /// Encoded size of the latest report as kept (sent); `None` before the first.
+    last_sent_bytes: Option<usize>,
 }
 
 impl ReplayBuffer {
@@ -60,7 +60,7 @@ impl ReplayBuffer {
             dropped_total: 0,
             sent: Picture::default(),
             base: Picture::default(),
-            last_sizes: (0, 0),
+            last_sent_bytes: None,
         }
     }
 
@@ -77,7 +77,7 @@ impl ReplayBuffer {
         let full = report.borrow();
         let report = Arc::new(self.sent.compact(full));
         let bytes = report.encoded_len();
-        self.last_sizes = (bytes, full.encoded_len());
+        self.last_sent_bytes = Some(bytes);
         self.bytes += bytes;
         self.reports.push_back(Buffered {
             monotonic,
@@ -154,10 +154,11 @@ impl ReplayBuffer {
         self.dropped_total
     }
 
-    /// Encoded size of the latest report pushed: as sent on the stream (what the previous
-    /// one carried left out), and in full (the first report of a stream).
-    pub fn last_sizes(&self) -> (usize, usize) {
-        self.last_sizes
+    /// Encoded size of the latest report pushed as sent on the stream (what the previous
+    /// one carried left out); `None` before the first. (Its size in full is the published
+    /// report's, read at scrape time rather than on the tick.)
+    pub fn last_sent_bytes(&self) -> Option<usize> {
+        self.last_sent_bytes
     }
 
     /// The buffer's limits: the oldest report kept, and the encoded size budget.

@@ -161,17 +161,7 @@ struct Caches {
 
 impl Candidates for Caches {
     fn nodes(&self) -> Vec<NodeInput> {
-        let assigned = self.memo.lock().unwrap().assigned(&self.pods);
-        self.nodes
-            .iter()
-            .map(|n| {
-                let mut i = input::node_input(n);
-                if let Some(a) = assigned.get(&i.name) {
-                    i.assigned = *a;
-                }
-                i
-            })
-            .collect()
+        input::nodes_with_assigned(&self.nodes, &self.pods, &mut self.memo.lock().unwrap())
     }
 
     fn claims(&self, pod: &Pod) -> Vec<Claim> {

@@ -219,17 +219,22 @@ struct SlowPart {
 }
 
 impl UsageEntry {
-    /// Puts back into `u` what it left out; `what` names the cgroup for errors.
-    fn restore(known: Option<&Self>, u: &mut Usage, what: &str) -> Result<(), String> {
+    /// Puts back into `u` what it left out; `what` names the cgroup for errors (built only
+    /// when there is one: this runs for every cgroup of every report).
+    fn restore(
+        known: Option<&Self>,
+        u: &mut Usage,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), String> {
         if u.missing_unchanged {
-            let known = known.ok_or_else(|| unknown(what, "missing"))?;
+            let known = known.ok_or_else(|| unknown(&what(), "missing"))?;
             u.missing.clone_from(&known.missing);
             u.missing_unchanged = false;
         }
         if u.slow.is_some_and(|s| s.unchanged) {
             let slow = known
                 .and_then(|k| k.slow.as_ref())
-                .ok_or_else(|| unknown(what, "slow values"))?;
+                .ok_or_else(|| unknown(&what(), "slow values"))?;
             let cpu = u.cpu.get_or_insert_with(Cpu::default);
             cpu.limit_millicores = slow.cpu_limit_millicores;
             let usage_bytes = u.memory.as_ref().and_then(|m| m.usage_bytes);
@@ -277,9 +282,9 @@ impl StreamPicture {
     pub fn restore(&mut self, pods: &mut [Pod]) -> Result<(), String> {
         for pod in pods.iter_mut() {
             let entry = self.pods.get(&pod.uid);
-            let what = format!("pod {:?}", pod.uid);
+            let what = || format!("pod {:?}", pod.uid);
             if pod.facts_unchanged {
-                let known = entry.ok_or_else(|| unknown(&what, "facts"))?;
+                let known = entry.ok_or_else(|| unknown(&what(), "facts"))?;
                 pod.name.clone_from(&known.name);
                 pod.namespace.clone_from(&known.namespace);
                 pod.qos_class.clone_from(&known.qos_class);
@@ -292,9 +297,9 @@ impl StreamPicture {
             }
             for c in &mut pod.containers {
                 let known = entry.and_then(|e| e.containers.get(&c.id));
-                let what = format!("{what} container {:?}", c.id);
+                let what = || format!("{} container {:?}", what(), c.id);
                 if c.facts_unchanged {
-                    let known = known.ok_or_else(|| unknown(&what, "facts"))?;
+                    let known = known.ok_or_else(|| unknown(&what(), "facts"))?;
                     c.name.clone_from(&known.name);
                     c.state = known.state;
                     c.image.clone_from(&known.image);

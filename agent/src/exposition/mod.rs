@@ -12,6 +12,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prost::Message as _;
 use std::fmt;
 
 mod cgroups;
@@ -93,7 +94,7 @@ impl Collector for AgentCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         // The buffer first, then the report: the collector updates both under the buffer's
         // lock, so this scrape's figures belong to one tick.
-        let (latest, buffered, buffered_bytes, dropped, span, (max_age, max_bytes), sizes) = {
+        let (latest, buffered, buffered_bytes, dropped, span, (max_age, max_bytes), sent_bytes) = {
             let b = self.outbox.lock();
             let latest = self.latest.borrow().clone();
             (
@@ -103,7 +104,7 @@ impl Collector for AgentCollector {
                 b.dropped_total() as f64,
                 b.span().as_secs_f64(),
                 b.limits(),
-                b.last_sizes(),
+                b.last_sent_bytes(),
             )
         };
         if let Some(p) = latest {
@@ -123,7 +124,21 @@ impl Collector for AgentCollector {
                 MetricType::Counter,
                 Some(p.report.seq as f64),
             )?;
+            single(
+                &mut enc,
+                "aistor_agent_report_full_bytes",
+                "Encoded size of the latest report in full, as the first report of a stream carries it.",
+                MetricType::Gauge,
+                Some(p.report.encoded_len() as f64),
+            )?;
         }
+        single(
+            &mut enc,
+            "aistor_agent_report_bytes",
+            "Encoded size of the latest report as sent on the stream (what the previous report carried unchanged left out).",
+            MetricType::Gauge,
+            sent_bytes.map(|b| b as f64),
+        )?;
         let u = &self.uplink;
         let gauges = [
             (
@@ -150,16 +165,6 @@ impl Collector for AgentCollector {
                 "aistor_agent_replay_buffer_max_age_seconds",
                 "Limit: reports older than this are dropped unacknowledged (--replay-buffer).",
                 max_age.as_secs_f64(),
-            ),
-            (
-                "aistor_agent_report_bytes",
-                "Encoded size of the latest report as sent on the stream (what the previous report carried unchanged left out).",
-                sizes.0 as f64,
-            ),
-            (
-                "aistor_agent_report_full_bytes",
-                "Encoded size of the latest report in full, as the first report of a stream carries it.",
-                sizes.1 as f64,
             ),
             (
                 "aistor_agent_replay_buffer_max_bytes",

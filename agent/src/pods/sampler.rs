@@ -117,10 +117,10 @@ impl PodSampler {
             let previous_slow = tracked.as_ref().map(|t| &t.previous_slow);
             let mut usage = cgroup_usage::usage_tiered(previous, previous_slow, &current);
             usage.slow = Some(pb::SlowReading {
-                monotonic_nanos: nanos(now),
+                monotonic_nanos: crate::report::duration_nanos(now),
                 interval_nanos: previous_slow
                     .and_then(|p| now.checked_sub(p.monotonic))
-                    .map(nanos),
+                    .map(crate::report::duration_nanos),
                 unchanged: false,
             });
             if let Some(io) = usage.io.as_mut() {
@@ -168,10 +168,6 @@ impl PodSampler {
         seen.insert(path.to_owned(), tracked);
         Some(usage)
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A fraction in (0, 1] fixed by the path (FNV-1a), to spread cgroups' slow reads.

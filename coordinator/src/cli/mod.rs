@@ -151,12 +151,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> Result<(), CliError
                 }
                 (None, None) => unreachable!("clap requires a pod or a file"),
             };
-            let format = match args.output {
-                args::PlaceOutput::Table => placement::PlaceFormat::Table,
-                args::PlaceOutput::Json => placement::PlaceFormat::Json,
-                args::PlaceOutput::Yaml => placement::PlaceFormat::Yaml,
-            };
-            placement::place(server, subject, format, out).await
+            placement::place(server, subject, args.output, out).await
         }
         Command::Checkpoint(args) => {
             workloads::checkpoint(

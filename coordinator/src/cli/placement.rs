@@ -1,6 +1,7 @@
 //! `aistorctl place NS/POD` (or `-f pod.yaml`): where aistor would place a pod and why,
 //! nothing bound; and `apply -f` of an AIStorageConfig (standalone).
 
+use super::args::PlaceOutput;
 use super::client::{self, Conn, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Server, request};
 use super::error::CliError;
 use super::table::Table;
@@ -22,18 +23,10 @@ pub(crate) enum Subject {
     Manifest(Value),
 }
 
-/// How `place` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PlaceFormat {
-    Table,
-    Json,
-    Yaml,
-}
-
 pub(crate) async fn place(
     url: &Server,
     subject: Subject,
-    format: PlaceFormat,
+    format: PlaceOutput,
     out: &mut (impl Write + Send),
 ) -> Result<(), CliError> {
     let req = match subject {
@@ -61,18 +54,18 @@ pub(crate) async fn place(
             message: format!("the coordinator sent an explanation aistorctl cannot read: {e}"),
         })?;
     match format {
-        PlaceFormat::Json => {
+        PlaceOutput::Json => {
             serde_json::to_writer_pretty(&mut *out, &explanation)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             writeln!(out)?;
         }
-        PlaceFormat::Yaml => write!(
+        PlaceOutput::Yaml => write!(
             out,
             "{}",
             serde_yaml_ng::to_string(&explanation)
                 .map_err(|e| std::io::Error::other(e.to_string()))?
         )?,
-        PlaceFormat::Table => render(&explanation, out)?,
+        PlaceOutput::Table => render(&explanation, out)?,
     }
     Ok(())
 }

@@ -343,13 +343,7 @@ impl PodRuntime for KubePods {
             .state()
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|p| {
-                p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && o.uid == controller_uid)
-            })
+            .filter(|p| crate::placement::input::controller_uid(p) == Some(controller_uid))
             .map(|p| self.seen(namespace, p))
             .collect()
     }

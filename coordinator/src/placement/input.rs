@@ -353,6 +353,28 @@ impl RequestsMemo {
     }
 }
 
+/// Nodes as the caches hold them, each with the requests of the pods bound to it
+/// (summed through `memo`), ordered by name: placement's candidates on Kubernetes.
+pub fn nodes_with_assigned<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    memo: &mut RequestsMemo,
+) -> Vec<NodeInput> {
+    let assigned = memo.assigned(pods);
+    let mut out: Vec<NodeInput> = nodes
+        .into_iter()
+        .map(|n| {
+            let mut i = node_input(n);
+            if let Some(a) = assigned.get(&i.name) {
+                i.assigned = *a;
+            }
+            i
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// A pod counts against its node's room until it finished (kube-scheduler's rule).
 pub fn holds_room(pod: &Pod) -> bool {
     !matches!(

@@ -50,27 +50,12 @@ impl KubeCandidates {
 
 impl Candidates for KubeCandidates {
     fn nodes(&self) -> Vec<NodeInput> {
-        let pods = self.cache.pods().state();
-        let assigned = self
-            .memo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .assigned(pods.iter().map(|p| p.as_ref()));
-        let mut nodes: Vec<NodeInput> = self
-            .cache
-            .nodes()
-            .state()
-            .iter()
-            .map(|n| {
-                let mut i = input::node_input(n);
-                if let Some(a) = assigned.get(&i.name) {
-                    i.assigned = *a;
-                }
-                i
-            })
-            .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        nodes
+        let (nodes, pods) = (self.cache.nodes().state(), self.cache.pods().state());
+        input::nodes_with_assigned(
+            nodes.iter().map(|n| n.as_ref()),
+            pods.iter().map(|p| p.as_ref()),
+            &mut self.memo.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     fn claims(&self, pod: &Pod) -> Vec<Claim> {
@@ -150,18 +135,9 @@ impl Scheduler {
     /// APOLLO's policy for `pod` (never a stall: the client bounds the question).
     async fn policy(&self, pod: &Pod) -> Option<super::apollo::PolicyLookup> {
         let apollo = self.apollo.as_ref()?;
-        let request = super::apollo::PolicyRequest {
-            namespace: pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
-            annotations: pod.metadata.annotations.clone().unwrap_or_default(),
-        };
-        let lookup = apollo.policy(&request).await;
+        let lookup = apollo
+            .policy(&super::apollo::PolicyRequest::of_pod(pod))
+            .await;
         if let super::apollo::PolicyLookup::Unavailable(why) = &lookup {
             tracing::debug!(pod = pod_key(pod), why, "placing without APOLLO's policy");
         }
@@ -296,11 +272,9 @@ impl Scheduler {
                     scores = scores.join(", "),
                     feasible = choice.feasible,
                     evaluated = choice.evaluated,
-                    apollo = lookup.as_ref().map_or("not configured", |l| match l {
-                        super::apollo::PolicyLookup::Fresh(_) => "asked",
-                        super::apollo::PolicyLookup::Cached(_) => "cached",
-                        super::apollo::PolicyLookup::Unavailable(_) => "unavailable",
-                    }),
+                    apollo = lookup
+                        .as_ref()
+                        .map_or_else(|| "not configured".to_owned(), |l| l.note()),
                     "bound"
                 );
                 self.report(pod, lookup.as_ref(), &node, None, started);
