@@ -224,7 +224,12 @@ pub async fn run(
     let view = LiveView::new(config.view, clock.clone(), metrics.clone());
     let directives = Directives::default();
     let measurements = Measurements::new(view.clone(), directives.clone(), Arc::new(runs));
-    let mut ingest = Ingest::new(view.clone(), measurements.clone(), config.limits);
+    let mut ingest = Ingest::new(
+        view.clone(),
+        measurements.clone(),
+        directives.clone(),
+        config.limits,
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<grpc::agent::AgentServer>().await;

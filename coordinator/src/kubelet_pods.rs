@@ -2,56 +2,25 @@
 //! of the pod's node by directive (StageCheckpoint with the pod's checkpoint path and
 //! hook, FreezePod), and followed in that agent's reports (`NodeReport.checkpoints`,
 //! `Pod.frozen`, the directives' results). Only checkpoints asked for (or followed
-//! again after a restart) are kept, and at most [`KEEP`] of each, so memory is bounded
-//! by the migrations under way, not by what reports carry.
+//! again after a restart) are kept, at most [`KEEP`] (`crate::staging`), so memory is
+//! bounded by the migrations under way, not by what reports carry.
 
 use crate::directives::{Directives, SendError};
+use crate::staging::{Staging, Stagings, stage_id};
 use crate::wire::ReportHead;
 use aistor_proto::v1 as pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Checkpoints followed and directive errors kept (the oldest go first).
+/// Checkpoints followed (the oldest asked go first).
 pub const KEEP: usize = 256;
-
-/// A checkpoint as its agent reported it so far.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Staging {
-    pub node: String,
-    /// Set when the directive failed before any container was staged.
-    pub error: String,
-    pub containers: Vec<pb::CheckpointStatus>,
-    /// Order of asking (the oldest is forgotten first).
-    order: u64,
-}
 
 #[derive(Debug, Default)]
 struct State {
-    checkpoints: BTreeMap<String, Staging>,
-    /// Directive id → (order, error).
-    directive_errors: BTreeMap<String, (u64, String)>,
+    /// Each checkpoint's node.
+    checkpoints: Stagings<String, KEEP>,
     /// Node → uids of its pods whose cgroup its last report said is frozen.
     frozen: BTreeMap<String, BTreeSet<String>>,
-    order: u64,
-}
-
-/// The directives' id of a checkpoint's staging.
-fn stage_id(checkpoint_id: &str) -> String {
-    format!("stage-{checkpoint_id}")
-}
-
-/// Removes the oldest entry of `map` past [`KEEP`].
-fn bound<V>(map: &mut BTreeMap<String, V>, order: impl Fn(&V) -> u64) {
-    while map.len() > KEEP {
-        let Some(oldest) = map
-            .iter()
-            .min_by_key(|(_, v)| order(v))
-            .map(|(k, _)| k.clone())
-        else {
-            return;
-        };
-        map.remove(&oldest);
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,13 +44,7 @@ impl KubeletPods {
     /// Asks `node`'s agent to stage `request` and follows it.
     pub fn stage(&self, node: &str, request: pb::StageCheckpoint) -> Result<(), SendError> {
         let id = request.checkpoint_id.clone();
-        {
-            let mut state = self.state();
-            state.directive_errors.remove(&stage_id(&id));
-            if let Some(c) = state.checkpoints.get_mut(&id) {
-                c.error.clear();
-            }
-        }
+        self.state().checkpoints.asked_again(&id);
         self.directives.send(
             node,
             pb::Directive {
@@ -96,25 +59,12 @@ impl KubeletPods {
     /// Follows checkpoint `id` in `node`'s reports without asking for it (a coordinator
     /// that restarted while it was staged).
     pub fn follow(&self, id: &str, node: &str) {
-        let mut state = self.state();
-        if state.checkpoints.contains_key(id) {
-            return;
-        }
-        state.order += 1;
-        let order = state.order;
-        state.checkpoints.insert(
-            id.to_owned(),
-            Staging {
-                node: node.to_owned(),
-                order,
-                ..Staging::default()
-            },
-        );
-        bound(&mut state.checkpoints, |c| c.order);
+        self.state().checkpoints.follow(id, node.to_owned());
     }
 
-    /// Checkpoint `id` as reported so far; `None` when it is not followed.
-    pub fn staging(&self, id: &str) -> Option<Staging> {
+    /// Checkpoint `id` as reported so far (`about` is its node); `None` when it is not
+    /// followed.
+    pub fn staging(&self, id: &str) -> Option<Staging<String>> {
         self.state().checkpoints.get(id).cloned()
     }
 
@@ -127,7 +77,6 @@ impl KubeletPods {
         frozen: bool,
         directive_id: &str,
     ) -> Result<(), SendError> {
-        self.state().directive_errors.remove(directive_id);
         self.directives.send(
             node,
             pb::Directive {
@@ -142,10 +91,7 @@ impl KubeletPods {
 
     /// What the agent said of directive `id`, when it failed.
     pub fn directive_error(&self, id: &str) -> Option<String> {
-        self.state()
-            .directive_errors
-            .get(id)
-            .map(|(_, e)| e.clone())
+        self.directives.error(id)
     }
 
     /// Whether the last report of `node` said pod `uid` is frozen.
@@ -156,40 +102,14 @@ impl KubeletPods {
             .is_some_and(|uids| uids.contains(uid))
     }
 
-    /// Takes in what one report of `node` says: its directives' errors, the staging of
-    /// followed checkpoints and which pods are frozen (`frozen`, their uids).
+    /// Takes in what one report of `node` says: the staging of followed checkpoints and
+    /// which pods are frozen (`frozen`, their uids). Its directives' errors are taken in
+    /// by [`Directives::observe`].
     pub fn observe(&self, node: &str, head: &ReportHead, frozen: &[String]) {
         let mut state = self.state();
-        for r in head
-            .directive_results
-            .iter()
-            .filter(|r| !r.error.is_empty())
-        {
-            state.order += 1;
-            let order = state.order;
-            state
-                .directive_errors
-                .insert(r.id.clone(), (order, r.error.clone()));
-            if let Some(id) = r.id.strip_prefix("stage-")
-                && let Some(c) = state.checkpoints.get_mut(id)
-            {
-                c.error = r.error.clone();
-            }
-        }
-        bound(&mut state.directive_errors, |(order, _)| *order);
-        for reported in &head.checkpoints {
-            let Some(c) = state.checkpoints.get_mut(&reported.checkpoint_id) else {
-                continue;
-            };
-            match c
-                .containers
-                .iter_mut()
-                .find(|s| s.container == reported.container)
-            {
-                Some(slot) => *slot = reported.clone(),
-                None => c.containers.push(reported.clone()),
-            }
-        }
+        state
+            .checkpoints
+            .observe(&head.directive_results, &head.checkpoints);
         if frozen.is_empty() {
             state.frozen.remove(node);
         } else {
@@ -216,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn followed_checkpoints_take_in_reports_and_others_are_ignored() {
+    fn followed_checkpoints_take_in_reports_and_frozen_pods_are_seen() {
         let directives = Directives::default();
         let (tx, mut rx) = mpsc::channel(8);
         directives.register("n1", tx);
@@ -254,7 +174,7 @@ mod tests {
         };
         pods.observe("n1", &head, &["u1".into()]);
         let s = pods.staging("m-1").unwrap();
-        assert_eq!(s.node, "n1");
+        assert_eq!(s.about, "n1");
         assert_eq!(
             s.containers,
             [
@@ -271,11 +191,11 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_directive_is_kept_and_cleared_when_asked_again() {
+    fn a_failed_directive_is_seen_and_cleared_when_asked_again() {
         let directives = Directives::default();
         let (tx, _rx) = mpsc::channel(8);
         directives.register("n1", tx);
-        let pods = KubeletPods::new(directives);
+        let pods = KubeletPods::new(directives.clone());
         pods.follow("m-1", "n1");
         let failed = |id: &str| ReportHead {
             directive_results: vec![pb::DirectiveResult {
@@ -285,8 +205,11 @@ mod tests {
             }],
             ..Default::default()
         };
-        pods.observe("n1", &failed("stage-m-1"), &[]);
-        pods.observe("n1", &failed("freeze-m"), &[]);
+        // As ingest does: the directives take in the errors, the pods the staging.
+        for head in [failed("stage-m-1"), failed("freeze-m")] {
+            directives.observe("n1", &head.directive_results);
+            pods.observe("n1", &head, &[]);
+        }
         assert_eq!(pods.staging("m-1").unwrap().error, "no such pod");
         assert_eq!(
             pods.directive_error("freeze-m").as_deref(),
@@ -303,6 +226,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pods.staging("m-1").unwrap().error, "");
+        assert_eq!(pods.directive_error("stage-m-1"), None);
         // Not connected: the send fails, naming the node.
         assert_eq!(
             pods.freeze("n9", "u1", true, "x"),
@@ -311,28 +235,14 @@ mod tests {
     }
 
     #[test]
-    fn what_is_kept_is_bounded() {
+    fn followed_checkpoints_are_bounded() {
         let pods = KubeletPods::new(Directives::default());
         for i in 0..(KEEP + 10) {
             pods.follow(&format!("c-{i}"), "n1");
         }
-        let errors = ReportHead {
-            directive_results: (0..(KEEP + 10))
-                .map(|i| pb::DirectiveResult {
-                    id: format!("d-{i}"),
-                    error: "x".into(),
-                    finished_unix_nanos: 1,
-                })
-                .collect(),
-            ..Default::default()
-        };
-        pods.observe("n1", &errors, &[]);
-        let state = pods.state();
-        assert_eq!(state.checkpoints.len(), KEEP);
-        assert_eq!(state.directive_errors.len(), KEEP);
+        assert_eq!(pods.state().checkpoints.iter().count(), KEEP);
         // The oldest went first.
-        assert!(!state.checkpoints.contains_key("c-0"));
-        assert!(state.checkpoints.contains_key(&format!("c-{}", KEEP + 9)));
-        assert!(!state.directive_errors.contains_key("d-0"));
+        assert!(pods.staging("c-0").is_none());
+        assert!(pods.staging(&format!("c-{}", KEEP + 9)).is_some());
     }
 }

@@ -27,6 +27,7 @@ pub mod placement;
 pub mod process;
 pub mod rest;
 pub mod role;
+pub mod staging;
 pub mod store;
 pub mod tls;
 pub mod view;

@@ -511,7 +511,7 @@ mod tests {
             streams.clone(),
             std::sync::Arc::new(runs),
         );
-        let ingest = Ingest::new(view.clone(), measurements, limits);
+        let ingest = Ingest::new(view.clone(), measurements, streams.clone(), limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(

@@ -1,9 +1,11 @@
 //! Ingest: a report received from an agent is validated by the core's rules,
 //! converted once into the core's model (outside any lock), applied to the live
-//! view, and its measurement results handed to their runs.
+//! view, its measurement results handed to their runs and its directive results to
+//! the directives' owner.
 
 pub mod reading;
 
+use crate::directives::Directives;
 use crate::measurements::Measurements;
 use crate::view::LiveView;
 use crate::wire::{ReceivedReport, StreamPicture};
@@ -18,6 +20,7 @@ use std::time::Duration;
 pub struct Ingest {
     view: LiveView,
     measurements: Measurements,
+    directives: Directives,
     limits: Limits,
     specs: Option<Arc<dyn PodSpecs>>,
     workloads: Option<crate::workloads::Workloads>,
@@ -25,10 +28,16 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(view: LiveView, measurements: Measurements, limits: Limits) -> Self {
+    pub fn new(
+        view: LiveView,
+        measurements: Measurements,
+        directives: Directives,
+        limits: Limits,
+    ) -> Self {
         Self {
             view,
             measurements,
+            directives,
             limits,
             specs: None,
             workloads: None,
@@ -36,8 +45,8 @@ impl Ingest {
         }
     }
 
-    /// Hands each report's kubelet-pod checkpoints, frozen pods and directive results
-    /// to `pods` (Kubernetes).
+    /// Hands each report's kubelet-pod checkpoints, frozen pods and staging results to
+    /// `pods` (Kubernetes).
     pub fn with_kubelet_pods(mut self, pods: crate::kubelet_pods::KubeletPods) -> Self {
         self.kubelet_pods = Some(pods);
         self
@@ -131,6 +140,8 @@ impl Ingest {
                 .complete(result, now.wall_unix_nanos)
                 .await?;
         }
+        self.directives
+            .observe(&node, &converted.head.directive_results);
         if let Some(w) = &self.workloads {
             w.observe(&node, &converted.head);
         }
@@ -146,7 +157,6 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directives::Directives;
     use aistor_core::model::{ContainerSpec, PodSpec, Requests};
     use aistor_core::{ManualClock, Now};
     use aistor_proto::v1 as pb;
@@ -189,8 +199,13 @@ mod tests {
             .await
             .unwrap();
         let measurements = Measurements::new(view.clone(), Directives::default(), Arc::new(runs));
-        let ingest = Ingest::new(view.clone(), measurements, Limits::default())
-            .with_specs(Arc::new(OneSpec));
+        let ingest = Ingest::new(
+            view.clone(),
+            measurements,
+            Directives::default(),
+            Limits::default(),
+        )
+        .with_specs(Arc::new(OneSpec));
         let container = pb::Container {
             id: "c".into(),
             name: "main".into(),

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod status;
 
 use crate::directives::Directives;
+use crate::staging::{Staging, Stagings, stage_id};
 use crate::store::{ListOptions, MAX_LIST_LIMIT, Store, StoreError};
 use crate::view::LiveView;
 use crate::wire::ReportHead;
@@ -115,19 +116,13 @@ struct State {
     deployments: BTreeMap<String, DeploymentEntry>,
     /// By pod uid.
     observed: HashMap<String, Observed>,
-    /// Checkpoints asked for or reported, by id (oldest dropped past [`KEEP_CHECKPOINTS`]).
-    checkpoints: BTreeMap<String, CheckpointEntry>,
+    /// Checkpoints asked for, by id (the oldest asked dropped past [`KEEP_CHECKPOINTS`]).
+    checkpoints: Stagings<CheckpointOf, KEEP_CHECKPOINTS>,
     /// Nodes whose agent runs the local runtime (its reports carry the section).
     runtime_nodes: std::collections::HashSet<String>,
     /// Log reads waiting for their answer in a report, by request id.
     pending_logs: HashMap<String, tokio::sync::oneshot::Sender<pb::LogChunk>>,
-    /// The errors agents reported for directives, by directive id (the newest
-    /// [`KEEP_DIRECTIVE_ERRORS`]), for the loops that sent them.
-    directive_errors: BTreeMap<String, (u64, String)>,
 }
-
-/// Directive errors remembered for the loops that wait on them.
-pub const KEEP_DIRECTIVE_ERRORS: usize = 256;
 
 /// How long `logs` waits for the agent's answer.
 pub const LOGS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -135,18 +130,18 @@ pub const LOGS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Checkpoints remembered for `get checkpoints`.
 pub const KEEP_CHECKPOINTS: usize = 1000;
 
-/// One checkpoint: who asked for it, and each container's progress as reported.
+/// Whose checkpoint, and when it was asked for.
 #[derive(Debug, Clone)]
-pub struct CheckpointEntry {
+pub struct CheckpointOf {
     pub namespace: String,
     pub pod: String,
     pub pod_uid: String,
     pub node: String,
     pub requested_unix_nanos: u64,
-    /// Set when the directive failed before any container was staged.
-    pub error: String,
-    pub containers: Vec<pb::CheckpointStatus>,
 }
+
+/// One checkpoint: who asked for it, and each container's progress as reported.
+pub type CheckpointEntry = Staging<CheckpointOf>;
 
 /// The local runtime's workloads.
 #[derive(Debug, Clone)]
@@ -750,7 +745,7 @@ impl Workloads {
                 checkpoint_path: String::new(),
                 hook: String::new(),
             })),
-            id: format!("stage-{id}"),
+            id: stage_id(id),
         };
         self.directives
             .send(&node, directive)
@@ -762,29 +757,15 @@ impl Workloads {
     /// Follows checkpoint `id` in the reports without asking for it (a coordinator that
     /// restarted while it was staged).
     pub fn watch_checkpoint(&self, id: &str, namespace: &str, name: &str, uid: &str, node: &str) {
-        let mut state = self.state();
-        if state.checkpoints.contains_key(id) {
-            return;
-        }
-        if state.checkpoints.len() >= KEEP_CHECKPOINTS
-            && let Some(oldest) = state
-                .checkpoints
-                .iter()
-                .min_by_key(|(_, c)| c.requested_unix_nanos)
-                .map(|(k, _)| k.clone())
-        {
-            state.checkpoints.remove(&oldest);
-        }
-        state.checkpoints.insert(
-            id.to_owned(),
-            CheckpointEntry {
+        let requested_unix_nanos = self.view.now().wall_unix_nanos;
+        self.state().checkpoints.follow(
+            id,
+            CheckpointOf {
                 namespace: namespace.to_owned(),
                 pod: name.to_owned(),
                 pod_uid: uid.to_owned(),
                 node: node.to_owned(),
-                requested_unix_nanos: self.view.now().wall_unix_nanos,
-                error: String::new(),
-                containers: Vec::new(),
+                requested_unix_nanos,
             },
         );
     }
@@ -796,10 +777,7 @@ impl Workloads {
 
     /// The error an agent reported for directive `id`, if it did.
     pub fn directive_error(&self, id: &str) -> Option<String> {
-        self.state()
-            .directive_errors
-            .get(id)
-            .map(|(_, e)| e.clone())
+        self.directives.error(id)
     }
 
     /// Freezes (or thaws) a pod's containers through its cgroup freezer; the agent's
@@ -811,7 +789,6 @@ impl Workloads {
         frozen: bool,
         directive_id: &str,
     ) -> Result<(), WorkloadError> {
-        self.state().directive_errors.remove(directive_id);
         let directive = pb::Directive {
             kind: Some(pb::directive::Kind::FreezePod(pb::FreezePod {
                 uid: uid.to_owned(),
@@ -905,50 +882,30 @@ impl Workloads {
         let mut entries: Vec<(&String, &CheckpointEntry)> = state
             .checkpoints
             .iter()
-            .filter(|(_, c)| namespace.is_empty() || c.namespace == namespace)
+            .filter(|(_, c)| namespace.is_empty() || c.about.namespace == namespace)
             .collect();
-        entries.sort_by_key(|(_, c)| std::cmp::Reverse(c.requested_unix_nanos));
+        entries.sort_by_key(|(_, c)| std::cmp::Reverse(c.about.requested_unix_nanos));
         entries
             .into_iter()
             .map(|(id, c)| pb::Workload {
                 object_json: serde_json::to_vec(&status::checkpoint_object(id, c))
                     .unwrap_or_default(),
-                node: c.node.clone(),
+                node: c.about.node.clone(),
                 ..Default::default()
             })
             .collect()
     }
 
-    /// Takes in what a report says of the local runtime's pods and directives.
+    /// Takes in what a report says of the local runtime's pods and checkpoints (its
+    /// directives' errors are taken in by [`Directives::observe`]).
     pub fn observe(&self, node: &str, head: &ReportHead) {
-        for r in head
-            .directive_results
-            .iter()
-            .filter(|r| !r.error.is_empty())
-        {
-            tracing::warn!(%node, id = r.id, error = r.error, "the agent could not carry out a directive");
-            {
-                let mut state = self.state();
-                let now = self.view.now().wall_unix_nanos;
-                state
-                    .directive_errors
-                    .insert(r.id.clone(), (now, r.error.clone()));
-                if state.directive_errors.len() > KEEP_DIRECTIVE_ERRORS
-                    && let Some(oldest) = state
-                        .directive_errors
-                        .iter()
-                        .min_by_key(|(_, (at, _))| *at)
-                        .map(|(id, _)| id.clone())
-                {
-                    state.directive_errors.remove(&oldest);
-                }
-            }
-            if let Some(id) = r.id.strip_prefix("stage-")
-                && let Some(c) = self.state().checkpoints.get_mut(id)
-            {
-                c.error = r.error.clone();
-            }
-        }
+        let statuses = head
+            .local_runtime
+            .as_ref()
+            .map_or(&[][..], |r| &r.checkpoints[..]);
+        self.state()
+            .checkpoints
+            .observe(&head.directive_results, statuses);
         let Some(runtime) = &head.local_runtime else {
             self.state().runtime_nodes.remove(node);
             return;
@@ -963,18 +920,6 @@ impl Workloads {
         for chunk in &runtime.logs {
             if let Some(tx) = state.pending_logs.remove(&chunk.request_id) {
                 let _ = tx.send(chunk.clone());
-            }
-        }
-        for reported in &runtime.checkpoints {
-            if let Some(c) = state.checkpoints.get_mut(&reported.checkpoint_id) {
-                match c
-                    .containers
-                    .iter_mut()
-                    .find(|s| s.container == reported.container)
-                {
-                    Some(slot) => *slot = reported.clone(),
-                    None => c.containers.push(reported.clone()),
-                }
             }
         }
         let mut changed = false;

@@ -158,9 +158,9 @@ pub fn checkpoint_object(id: &str, c: &CheckpointEntry) -> Value {
     json!({
         "apiVersion": "aistor.io/v1alpha1",
         "kind": "Checkpoint",
-        "metadata": {"name": id, "namespace": c.namespace,
-                     "creationTimestamp": rfc3339(c.requested_unix_nanos)},
-        "spec": {"pod": c.pod, "podUID": c.pod_uid, "node": c.node},
+        "metadata": {"name": id, "namespace": c.about.namespace,
+                     "creationTimestamp": rfc3339(c.about.requested_unix_nanos)},
+        "spec": {"pod": c.about.pod, "podUID": c.about.pod_uid, "node": c.about.node},
         "status": status,
     })
 }
