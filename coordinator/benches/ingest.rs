@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p aistor-coordinator --bench ingest -- [--nodes 1000,5000] [--seconds 60]
 //!     [--interval 10s] [--pods 110] [--agents-per-connection 100] [--fresh-reports]
+//!     [--reports compact|full]
 //! ```
 //!
 //! For each node count N it starts a fresh `aistor-coordinator` as a separate process
@@ -10,7 +11,11 @@
 //! `AgentService.Connect` stream each, multiplexed over one HTTP/2 connection per
 //! `--agents-per-connection` agents. Every agent sends a full-shape `NodeReport` each
 //! interval (node usage, disks, pods × 3 containers with cgroup usage), starting
-//! spread evenly over the first interval. After a warm-up of one more interval it
+//! spread evenly over the first interval. With `--reports compact` (the default, what
+//! agents send today) each cgroup's slow-cadence values are read every 10 s, staggered,
+//! as the agent's `--slow-every` does, and every report after a stream's first leaves out
+//! what the stream already carried (the agent's own `report_delta::Picture` compacts
+//! them); `--reports full` sends every figure in every report, as agents did before. After a warm-up of one more interval it
 //! measures, over `--seconds`:
 //!
 //! - report → view latency: send time → receipt of the `Ack` for that seq (the
@@ -35,7 +40,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 const USAGE: &str = "usage: cargo bench -p aistor-coordinator --bench ingest -- \
-[--nodes 1000,5000] [--seconds 60] [--interval 10s] [--pods 110] [--agents-per-connection 100] [--fresh-reports]";
+[--nodes 1000,5000] [--seconds 60] [--interval 10s] [--pods 110] [--agents-per-connection 100] [--fresh-reports] \
+[--reports compact|full]";
 
 /// Targets from the issue, and metrics-server's published sizing for reference.
 const TARGET_PER_NODE_MILLICORES: f64 = 0.1;
@@ -52,6 +58,18 @@ struct Args {
     pods: usize,
     agents_per_connection: usize,
     fresh_reports: bool,
+    /// Stream reports as agents send them now (slow cadence, unchanged parts left out).
+    compact: bool,
+}
+
+impl Args {
+    fn shape(&self) -> Shape {
+        Shape {
+            pods: self.pods,
+            interval: self.interval,
+            slow: self.compact.then(|| Cadence::of(self.interval)),
+        }
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
         pods: 110,
         agents_per_connection: 100,
         fresh_reports: false,
+        compact: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -111,6 +130,17 @@ fn parse_args() -> Result<Args, String> {
                 args.pods = value()?
                     .parse()
                     .map_err(|_| "--pods: expected an integer")?;
+            }
+            "--reports" => {
+                args.compact = match value()?.as_str() {
+                    "compact" => true,
+                    "full" => false,
+                    other => {
+                        return Err(format!(
+                            "--reports: expected compact or full, not {other:?}"
+                        ));
+                    }
+                };
             }
             "--agents-per-connection" => {
                 args.agents_per_connection = value()?
@@ -296,9 +326,58 @@ const NAMESPACES: [&str; 6] = [
 ];
 const CONTAINERS: [&str; 3] = ["main", "sidecar", "log-shipper"];
 
+#[derive(Clone, Copy)]
 struct Shape {
     pods: usize,
     interval: Duration,
+    /// How often slow-cadence values are read; `None`: every figure fresh in every report.
+    slow: Option<Cadence>,
+}
+
+/// The agent's slow cadence (`--slow-every`, 10 s): CPU, memory usage and pids every
+/// report, everything else (throttling, limits, memory detail, I/O, pressure) read every
+/// `every` reports, the cgroups staggered over them, each read dated by its own
+/// `SlowReading`.
+#[derive(Clone, Copy)]
+struct Cadence {
+    every: u64,
+    /// For a pool: report `seq` is variant `seq % period` (a multiple of `every`), so the
+    /// variants repeat as a seamless cycle.
+    period: Option<u64>,
+    interval_nanos: u64,
+}
+
+/// The agent's default `--slow-every`.
+const SLOW_EVERY: Duration = Duration::from_secs(10);
+
+impl Cadence {
+    fn of(interval: Duration) -> Self {
+        Self {
+            every: (SLOW_EVERY.as_nanos() / interval.as_nanos().max(1)).max(1) as u64,
+            period: None,
+            interval_nanos: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The report number of cgroup `k`'s latest slow read as of report `seq`.
+    fn read_at(&self, k: u64, seq: u64) -> u64 {
+        let at = seq.saturating_sub((seq + k) % self.every);
+        self.period.map_or(at, |p| at % p)
+    }
+
+    /// `fast` (every figure of report `seq`) with the slow part of cgroup `k`'s latest
+    /// slow read, as the agent's report carries it.
+    fn overlay(&self, fast: &mut pb::CgroupUsage, id_seed: u64, k: u64, scale: u64, seq: u64) {
+        let at = self.read_at(k, seq);
+        let mut r = Rng::new(id_seed << 32 ^ k << 12 ^ at ^ 0x51_0e);
+        let mut slow = aistor_agent::cgroup_usage::slow_part(&cgroup_usage(&mut r, at + 1, scale));
+        slow.slow = Some(pb::SlowReading {
+            monotonic_nanos: (at + 1) * self.interval_nanos,
+            interval_nanos: Some(self.every * self.interval_nanos),
+            unchanged: false,
+        });
+        aistor_agent::cgroup_usage::overlay_slow(fast, &slow);
+    }
 }
 
 fn stall(r: &mut Rng, seq: u64) -> pb::PressureStall {
@@ -454,8 +533,9 @@ fn hex(r: &mut Rng, len: usize) -> String {
 }
 
 /// `count` pods × 3 containers with full cgroup usage. Identities (uids, container
-/// ids) come from `id_seed` and stay the same for every `seq`; figures change with `seq`.
-fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
+/// ids) come from `id_seed` and stay the same for every `seq`; figures change with `seq`
+/// (the slow-cadence ones only at each cgroup's slow read when `slow` is given).
+fn pods(id_seed: u64, seq: u64, count: usize, slow: Option<&Cadence>) -> Vec<pb::Pod> {
     let mut ids = Rng::new(id_seed << 20 ^ 0xD0D5);
     let mut r = Rng::new(id_seed << 32 ^ seq ^ 0x9D5);
     (0..count)
@@ -472,9 +552,17 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                 "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
                 uid.replace('-', "_")
             );
+            let usage = |r: &mut Rng, k: u64, scale: u64| {
+                let mut u = cgroup_usage(r, seq, scale);
+                if let Some(c) = slow {
+                    c.overlay(&mut u, id_seed, k, scale, seq);
+                }
+                u
+            };
             let containers = CONTAINERS
                 .iter()
-                .map(|c| {
+                .enumerate()
+                .map(|(ci, c)| {
                     let id = hex(&mut ids, 64);
                     pb::Container {
                         cgroup_path: format!("{slice}/cri-containerd-{id}.scope"),
@@ -483,7 +571,7 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                         pid: Some(ids.range(1000, 4_000_000) as u32),
                         state: pb::ContainerState::Running as i32,
                         image: format!("registry.example.com/team/{c}:v1.{}", p % 7),
-                        usage: Some(cgroup_usage(&mut r, seq, 1)),
+                        usage: Some(usage(&mut r, (p * 4 + 1 + ci) as u64, 1)),
                         gpus: Vec::new(),
                         facts_unchanged: false,
                     }
@@ -495,7 +583,7 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                 namespace: NAMESPACES[p % NAMESPACES.len()].into(),
                 qos_class: "Burstable".into(),
                 cgroup_path: slice,
-                usage: Some(cgroup_usage(&mut r, seq, 3)),
+                usage: Some(usage(&mut r, (p * 4) as u64, 3)),
                 containers,
                 gpus: Vec::new(),
                 discovered_by: "containerd".into(),
@@ -519,7 +607,7 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
     let disks = (0..disk_count)
         .map(|d| disk(&mut r, seq, &format!("nvme{d}n1"), (d * 16) as u32))
         .collect();
-    let pods = pods(node as u64 + 1, seq, shape.pods);
+    let pods = pods(node as u64 + 1, seq, shape.pods, shape.slow.as_ref());
     let interval_nanos = u64::try_from(shape.interval.as_nanos()).unwrap_or(u64::MAX);
     let cpu_nanos = |r: &mut Rng, per: u64| seq * per + r.range(0, 1 << 30);
     pb::NodeReport {
@@ -602,36 +690,95 @@ fn report(node: usize, seq: u64, shape: &Shape, instance: &str) -> pb::NodeRepor
 /// How reports are produced.
 enum Generation {
     /// Every report built and encoded from scratch (unique pod identities per node;
-    /// the generator then needs about as much CPU as the coordinator).
+    /// the generator then needs about as much CPU as the coordinator); compacted by a
+    /// `Picture` per agent when reports are compact.
     Fresh,
     /// The part without pods is built and encoded fresh for every report; the pods
     /// come from a pool of pre-encoded variants (same identities on every node,
     /// figures differing between variants), appended as the repeated field 10. Same
     /// bytes on the wire for the coordinator, a fraction of the generator's CPU.
-    Pooled(Arc<Vec<Bytes>>),
+    Pooled(Arc<Pool>),
+}
+
+/// Pre-encoded pods: report `seq` carries variant `seq % full.len()`, in full on a
+/// stream's first report, compacted against the variant before it afterwards.
+struct Pool {
+    full: Vec<Bytes>,
+    /// Empty for full reports.
+    compact: Vec<Bytes>,
 }
 
 const POOL_VARIANTS: u64 = 8;
+/// The pool's pod identities (the same on every node).
+const POOL_SEED: u64 = u64::MAX >> 24;
 
-fn pod_pool(count: usize) -> Vec<Bytes> {
-    (0..POOL_VARIANTS)
-        .map(|v| {
-            let mut buf = Vec::new();
-            for pod in pods(u64::MAX >> 24, v + 1, count) {
-                prost::encoding::message::encode(10, &pod, &mut buf);
-            }
-            Bytes::from(buf)
-        })
-        .collect()
+fn encode_pods(pods: &[pb::Pod]) -> Bytes {
+    let mut buf = Vec::new();
+    for pod in pods {
+        prost::encoding::message::encode(10, pod, &mut buf);
+    }
+    Bytes::from(buf)
 }
 
-/// The encoded report `seq` of `node`.
-fn encoded_report(node: usize, seq: u64, plan: &Plan, instance: &str) -> Frame {
+fn pod_pool(count: usize, slow: Option<Cadence>) -> Pool {
+    let Some(cadence) = slow else {
+        return Pool {
+            full: (0..POOL_VARIANTS)
+                .map(|v| encode_pods(&pods(POOL_SEED, v + 1, count, None)))
+                .collect(),
+            compact: Vec::new(),
+        };
+    };
+    // A cycle of whole slow rounds, at least POOL_VARIANTS long.
+    let period = cadence.every * POOL_VARIANTS.div_ceil(cadence.every).max(2);
+    let cadence = Cadence {
+        period: Some(period),
+        ..cadence
+    };
+    let variants: Vec<Vec<pb::Pod>> = (0..period)
+        .map(|v| pods(POOL_SEED, v + period, count, Some(&cadence)))
+        .collect();
+    // Compacted as the agent does, on the second time round: the picture then holds the
+    // variant before each, also for the first (the cycle's last).
+    let mut picture = aistor_agent::report_delta::Picture::default();
+    let mut compact = Vec::new();
+    for round in 0..2 {
+        for v in &variants {
+            let sent = picture.compact(&pb::NodeReport {
+                pods: v.clone(),
+                ..Default::default()
+            });
+            if round == 1 {
+                compact.push(encode_pods(&sent.pods));
+            }
+        }
+    }
+    Pool {
+        full: variants.iter().map(|v| encode_pods(v)).collect(),
+        compact,
+    }
+}
+
+/// The encoded report `seq` of `node`; `picture` compacts fresh reports on a stream.
+fn encoded_report(
+    node: usize,
+    seq: u64,
+    plan: &Plan,
+    instance: &str,
+    picture: Option<&mut aistor_agent::report_delta::Picture>,
+) -> Frame {
     match &plan.generation {
-        Generation::Fresh => Frame {
-            head: Bytes::from(report(node, seq, &plan.shape, instance).encode_to_vec()),
-            pods: Bytes::new(),
-        },
+        Generation::Fresh => {
+            let full = report(node, seq, &plan.shape, instance);
+            let sent = match picture {
+                Some(p) => p.compact(&full),
+                None => full,
+            };
+            Frame {
+                head: Bytes::from(sent.encode_to_vec()),
+                pods: Bytes::new(),
+            }
+        }
         Generation::Pooled(pool) => {
             let head = report(
                 node,
@@ -639,12 +786,19 @@ fn encoded_report(node: usize, seq: u64, plan: &Plan, instance: &str) -> Frame {
                 &Shape {
                     pods: 0,
                     interval: plan.shape.interval,
+                    slow: None,
                 },
                 instance,
             );
+            let v = (seq % pool.full.len() as u64) as usize;
+            let pods = if seq == 1 || pool.compact.is_empty() {
+                &pool.full[v]
+            } else {
+                &pool.compact[v]
+            };
             Frame {
                 head: Bytes::from(head.encode_to_vec()),
-                pods: pool[(seq % POOL_VARIANTS) as usize].clone(),
+                pods: pods.clone(),
             }
         }
     }
@@ -732,6 +886,9 @@ async fn agent(node: usize, channel: Channel, plan: Arc<Plan>) -> AgentOutcome {
     let start = plan.t0 + offset;
     tokio::time::sleep_until(start.into()).await;
     let instance = format!("bench-{node}-{}", unix_nanos());
+    // What this stream has carried, for fresh compact reports (pooled ones come compacted).
+    let mut picture = (plan.shape.slow.is_some() && matches!(plan.generation, Generation::Fresh))
+        .then(aistor_agent::report_delta::Picture::default);
 
     let (tx, rx) = mpsc::channel::<Frame>(4);
     let mut grpc = tonic::client::Grpc::new(channel);
@@ -739,7 +896,13 @@ async fn agent(node: usize, channel: Channel, plan: Arc<Plan>) -> AgentOutcome {
     let mut seq = 1u64;
     // The first report goes in before the call, so the stream opens with data.
     pending.push_back((seq, Instant::now()));
-    let _ = tx.try_send(encoded_report(node, seq, &plan, &instance));
+    let _ = tx.try_send(encoded_report(
+        node,
+        seq,
+        &plan,
+        &instance,
+        picture.as_mut(),
+    ));
     out.sent_total += 1;
     let opened = async {
         grpc.ready()
@@ -794,7 +957,7 @@ async fn agent(node: usize, channel: Channel, plan: Arc<Plan>) -> AgentOutcome {
                     continue;
                 }
                 seq += 1;
-                let report = encoded_report(node, seq, &plan, &instance);
+                let report = encoded_report(node, seq, &plan, &instance, picture.as_mut());
                 let sent = Instant::now();
                 if sent >= plan.window_start {
                     out.sent_in_window += 1;
@@ -855,12 +1018,7 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted[at] as f64 / 1000.0
 }
 
-async fn run_one(
-    args: &Args,
-    nodes: usize,
-    hz: f64,
-    pool: &Arc<Vec<Bytes>>,
-) -> Result<Row, String> {
+async fn run_one(args: &Args, nodes: usize, hz: f64, pool: &Arc<Pool>) -> Result<Row, String> {
     let mut coordinator = Coordinator::start(nodes)?;
     coordinator.wait_serving().await?;
     let pid = coordinator.pid();
@@ -888,10 +1046,7 @@ async fn run_one(
     let window_start = t0 + interval * 2;
     let window_end = window_start + Duration::from_secs(args.seconds);
     let plan = Arc::new(Plan {
-        shape: Shape {
-            pods: args.pods,
-            interval,
-        },
+        shape: args.shape(),
         generation: if args.fresh_reports {
             Generation::Fresh
         } else {
@@ -995,6 +1150,43 @@ fn model_cost(shape: &Shape, n: usize) -> (f64, f64) {
     )
 }
 
+/// What the coordinator keeps per agent stream to restore compact reports
+/// (`wire::StreamPicture`) after one full report, per stream in KiB, measured as
+/// [`model_cost`] is.
+fn stream_picture_cost(shape: &Shape, n: usize) -> f64 {
+    let encoded = Bytes::from(report(0, 2, shape, "bench-0-0").encode_to_vec());
+    let before = status_kib("self", "VmRSS").unwrap_or(0);
+    let held: Vec<aistor_coordinator::wire::StreamPicture> = (0..n)
+        .filter_map(|_| {
+            let received =
+                aistor_coordinator::wire::ReceivedReport::decode(encoded.clone()).ok()?;
+            let mut pods = received.pods().ok()?.pods;
+            let mut picture = aistor_coordinator::wire::StreamPicture::default();
+            picture.restore(&mut pods).ok()?;
+            Some(picture)
+        })
+        .collect();
+    let after = status_kib("self", "VmRSS").unwrap_or(0);
+    assert_eq!(held.len(), n, "every report restores");
+    std::hint::black_box(&held);
+    after.saturating_sub(before) as f64 / n as f64
+}
+
+/// Encoded sizes of one node's reports 1..=`count` on one stream, as sent: the first in
+/// full, the rest compacted as the agent compacts them (all full without a cadence).
+fn stream_sizes(shape: &Shape, count: u64) -> Vec<usize> {
+    let mut picture = aistor_agent::report_delta::Picture::default();
+    (1..=count)
+        .map(|seq| {
+            let full = report(0, seq, shape, "bench-0-0");
+            match shape.slow {
+                Some(_) => picture.compact(&full).encoded_len(),
+                None => full.encoded_len(),
+            }
+        })
+        .collect()
+}
+
 /// Single-threaded cost of one report's steps in this process (ms): building it,
 /// encoding it (the generator's work), decoding it and encoding it again (what the
 /// coordinator's ingest does with every report before it is stored).
@@ -1042,20 +1234,22 @@ fn main() {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    let sample = report(
-        0,
-        2,
-        &Shape {
-            pods: args.pods,
-            interval: args.interval,
-        },
-        "bench-0-0",
-    );
-    let encoded = sample.encoded_len();
+    let shape = args.shape();
+    let full_shape = Shape {
+        slow: None,
+        ..shape
+    };
+    let encoded = report(0, 2, &full_shape, "bench-0-0").encoded_len();
+    let sizes = stream_sizes(&shape, 40);
+    let steady = &sizes[sizes.len() / 2..];
+    let steady_mean = steady.iter().sum::<usize>() as f64 / steady.len() as f64;
     let pool = Arc::new(if args.fresh_reports {
-        Vec::new()
+        Pool {
+            full: Vec::new(),
+            compact: Vec::new(),
+        }
     } else {
-        pod_pool(args.pods)
+        pod_pool(args.pods, shape.slow)
     });
     let limit = fs::read_to_string("/proc/self/limits")
         .ok()
@@ -1081,40 +1275,49 @@ fn main() {
     );
     println!(
         "report: {} pods x 3 containers (cgroup cpu/memory/io with 2 devices/pressure), 2-4 \
-         disks; encoded size {} bytes ({:.1} KiB)",
+         disks; a full report {} bytes ({:.1} KiB)",
         args.pods,
         encoded,
         encoded as f64 / 1024.0
     );
+    match shape.slow {
+        Some(c) => println!(
+            "reports: compact (--reports compact, as agents send them): slow-cadence values \
+             read every {} report(s), staggered; a stream's first report {:.1} KiB, then \
+             {:.1} KiB on average (the agent's own report_delta::Picture compacts them)",
+            c.every,
+            sizes[0] as f64 / 1024.0,
+            steady_mean / 1024.0
+        ),
+        None => println!("reports: full (--reports full): every figure in every report"),
+    }
     println!(
         "generation: {}",
         if args.fresh_reports {
             "--fresh-reports: every report built and encoded from scratch (unique pod identities per node)"
         } else {
             "node identity, usage and disks built and encoded fresh for every report; pods from a pool of \
-             8 pre-encoded variants shared by all nodes (same bytes on the wire; --fresh-reports \
+             pre-encoded variants shared by all nodes (same bytes on the wire; --fresh-reports \
              builds everything per report)"
         }
     );
-    let [build, encode, decode, reencode] = per_report_costs(&Shape {
-        pods: args.pods,
-        interval: args.interval,
-    });
+    let [build, encode, decode, reencode] = per_report_costs(&full_shape);
     println!(
         "one report, single-threaded here: build {build:.2} ms, encode {encode:.2} ms \
          (generator); decode {decode:.2} ms, re-encode {reencode:.2} ms (what ingest does)"
     );
-    let (model_kib, convert_ms) = model_cost(
-        &Shape {
-            pods: args.pods,
-            interval: args.interval,
-        },
-        500,
-    );
+    let (model_kib, convert_ms) = model_cost(&shape, 500);
     println!(
         "the model of one such node (lean decode + validation + conversion, as ingest does): \
          {model_kib:.1} KiB held, {convert_ms:.2} ms to convert"
     );
+    if shape.slow.is_some() {
+        println!(
+            "what a coordinator keeps per stream to restore compact reports (StreamPicture): \
+             {:.1} KiB",
+            stream_picture_cost(&shape, 500)
+        );
+    }
     println!("loadavg before: {}", loadavg());
     println!();
 

@@ -343,8 +343,8 @@ impl Decoder for ReportDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ReceivedReport>, Status> {
         // The message's bytes are split off the stream's buffer, not copied: tonic
-        // reserved room for exactly this message, so the view keeps that allocation
-        // and the stream starts a fresh one for the next message.
+        // reserved room for exactly this message; while the report is converted the
+        // stream's next message goes to a fresh allocation.
         let bytes = src.copy_to_bytes(src.remaining());
         ReceivedReport::decode(bytes)
             .map(Some)
