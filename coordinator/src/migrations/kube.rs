@@ -33,7 +33,7 @@ pub const CHECKPOINT_MOUNT: &str = "/var/lib/aistor/checkpoints";
 pub const CHECKPOINT_VOLUME: &str = "aistor-checkpoints";
 /// Where they mount the volume they fill.
 pub const RESTORE_INTO: &str = "/aistor/restore-into";
-/// Refused evictions remembered (one per migration evicting; more only if many fail).
+/// Refused evictions remembered (one per migration evicting, forgotten when it ends).
 const KEEP_REFUSALS: usize = 1024;
 
 #[derive(Clone)]
@@ -350,6 +350,10 @@ impl PodRuntime for KubePods {
 
     fn eviction_refused(&self, m: &Migration) -> Option<String> {
         self.refusals().get(&m.id).cloned()
+    }
+
+    fn ended(&self, m: &Migration) {
+        self.refusals().remove(&m.id);
     }
 
     fn checkpoint(&self, m: &Migration, id: &str) -> CheckpointSeen {

@@ -106,6 +106,8 @@ pub trait PodRuntime: Send + Sync + std::fmt::Debug {
     /// Carries out an effect other than a measurement (idempotent or uid-guarded).
     fn act<'a>(&'a self, m: &'a Migration, effect: &'a Effect)
     -> BoxFuture<'a, Result<(), String>>;
+    /// `m` reached a final phase (stored): what the runtime kept for it can go.
+    fn ended(&self, _m: &Migration) {}
 }
 
 /// Why a migration was not started, found or cancelled. Each says what was wrong.
@@ -472,6 +474,9 @@ impl Migrations {
         };
         self.held()
             .insert(saved.migration.id.clone(), saved.clone());
+        if saved.migration.phase.is_final() {
+            self.runtime.ended(&saved.migration);
+        }
         Ok(saved)
     }
 
