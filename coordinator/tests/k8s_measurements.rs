@@ -18,6 +18,7 @@ use aistor_coordinator::store::measurements::{Layout, Measurements};
 use aistor_coordinator::store::{ListOptions, MAX_BODY_BYTES, Store, StoreError};
 use aistor_kube_fake::{RequestMatcher, Verb};
 use aistor_proto::v1 as pb;
+use prost::Message;
 use k8s_support::agent::SimulatedAgent;
 use k8s_support::{Fake, NAMESPACE, eventually, within};
 use serde_json::{Value, json};
