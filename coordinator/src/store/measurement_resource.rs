@@ -75,7 +75,15 @@ fn as_created(m: &pb::Measurement) -> pb::Measurement {
 /// server would refuse the whole object otherwise; the record keeps it exactly).
 fn spec(m: &pb::Measurement) -> MeasurementSpec {
     use pb::measure_target::Target;
-    let run = m.run.clone().unwrap_or_default();
+    let Some(run) = m.run.clone() else {
+        return MeasurementSpec {
+            target: MeasurementTarget::default(),
+            node: (!m.node.is_empty()).then(|| m.node.clone()),
+            samples: None,
+            interval_milliseconds: None,
+            trim: None,
+        };
+    };
     let mut target = MeasurementTarget::default();
     match run.target.and_then(|t| t.target) {
         Some(Target::Pod(p)) => {

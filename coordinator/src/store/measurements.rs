@@ -693,8 +693,8 @@ mod tests {
 
     #[test]
     fn samples_go_first_from_every_cgroup_containers_included_and_the_note_says_so() {
-        let mut pod = cgroup(10, 2);
-        pod.containers = vec![cgroup(5, 0), cgroup(5, 0)];
+        let mut pod = cgroup(100, 2);
+        pod.containers = vec![cgroup(50, 0), cgroup(50, 0)];
         let mut m = run(vec![pod], "");
         let original = size(&m);
         let mut bare = m.clone();
@@ -710,7 +710,7 @@ mod tests {
             r.truncated,
             format!(
                 "{STORE_LIMIT_NOTE} of {limit} bytes per object (this run was {original} bytes): \
-                 20 per-sample readings dropped (summaries, samples_taken and samples_failed are as measured)"
+                 200 per-sample readings dropped (summaries, samples_taken and samples_failed are as measured)"
             )
         );
         assert!(size(&m) <= limit);
