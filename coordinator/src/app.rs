@@ -195,9 +195,9 @@ pub async fn run(
     // Standalone: the SQLite database under the data dir. In a cluster: the aistor.io
     // custom resources (a new coordinator or leader reads what the last one wrote).
     let store: Arc<dyn crate::store::Store> = match (&started, &config.cluster) {
-        (Some((shell, _)), _) => Arc::new(crate::store::custom_resources::CustomResourceStore::new(
-            shell.cluster.client.clone(),
-        )),
+        (Some((shell, _)), _) => Arc::new(
+            crate::store::custom_resources::CustomResourceStore::new(shell.cluster.client.clone()),
+        ),
         _ => {
             let dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || crate::store::open_standalone(&dir))

@@ -18,9 +18,9 @@ use aistor_coordinator::store::measurements::{Layout, Measurements};
 use aistor_coordinator::store::{ListOptions, MAX_BODY_BYTES, Store, StoreError};
 use aistor_kube_fake::{RequestMatcher, Verb};
 use aistor_proto::v1 as pb;
-use prost::Message;
 use k8s_support::agent::SimulatedAgent;
 use k8s_support::{Fake, NAMESPACE, eventually, within};
+use prost::Message;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +41,7 @@ async fn coordinator(fake: &Fake, identity: &str) -> Coordinator {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_is_a_measurement_resource_from_start_to_result_and_another_coordinator_reads_it()
-{
+async fn a_run_is_a_measurement_resource_from_start_to_result_and_another_coordinator_reads_it() {
     let fake = k8s_support::start().await;
     fake.install_crds();
     let a = coordinator(&fake, "coordinator-a").await;
@@ -87,10 +86,18 @@ async fn a_run_is_a_measurement_resource_from_start_to_result_and_another_coordi
     assert_eq!(running["status"]["conditions"][0]["type"], "Complete");
     assert_eq!(running["status"]["conditions"][0]["status"], "False");
     assert_eq!(running["status"]["conditions"][0]["reason"], "Running");
-    assert_eq!(http_get(a.http, &format!("/api/v1/measurements/{id}")).await.1["state"], "running");
+    assert_eq!(
+        http_get(a.http, &format!("/api/v1/measurements/{id}"))
+            .await
+            .1["state"],
+        "running"
+    );
 
     // The result: the agent lets it go.
-    eventually("the agent to get the run", || !agent.state().held.is_empty()).await;
+    eventually("the agent to get the run", || {
+        !agent.state().held.is_empty()
+    })
+    .await;
     {
         let mut state = agent.state();
         state.hold_results = false;
@@ -124,7 +131,10 @@ async fn a_run_is_a_measurement_resource_from_start_to_result_and_another_coordi
         .collect();
     assert_eq!(
         conditions,
-        [("Complete", "True", "Succeeded"), ("SamplesKept", "True", "AllKept")]
+        [
+            ("Complete", "True", "Succeeded"),
+            ("SamplesKept", "True", "AllKept")
+        ]
     );
     // The spec was written once: finishing is a status write.
     assert_eq!(done["spec"], running["spec"]);
@@ -155,7 +165,9 @@ fn running(id: &str, node: &str, created: u64) -> pb::Measurement {
         run: Some(pb::MeasureRun {
             id: id.into(),
             target: Some(pb::MeasureTarget {
-                target: Some(pb::measure_target::Target::CgroupPath("system.slice/x".into())),
+                target: Some(pb::measure_target::Target::CgroupPath(
+                    "system.slice/x".into(),
+                )),
             }),
             samples: 3,
             interval_nanos: 1_000_000_000,
@@ -251,10 +263,17 @@ async fn ids_need_no_counter_and_two_coordinators_never_share_one() {
         assert!(seen.insert(b.next_id(now).await.unwrap()));
     }
     assert_eq!(seen.len(), 8);
-    let first = seen.iter().find(|id| id.starts_with("m-00000000000000000005-")).unwrap();
+    let first = seen
+        .iter()
+        .find(|id| id.starts_with("m-00000000000000000005-"))
+        .unwrap();
     assert_eq!(first.len(), "m-".len() + 20 + 1 + 8);
     // No `sequences` object: the kind is not kept on a cluster at all.
-    match c.store.get("sequences", &format!("{NAMESPACE}/measurements")).await {
+    match c
+        .store
+        .get("sequences", &format!("{NAMESPACE}/measurements"))
+        .await
+    {
         Err(StoreError::InvalidKind { .. }) => {}
         other => panic!("expected InvalidKind, got {other:?}"),
     }
@@ -305,6 +324,15 @@ async fn results_complete_runs_and_unknown_or_odd_ids_are_kept_too() {
         "metadata": {"name": "by-hand", "namespace": NAMESPACE},
         "spec": {"target": {"cgroupPath": "x"}, "samples": 1, "intervalMilliseconds": 10},
     }));
+    // Nor are the runs of a coordinator in another namespace.
+    let elsewhere = Measurements::open_in_cluster(
+        c.store.clone(),
+        Layout::resources("other", "x"),
+        10,
+        tokio::sync::watch::channel(false).1,
+    )
+    .await;
+    elsewhere.create(&running("m-2", "n1", 5), 5).await.unwrap();
     let (listed, next) = runs.list(ListOptions::first(10)).await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
     // In key order: `m-1` sorts before the hashed `m-sha256-…`.
@@ -317,7 +345,12 @@ async fn results_complete_runs_and_unknown_or_odd_ids_are_kept_too() {
         }
         other => panic!("expected InvalidBody, got {other:?}"),
     }
-    assert!(resource(&c.fake, "by-hand").unwrap().get("status").is_none());
+    assert!(
+        resource(&c.fake, "by-hand")
+            .unwrap()
+            .get("status")
+            .is_none()
+    );
     c.fake.assert_every_call_is_listed();
 }
 
@@ -334,27 +367,55 @@ async fn a_result_larger_than_an_object_keeps_its_summary_and_says_what_it_dropp
     assert!(r.targets[0].samples.is_empty());
     assert_eq!(r.targets[0].samples_taken, 40_000);
     assert_eq!(
-        r.targets[0].summary.as_ref().unwrap().cpu_millicores.as_ref().unwrap().trimmed_mean,
+        r.targets[0]
+            .summary
+            .as_ref()
+            .unwrap()
+            .cpu_millicores
+            .as_ref()
+            .unwrap()
+            .trimmed_mean,
         123.25
     );
     assert!(r.truncated.contains(STORE_LIMIT_NOTE), "{}", r.truncated);
-    assert!(r.truncated.contains(&format!("{MAX_BODY_BYTES} bytes per object")), "{}", r.truncated);
-    assert!(r.truncated.contains("40000 per-sample readings dropped"), "{}", r.truncated);
+    assert!(
+        r.truncated
+            .contains(&format!("{MAX_BODY_BYTES} bytes per object")),
+        "{}",
+        r.truncated
+    );
+    assert!(
+        r.truncated.contains("40000 per-sample readings dropped"),
+        "{}",
+        r.truncated
+    );
     // What is read back is what was stored, and the resource says it too.
     assert_eq!(runs.get("m-big").await.unwrap(), Some(stored.clone()));
     let object = resource(&c.fake, "m-big").unwrap();
     assert!(object.to_string().len() <= MAX_BODY_BYTES + 4096);
     assert_eq!(object["status"]["phase"], "Succeeded");
-    assert_eq!(object["status"]["result"]["cpuMillicores"]["trimmedMean"], 123.25);
+    assert_eq!(
+        object["status"]["result"]["cpuMillicores"]["trimmedMean"],
+        123.25
+    );
     let kept = &object["status"]["conditions"][1];
-    assert_eq!((kept["type"].as_str(), kept["status"].as_str(), kept["reason"].as_str()),
-        (Some("SamplesKept"), Some("False"), Some("ObjectSizeLimit")));
+    assert_eq!(
+        (
+            kept["type"].as_str(),
+            kept["status"].as_str(),
+            kept["reason"].as_str()
+        ),
+        (Some("SamplesKept"), Some("False"), Some("ObjectSizeLimit"))
+    );
     assert_eq!(kept["message"].as_str(), Some(r.truncated.as_str()));
 
     // One that fits whole is kept whole.
     runs.create(&running("m-fits", "n1", 3), 3).await.unwrap();
     let whole = runs.complete(result("m-fits", 2_000, ""), 4).await.unwrap();
-    assert_eq!(whole.result.as_ref().unwrap().targets[0].samples.len(), 2_000);
+    assert_eq!(
+        whole.result.as_ref().unwrap().targets[0].samples.len(),
+        2_000
+    );
     assert!(whole.result.unwrap().truncated.is_empty());
     c.fake.assert_every_call_is_listed();
 }
@@ -382,7 +443,10 @@ async fn a_create_cut_short_before_its_status_still_reads_back_and_is_completed(
     assert_eq!(next.get("m-half").await.unwrap(), Some(m.clone()));
     let done = next.complete(result("m-half", 2, ""), 8).await.unwrap();
     assert_eq!(done.created_unix_nanos, 7);
-    assert_eq!(resource(&c.fake, "m-half").unwrap()["status"]["phase"], "Succeeded");
+    assert_eq!(
+        resource(&c.fake, "m-half").unwrap()["status"]["phase"],
+        "Succeeded"
+    );
     c.fake.assert_every_call_is_listed();
 }
 
@@ -408,7 +472,9 @@ async fn retention_keeps_the_newest_finished_runs_and_a_new_leader_counts_the_ol
     let (a, _a_leader) = runs(&c, "a", 2).await;
     a.create(&running("r-run", "n1", 1), 1).await.unwrap();
     for (i, id) in ["f-1", "f-2", "f-3"].iter().enumerate() {
-        a.create(&running(id, "n1", 10 + i as u64), 1).await.unwrap();
+        a.create(&running(id, "n1", 10 + i as u64), 1)
+            .await
+            .unwrap();
         a.complete(result(id, 1, ""), 20).await.unwrap();
     }
     // Oldest finished first; the running one stays.

@@ -21,7 +21,11 @@ fn contract() -> store_contract::Fixture {
     let mut ordering_keys: Vec<String> = (0..21)
         .map(|i| format!("ns-{}/r{:02}", i % 3, (i * 8) % 21))
         .collect();
-    ordering_keys.extend(["a/z.y".to_owned(), "z/a".to_owned(), "ns-1/a.b.c".to_owned()]);
+    ordering_keys.extend([
+        "a/z.y".to_owned(),
+        "z/a".to_owned(),
+        "ns-1/a.b.c".to_owned(),
+    ]);
     store_contract::Fixture {
         kind: "measurements",
         other_kind: "autoscalers",
@@ -67,7 +71,10 @@ async fn contract_objects_round_trip_and_survive_a_new_client() {
     let updated = store_contract::objects_round_trip(store, &contract()).await;
     // Another coordinator (its own client) reads the same object.
     let other = CustomResourceStore::new(fake.connect("c-2").await.client);
-    assert_eq!(other.get("measurements", "ml/one").await.unwrap(), Some(updated));
+    assert_eq!(
+        other.get("measurements", "ml/one").await.unwrap(),
+        Some(updated)
+    );
     fake.assert_every_call_is_listed();
 }
 
@@ -101,8 +108,14 @@ async fn contract_bounds_are_enforced_naming_the_limit() {
     for (key, says) in [
         ("ml/Upper", "the name must be lower-case"),
         ("ml/-dash", "the name must be lower-case"),
-        ("a.b/name", "the namespace must be lower-case letters, digits and '-'"),
-        (long_namespace.as_str(), "the namespace is 64 bytes, the limit is 63 bytes"),
+        (
+            "a.b/name",
+            "the namespace must be lower-case letters, digits and '-'",
+        ),
+        (
+            long_namespace.as_str(),
+            "the namespace is 64 bytes, the limit is 63 bytes",
+        ),
         ("no-namespace", "must be namespace/name"),
         ("/name", "the namespace must not be empty"),
     ] {
@@ -122,7 +135,10 @@ async fn a_write_that_changes_nothing_keeps_the_generation() {
     let (fake, store) = contract_store().await;
     let f = contract();
     let body = (f.body)("measurements", "ml/same", &json!(1));
-    let created = store.create("measurements", "ml/same", body.clone(), 0).await.unwrap();
+    let created = store
+        .create("measurements", "ml/same", body.clone(), 0)
+        .await
+        .unwrap();
     let again = store
         .update("measurements", "ml/same", created.generation, body, 0)
         .await

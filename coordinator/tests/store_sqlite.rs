@@ -19,7 +19,8 @@ const K: &str = "things";
 /// by one; times are the caller's.
 fn contract() -> store_contract::Fixture {
     // Inserted out of order, with multi-byte keys: order is by UTF-8 bytes, as `str`.
-    let mut ordering_keys: Vec<String> = (0..21).map(|i| format!("ns/{:02}", (i * 8) % 21)).collect();
+    let mut ordering_keys: Vec<String> =
+        (0..21).map(|i| format!("ns/{:02}", (i * 8) % 21)).collect();
     ordering_keys.extend(["z/é".to_owned(), "Z/upper".to_owned(), "ns/ä".to_owned()]);
     store_contract::Fixture {
         kind: K,
@@ -72,7 +73,8 @@ async fn stale_writes_are_refused_not_merged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_read_modify_write_loses_no_update() {
     let dir = tempfile::tempdir().unwrap();
-    store_contract::concurrent_read_modify_write_loses_no_update(open(dir.path()), &contract()).await;
+    store_contract::concurrent_read_modify_write_loses_no_update(open(dir.path()), &contract())
+        .await;
 }
 
 #[tokio::test]

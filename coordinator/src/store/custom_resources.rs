@@ -69,11 +69,16 @@ fn name_problem(name: &str, limit: usize, dots: bool) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > limit {
-        return Some(format!("is {} bytes, the limit is {limit} bytes", name.len()));
+        return Some(format!(
+            "is {} bytes, the limit is {limit} bytes",
+            name.len()
+        ));
     }
-    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.');
+    let allowed =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.');
     let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !name.bytes().all(allowed) || !edge(name.as_bytes().first()) || !edge(name.as_bytes().last()) {
+    if !name.bytes().all(allowed) || !edge(name.as_bytes().first()) || !edge(name.as_bytes().last())
+    {
         return Some(if dots {
             "must be lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (a DNS subdomain)".into()
         } else {
@@ -106,7 +111,9 @@ fn split(kind: &'static str, key: &str) -> Result<(String, String), StoreError> 
         return Err(invalid("must be namespace/name".into()));
     };
     if let Some(why) = name_problem(ns, MAX_NAMESPACE_BYTES, false) {
-        return Err(invalid(format!("must be namespace/name; the namespace {why}")));
+        return Err(invalid(format!(
+            "must be namespace/name; the namespace {why}"
+        )));
     }
     if let Some(why) = name_problem(name, MAX_NAME_BYTES, true) {
         return Err(invalid(format!("must be namespace/name; the name {why}")));
@@ -215,7 +222,10 @@ impl CustomResourceStore {
         name: &str,
         object: &DynamicObject,
     ) -> Result<DynamicObject, StoreError> {
-        match api.replace_status(name, &PostParams::default(), object).await {
+        match api
+            .replace_status(name, &PostParams::default(), object)
+            .await
+        {
             Ok(o) => Ok(o),
             Err(e) => Err(self.write_error(api, kind, key, name, object, e).await),
         }

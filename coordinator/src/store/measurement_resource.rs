@@ -168,18 +168,36 @@ fn status(m: &pb::Measurement, record: String) -> MeasurementStatus {
         .filter(|t| *t > 0)
         .unwrap_or(started);
     let mut conditions = vec![match phase {
-        MeasurementPhase::Succeeded => condition("Complete", true, "Succeeded", String::new(), ended),
+        MeasurementPhase::Succeeded => {
+            condition("Complete", true, "Succeeded", String::new(), ended)
+        }
         MeasurementPhase::Failed => condition("Complete", true, "Failed", m.error.clone(), ended),
-        MeasurementPhase::Running => condition("Complete", false, "Running", String::new(), started),
-        MeasurementPhase::Pending => condition("Complete", false, "Pending", String::new(), started),
+        MeasurementPhase::Running => {
+            condition("Complete", false, "Running", String::new(), started)
+        }
+        MeasurementPhase::Pending => {
+            condition("Complete", false, "Pending", String::new(), started)
+        }
     }];
     if let Some(r) = result {
         conditions.push(if r.truncated.is_empty() {
             condition("SamplesKept", true, "AllKept", String::new(), ended)
         } else if r.truncated.contains(STORE_LIMIT_NOTE) {
-            condition("SamplesKept", false, "ObjectSizeLimit", r.truncated.clone(), ended)
+            condition(
+                "SamplesKept",
+                false,
+                "ObjectSizeLimit",
+                r.truncated.clone(),
+                ended,
+            )
         } else {
-            condition("SamplesKept", false, "ShortenedByAgent", r.truncated.clone(), ended)
+            condition(
+                "SamplesKept",
+                false,
+                "ShortenedByAgent",
+                r.truncated.clone(),
+                ended,
+            )
         });
     }
     MeasurementStatus {
@@ -358,10 +376,20 @@ mod tests {
         assert_eq!(body["status"]["completionTime"], "2023-11-14T22:13:51Z");
         assert_eq!(body["status"]["startTime"], "2023-11-14T22:13:21Z");
         assert_eq!(body["status"]["result"]["samples"], 20);
-        assert_eq!(body["status"]["result"]["cpuMillicores"]["trimmedMean"], 250.5);
-        assert_eq!(body["status"]["result"]["cpuMillicores"]["trimmedEachEnd"], 2);
+        assert_eq!(
+            body["status"]["result"]["cpuMillicores"]["trimmedMean"],
+            250.5
+        );
+        assert_eq!(
+            body["status"]["result"]["cpuMillicores"]["trimmedEachEnd"],
+            2
+        );
         // A NaN has no JSON form: that figure is left to the record.
-        assert!(body["status"]["result"].get("memoryWorkingSetBytes").is_none());
+        assert!(
+            body["status"]["result"]
+                .get("memoryWorkingSetBytes")
+                .is_none()
+        );
         assert_eq!(
             conditions(&body),
             [
@@ -371,7 +399,16 @@ mod tests {
         );
         let back = from_resource(&body).unwrap();
         assert_eq!(back.result.as_ref().unwrap().targets[0].samples.len(), 3);
-        assert!(back.result.unwrap().targets[0].summary.as_ref().unwrap().memory_working_set_bytes.unwrap().median.is_nan());
+        assert!(
+            back.result.unwrap().targets[0]
+                .summary
+                .as_ref()
+                .unwrap()
+                .memory_working_set_bytes
+                .unwrap()
+                .median
+                .is_nan()
+        );
         // Finishing changes the status only: the main resource is written once.
         let created = to_resource(&run(), "aistor");
         for part in ["metadata", "spec"] {
@@ -384,21 +421,38 @@ mod tests {
         let body = to_resource(&finished(run(), "target not found", ""), "aistor");
         assert_eq!(body["status"]["phase"], "Failed");
         assert_eq!(body["status"]["message"], "target not found");
-        assert_eq!(body["status"]["conditions"][0]["message"], "target not found");
-        assert_eq!(conditions(&body)[0], ("Complete".into(), "True".into(), "Failed".into()));
+        assert_eq!(
+            body["status"]["conditions"][0]["message"],
+            "target not found"
+        );
+        assert_eq!(
+            conditions(&body)[0],
+            ("Complete".into(), "True".into(), "Failed".into())
+        );
 
         let by_agent = to_resource(&finished(run(), "", "shortened to fit the report"), "a");
         assert_eq!(
             conditions(&by_agent)[1],
-            ("SamplesKept".into(), "False".into(), "ShortenedByAgent".into())
+            (
+                "SamplesKept".into(),
+                "False".into(),
+                "ShortenedByAgent".into()
+            )
         );
         let note = format!("{STORE_LIMIT_NOTE} of 1048576 bytes: 3 readings dropped");
         let by_store = to_resource(&finished(run(), "", &note), "a");
         assert_eq!(
             conditions(&by_store)[1],
-            ("SamplesKept".into(), "False".into(), "ObjectSizeLimit".into())
+            (
+                "SamplesKept".into(),
+                "False".into(),
+                "ObjectSizeLimit".into()
+            )
         );
-        assert_eq!(by_store["status"]["conditions"][1]["message"], note.as_str());
+        assert_eq!(
+            by_store["status"]["conditions"][1]["message"],
+            note.as_str()
+        );
     }
 
     #[test]
@@ -409,8 +463,12 @@ mod tests {
         r.interval_nanos = 9_999_999;
         r.trim = 0.5;
         let body = to_resource(&m, "a");
-        assert_eq!(body["spec"], json!({"target": {"pod": {"namespace": "ml", "name": "train"}}, "node": "n1"}));
-        for (samples, interval, trim) in [(1, 10_000_000, 0.0), (100_000, 3_600_000_000_000, 0.49)] {
+        assert_eq!(
+            body["spec"],
+            json!({"target": {"pod": {"namespace": "ml", "name": "train"}}, "node": "n1"})
+        );
+        for (samples, interval, trim) in [(1, 10_000_000, 0.0), (100_000, 3_600_000_000_000, 0.49)]
+        {
             let r = m.run.as_mut().unwrap();
             (r.samples, r.interval_nanos, r.trim) = (samples, interval, trim);
             let spec = to_resource(&m, "a")["spec"].clone();
@@ -429,7 +487,10 @@ mod tests {
         assert_eq!(name_of("m-0000000001"), "m-0000000001");
         assert_eq!(name_of("cli-1700000000"), "cli-1700000000");
         let odd = name_of("CLI_Run/7");
-        assert!(odd.starts_with(HASHED_PREFIX) && is_resource_name(&odd), "{odd}");
+        assert!(
+            odd.starts_with(HASHED_PREFIX) && is_resource_name(&odd),
+            "{odd}"
+        );
         assert_eq!(odd, name_of("CLI_Run/7"));
         assert_ne!(odd, name_of("CLI_Run/8"));
         assert_eq!(odd.len(), HASHED_PREFIX.len() + 24);
@@ -446,6 +507,9 @@ mod tests {
         assert!(err.starts_with("status.record: "), "{err}");
         let err = from_resource(&json!({"metadata": {"annotations": {RECORD_ANNOTATION: "AAEC"}}}))
             .unwrap_err();
-        assert!(err.starts_with("annotation aistor.io/measurement: "), "{err}");
+        assert!(
+            err.starts_with("annotation aistor.io/measurement: "),
+            "{err}"
+        );
     }
 }

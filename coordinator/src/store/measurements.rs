@@ -98,6 +98,17 @@ impl Layout {
         }
     }
 
+    /// Whether a store key is one of this layout's runs: on a cluster, Measurements in
+    /// other namespaces are not this coordinator's.
+    fn holds(&self, key: &str) -> bool {
+        match self {
+            Self::Plain => true,
+            Self::Resources { namespace, .. } => key
+                .strip_prefix(namespace.as_str())
+                .is_some_and(|rest| rest.starts_with('/')),
+        }
+    }
+
     /// The run an object holds; `None` for a resource aistor did not make (skipped, and
     /// said in the log), an error for a broken one or one that holds another id.
     fn decode(
@@ -120,7 +131,10 @@ impl Layout {
                         .and_then(|a| a.get(resource::RECORD_ANNOTATION))
                         .is_some();
                 if !looks_made {
-                    tracing::warn!(key, "a Measurement without aistor's record is not a run; skipped");
+                    tracing::warn!(
+                        key,
+                        "a Measurement without aistor's record is not a run; skipped"
+                    );
                     return Ok(None);
                 }
                 resource::from_resource(body).map_err(invalid)?
@@ -270,7 +284,8 @@ pub fn fit(
         },
         |r| {
             let dropped = std::mem::take(&mut r.targets).len();
-            (dropped > 0).then(|| format!("{dropped} measured targets dropped, summaries with them"))
+            (dropped > 0)
+                .then(|| format!("{dropped} measured targets dropped, summaries with them"))
         },
     ];
     let mut done = Vec::new();
@@ -374,9 +389,8 @@ impl Measurements {
                         let finished = body.state == "succeeded" || body.state == "failed";
                         (body.created_unix_nanos, object.key.clone(), finished)
                     }
-                    Layout::Resources { namespace, .. } => {
-                        // Runs in other namespaces are not this coordinator's.
-                        if !object.key.starts_with(&format!("{namespace}/")) {
+                    Layout::Resources { .. } => {
+                        if !self.layout.holds(&object.key) {
                             continue;
                         }
                         match self.layout.decode(&object.key, None, &object.body)? {
@@ -523,7 +537,9 @@ impl Measurements {
         for _ in 0..ATTEMPTS {
             let found = self.store.get(KIND, &key).await?;
             let known = match &found {
-                Some(object) => self.layout.decode(&object.key, Some(&result.id), &object.body)?,
+                Some(object) => self
+                    .layout
+                    .decode(&object.key, Some(&result.id), &object.body)?,
                 None => None,
             };
             let attempt = match (found, known) {
@@ -575,8 +591,9 @@ impl Measurements {
     }
 
     /// A page of runs in key order (plain: the id), and the key to continue after when
-    /// more remain. On a cluster, Measurements aistor did not make are not runs and are
-    /// left out (the log says so).
+    /// more remain. On a cluster, Measurements aistor did not make, or in another
+    /// namespace, are not this coordinator's runs and are left out (a page may then
+    /// hold fewer than `limit`).
     pub async fn list(
         &self,
         options: ListOptions,
@@ -584,7 +601,9 @@ impl Measurements {
         let page = self.store.list(KIND, options).await?;
         let mut runs = Vec::with_capacity(page.items.len());
         for o in &page.items {
-            runs.extend(self.layout.decode(&o.key, None, &o.body)?);
+            if self.layout.holds(&o.key) {
+                runs.extend(self.layout.decode(&o.key, None, &o.body)?);
+            }
         }
         Ok((runs, page.continue_after))
     }
@@ -698,13 +717,19 @@ mod tests {
         let mut m = run(vec![pod], "");
         let original = size(&m);
         let mut bare = m.clone();
-        for_each_cgroup(&mut bare.result.as_mut().unwrap().targets, &mut |c| c.samples.clear());
+        for_each_cgroup(&mut bare.result.as_mut().unwrap().targets, &mut |c| {
+            c.samples.clear()
+        });
         // Room for the run without samples and a note of up to 400 bytes.
         let limit = size(&bare) + 400;
         assert_eq!(fit(&mut m, limit, size), Ok(()));
         let r = m.result.as_ref().unwrap();
         assert!(r.targets[0].samples.is_empty() && r.targets[0].containers[1].samples.is_empty());
-        assert_eq!(r.targets[0].failures.len(), 2, "failures kept while they fit");
+        assert_eq!(
+            r.targets[0].failures.len(),
+            2,
+            "failures kept while they fit"
+        );
         assert!(r.targets[0].summary.is_some());
         assert_eq!(
             r.truncated,
@@ -721,12 +746,18 @@ mod tests {
         let mut m = run(vec![cgroup(50, 40)], "shortened by the agent");
         let mut no_lists = m.clone();
         no_lists.result.as_mut().unwrap().targets[0].samples.clear();
-        no_lists.result.as_mut().unwrap().targets[0].failures.clear();
+        no_lists.result.as_mut().unwrap().targets[0]
+            .failures
+            .clear();
         let limit = size(&no_lists) + 500;
         assert_eq!(fit(&mut m, limit, size), Ok(()));
         let r = m.result.as_ref().unwrap();
         assert!(r.targets[0].failures.is_empty() && r.targets[0].samples.is_empty());
-        assert!(r.truncated.starts_with("shortened by the agent; "), "{}", r.truncated);
+        assert!(
+            r.truncated.starts_with("shortened by the agent; "),
+            "{}",
+            r.truncated
+        );
         assert!(r.truncated.ends_with("50 per-sample readings dropped (summaries, samples_taken and samples_failed are as measured); 40 sample failure reasons dropped (samples_failed is as measured)"), "{}", r.truncated);
 
         let mut long = cgroup(1, 0);
@@ -738,7 +769,12 @@ mod tests {
         assert_eq!(fit(&mut m, limit, size), Ok(()));
         let r = m.result.as_ref().unwrap();
         assert!(r.targets.is_empty());
-        assert!(r.truncated.ends_with("; 2 measured targets dropped, summaries with them"), "{}", r.truncated);
+        assert!(
+            r.truncated
+                .ends_with("; 2 measured targets dropped, summaries with them"),
+            "{}",
+            r.truncated
+        );
     }
 
     #[test]
@@ -766,5 +802,8 @@ mod tests {
         assert_eq!(layout.key("m-1").unwrap(), "aistor/m-1");
         assert!(layout.key("").is_err());
         assert_eq!(Layout::Plain.key("m-1").unwrap(), "m-1");
+        assert!(layout.holds("aistor/m-1"));
+        assert!(!layout.holds("aistor-2/m-1") && !layout.holds("other/m-1"));
+        assert!(Layout::Plain.holds("anything"));
     }
 }

@@ -138,7 +138,9 @@ pub(crate) async fn stale_writes_are_refused_not_merged(store: Arc<dyn Store>, f
     let body = |v: Value| (f.body)(k, &key, &json!({ "v": v }));
     let first = store.create(k, &key, body(json!(1)), 1).await.unwrap();
     match store.create(k, &key, body(json!("other")), 2).await {
-        Err(StoreError::AlreadyExists { kind, key: k2 }) => assert_eq!((kind, k2), (k, key.clone())),
+        Err(StoreError::AlreadyExists { kind, key: k2 }) => {
+            assert_eq!((kind, k2), (k, key.clone()))
+        }
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
     let second = store
@@ -155,7 +157,10 @@ pub(crate) async fn stale_writes_are_refused_not_merged(store: Arc<dyn Store>, f
         "{err:?}"
     );
     assert!(err.to_string().contains(&format!("{k} {key:?}")), "{err}");
-    let err = store.delete(k, &key, Some(first.generation)).await.unwrap_err();
+    let err = store
+        .delete(k, &key, Some(first.generation))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { expected, actual, .. }
             if expected == first.generation && actual == second.generation),
@@ -174,7 +179,10 @@ pub(crate) async fn stale_writes_are_refused_not_merged(store: Arc<dyn Store>, f
         matches!(&missing, StoreError::NotFound { kind, .. } if *kind == k),
         "{missing:?}"
     );
-    store.delete(k, &key, Some(second.generation)).await.unwrap();
+    store
+        .delete(k, &key, Some(second.generation))
+        .await
+        .unwrap();
     assert_eq!(store.get(k, &key).await.unwrap(), None);
     assert!(matches!(
         store.delete(k, &key, None).await,
@@ -212,7 +220,13 @@ pub(crate) async fn concurrent_read_modify_write_loses_no_update(
                     let o = store.get(k, &key).await.unwrap().unwrap();
                     let n = payload(&o.body)["n"].as_u64().unwrap();
                     match store
-                        .update(k, &key, o.generation, body(k, &key, &json!({"n": n + 1})), 1)
+                        .update(
+                            k,
+                            &key,
+                            o.generation,
+                            body(k, &key, &json!({"n": n + 1})),
+                            1,
+                        )
                         .await
                     {
                         Ok(_) => break,
@@ -244,7 +258,12 @@ pub(crate) async fn lists_page_in_key_order(store: Arc<dyn Store>, f: &Fixture) 
             .await
             .unwrap();
         store
-            .create(f.other_kind, key, (f.body)(f.other_kind, key, &json!(null)), 1)
+            .create(
+                f.other_kind,
+                key,
+                (f.body)(f.other_kind, key, &json!(null)),
+                1,
+            )
             .await
             .unwrap();
     }
@@ -258,7 +277,10 @@ pub(crate) async fn lists_page_in_key_order(store: Arc<dyn Store>, f: &Fixture) 
     for o in bodies {
         assert_eq!((f.payload)(&o.body), json!({ "k": o.key }));
     }
-    let empty = store.list(f.empty_kind, ListOptions::first(5)).await.unwrap();
+    let empty = store
+        .list(f.empty_kind, ListOptions::first(5))
+        .await
+        .unwrap();
     assert_eq!((empty.items.len(), empty.continue_after), (0, None));
     let after_last = ListOptions {
         limit: 5,
