@@ -128,7 +128,7 @@ fn figure(f: Option<&pb::FigureSummary>) -> Option<FigureSummary> {
 /// The measured target's summary (the first target: a run measures one).
 fn summary(result: &pb::MeasurementResult) -> Option<MeasurementResult> {
     let target = result.targets.first()?;
-    let s = target.summary.clone().unwrap_or_default();
+    let s = target.summary.unwrap_or_default();
     Some(MeasurementResult {
         samples: target.samples_taken,
         cpu_millicores: figure(s.cpu_millicores.as_ref()),
