@@ -435,3 +435,75 @@ impl Store for CustomResourceStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(key: &str) -> String {
+        match split("measurements", key) {
+            Err(StoreError::InvalidKey { reason, .. }) => reason,
+            other => panic!("{key:?}: expected InvalidKey, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_are_namespace_and_name_as_the_api_server_checks_them() {
+        let longest = format!("{}/{}", "n".repeat(63), "k".repeat(253));
+        assert_eq!(
+            split("measurements", &longest).unwrap(),
+            ("n".repeat(63), "k".repeat(253))
+        );
+        assert_eq!(
+            split("measurements", "a-1/b.c-2").unwrap(),
+            ("a-1".into(), "b.c-2".into())
+        );
+        assert_eq!(reason("no-slash"), "must be namespace/name");
+        assert_eq!(
+            reason("/n"),
+            "must be namespace/name; the namespace must not be empty"
+        );
+        assert_eq!(
+            reason("ns/"),
+            "must be namespace/name; the name must not be empty"
+        );
+        assert_eq!(
+            reason(&format!("{}/n", "n".repeat(64))),
+            "must be namespace/name; the namespace is 64 bytes, the limit is 63 bytes"
+        );
+        assert_eq!(
+            reason(&format!("ns/{}", "k".repeat(254))),
+            "must be namespace/name; the name is 254 bytes, the limit is 253 bytes"
+        );
+        for bad_namespace in ["a.b", "A", "-a", "a-", "a_b"] {
+            assert!(
+                reason(&format!("{bad_namespace}/n")).contains("(a DNS label)"),
+                "{bad_namespace}"
+            );
+        }
+        for bad_name in ["Name", ".a", "a.", "-a", "a-", "a_b", "a/b"] {
+            assert!(
+                reason(&format!("ns/{bad_name}")).contains("(a DNS subdomain)"),
+                "{bad_name}"
+            );
+        }
+        assert!(is_resource_name("a") && is_resource_name("0.a-b.9"));
+        assert!(!is_resource_name("") && !is_resource_name(&"a".repeat(254)));
+    }
+
+    #[test]
+    fn only_kinds_with_a_resource_are_kept() {
+        for kind in KINDS {
+            assert!(resource_of(kind).is_ok(), "{kind}");
+        }
+        assert_eq!(resource_of("measurements").unwrap().kind, "Measurement");
+        assert_eq!(resource_of("autoscalers").unwrap().kind, "Autoscaler");
+        assert_eq!(resource_of("migrations").unwrap().kind, "Migration");
+        for kind in ["sequences", "things", "Upper"] {
+            assert!(
+                matches!(resource_of(kind), Err(StoreError::InvalidKind { .. })),
+                "{kind}"
+            );
+        }
+    }
+}
