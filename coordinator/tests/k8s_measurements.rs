@@ -302,11 +302,15 @@ async fn results_complete_runs_and_unknown_or_odd_ids_are_kept_too() {
     assert_eq!(done.run, m.run);
 
     // From an agent's own CLI: not a valid resource name, kept under a hashed one.
-    let odd = runs
-        .complete(result("CLI_Run/7", 1, "target not found"), 3_000)
-        .await
-        .unwrap();
+    let mut from_cli = result("CLI_Run/7", 1, "target not found");
+    from_cli.run = running("CLI_Run/7", "n1", 0).run;
+    let odd = runs.complete(from_cli.clone(), 3_000).await.unwrap();
     assert_eq!(odd.state, pb::MeasurementState::Failed as i32);
+    assert_eq!(
+        (odd.id.as_str(), odd.node.as_str(), odd.created_unix_nanos),
+        ("CLI_Run/7", "n1", 3_000)
+    );
+    assert_eq!(odd.run, from_cli.run);
     assert_eq!(runs.get("CLI_Run/7").await.unwrap(), Some(odd));
     let stored = resource(&c.fake, "CLI_Run/7").unwrap();
     assert_eq!(stored["status"]["phase"], "Failed");
@@ -489,7 +493,25 @@ async fn retention_keeps_the_newest_finished_runs_and_a_new_leader_counts_the_ol
     b.complete(result("f-5", 1, ""), 41).await.unwrap();
     assert_eq!(finished_ids(&c.fake), ["f-4", "f-5", "r-run"]);
     // A new coordinator applies retention as it opens.
-    let (_c, _l) = runs(&c, "c", 1).await;
+    let (c1, _l) = runs(&c, "c", 1).await;
     assert_eq!(finished_ids(&c.fake), ["f-5", "r-run"]);
+
+    // A delete that fails is an error, and the run is deleted by the next retention.
+    c.fake.server.fail_next(
+        RequestMatcher {
+            verb: Some(Verb::Delete),
+            resource: Some("measurements".into()),
+            subresource: None,
+            name: None,
+        },
+        500,
+    );
+    c1.create(&running("f-6", "n1", 50), 50).await.unwrap();
+    let err = c1.complete(result("f-6", 1, ""), 51).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert_eq!(finished_ids(&c.fake), ["f-5", "f-6", "r-run"]);
+    c1.create(&running("f-7", "n1", 60), 60).await.unwrap();
+    c1.complete(result("f-7", 1, ""), 61).await.unwrap();
+    assert_eq!(finished_ids(&c.fake), ["f-7", "r-run"]);
     c.fake.assert_every_call_is_listed();
 }

@@ -417,6 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn a_result_without_times_is_dated_by_the_run_itself() {
+        // A run that could not start: the agent's result may carry no times.
+        let mut m = finished(run(), "target not found", "");
+        let r = m.result.as_mut().unwrap();
+        (r.started_unix_nanos, r.finished_unix_nanos) = (0, 0);
+        let body = to_resource(&m, "aistor");
+        assert_eq!(body["status"]["startTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(body["status"]["completionTime"], "2023-11-14T22:13:20Z");
+        // Started but no end: it ends when it started.
+        m.result.as_mut().unwrap().started_unix_nanos = m.created_unix_nanos + 5_000_000_000;
+        let body = to_resource(&m, "aistor");
+        assert_eq!(body["status"]["startTime"], "2023-11-14T22:13:25Z");
+        assert_eq!(body["status"]["completionTime"], "2023-11-14T22:13:25Z");
+        assert_eq!(
+            body["status"]["conditions"][0]["lastTransitionTime"],
+            "2023-11-14T22:13:25Z"
+        );
+    }
+
+    #[test]
     fn a_failed_or_shortened_run_says_so_in_its_conditions() {
         let body = to_resource(&finished(run(), "target not found", ""), "aistor");
         assert_eq!(body["status"]["phase"], "Failed");

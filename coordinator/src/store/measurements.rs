@@ -778,6 +778,31 @@ mod tests {
     }
 
     #[test]
+    fn a_step_that_drops_nothing_is_not_named() {
+        // No samples to drop: the note starts at the failure reasons.
+        let mut m = run(vec![cgroup(0, 40)], "");
+        let mut bare = m.clone();
+        bare.result.as_mut().unwrap().targets[0].failures.clear();
+        assert_eq!(fit(&mut m, size(&bare) + 300, size), Ok(()));
+        let note = &m.result.as_ref().unwrap().truncated;
+        assert!(!note.contains("per-sample"), "{note}");
+        assert!(
+            note.ends_with("): 40 sample failure reasons dropped (samples_failed is as measured)"),
+            "{note}"
+        );
+        // No failures either: the targets go, and only they are named.
+        let mut long = cgroup(0, 0);
+        long.cgroup_path = "a".repeat(2000);
+        let mut m = run(vec![long], "");
+        assert_eq!(fit(&mut m, size(&bare) + 300, size), Ok(()));
+        let note = &m.result.as_ref().unwrap().truncated;
+        assert!(
+            note.ends_with("): 1 measured targets dropped, summaries with them"),
+            "{note}"
+        );
+    }
+
+    #[test]
     fn a_run_that_cannot_fit_is_an_error_with_its_size() {
         let mut m = run(vec![cgroup(50, 0)], "");
         assert!(matches!(fit(&mut m, 10, size), Err(n) if n > 10));
