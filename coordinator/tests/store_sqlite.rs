@@ -290,6 +290,52 @@ fn result(id: &str, error: &str) -> pb::MeasurementResult {
     }
 }
 
+/// A result too large for one stored object (the agent sends up to 4 MiB) is stored
+/// as its summary, saying so; before, the store refused it and the report carrying it
+/// was never acknowledged.
+#[tokio::test]
+async fn a_result_larger_than_an_object_is_stored_as_its_summary_saying_so() {
+    use aistor_coordinator::store::MAX_BODY_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let runs = Measurements::open(store.clone(), 10).await.unwrap();
+    runs.create(&running("m-big", 1), 1).await.unwrap();
+    let mut big = result("m-big", "");
+    big.targets[0].samples_taken = 30_000;
+    big.targets[0].samples = vec![
+        pb::MeasureSample {
+            wall_time_unix_nanos: u64::MAX,
+            cpu_millicores: Some(1.5),
+            memory_working_set_bytes: Some(u64::MAX),
+            ..Default::default()
+        };
+        30_000
+    ];
+    big.targets[0].summary = Some(pb::MeasureSummary {
+        cpu_millicores: Some(pb::FigureSummary {
+            count: 30_000,
+            trimmed_mean: 1.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let stored = runs.complete(big, 2).await.unwrap();
+    let target = &stored.result.as_ref().unwrap().targets[0];
+    assert!(target.samples.is_empty());
+    assert_eq!(target.samples_taken, 30_000);
+    assert_eq!(
+        target.summary.unwrap().cpu_millicores.unwrap().trimmed_mean,
+        1.5
+    );
+    let note = &stored.result.as_ref().unwrap().truncated;
+    assert!(
+        note.contains(&format!("limit of {MAX_BODY_BYTES} bytes per object"))
+            && note.contains("30000 per-sample readings dropped"),
+        "{note}"
+    );
+    assert_eq!(runs.get("m-big").await.unwrap(), Some(stored));
+}
+
 #[tokio::test]
 async fn measurement_runs_round_trip_and_complete() {
     let dir = tempfile::tempdir().unwrap();
