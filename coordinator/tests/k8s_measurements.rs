@@ -515,3 +515,43 @@ async fn retention_keeps_the_newest_finished_runs_and_a_new_leader_counts_the_ol
     assert_eq!(finished_ids(&c.fake), ["f-7", "r-run"]);
     c.fake.assert_every_call_is_listed();
 }
+
+#[tokio::test]
+async fn a_run_whose_delete_failed_keeps_its_age_for_the_next_retention() {
+    let c = cluster().await;
+    let (runs, _leader) = runs(&c, "a", 2).await;
+    let fail_delete_of = |name: &str| {
+        c.fake.server.fail_next(
+            RequestMatcher {
+                verb: Some(Verb::Delete),
+                resource: Some("measurements".into()),
+                subresource: None,
+                name: Some(name.into()),
+            },
+            500,
+        )
+    };
+    // `y` is the oldest run but still running; `x` the oldest finished.
+    runs.create(&running("y", "n1", 10), 10).await.unwrap();
+    for (id, created) in [("x", 40), ("z", 50)] {
+        runs.create(&running(id, "n1", created), created)
+            .await
+            .unwrap();
+        runs.complete(result(id, 1, ""), created + 1).await.unwrap();
+    }
+    fail_delete_of("x");
+    fail_delete_of("x");
+    runs.create(&running("w", "n1", 60), 60).await.unwrap();
+    assert!(runs.complete(result("w", 1, ""), 61).await.is_err());
+    // `y` finishes: it is older than `x`, so it goes first (then `x` fails again).
+    assert!(runs.complete(result("y", 1, ""), 62).await.is_err());
+    let mut left: Vec<String> = c
+        .fake
+        .server
+        .objects(API, "Measurement", Some(NAMESPACE))
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["w", "x", "z"]);
+}
