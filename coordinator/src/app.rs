@@ -184,25 +184,59 @@ pub async fn run(
         dir: config.data_dir.clone(),
         source,
     };
-    let store = {
-        let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || crate::store::open_standalone(&dir))
-            .await
-            .map_err(|e| {
-                store_error(crate::store::StoreError::Backend {
-                    context: "opening the store".into(),
-                    source: Box::new(e),
-                })
-            })?
-            .map_err(store_error)?
+    // The Kubernetes shell's client first: in a cluster it is where the store is.
+    let started = match &config.cluster {
+        ClusterConfig::Standalone => None,
+        ClusterConfig::Kubernetes(k8s) => {
+            let mut stop = drain.clone();
+            Some(crate::k8s::start(k8s, async move { stop.signaled().await }).await?)
+        }
     };
-    let runs = crate::store::measurements::Measurements::open(
-        store.clone(),
-        crate::store::measurements::DEFAULT_KEEP_FINISHED,
-    )
-    .await
-    .map_err(store_error)?;
-    tracing::info!(data_dir = %config.data_dir.display(), "standalone store open");
+    // Standalone: the SQLite database under the data dir. In a cluster: the aistor.io
+    // custom resources (a new coordinator or leader reads what the last one wrote).
+    let store: Arc<dyn crate::store::Store> = match (&started, &config.cluster) {
+        (Some((shell, _)), _) => Arc::new(
+            crate::store::custom_resources::CustomResourceStore::new(shell.cluster.client.clone()),
+        ),
+        _ => {
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || crate::store::open_standalone(&dir))
+                .await
+                .map_err(|e| {
+                    store_error(crate::store::StoreError::Backend {
+                        context: "opening the store".into(),
+                        source: Box::new(e),
+                    })
+                })?
+                .map_err(store_error)?;
+            tracing::info!(data_dir = %config.data_dir.display(), "standalone store open");
+            store
+        }
+    };
+    let runs = match (&started, &config.cluster) {
+        (Some((shell, _)), ClusterConfig::Kubernetes(k8s)) => {
+            // An instance tag no other coordinator process has: ids need no counter.
+            let seed = format!(
+                "{}/{}/{}",
+                k8s.identity,
+                std::process::id(),
+                SystemClock::default().now().wall_unix_nanos
+            );
+            crate::store::measurements::Measurements::open_in_cluster(
+                store.clone(),
+                crate::store::measurements::Layout::resources(&shell.cluster.namespace, &seed),
+                crate::store::measurements::DEFAULT_KEEP_FINISHED,
+                shell.leadership.watch(),
+            )
+            .await
+        }
+        _ => crate::store::measurements::Measurements::open(
+            store.clone(),
+            crate::store::measurements::DEFAULT_KEEP_FINISHED,
+        )
+        .await
+        .map_err(store_error)?,
+    };
     let (grpc_listener, grpc_addr) = bind("gRPC", config.grpc_addr).await?;
     let (http_listener, http_addr) = bind("HTTP", config.http_addr).await?;
     // The agents' own listener, with its TLS files read now: a bad file stops the
@@ -246,12 +280,9 @@ pub async fn run(
     let kubelet_pods = crate::kubelet_pods::KubeletPods::new(directives.clone());
     // Standalone, or the Kubernetes shell: reflectors and the leader election are
     // essential tasks like the servers.
-    let (role, shell) = match &config.cluster {
-        ClusterConfig::Standalone => (Role::standalone(), None),
-        ClusterConfig::Kubernetes(k8s) => {
-            let mut stop = drain.clone();
-            let (shell, shell_tasks) =
-                crate::k8s::start(k8s, async move { stop.signaled().await }).await?;
+    let (role, shell) = match started {
+        None => (Role::standalone(), None),
+        Some((shell, shell_tasks)) => {
             for task in shell_tasks {
                 let future = task.future;
                 tasks.spawn(task.name, async move {

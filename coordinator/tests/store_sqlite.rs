@@ -15,6 +15,29 @@ mod store_contract;
 
 const K: &str = "things";
 
+/// SQLite keeps any kind, any body, any key of printable characters; generations count
+/// by one; times are the caller's.
+fn contract() -> store_contract::Fixture {
+    // Inserted out of order, with multi-byte keys: order is by UTF-8 bytes, as `str`.
+    let mut ordering_keys: Vec<String> =
+        (0..21).map(|i| format!("ns/{:02}", (i * 8) % 21)).collect();
+    ordering_keys.extend(["z/é".to_owned(), "Z/upper".to_owned(), "ns/ä".to_owned()]);
+    store_contract::Fixture {
+        kind: K,
+        other_kind: "others",
+        empty_kind: "none",
+        key: |name| format!("ns/{name}"),
+        body: |_, _, payload| payload.clone(),
+        payload: |body| body.clone(),
+        generations: store_contract::Generations::CountByOne,
+        times: store_contract::Times::Caller,
+        ordering_keys,
+        longest_key: "k".repeat(MAX_KEY_BYTES),
+        too_long_key: "k".repeat(MAX_KEY_BYTES + 1),
+        key_limit: MAX_KEY_BYTES,
+    }
+}
+
 fn open(dir: &Path) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(dir).expect("open store"))
 }
@@ -30,7 +53,7 @@ fn user_version(dir: &Path) -> i64 {
 async fn objects_round_trip_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested/data");
-    let updated = store_contract::objects_round_trip(open(&data)).await;
+    let updated = store_contract::objects_round_trip(open(&data), &contract()).await;
 
     let store = open(&data);
     assert_eq!(store.get(K, "ns/one").await.unwrap(), Some(updated));
@@ -44,26 +67,27 @@ async fn objects_round_trip_and_survive_a_reopen() {
 #[tokio::test]
 async fn stale_writes_are_refused_not_merged() {
     let dir = tempfile::tempdir().unwrap();
-    store_contract::stale_writes_are_refused_not_merged(open(dir.path())).await;
+    store_contract::stale_writes_are_refused_not_merged(open(dir.path()), &contract()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_read_modify_write_loses_no_update() {
     let dir = tempfile::tempdir().unwrap();
-    store_contract::concurrent_read_modify_write_loses_no_update(open(dir.path())).await;
+    store_contract::concurrent_read_modify_write_loses_no_update(open(dir.path()), &contract())
+        .await;
 }
 
 #[tokio::test]
 async fn lists_page_in_key_order() {
     let dir = tempfile::tempdir().unwrap();
-    store_contract::lists_page_in_key_order(open(dir.path())).await;
+    store_contract::lists_page_in_key_order(open(dir.path()), &contract()).await;
 }
 
 #[tokio::test]
 async fn bounds_are_enforced_naming_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store_contract::bounds_are_enforced_naming_the_limit(store.clone()).await;
+    store_contract::bounds_are_enforced_naming_the_limit(store.clone(), &contract()).await;
     // SQLite integers are signed 64-bit.
     let err = store
         .create(K, "late", json!(1), u64::MAX)
@@ -264,6 +288,52 @@ fn result(id: &str, error: &str) -> pb::MeasurementResult {
         targets: vec![pb::MeasuredCgroup::default()],
         ..Default::default()
     }
+}
+
+/// A result too large for one stored object (the agent sends up to 4 MiB) is stored
+/// as its summary, saying so; before, the store refused it and the report carrying it
+/// was never acknowledged.
+#[tokio::test]
+async fn a_result_larger_than_an_object_is_stored_as_its_summary_saying_so() {
+    use aistor_coordinator::store::MAX_BODY_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let runs = Measurements::open(store.clone(), 10).await.unwrap();
+    runs.create(&running("m-big", 1), 1).await.unwrap();
+    let mut big = result("m-big", "");
+    big.targets[0].samples_taken = 30_000;
+    big.targets[0].samples = vec![
+        pb::MeasureSample {
+            wall_time_unix_nanos: u64::MAX,
+            cpu_millicores: Some(1.5),
+            memory_working_set_bytes: Some(u64::MAX),
+            ..Default::default()
+        };
+        30_000
+    ];
+    big.targets[0].summary = Some(pb::MeasureSummary {
+        cpu_millicores: Some(pb::FigureSummary {
+            count: 30_000,
+            trimmed_mean: 1.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let stored = runs.complete(big, 2).await.unwrap();
+    let target = &stored.result.as_ref().unwrap().targets[0];
+    assert!(target.samples.is_empty());
+    assert_eq!(target.samples_taken, 30_000);
+    assert_eq!(
+        target.summary.unwrap().cpu_millicores.unwrap().trimmed_mean,
+        1.5
+    );
+    let note = &stored.result.as_ref().unwrap().truncated;
+    assert!(
+        note.contains(&format!("limit of {MAX_BODY_BYTES} bytes per object"))
+            && note.contains("30000 per-sample readings dropped"),
+        "{note}"
+    );
+    assert_eq!(runs.get("m-big").await.unwrap(), Some(stored));
 }
 
 #[tokio::test]

@@ -24,11 +24,12 @@ pub struct ApiCall {
 }
 
 const WATCH: &[&str] = &["list", "watch"];
-/// The custom resources the store keeps (see `k8s::crd`).
-const CRD_VERBS: &[&str] = &[
-    "get", "list", "watch", "create", "update", "patch", "delete",
-];
-const STATUS_VERBS: &[&str] = &["update", "patch"];
+/// The custom resources the store keeps (`store::custom_resources`, see `k8s::crd`): it
+/// reads one (get) or all (list), creates, replaces (update, with the version read) and
+/// deletes (with that version as a precondition); it neither watches nor patches them.
+const CRD_VERBS: &[&str] = &["get", "list", "create", "update", "delete"];
+/// Their status is replaced through the subresource (update), never patched.
+const STATUS_VERBS: &[&str] = &["update"];
 
 pub const API_CALLS: &[ApiCall] = &[
     // Agents prove their node with their ServiceAccount token; the API server says whose it is.
@@ -195,7 +196,9 @@ pub const API_CALLS: &[ApiCall] = &[
         scope: Scope::Cluster,
         by: "k8s::actuate",
     },
-    // The durable store in a cluster: aistor.io custom resources (`k8s::crd`).
+    // The durable store in a cluster: aistor.io custom resources (`k8s::crd`). Measurement
+    // runs are kept in the coordinator's own namespace, but the store lists every kind
+    // across namespaces (Autoscalers and Migrations live with their workloads).
     ApiCall {
         group: "aistor.io",
         resource: "measurements",

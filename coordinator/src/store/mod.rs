@@ -1,5 +1,7 @@
 //! Durable state behind one [`Store`] trait: an embedded SQLite database when the
-//! coordinator runs standalone ([`sqlite`]), custom resources in a cluster.
+//! coordinator runs standalone ([`sqlite`]), custom resources in a cluster
+//! ([`custom_resources`]: the kinds with an aistor.io resource; where it differs from
+//! SQLite is said there and held by the contract tests, `tests/store_contract`).
 //!
 //! Objects are JSON bodies identified by `(kind, key)`, with a `generation` for
 //! optimistic concurrency: an update names the generation it read, and a stale one is
@@ -12,6 +14,7 @@
 //! here names SQLite.
 
 pub mod custom_resources;
+pub mod measurement_resource;
 pub mod measurements;
 pub mod sqlite;
 

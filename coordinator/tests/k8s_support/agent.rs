@@ -32,6 +32,10 @@ pub struct State {
     pub usage: Option<(f64, u64)>,
     /// Results for the next report.
     pub measurements: Vec<pb::MeasurementResult>,
+    /// Keep measurement results in `held` instead of reporting them (a run a test sees
+    /// running; it moves them to `measurements` to let them go).
+    pub hold_results: bool,
+    pub held: Vec<pb::MeasurementResult>,
 }
 
 pub struct SimulatedAgent {
@@ -192,7 +196,12 @@ fn carry_out(state: &mut State, d: pb::Directive) {
                     }],
                 ),
             };
-            state.measurements.push(pb::MeasurementResult {
+            let queue = if state.hold_results {
+                &mut state.held
+            } else {
+                &mut state.measurements
+            };
+            queue.push(pb::MeasurementResult {
                 id: run.id.clone(),
                 run: Some(run.clone()),
                 started_unix_nanos: now,

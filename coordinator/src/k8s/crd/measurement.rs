@@ -1,5 +1,7 @@
 //! `Measurement`: one measurement run of a pod, container or cgroup on a node (what
-//! `aistorctl measure` and `StartMeasurement` start), and its summary once done.
+//! `aistorctl measure` and `StartMeasurement` start), and its summary once done. On a
+//! cluster the coordinator keeps every run as one of these (`store::measurement_resource`);
+//! one made with kubectl is not a run (nothing starts it).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
@@ -49,14 +51,21 @@ pub struct MeasurementSpec {
     /// pod otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Absent when the request is not known (a result whose request its agent dropped)
+    /// or is outside this range (a run started on the agent itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
-    pub samples: u32,
+    pub samples: Option<u32>,
+    /// Whole milliseconds (the run's own interval is kept to the nanosecond in
+    /// `status.record`); absent as `samples` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 3600000))]
-    pub interval_milliseconds: u64,
-    /// Fraction dropped at each end for the trimmed mean (0 <= trim < 0.5).
-    #[serde(default)]
-    #[schemars(range(min = 0.0, max = 0.49))]
-    pub trim: f64,
+    pub interval_milliseconds: Option<u64>,
+    /// Fraction dropped at each end for the trimmed mean (0 <= trim < 0.5); absent as
+    /// `samples` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 0.5), extend("exclusiveMaximum" = true))]
+    pub trim: Option<f64>,
 }
 
 /// What to measure: exactly one of these.
@@ -108,10 +117,17 @@ pub struct MeasurementStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// metav1.Conditions, one per type (`Ready`, and kind-specific ones).
+    /// metav1.Conditions, one per type: `Complete` (the run ended: reason `Succeeded` or
+    /// `Failed`) and, once a result is in, `SamplesKept` (False when per-sample readings
+    /// were dropped to fit a size limit; the message names the limit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The whole run as the `aistor.v1.Measurement` protobuf (every sample that fit, see
+    /// `SamplesKept`), base64: what the coordinator's APIs read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "byte"))]
+    pub record: Option<String>,
 }
 
 /// One summary per figure; a figure measured in no sample is absent.
