@@ -486,6 +486,8 @@ fn pods(id_seed: u64, seq: u64, count: usize) -> Vec<pb::Pod> {
                         usage: Some(cgroup_usage(&mut r, seq, 1)),
                         gpus: Vec::new(),
                         facts_unchanged: false,
+                        terminated: None,
+                        restart_count: None,
                     }
                 })
                 .collect();

@@ -399,6 +399,9 @@ mod tests {
             pid: cgroup.map(|_| 42),
             cgroup_path: cgroup.map(str::to_owned),
             state: pb::ContainerState::Running,
+            exited: None,
+            restart_count: None,
+            spec_cgroup_path: None,
         }
     }
 
