@@ -207,10 +207,12 @@ impl KubeletPods {
                 &ident,
                 req,
                 &c.container_name,
-                source,
-                hook.as_ref(),
-                timeout,
-                target,
+                super::checkpoints::Take::Application {
+                    source,
+                    hook: hook.as_ref(),
+                    timeout,
+                    target,
+                },
             )
             .await
             {

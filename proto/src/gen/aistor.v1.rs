@@ -148,7 +148,7 @@ pub struct CheckpointStatus {
     pub pod: ::prost::alloc::string::String,
     #[prost(string, tag = "5")]
     pub container: ::prost::alloc::string::String,
-    /// hook, copying, staged or failed.
+    /// hook, checkpointing (containerd's CRIU checkpoint), copying, staged or failed.
     #[prost(string, tag = "6")]
     pub state: ::prost::alloc::string::String,
     #[prost(uint64, tag = "7")]
@@ -168,6 +168,14 @@ pub struct CheckpointStatus {
     /// The container's checkpoint directory on the volume, once staged.
     #[prost(string, tag = "13")]
     pub dir: ::prost::alloc::string::String,
+    /// What was staged: "application" (the checkpoint directory) or "criu" (containerd's
+    /// task checkpoint), as the pod's aistor.io/checkpoint-mode and the node's CRIU decided.
+    #[prost(string, tag = "14")]
+    pub mode: ::prost::alloc::string::String,
+    /// Why `auto` staged the application checkpoint (CRIU does not work here, in the
+    /// probe's words); empty otherwise.
+    #[prost(string, tag = "15")]
+    pub note: ::prost::alloc::string::String,
 }
 #[derive(serde::Serialize)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
