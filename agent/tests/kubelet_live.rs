@@ -962,3 +962,107 @@ async fn kubelet_pod_exit_states() {
     drop(client);
     private.cleanup();
 }
+
+/// LIVE: the CRIU path through the real containerd, as far as this host's CRIU goes.
+/// `Tasks.Checkpoint` of a running container reaches runc and CRIU, which fail here (the
+/// probe says why); the stage's error quotes containerd's and CRIU's words, the checkpoint
+/// volume holds nothing (no container directory, no staging directory) and the export's
+/// temporary directory is gone. Where CRIU works this test says so and checks the image
+/// was staged instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn criu_checkpoint_through_containerd() {
+    let mut private = match start().await {
+        Ok(p) => p,
+        Err(why) if require_tools() => {
+            panic!("kubelet live test cannot run (AISTOR_REQUIRE_TOOLS=1): {why}")
+        }
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let probe =
+        aistor_agent::checkpoint::criu::probe(Path::new("criu"), Duration::from_secs(30)).await;
+    eprintln!("CRIU probe: {probe:?}");
+    let rootfs = private.path("rootfs");
+    let client = containerd_client::Client::from_path(&private.socket)
+        .await
+        .expect("connect to the private containerd");
+    let id = format!("criu-{}", &aistor_agent::runtime::pod::new_id()[..12]);
+    let pod_dir = format!("aistor-criu-test-{}", &id[5..]);
+    run_container(
+        &mut private,
+        &client,
+        &id,
+        &[("io.kubernetes.container.name", "app")],
+        &[pod_dir.clone(), format!("{pod_dir}/{id}")],
+        spec(
+            &rootfs,
+            &["/bin/sleep", "3600"],
+            &format!("/{pod_dir}/{id}"),
+            &[],
+        ),
+    )
+    .await;
+    let volume = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let conn = aistor_agent::source::containerd::Connection::new(private.socket.clone());
+    let images = aistor_agent::runtime::criu::ContainerdImages {
+        conn: &conn,
+        namespace: NAMESPACE,
+    };
+    let req = aistor_agent::checkpoint::StageRequest {
+        checkpoint_dir: volume.path().to_path_buf(),
+        node: "node-1".into(),
+        namespace: POD_NS.into(),
+        pod: "criu-0".into(),
+        checkpoint_id: "ck-criu".into(),
+        container: "app".into(),
+        source: Default::default(),
+        hook: None,
+        hook_timeout: Duration::from_secs(1),
+        content: Default::default(),
+    };
+    let started = Instant::now();
+    let staged =
+        aistor_agent::checkpoint::criu_image::stage(&images, &id, req, temp.path(), |_| {}).await;
+    eprintln!("Tasks.Checkpoint answered in {:?}", started.elapsed());
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "export directory left: {left:?}");
+    match staged {
+        Err(e) => {
+            eprintln!("CRIU stage failed as expected here: {e}");
+            assert!(!probe.available, "CRIU works per the probe, yet: {e}");
+            assert!(
+                e.contains(&format!("containerd task checkpoint of {id}"))
+                    && e.contains("Tasks.Checkpoint")
+                    && e.to_lowercase().contains("criu"),
+                "{e}"
+            );
+            // CRIU's own words, from the log runc names, where the agent can read it.
+            assert!(e.contains("criu-dump.log says: Error ("), "{e}");
+            let on_volume: Vec<_> = std::fs::read_dir(volume.path())
+                .unwrap()
+                .flatten()
+                .collect();
+            assert!(on_volume.is_empty(), "nothing on the volume: {on_volume:?}");
+        }
+        Ok(s) => {
+            eprintln!(
+                "CRIU works here: staged {} bytes in {} files",
+                s.bytes, s.files
+            );
+            assert!(s.dir.join("criu").join("descriptors.json").is_file());
+        }
+    }
+    // The container still runs: a failed checkpoint left it as it was.
+    let tasks = private.ctr_output(&["tasks", "ls"]).unwrap();
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    drop(client);
+    private.cleanup();
+}

@@ -153,10 +153,16 @@ pub async fn export(
     container_id: &str,
     into: &Path,
 ) -> Result<Vec<Blob>, String> {
-    let blobs = images
-        .checkpoint(container_id)
-        .await
-        .map_err(|e| format!("containerd task checkpoint of {container_id}: {e}"))?;
+    let blobs = images.checkpoint(container_id).await.map_err(|e| {
+        // runc names CRIU's log; CRIU's own words are in it.
+        let said = criu_log(&e)
+            .and_then(|log| read_tail(Path::new(log)).map(|text| (log, text)))
+            .map(|(log, text)| (log, super::criu::quote("", &text)))
+            .filter(|(_, quoted)| !quoted.is_empty())
+            .map(|(log, quoted)| format!("; {log} says: {quoted}"))
+            .unwrap_or_default();
+        format!("containerd task checkpoint of {container_id}: {e}{said}")
+    })?;
     check_blobs(&blobs).map_err(|e| format!("containerd's checkpoint of {container_id}: {e}"))?;
     for blob in &blobs {
         let path = into.join(blob_file(&blob.digest)?);
@@ -262,6 +268,29 @@ async fn export_and_stage(
     super::stage(req, super::HookTarget::default(), progress)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The CRIU log runc names in its error (`criu failed: type DUMP errno 0 path= <dir>/criu-dump.log`):
+/// an absolute path whose file name starts with `criu` and ends in `.log`.
+pub fn criu_log(message: &str) -> Option<&str> {
+    let after = message.split_once("path=")?.1.trim_start();
+    let end = after.find(".log")? + ".log".len();
+    let path = &after[..end];
+    let name = path.rsplit('/').next()?;
+    (path.starts_with('/') && name.starts_with("criu") && !path.contains(char::is_whitespace))
+        .then_some(path)
+}
+
+/// The last 64 KiB of a log, as text; `None` when it cannot be read.
+fn read_tail(path: &Path) -> Option<String> {
+    use std::io::{Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut bytes = Vec::new();
+    file.take(TAIL).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Whether `path` holds exactly `blob` (size and sha256).
@@ -431,6 +460,37 @@ mod tests {
             ..spec
         };
         assert!(check_blobs(&[bad_digest]).is_err());
+    }
+
+    #[test]
+    fn runc_names_the_criu_log() {
+        let said = "Unknown: runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 path= /run/state/k8s.io/abc/criu-dump.log: unknown";
+        assert_eq!(criu_log(said), Some("/run/state/k8s.io/abc/criu-dump.log"));
+        assert_eq!(
+            criu_log("criu failed: type RESTORE errno 0 path=/w/criu-restore.log"),
+            Some("/w/criu-restore.log")
+        );
+        assert_eq!(criu_log("no path here"), None);
+        assert_eq!(criu_log("path= relative/criu.log"), None);
+        assert_eq!(criu_log("path= /etc/passwd.log"), None);
+        assert_eq!(criu_log("path= /a b/criu.log"), None);
+        assert_eq!(criu_log("path= /a/criu-dump"), None);
+    }
+
+    #[test]
+    fn the_criu_logs_errors_are_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("criu-dump.log");
+        let mut text = "(00.000001) Version: 3.17.1\n".repeat(5000);
+        text.push_str("(00.010) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n");
+        std::fs::write(&log, &text).unwrap();
+        let tail = read_tail(&log).unwrap();
+        assert!(tail.len() <= 64 * 1024 && tail.contains("Unexpected rt vDSO"));
+        assert_eq!(read_tail(&dir.path().join("none.log")), None);
+        assert_eq!(
+            super::super::criu::quote("", &tail),
+            "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds"
+        );
     }
 
     #[test]
