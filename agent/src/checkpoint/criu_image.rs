@@ -418,7 +418,7 @@ mod tests {
             "sha512:00",
             "sha256:../../etc/passwd",
             "sha256:",
-            &format!("{}0", d),
+            &format!("{d}0"),
             &d.to_uppercase(),
             &d.replace("sha256:", "sha256:/"),
         ] {
@@ -431,7 +431,7 @@ mod tests {
         );
         assert_eq!(check_blobs(&[image.clone(), spec.clone()]), Ok(()));
         assert!(
-            check_blobs(&[spec.clone()])
+            check_blobs(std::slice::from_ref(&spec))
                 .unwrap_err()
                 .contains("0 blobs")
         );

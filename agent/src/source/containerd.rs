@@ -1272,7 +1272,6 @@ mod tests {
         assert_eq!(news("/tasks/delete", no_container.encode_to_vec()), None);
         let gone = ContainerDelete {
             id: "c1".to_owned(),
-            ..ContainerDelete::default()
         };
         assert_eq!(
             news("/containers/delete", gone.encode_to_vec()),
