@@ -1055,6 +1055,34 @@ async fn criu_checkpoint_through_containerd() {
             assert!(s.dir.join("criu").join("descriptors.json").is_file());
         }
     }
+    // The content calls a restore makes, against the real content store: a blob written
+    // (streamed in 1 MiB messages, committed with its digest) reads back the same; again is
+    // fine (already there); one whose bytes do not match its digest is refused.
+    use aistor_agent::checkpoint::criu_image::{Blob, TaskImages, digest_of};
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+    let file = temp.path().join("blob");
+    std::fs::write(&file, &data).unwrap();
+    let blob = Blob {
+        media_type: aistor_agent::checkpoint::criu_image::MEDIA_CHECKPOINT.into(),
+        digest: digest_of(&data),
+        size: data.len() as u64,
+    };
+    images.write(&blob, &file).await.expect("Content.Write");
+    images.write(&blob, &file).await.expect("written again");
+    let back = temp.path().join("back");
+    let mut out = std::fs::File::create(&back).unwrap();
+    let read = images.read(&blob, &mut out).await.expect("Content.Read");
+    drop(out);
+    assert_eq!(read, data.len() as u64);
+    assert!(std::fs::read(&back).unwrap() == data, "the same bytes");
+    let wrong = Blob {
+        digest: digest_of(b"other"),
+        ..blob.clone()
+    };
+    let err = images.write(&wrong, &file).await.unwrap_err();
+    eprintln!("a blob with the wrong digest: {err}");
+    assert!(err.contains("Content.Write"), "{err}");
+
     // The container still runs: a failed checkpoint left it as it was.
     let tasks = private.ctr_output(&["tasks", "ls"]).unwrap();
     assert!(
