@@ -308,13 +308,34 @@ async fn fails_cleanly(behaviour: Behaviour, container: &str) -> String {
 
 #[tokio::test]
 async fn failures_leave_nothing_and_say_what_failed() {
-    let said = "Unknown: failed to checkpoint: criu failed: type NOTIFY errno 0\nlog file: /run/criu-dump.log: Unexpected rt vDSO area bounds";
-    let err = fails_cleanly(Behaviour::CriuFails(said.into()), "c-1").await;
+    // As runc words it, naming CRIU's log, whose error lines are quoted.
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("criu-dump.log");
+    std::fs::write(
+        &log,
+        "(00.000100) Version: 3.17.1\n(00.004) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n",
+    )
+    .unwrap();
+    let said = format!(
+        "Unknown: runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 path= {}: unknown",
+        log.display()
+    );
+    let err = fails_cleanly(Behaviour::CriuFails(said), "c-1").await;
     assert!(
         err.contains("containerd task checkpoint of c-1")
-            && err.contains("Unexpected rt vDSO area bounds"),
+            && err.contains(&format!(
+                "{} says: Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds",
+                log.display()
+            )),
         "{err}"
     );
+    // A log that cannot be read: containerd's words alone.
+    let gone = format!(
+        "Unknown: criu failed: type DUMP errno 0 path= {}/criu-gone.log: unknown",
+        logs.path().display()
+    );
+    let err = fails_cleanly(Behaviour::CriuFails(gone.clone()), "c-1").await;
+    assert!(err.ends_with(&gone), "{err}");
     let err = fails_cleanly(Behaviour::Works, "no-task").await;
     assert!(err.contains("task no-task not found"), "{err}");
     let err = fails_cleanly(Behaviour::LiesAboutDigest, "c-1").await;

@@ -485,7 +485,11 @@ mod tests {
         text.push_str("(00.010) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n");
         std::fs::write(&log, &text).unwrap();
         let tail = read_tail(&log).unwrap();
-        assert!(tail.len() <= 64 * 1024 && tail.contains("Unexpected rt vDSO"));
+        assert_eq!(tail.len(), 64 * 1024, "the last 64 KiB");
+        assert!(text.ends_with(&tail) && tail.contains("Unexpected rt vDSO"));
+        let short = dir.path().join("criu-short.log");
+        std::fs::write(&short, "(00.1) Error (a.c:1): b\n").unwrap();
+        assert_eq!(read_tail(&short).unwrap(), "(00.1) Error (a.c:1): b\n");
         assert_eq!(read_tail(&dir.path().join("none.log")), None);
         assert_eq!(
             super::super::criu::quote("", &tail),

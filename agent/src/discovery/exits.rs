@@ -189,6 +189,7 @@ mod tests {
         assert!(exits.is_empty());
         exits.note("k8s.io", &exited_news("a", 3, 10));
         exits.note("other", &exited_news("b", 0, 11));
+        assert!(!exits.is_empty());
         let mut listed = vec![info("a", None, None), info("b", None, None)];
         exits.reconcile(&mut listed);
         assert_eq!(listed[0].exited, Some(exit(3, 10)));
