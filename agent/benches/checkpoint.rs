@@ -188,6 +188,7 @@ fn run_once(
                 source: set.src.clone(),
                 hook: None,
                 hook_timeout: Duration::from_secs(1),
+                content: Default::default(),
             };
             let staged = rt
                 .block_on(checkpoint::stage(req, HookTarget::default(), |_| {}))

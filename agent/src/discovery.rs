@@ -1,9 +1,13 @@
 //! Container discovery: which containers run on this node, kept current from the
 //! runtime's events plus a periodic reconcile, published through a watch channel.
+//! Ended containers carry their exit ([`exits`]) until containerd deletes them.
+
+pub mod exits;
 
 use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 use crate::source::containerd::{ContainerInfo, Containerd, RuntimeError};
+use exits::Exits;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -89,6 +93,8 @@ pub async fn run_containerd(
 ) {
     let reconcile_every = reconcile_every.max(Duration::from_millis(100));
     let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
+    // Kept across reconnects: exits seen before containerd went away still hold.
+    let mut exits = Exits::default();
     loop {
         if shutdown.started() {
             return;
@@ -99,6 +105,7 @@ pub async fn run_containerd(
             &publish,
             &mut shutdown,
             &mut backoff,
+            &mut exits,
         )
         .await
         {
@@ -120,15 +127,17 @@ async fn watch_once(
     publish: &watch::Sender<Discovered>,
     shutdown: &mut Shutdown,
     backoff: &mut Backoff,
+    exits: &mut Exits,
 ) -> Result<(), RuntimeError> {
     let mut events = tokio::select! {
         events = runtime.subscribe() => events?,
         _ = shutdown.wait() => return Ok(()),
     };
-    let listed = tokio::select! {
+    let mut listed = tokio::select! {
         listed = runtime.list() => listed?,
         _ = shutdown.wait() => return Ok(()),
     };
+    exits.reconcile(&mut listed);
     tracing::info!(
         socket = %runtime.socket().display(),
         containers = listed.len(),
@@ -147,6 +156,9 @@ async fn watch_once(
                 match event? {
                     Some(event) => {
                         tracing::debug!(topic = %event.topic, namespace = %event.namespace, "containerd event");
+                        if let Some(news) = &event.news {
+                            exits.note(&event.namespace, news);
+                        }
                         pending.get_or_insert_with(|| Instant::now() + EVENT_DEBOUNCE);
                         false
                     }
@@ -162,10 +174,11 @@ async fn watch_once(
         };
         if refresh {
             pending = None;
-            let listed = tokio::select! {
+            let mut listed = tokio::select! {
                 listed = runtime.list() => listed?,
                 _ = shutdown.wait() => return Ok(()),
             };
+            exits.reconcile(&mut listed);
             publish_list(publish, listed);
         }
     }
@@ -197,6 +210,9 @@ mod tests {
             pid,
             cgroup_path: None,
             state: ContainerState::Running,
+            exited: None,
+            restart_count: None,
+            spec_cgroup_path: None,
         }
     }
 

@@ -597,6 +597,8 @@ fn compact_container(
         usage,
         gpus,
         facts_unchanged: _,
+        terminated,
+        restart_count,
     } = c;
     let known = entries.contains_key(id);
     if !known {
@@ -633,6 +635,9 @@ fn compact_container(
         usage,
         gpus: gpus.clone(),
         facts_unchanged: facts_same,
+        // Not among the compacted facts: always sent.
+        terminated: terminated.clone(),
+        restart_count: *restart_count,
     }
 }
 

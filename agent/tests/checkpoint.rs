@@ -73,6 +73,7 @@ fn request(root: &Path, source: &Path, id: &str) -> StageRequest {
         source: source.to_path_buf(),
         hook: None,
         hook_timeout: Duration::from_secs(10),
+        content: Default::default(),
     }
 }
 

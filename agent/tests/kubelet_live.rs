@@ -646,3 +646,451 @@ async fn kubelet_pod_checkpoint_freeze_and_restore() {
     drop(client);
     private.cleanup();
 }
+
+/// `spec` with OCI annotations, as the CRI plugin writes the kubelet's.
+fn annotated(spec: Vec<u8>, annotations: &[(&str, &str)]) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(&spec).unwrap();
+    value["annotations"] = annotations
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    serde_json::to_vec(&value).unwrap()
+}
+
+/// The containers of pod `uid` as the running agent's collection reports them: the
+/// discovery it keeps current, grouped into pods and sampled.
+fn reported(
+    discovered: &tokio::sync::watch::Receiver<aistor_agent::discovery::Discovered>,
+    sampler: &mut aistor_agent::pods::sampler::PodSampler,
+    reader: &aistor_agent::source::CgroupReader,
+    uid: &str,
+) -> Option<Vec<pb::Container>> {
+    let targets = aistor_agent::pods::targets::from_containers(&discovered.borrow().containers);
+    sampler
+        .sample(reader, &targets, &Default::default())
+        .into_iter()
+        .find(|p| p.uid == uid)
+        .map(|p| p.containers)
+}
+
+/// Waits up to 20 s for `check` to hold on the reported containers of `uid`.
+async fn until_reported(
+    discovered: &tokio::sync::watch::Receiver<aistor_agent::discovery::Discovered>,
+    sampler: &mut aistor_agent::pods::sampler::PodSampler,
+    reader: &aistor_agent::source::CgroupReader,
+    uid: &str,
+    what: &str,
+    check: impl Fn(&[pb::Container]) -> bool,
+) -> Vec<pb::Container> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = reported(discovered, sampler, reader, uid).unwrap_or_default();
+        if check(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn by_name<'a>(containers: &'a [pb::Container], name: &str) -> Option<&'a pb::Container> {
+    containers.iter().find(|c| c.name == name)
+}
+
+/// LIVE: a kubelet pod's containers that exit 0 and 3 are reported terminated with their
+/// exit code, reason and finished time and no usage figures ("container ended"): by the
+/// running agent (from containerd's /tasks/exit events, and still once the task is
+/// deleted as the CRI plugin does), by a fresh agent (a snapshot: containerd's stopped
+/// task status), until containerd deletes the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_pod_exit_states() {
+    let mut private = match start().await {
+        Ok(p) => p,
+        Err(why) if require_tools() => {
+            panic!("kubelet live test cannot run (AISTOR_REQUIRE_TOOLS=1): {why}")
+        }
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let rootfs = private.path("rootfs");
+    let client = containerd_client::Client::from_path(&private.socket)
+        .await
+        .expect("connect to the private containerd");
+    let id = aistor_agent::runtime::pod::new_id();
+    let uid = format!(
+        "{}-{}-4{}-8{}-{}",
+        &id[..8],
+        &id[8..12],
+        &id[13..16],
+        &id[17..20],
+        &id[20..32]
+    );
+    let pod_dir = format!("kubepods/besteffort/pod{uid}");
+    let mut parents = Vec::new();
+    for dir in ["kubepods", "kubepods/besteffort"] {
+        if !Path::new(CGROUP_ROOT).join("memory").join(dir).exists()
+            && !Path::new(CGROUP_ROOT).join(dir).exists()
+        {
+            parents.push(dir.to_owned());
+        }
+    }
+    let dirs = |cid: &str| {
+        let mut d = parents.clone();
+        d.extend([pod_dir.clone(), format!("{pod_dir}/{cid}")]);
+        d
+    };
+    let pod_labels = [
+        ("io.kubernetes.pod.uid", uid.as_str()),
+        ("io.kubernetes.pod.name", "job-0"),
+        ("io.kubernetes.pod.namespace", POD_NS),
+    ];
+    let (sandbox, done, failed, long) = (
+        format!("ex-sandbox-{}", &id[..12]),
+        format!("ex-done-{}", &id[..12]),
+        format!("ex-failed-{}", &id[..12]),
+        format!("ex-long-{}", &id[..12]),
+    );
+    let kind = |name: &'static str| {
+        [
+            pod_labels.as_slice(),
+            &[
+                ("io.kubernetes.container.name", name),
+                ("io.cri-containerd.kind", "container"),
+            ],
+        ]
+        .concat()
+    };
+    run_container(
+        &mut private,
+        &client,
+        &sandbox,
+        &[
+            pod_labels.as_slice(),
+            &[("io.cri-containerd.kind", "sandbox")],
+        ]
+        .concat(),
+        &dirs(&sandbox),
+        spec(
+            &rootfs,
+            &["/bin/sleep", "3600"],
+            &format!("/{pod_dir}/{sandbox}"),
+            &[],
+        ),
+    )
+    .await;
+
+    // The agent runs before the containers end: it learns their exits from events.
+    let host_fs = aistor_agent::source::HostFs::new("/");
+    let runtime = aistor_agent::source::Containerd::new(
+        private.socket.clone(),
+        vec![NAMESPACE.to_owned()],
+        host_fs.clone(),
+    );
+    let (tx, discovered) = tokio::sync::watch::channel(Default::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let discovery = tokio::spawn(aistor_agent::discovery::run_containerd(
+        runtime,
+        Duration::from_secs(3600),
+        tx,
+        aistor_agent::shutdown::from_future(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    let reader = aistor_agent::source::CgroupReader::detect(host_fs).expect("cgroups");
+    let mut sampler = aistor_agent::pods::sampler::PodSampler::default();
+
+    // `done` exits 0 (restart count from the kubelet's annotation), `failed` exits 3
+    // (restart count from a label), `long` keeps running.
+    run_container(
+        &mut private,
+        &client,
+        &done,
+        &kind("done"),
+        &dirs(&done),
+        annotated(
+            spec(
+                &rootfs,
+                &["/bin/sh", "-c", "sleep 1; exit 0"],
+                &format!("/{pod_dir}/{done}"),
+                &[],
+            ),
+            &[("io.kubernetes.container.restartCount", "1")],
+        ),
+    )
+    .await;
+    run_container(
+        &mut private,
+        &client,
+        &failed,
+        &[
+            kind("failed").as_slice(),
+            &[("io.kubernetes.container.restartCount", "2")],
+        ]
+        .concat(),
+        &dirs(&failed),
+        spec(
+            &rootfs,
+            &["/bin/sh", "-c", "sleep 1; exit 3"],
+            &format!("/{pod_dir}/{failed}"),
+            &[],
+        ),
+    )
+    .await;
+    run_container(
+        &mut private,
+        &client,
+        &long,
+        &kind("long"),
+        &dirs(&long),
+        spec(
+            &rootfs,
+            &["/bin/sleep", "3600"],
+            &format!("/{pod_dir}/{long}"),
+            &[],
+        ),
+    )
+    .await;
+    let started = Instant::now();
+    let ended = |c: Option<&pb::Container>, code: i32, reason: &str| {
+        c.and_then(|c| c.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == code && t.reason == reason)
+    };
+    let now = until_reported(&discovered, &mut sampler, &reader, &uid, "both end", |c| {
+        ended(by_name(c, "done"), 0, "Completed") && ended(by_name(c, "failed"), 3, "Error")
+    })
+    .await;
+    eprintln!("exits reported {:?} after the starts", started.elapsed());
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    for (name, restarts) in [("done", 1), ("failed", 2)] {
+        let c = by_name(&now, name).unwrap();
+        let t = c.terminated.as_ref().unwrap();
+        assert!(
+            t.finished_unix_nanos > unix_now - 60_000_000_000 && t.finished_unix_nanos <= unix_now,
+            "{c:?}"
+        );
+        assert_eq!(c.state, pb::ContainerState::Stopped as i32, "{c:?}");
+        assert_eq!(c.pid, None);
+        assert_eq!(c.restart_count, Some(restarts), "{c:?}");
+        let usage = c.usage.as_ref().unwrap();
+        assert!(
+            usage.cpu.is_none() && usage.memory.is_none(),
+            "never zero: {usage:?}"
+        );
+        assert!(
+            usage
+                .missing
+                .iter()
+                .any(|m| m.field == "cpu" && m.reason == "container ended"),
+            "{usage:?}"
+        );
+        assert_eq!(c.cgroup_path, format!("{pod_dir}/{}", c.id));
+    }
+    let running = by_name(&now, "long").unwrap();
+    assert!(running.terminated.is_none() && running.usage.as_ref().unwrap().cpu.is_some());
+    assert_eq!(running.restart_count, None);
+
+    // A fresh agent (a snapshot lists once, no events): containerd's stopped tasks say it.
+    let host = aistor_agent::config::HostConfig {
+        host_root: "/".into(),
+        node_name: "kubelet-1".into(),
+        disk_exclude: regex::Regex::new(aistor_agent::config::DEFAULT_DISK_EXCLUDE).unwrap(),
+        pods: aistor_agent::config::PodConfig {
+            containerd_socket: private.socket.clone(),
+            containerd_namespaces: vec![NAMESPACE.to_owned()],
+            ..Default::default()
+        },
+        gpu: Default::default(),
+    };
+    let pod = snapshot(host.clone(), &uid).await;
+    let container = |pod: &serde_json::Value, name: &str| {
+        pod["containers"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+    };
+    for (name, code, reason) in [("done", 0, "Completed"), ("failed", 3, "Error")] {
+        let c = container(&pod, name).unwrap_or_else(|| panic!("{name} in {pod}"));
+        assert_eq!(c["terminated"]["exit_code"], code, "{c}");
+        assert_eq!(c["terminated"]["reason"], reason, "{c}");
+        assert!(
+            c["terminated"]["finished_unix_nanos"].as_u64().unwrap() > 0,
+            "{c}"
+        );
+        assert!(c["usage"]["cpu"].is_null(), "{c}");
+    }
+
+    // The task of `failed` is deleted, as the CRI plugin does once it saw the exit: the
+    // running agent still knows the exit (from its events), containerd's list no more.
+    private.ctr(&["tasks", "delete", &failed]);
+    assert!(
+        !private
+            .ctr_output(&["tasks", "ls", "-q"])
+            .unwrap()
+            .contains(&failed),
+        "task deleted"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = until_reported(
+        &discovered,
+        &mut sampler,
+        &reader,
+        &uid,
+        "after task delete",
+        |c| ended(by_name(c, "failed"), 3, "Error"),
+    )
+    .await;
+    assert!(ended(by_name(&now, "done"), 0, "Completed"));
+
+    // containerd deletes `done`: it is gone, from the running agent and from a fresh one.
+    private.ctr(&["tasks", "delete", &done]);
+    private.ctr(&["containers", "delete", &done]);
+    until_reported(&discovered, &mut sampler, &reader, &uid, "done gone", |c| {
+        by_name(c, "done").is_none() && by_name(c, "long").is_some()
+    })
+    .await;
+    let pod = snapshot(host, &uid).await;
+    assert!(container(&pod, "done").is_none(), "{pod}");
+    assert!(container(&pod, "long").is_some(), "{pod}");
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), discovery).await;
+    drop(client);
+    private.cleanup();
+}
+
+/// LIVE: the CRIU path through the real containerd, as far as this host's CRIU goes.
+/// `Tasks.Checkpoint` of a running container reaches runc and CRIU, which fail here (the
+/// probe says why); the stage's error quotes containerd's and CRIU's words, the checkpoint
+/// volume holds nothing (no container directory, no staging directory) and the export's
+/// temporary directory is gone. Where CRIU works this test says so and checks the image
+/// was staged instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn criu_checkpoint_through_containerd() {
+    let mut private = match start().await {
+        Ok(p) => p,
+        Err(why) if require_tools() => {
+            panic!("kubelet live test cannot run (AISTOR_REQUIRE_TOOLS=1): {why}")
+        }
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let probe =
+        aistor_agent::checkpoint::criu::probe(Path::new("criu"), Duration::from_secs(30)).await;
+    eprintln!("CRIU probe: {probe:?}");
+    let rootfs = private.path("rootfs");
+    let client = containerd_client::Client::from_path(&private.socket)
+        .await
+        .expect("connect to the private containerd");
+    let id = format!("criu-{}", &aistor_agent::runtime::pod::new_id()[..12]);
+    let pod_dir = format!("aistor-criu-test-{}", &id[5..]);
+    run_container(
+        &mut private,
+        &client,
+        &id,
+        &[("io.kubernetes.container.name", "app")],
+        &[pod_dir.clone(), format!("{pod_dir}/{id}")],
+        spec(
+            &rootfs,
+            &["/bin/sleep", "3600"],
+            &format!("/{pod_dir}/{id}"),
+            &[],
+        ),
+    )
+    .await;
+    let volume = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let conn = aistor_agent::source::containerd::Connection::new(private.socket.clone());
+    let images = aistor_agent::runtime::criu::ContainerdImages {
+        conn: &conn,
+        namespace: NAMESPACE,
+    };
+    let req = aistor_agent::checkpoint::StageRequest {
+        checkpoint_dir: volume.path().to_path_buf(),
+        node: "node-1".into(),
+        namespace: POD_NS.into(),
+        pod: "criu-0".into(),
+        checkpoint_id: "ck-criu".into(),
+        container: "app".into(),
+        source: Default::default(),
+        hook: None,
+        hook_timeout: Duration::from_secs(1),
+        content: Default::default(),
+    };
+    let started = Instant::now();
+    let staged =
+        aistor_agent::checkpoint::criu_image::stage(&images, &id, req, temp.path(), |_| {}).await;
+    eprintln!("Tasks.Checkpoint answered in {:?}", started.elapsed());
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "export directory left: {left:?}");
+    match staged {
+        Err(e) => {
+            eprintln!("CRIU stage failed as expected here: {e}");
+            assert!(!probe.available, "CRIU works per the probe, yet: {e}");
+            assert!(
+                e.contains(&format!("containerd task checkpoint of {id}"))
+                    && e.contains("Tasks.Checkpoint")
+                    && e.to_lowercase().contains("criu"),
+                "{e}"
+            );
+            // CRIU's own words, from the log runc names, where the agent can read it.
+            assert!(e.contains("criu-dump.log says: Error ("), "{e}");
+            let on_volume: Vec<_> = std::fs::read_dir(volume.path())
+                .unwrap()
+                .flatten()
+                .collect();
+            assert!(on_volume.is_empty(), "nothing on the volume: {on_volume:?}");
+        }
+        Ok(s) => {
+            eprintln!(
+                "CRIU works here: staged {} bytes in {} files",
+                s.bytes, s.files
+            );
+            assert!(s.dir.join("criu").join("descriptors.json").is_file());
+        }
+    }
+    // The content calls a restore makes, against the real content store: a blob written
+    // (streamed in 1 MiB messages, committed with its digest) reads back the same; again is
+    // fine (already there); one whose bytes do not match its digest is refused.
+    use aistor_agent::checkpoint::criu_image::{Blob, TaskImages, digest_of};
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+    let file = temp.path().join("blob");
+    std::fs::write(&file, &data).unwrap();
+    let blob = Blob {
+        media_type: aistor_agent::checkpoint::criu_image::MEDIA_CHECKPOINT.into(),
+        digest: digest_of(&data),
+        size: data.len() as u64,
+    };
+    images.write(&blob, &file).await.expect("Content.Write");
+    images.write(&blob, &file).await.expect("written again");
+    let back = temp.path().join("back");
+    let mut out = std::fs::File::create(&back).unwrap();
+    let read = images.read(&blob, &mut out).await.expect("Content.Read");
+    drop(out);
+    assert_eq!(read, data.len() as u64);
+    assert!(std::fs::read(&back).unwrap() == data, "the same bytes");
+    let wrong = Blob {
+        digest: digest_of(b"other"),
+        ..blob.clone()
+    };
+    let err = images.write(&wrong, &file).await.unwrap_err();
+    eprintln!("a blob with the wrong digest: {err}");
+    assert!(err.contains("Content.Write"), "{err}");
+
+    // The container still runs: a failed checkpoint left it as it was.
+    let tasks = private.ctr_output(&["tasks", "ls"]).unwrap();
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.contains(&id) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    drop(client);
+    private.cleanup();
+}

@@ -60,7 +60,11 @@ async fn setup() -> Option<(Private, tempfile::TempDir)> {
 }
 
 fn runtime(private: &Private, work: &Path) -> LocalRuntime {
-    LocalRuntime::new(RuntimeConfig {
+    LocalRuntime::new(runtime_config(private, work))
+}
+
+fn runtime_config(private: &Private, work: &Path) -> RuntimeConfig {
+    RuntimeConfig {
         containerd_socket: private.socket.clone(),
         namespace: NAMESPACE.to_owned(),
         snapshotter: "overlayfs".to_owned(),
@@ -72,7 +76,7 @@ fn runtime(private: &Private, work: &Path) -> LocalRuntime {
         },
         node: "local-1".into(),
         checkpoint_dir: None,
-    })
+    }
 }
 
 fn uid() -> String {
@@ -655,5 +659,101 @@ async fn freeze_thaw_and_delete_while_frozen() {
         .join("freezer.state");
     if v1_state.exists() {
         assert_eq!(read(&v1_state), "THAWED");
+    }
+}
+
+/// LIVE: `aistor.io/checkpoint-mode` against this node's CRIU probe. Where CRIU does not
+/// work (this host: its vDSO), a `criu` stage is refused with the probe's reason and
+/// nothing is staged; `auto` stages the application checkpoint and its status says why
+/// (`note`, mode `application`). Where CRIU works, both take containerd's task
+/// checkpoint into `<container>/criu/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_modes_follow_the_criu_probe() {
+    let Some((private, work)) = setup().await else {
+        return;
+    };
+    let checkpoints = work.path().join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    let rt = LocalRuntime::new(RuntimeConfig {
+        checkpoint_dir: Some(checkpoints.clone()),
+        ..runtime_config(&private, work.path())
+    });
+    let probe =
+        aistor_agent::checkpoint::criu::probe(Path::new("criu"), Duration::from_secs(30)).await;
+    rt.checkpoints().set_criu(&probe);
+    let run = |name: &str, mode: &str| {
+        let uid = uid();
+        let manifest = pod(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "uid": uid, "annotations": {"aistor.io/checkpoint-mode": mode}},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "volumes": [{"name": "state", "emptyDir": {}}],
+                "containers": [{"name": "app", "image": IMAGE,
+                    "command": ["/bin/sh", "-c", "echo state > /checkpoint/s; sleep 3600"],
+                    "volumeMounts": [{"name": "state", "mountPath": "/checkpoint"}]}]}
+        }));
+        (uid, manifest)
+    };
+    let stage = |uid: &str, id: &str| aistor_proto::v1::StageCheckpoint {
+        pod_uid: uid.to_owned(),
+        checkpoint_id: id.to_owned(),
+        ..Default::default()
+    };
+    let (criu_uid, criu_pod) = run("wants-criu", "criu");
+    let (auto_uid, auto_pod) = run("auto", "auto");
+    for (uid, manifest) in [(&criu_uid, criu_pod), (&auto_uid, auto_pod)] {
+        rt.run(manifest).await.expect("run");
+        wait_until(&rt, uid, "running", Duration::from_secs(20), |s| {
+            matches!(s.containers[0].state, ContainerState::Running { .. })
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let criu = rt.stage_checkpoint(&stage(&criu_uid, "ck-criu")).await;
+    let auto = rt.stage_checkpoint(&stage(&auto_uid, "ck-auto")).await;
+    let statuses = rt.checkpoints().statuses();
+    let status = |id: &str| statuses.iter().find(|s| s.checkpoint_id == id).cloned();
+    if probe.available {
+        eprintln!("CRIU works here: {}", probe.reason);
+        assert_eq!(criu, Ok(()));
+        assert_eq!(auto, Ok(()));
+        for (id, name) in [("ck-criu", "wants-criu"), ("ck-auto", "auto")] {
+            let dir = checkpoints.join("default").join(name).join(id).join("app");
+            assert!(
+                dir.join("criu/descriptors.json").is_file(),
+                "{}",
+                dir.display()
+            );
+            assert_eq!(status(id).unwrap().mode, "criu");
+        }
+    } else {
+        let refused = criu.expect_err("criu is refused where it does not work");
+        eprintln!("criu refused: {refused}");
+        assert!(
+            refused.contains("aistor.io/checkpoint-mode=criu refused")
+                && refused.contains(&probe.reason),
+            "{refused}"
+        );
+        assert!(
+            !checkpoints.join("default/wants-criu").exists(),
+            "nothing staged"
+        );
+        assert!(status("ck-criu").is_none(), "no stage began");
+        assert_eq!(auto, Ok(()), "auto falls back");
+        let dir = checkpoints.join("default/auto/ck-auto/app");
+        assert_eq!(read(dir.join("data/s")), "state");
+        let s = status("ck-auto").expect("a status");
+        assert_eq!(
+            (s.state.as_str(), s.mode.as_str()),
+            ("staged", "application")
+        );
+        assert!(
+            s.note.contains("aistor.io/checkpoint-mode=auto") && s.note.contains(&probe.reason),
+            "{s:?}"
+        );
+    }
+    for uid in [&criu_uid, &auto_uid] {
+        rt.delete(uid).await.expect("delete");
     }
 }

@@ -574,6 +574,8 @@ fn pods(id_seed: u64, seq: u64, count: usize, slow: Option<&Cadence>) -> Vec<pb:
                         usage: Some(usage(&mut r, (p * 4 + 1 + ci) as u64, 1)),
                         gpus: Vec::new(),
                         facts_unchanged: false,
+                        terminated: None,
+                        restart_count: None,
                     }
                 })
                 .collect();

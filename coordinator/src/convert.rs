@@ -126,6 +126,9 @@ fn container(c: &Container) -> pb::Container {
         usage: Some(usage(&c.usage)),
         gpus: c.gpus.iter().map(gpu_use).collect(),
         facts_unchanged: false,
+        // Not kept by the coordinator's model yet.
+        terminated: None,
+        restart_count: None,
     }
 }
 

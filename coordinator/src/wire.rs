@@ -485,6 +485,8 @@ pub(crate) mod tests_support {
                         usage: Some(usage.clone()),
                         gpus: vec![],
                         facts_unchanged: false,
+                        terminated: None,
+                        restart_count: None,
                     }],
                     gpus: vec![pb::GpuUse {
                         gpu_uuid: "GPU-1".into(),

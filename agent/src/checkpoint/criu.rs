@@ -88,11 +88,11 @@ pub fn assess(version: Option<String>, check: &CheckRun) -> CriuCapability {
 
 /// criu's first error lines (`Error (file:line): …`), or when there are none its first
 /// lines, de-duplicated, at most [`MAX_LINES`], joined with "; ".
-fn quote(stdout: &str, stderr: &str) -> String {
+pub(crate) fn quote(stdout: &str, stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .chain(stdout.lines())
-        .map(str::trim)
+        .map(|l| untimed(l.trim()))
         .filter(|l| !l.is_empty())
         .collect();
     let errors: Vec<&str> = lines
@@ -111,6 +111,16 @@ fn quote(stdout: &str, stderr: &str) -> String {
         }
     }
     quoted.join("; ")
+}
+
+/// A line of a CRIU log without its leading `(seconds)` stamp.
+fn untimed(line: &str) -> &str {
+    match line.strip_prefix('(').and_then(|l| l.split_once(") ")) {
+        Some((stamp, rest)) if stamp.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            rest.trim_start()
+        }
+        _ => line,
+    }
 }
 
 /// At most [`MAX_LINE`] bytes, cut at a character boundary.
@@ -161,6 +171,19 @@ async fn run(criu: &Path, arg: &str, timeout: Duration) -> CheckRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_stamps_are_dropped_only_when_they_are_stamps() {
+        assert_eq!(untimed("(00.010203) Error (x.c:1): y"), "Error (x.c:1): y");
+        assert_eq!(untimed("(00.1)   Error"), "Error");
+        assert_eq!(untimed("(abc) Error"), "(abc) Error");
+        assert_eq!(untimed("Error (x.c:1): y"), "Error (x.c:1): y");
+        assert_eq!(untimed("(00.1)Error"), "(00.1)Error");
+        assert_eq!(
+            quote("", "(00.1) Warn: a\n(00.2) Error (v.c:3): b\n"),
+            "Error (v.c:3): b"
+        );
+    }
 
     /// `criu check` of CRIU 3.17.1 on a 6.18 kernel (this machine), stderr verbatim.
     const VDSO_FAILURE: &str = "\

@@ -56,6 +56,35 @@ pub struct Manifest {
     pub files: u64,
     pub total_bytes: u64,
     pub entries: Vec<Entry>,
+    /// What was staged: the application's directory (`data/`, absent in the file) or
+    /// containerd's CRIU image (`criu/`).
+    #[serde(default, skip_serializing_if = "Content::is_data")]
+    pub content: Content,
+}
+
+/// What a checkpoint holds, and the directory it is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    /// The application's checkpoint directory, in `data/`.
+    #[default]
+    Data,
+    /// containerd's task checkpoint (CRIU image blobs), in `criu/`.
+    Criu,
+}
+
+impl Content {
+    pub fn is_data(&self) -> bool {
+        *self == Self::Data
+    }
+
+    /// The directory next to the manifest that holds the entries.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Self::Data => super::DATA,
+            Self::Criu => super::CRIU,
+        }
+    }
 }
 
 /// What the checkpoint hook did before the copy.
@@ -319,7 +348,28 @@ mod tests {
                 entry("a/c", Kind::Symlink),
                 entry("b", Kind::File),
             ],
+            content: Content::Data,
         }
+    }
+
+    #[test]
+    fn content_is_data_unless_said_and_names_its_directory() {
+        let m = manifest();
+        let text = String::from_utf8(encode(&m)).unwrap();
+        assert!(!text.contains("content"), "absent for data: {text}");
+        assert_eq!(parse(&encode(&m)).unwrap().content, Content::Data);
+        let criu = Manifest {
+            content: Content::Criu,
+            ..manifest()
+        };
+        let text = String::from_utf8(encode(&criu)).unwrap();
+        assert!(text.contains("\"content\": \"criu\""), "{text}");
+        assert_eq!(parse(text.as_bytes()).unwrap().content, Content::Criu);
+        assert_eq!(Content::Data.dir(), "data");
+        assert_eq!(Content::Criu.dir(), "criu");
+        assert!(Content::Data.is_data() && !Content::Criu.is_data());
+        let odd = text.replace("\"criu\"", "\"tar\"");
+        assert!(parse(odd.as_bytes()).is_err());
     }
 
     fn refused(m: &Manifest) -> ManifestError {

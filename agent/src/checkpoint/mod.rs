@@ -42,6 +42,7 @@
 //! holds one entry per file (at most [`manifest::MAX_ENTRIES`]).
 
 pub mod criu;
+pub mod criu_image;
 pub mod hook;
 pub mod init;
 pub mod manifest;
@@ -64,6 +65,8 @@ use std::path::{Path, PathBuf};
 pub const MANIFEST: &str = "manifest.json";
 /// The staged files' directory in a container directory.
 pub const DATA: &str = "data";
+/// A CRIU checkpoint's directory in a container directory (see [`criu_image`]).
+pub const CRIU: &str = "criu";
 /// Start of a staging directory's name: `.staging_<node>_<container>_<random>`. `_` is not
 /// allowed in node or container names, so the prefix for a node is unambiguous.
 pub const STAGING_PREFIX: &str = ".staging_";
@@ -119,4 +122,6 @@ pub enum Error {
     NotEmpty(PathBuf),
     #[error("the copy task failed: {0}")]
     Task(String),
+    #[error("{} is a CRIU checkpoint: containerd restores it into a new pod's task (aistor.io/restore-from); it is not copied into a directory", .0.display())]
+    CriuImage(PathBuf),
 }

@@ -20,7 +20,7 @@
 use super::copy::{self, BUFFER, io};
 use super::manifest::{self, Kind, Manifest};
 use super::stage::Progress;
-use super::{DATA, Error, MANIFEST, RESTORE_PREFIX};
+use super::{Error, MANIFEST, RESTORE_PREFIX};
 use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
@@ -214,7 +214,7 @@ fn check_content(path: &Path, e: &manifest::Entry, got: &copy::Copied) -> Result
 
 fn verify_blocking(dir: &Path) -> Result<Verified, Error> {
     let m = read_manifest(dir)?;
-    let data = dir.join(DATA);
+    let data = dir.join(m.content.dir());
     refuse_extras(&data, &m)?;
     let mut buf = vec![0; BUFFER];
     for e in &m.entries {
@@ -248,7 +248,10 @@ fn restore_blocking(
 ) -> Result<Restored, Error> {
     let clock = Instant::now();
     let m = read_manifest(dir)?;
-    let data = dir.join(DATA);
+    if m.content != manifest::Content::Data {
+        return Err(Error::CriuImage(dir.to_path_buf()));
+    }
+    let data = dir.join(m.content.dir());
     refuse_extras(&data, &m)?;
 
     // Where to build the copy, and whether the destination exists (then it is filled

@@ -5,7 +5,7 @@ use super::copy::{self, BUFFER, io};
 use super::hook::{DONE_MARKER, Hook};
 use super::manifest::{self, Entry, HookRecord, Kind, Manifest};
 use super::trigger::{self, HookTarget};
-use super::{DATA, Error, MANIFEST, RESTORED_MARKER, STAGING_PREFIX, names};
+use super::{Error, MANIFEST, RESTORED_MARKER, STAGING_PREFIX, names};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct StageRequest {
     pub hook: Option<Hook>,
     /// Bound on the hook, waiting for "finished" included.
     pub hook_timeout: Duration,
+    /// What `source` holds; decides the directory it is staged into.
+    pub content: manifest::Content,
 }
 
 /// How far a copy has got.
@@ -114,7 +116,7 @@ fn copy_in(
     let root = staging.path().to_path_buf();
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
         .map_err(io("setting the mode of", &root))?;
-    let data = root.join(DATA);
+    let data = root.join(req.content.dir());
     fs::create_dir(&data).map_err(io("creating", &data))?;
 
     let mut walk = Walk {
@@ -152,6 +154,7 @@ fn copy_in(
         files: done.files,
         total_bytes: done.bytes,
         entries,
+        content: req.content,
     };
     write_synced(&root.join(MANIFEST), &manifest::encode(&manifest))?;
     copy::sync_dir(&root)?;

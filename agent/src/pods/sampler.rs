@@ -69,7 +69,10 @@ impl PodSampler {
                 .containers
                 .iter()
                 .filter_map(|c| {
-                    let usage = self.read(reader, &c.cgroup_path, devices, &mut seen)?;
+                    let usage = match c.terminated {
+                        Some(_) => ended_usage(),
+                        None => self.read(reader, &c.cgroup_path, devices, &mut seen)?,
+                    };
                     Some(container(c, usage))
                 })
                 .collect();
@@ -191,5 +194,40 @@ fn container(c: &ContainerTarget, usage: pb::CgroupUsage) -> pb::Container {
         usage: Some(usage),
         gpus: Vec::new(),
         facts_unchanged: false,
+        terminated: c.terminated.clone(),
+        restart_count: c.restart_count,
+    }
+}
+
+/// Why an ended container has no figures: its cgroup is gone or empty, and zero would
+/// read as "idle", not "not running".
+pub const ENDED: &str = "container ended";
+
+/// An ended container's usage: no figures, each named in `missing`.
+fn ended_usage() -> pb::CgroupUsage {
+    pb::CgroupUsage {
+        missing: ["cpu", "memory", "io", "pressure", "pids_current"]
+            .into_iter()
+            .map(|field| pb::Missing {
+                field: field.to_owned(),
+                reason: ENDED.to_owned(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_container_has_no_figures_and_says_why() {
+        let u = ended_usage();
+        assert!(u.cpu.is_none() && u.memory.is_none() && u.io.is_none());
+        assert!(u.pressure.is_none() && u.pids_current.is_none());
+        let fields: Vec<_> = u.missing.iter().map(|m| m.field.as_str()).collect();
+        assert_eq!(fields, ["cpu", "memory", "io", "pressure", "pids_current"]);
+        assert!(u.missing.iter().all(|m| m.reason == "container ended"));
     }
 }

@@ -28,6 +28,9 @@ pub struct ContainerTarget {
     pub pid: Option<u32>,
     pub state: pb::ContainerState,
     pub cgroup_path: String,
+    /// How it ended (discovery's exit): nothing is read from its cgroup then.
+    pub terminated: Option<pb::ContainerTerminated>,
+    pub restart_count: Option<u32>,
 }
 
 fn parent(path: &str) -> Option<&str> {
@@ -36,11 +39,17 @@ fn parent(path: &str) -> Option<&str> {
 
 /// Groups containerd's Kubernetes containers into pods. The pod cgroup is the parent
 /// of its containers' cgroups. Containers without a running task (no cgroup) are
-/// left out: there is nothing to measure.
+/// left out (there is nothing to measure), except ended ones whose exit is known: they
+/// are listed terminated, placed by the cgroup their spec names.
 pub fn from_containers(containers: &[ContainerInfo]) -> Vec<PodTarget> {
     let mut pods: BTreeMap<&str, PodTarget> = BTreeMap::new();
     for c in containers.iter().filter(|c| !c.pod_uid.is_empty()) {
-        let Some(cgroup) = c.cgroup_path.as_deref() else {
+        let ended = c.exited.filter(|_| c.pid.is_none());
+        let cgroup = match ended {
+            None => c.cgroup_path.as_deref(),
+            Some(_) => c.spec_cgroup_path.as_deref(),
+        };
+        let Some(cgroup) = cgroup else {
             continue;
         };
         let Some(pod_cgroup) = parent(cgroup) else {
@@ -64,6 +73,8 @@ pub fn from_containers(containers: &[ContainerInfo]) -> Vec<PodTarget> {
             pid: c.pid,
             state: c.state,
             cgroup_path: cgroup.to_owned(),
+            terminated: ended.as_ref().map(crate::discovery::exits::terminated),
+            restart_count: c.restart_count,
         });
     }
     pods.into_values().collect()
@@ -132,6 +143,8 @@ pub fn scan_kubepods(reader: &CgroupReader) -> Vec<PodTarget> {
                         pid: None,
                         state: pb::ContainerState::Unspecified,
                         cgroup_path: format!("{path}/{dir}"),
+                        terminated: None,
+                        restart_count: None,
                     })
                 })
                 .collect();
@@ -240,6 +253,9 @@ mod tests {
             pid: Some(42),
             cgroup_path: cgroup.map(str::to_owned),
             state: pb::ContainerState::Running,
+            exited: None,
+            restart_count: None,
+            spec_cgroup_path: None,
         }
     }
 
@@ -264,6 +280,68 @@ mod tests {
         assert_eq!(p.cgroup_path, pod);
         let names: Vec<_> = p.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["tensorflow-trainer", "model-monitor"]);
+    }
+
+    #[test]
+    fn ended_containers_with_a_known_exit_are_listed_terminated_in_their_pod() {
+        use crate::source::containerd::Exited;
+        let pod = format!("kubepods/besteffort/pod{UID}");
+        let ended = |id: &str, code: i32, spec: Option<String>| ContainerInfo {
+            pid: None,
+            cgroup_path: None,
+            state: pb::ContainerState::Stopped,
+            exited: Some(Exited {
+                exit_code: code,
+                finished_unix_nanos: 9,
+            }),
+            restart_count: Some(1),
+            spec_cgroup_path: spec,
+            ..container(id, id, None)
+        };
+        // The ended one first: the pod is placed by its spec's cgroup.
+        let pods = from_containers(&[
+            ended("done", 0, Some(format!("{pod}/done"))),
+            container("a", "app", Some(&format!("{pod}/a"))),
+            ended("failed", 3, Some(format!("{pod}/failed"))),
+            ended("nowhere", 3, None),
+            ContainerInfo {
+                exited: None,
+                ..ended("unknown", 0, Some(format!("{pod}/unknown")))
+            },
+        ]);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].cgroup_path, pod);
+        let c: Vec<_> = pods[0]
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.terminated
+                        .as_ref()
+                        .map(|t| (t.exit_code, t.reason.as_str())),
+                    c.restart_count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            c,
+            [
+                ("done", Some((0, "Completed")), Some(1)),
+                ("app", None, None),
+                ("failed", Some((3, "Error")), Some(1)),
+            ]
+        );
+        assert_eq!(pods[0].containers[2].cgroup_path, format!("{pod}/failed"));
+        // A running task with a stale exit is running.
+        let running = ContainerInfo {
+            pid: Some(7),
+            cgroup_path: Some(format!("{pod}/r")),
+            ..ended("r", 1, None)
+        };
+        let pods = from_containers(&[running]);
+        assert_eq!(pods[0].containers[0].terminated, None);
+        assert_eq!(pods[0].containers[0].cgroup_path, format!("{pod}/r"));
     }
 
     #[test]

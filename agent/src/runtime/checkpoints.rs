@@ -7,6 +7,7 @@
 use super::manifest::PodManifest;
 use super::pod::PodCtx;
 use super::tasks::Tasks;
+use crate::checkpoint::criu_image::{self, TaskImages};
 use crate::checkpoint::{self, ContainerExec, ExecOutput, HookTarget, hook};
 use aistor_proto::v1 as pb;
 use std::collections::{BTreeMap, VecDeque};
@@ -153,6 +154,18 @@ pub(super) async fn stage(
         "no checkpoint volume on this node (start the agent with --checkpoint-dir)".to_owned()
     })?;
     let pod = &ctx.pod;
+    let mode = criu_image::parse_mode(
+        pod.annotations
+            .get(criu_image::MODE_ANNOTATION)
+            .map(String::as_str),
+    )?;
+    let note = match criu_image::plan(mode, checkpoints.criu().as_ref())? {
+        criu_image::Plan::Criu => return stage_criu(checkpoints, ctx, &dir, req).await,
+        criu_image::Plan::Application { fallback } => fallback,
+    };
+    if let Some(note) = &note {
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, "{note}");
+    }
     let hook = hook::from_annotation(
         pod.annotations
             .get(hook::HOOK_ANNOTATION)
@@ -240,10 +253,94 @@ pub(super) async fn stage(
             &ident,
             req,
             &container,
-            PathBuf::from(source),
-            hook.as_ref(),
-            timeout,
-            target,
+            Take::Application {
+                source: PathBuf::from(source),
+                hook: hook.as_ref(),
+                timeout,
+                target,
+            },
+        )
+        .await;
+        if let Some(note) = &note {
+            Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, &container, |c| {
+                c.note.clone_from(note);
+            });
+        }
+        if let Err(e) = staged {
+            problems.push(e);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// A CRIU stage of the pod: containerd checkpoints each container's task (those the
+/// request names, else all), each into `<container>/criu/`. A container without a
+/// running task is refused by name before anything is checkpointed.
+async fn stage_criu(
+    checkpoints: &Checkpoints,
+    ctx: &PodCtx,
+    dir: &Path,
+    req: &pb::StageCheckpoint,
+) -> Result<(), String> {
+    let pod = &ctx.pod;
+    for wanted in &req.containers {
+        if !pod.containers.iter().any(|c| &c.name == wanted) {
+            return Err(format!(
+                "pod {}/{} has no container {wanted}",
+                pod.namespace, pod.name
+            ));
+        }
+    }
+    let states = ctx.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let running = ctx.tasks.list_managed().await.map_err(|e| e.to_string())?;
+    let mut targets = Vec::new();
+    for c in &pod.containers {
+        if !req.containers.is_empty() && !req.containers.contains(&c.name) {
+            continue;
+        }
+        let id = states
+            .containers
+            .iter()
+            .find(|s| s.name == c.name)
+            .and_then(|s| s.container_id.clone())
+            .filter(|id| {
+                running
+                    .iter()
+                    .any(|m| &m.id == id && m.running_pid().is_some())
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{}: no running task to checkpoint with CRIU (container {} of pod {}/{})",
+                    c.name, c.name, pod.namespace, pod.name
+                )
+            })?;
+        targets.push((c.name.clone(), id));
+    }
+    let images = super::criu::ContainerdImages {
+        conn: &ctx.tasks.conn,
+        namespace: &ctx.tasks.namespace,
+    };
+    let ident = PodIdent {
+        uid: &ctx.uid,
+        namespace: &pod.namespace,
+        name: &pod.name,
+    };
+    let mut problems = Vec::new();
+    for (container, id) in &targets {
+        let staged = stage_container(
+            checkpoints,
+            dir,
+            &ident,
+            req,
+            container,
+            Take::Criu {
+                images: &images,
+                container_id: id,
+            },
         )
         .await;
         if let Err(e) = staged {
@@ -264,28 +361,50 @@ pub(super) struct PodIdent<'a> {
     pub name: &'a str,
 }
 
-/// Stages one container's checkpoint directory `source` (hook, copy, manifest, rename),
-/// recording its progress and result in `checkpoints`' statuses. `Err` is the failure,
-/// prefixed with the container's name.
-#[allow(clippy::too_many_arguments)]
+/// How one container's checkpoint is taken.
+pub(super) enum Take<'a> {
+    /// The application's checkpoint directory `source` on the host, after the hook.
+    Application {
+        source: PathBuf,
+        hook: Option<&'a checkpoint::Hook>,
+        timeout: Duration,
+        target: HookTarget<'a>,
+    },
+    /// containerd's task checkpoint of `container_id` (CRIU).
+    Criu {
+        images: &'a dyn TaskImages,
+        container_id: &'a str,
+    },
+}
+
+/// Stages one container's checkpoint (hook and copy, or containerd's CRIU image; then
+/// manifest and rename), recording its progress and result in `checkpoints`' statuses.
+/// `Err` is the failure, prefixed with the container's name.
 pub(super) async fn stage_container(
     checkpoints: &Checkpoints,
     dir: &Path,
     pod: &PodIdent<'_>,
     req: &pb::StageCheckpoint,
     container: &str,
-    source: PathBuf,
-    hook: Option<&checkpoint::Hook>,
-    timeout: Duration,
-    target: HookTarget<'_>,
+    take: Take<'_>,
 ) -> Result<(), String> {
+    let mode = match &take {
+        Take::Application { .. } => "application",
+        Take::Criu { .. } => "criu",
+    };
+    let first_state = match &take {
+        Take::Application { hook: Some(_), .. } => "hook",
+        Take::Application { hook: None, .. } => "copying",
+        Take::Criu { .. } => "checkpointing",
+    };
     checkpoints.begin(pb::CheckpointStatus {
         checkpoint_id: req.checkpoint_id.clone(),
         pod_uid: pod.uid.to_owned(),
         namespace: pod.namespace.to_owned(),
         pod: pod.name.to_owned(),
         container: container.to_owned(),
-        state: if hook.is_some() { "hook" } else { "copying" }.to_owned(),
+        state: first_state.to_owned(),
+        mode: mode.to_owned(),
         ..Default::default()
     });
     let statuses = checkpoints.statuses.clone();
@@ -297,7 +416,7 @@ pub(super) async fn stage_container(
             s.bytes = p.bytes;
         });
     };
-    let staged = checkpoint::stage(
+    let request = |source: PathBuf, hook: Option<&checkpoint::Hook>, timeout: Duration| {
         checkpoint::StageRequest {
             checkpoint_dir: dir.to_path_buf(),
             node: checkpoints.node.clone(),
@@ -308,11 +427,32 @@ pub(super) async fn stage_container(
             source,
             hook: hook.cloned(),
             hook_timeout: timeout,
-        },
-        target,
-        progress,
-    )
-    .await;
+            content: Default::default(),
+        }
+    };
+    let staged = match take {
+        Take::Application {
+            source,
+            hook,
+            timeout,
+            target,
+        } => checkpoint::stage(request(source, hook, timeout), target, progress)
+            .await
+            .map_err(|e| e.to_string()),
+        Take::Criu {
+            images,
+            container_id,
+        } => {
+            criu_image::stage(
+                images,
+                container_id,
+                request(PathBuf::new(), None, Duration::ZERO),
+                &std::env::temp_dir(),
+                progress,
+            )
+            .await
+        }
+    };
     match staged {
         Ok(s) => {
             tracing::info!(pod = %pod.name, namespace = %pod.namespace, %container, checkpoint = req.checkpoint_id, bytes = s.bytes, files = s.files, "checkpoint staged");
@@ -333,7 +473,7 @@ pub(super) async fn stage_container(
         Err(e) => {
             Checkpoints::update(&checkpoints.statuses, &req.checkpoint_id, container, |c| {
                 c.state = "failed".into();
-                c.error = e.to_string();
+                c.error.clone_from(&e);
             });
             Err(format!("{container}: {e}"))
         }
@@ -342,10 +482,14 @@ pub(super) async fn stage_container(
 
 /// Restores the checkpoint a new pod names (`aistor.io/restore-from`) into the volumes
 /// mounted at its checkpoint path, verifying every file; `Ok(None)` when it names none.
+/// A container whose checkpoint is a CRIU image (`<container>/criu/`) has it verified and
+/// imported into containerd's content store instead, for its first task
+/// (`ctx.criu_images`).
 pub(super) async fn restore(
     checkpoints: &Checkpoints,
     pod: &PodManifest,
     volumes: &BTreeMap<String, String>,
+    ctx: &PodCtx,
 ) -> Result<Option<String>, String> {
     let Some(id) = pod.annotations.get(RESTORE_ANNOTATION) else {
         return Ok(None);
@@ -363,7 +507,27 @@ pub(super) async fn restore(
     })?;
     let mut restored_volumes: Vec<String> = Vec::new();
     let mut done = Vec::new();
+    let images = super::criu::ContainerdImages {
+        conn: &ctx.tasks.conn,
+        namespace: &ctx.tasks.namespace,
+    };
+    let mut criu = Vec::new();
+    for c in &pod.containers {
+        let dir = source.join(&c.name);
+        if !dir.join(checkpoint::CRIU).is_dir() {
+            continue;
+        }
+        let blob = restore_criu(&images, dir)
+            .await
+            .map_err(|e| format!("restoring CRIU checkpoint {id} for {}: {e}", c.name))?;
+        tracing::info!(pod = %pod.name, namespace = %pod.namespace, container = %c.name, checkpoint = %id, image = %blob.digest, "CRIU image imported for the container's first task");
+        done.push(format!("{}: CRIU image {}", c.name, blob.digest));
+        criu.push((c.name.clone(), blob));
+    }
     for (container, volume) in checkpointed(pod) {
+        if criu.iter().any(|(c, _)| *c == container) {
+            continue;
+        }
         // A volume shared by several containers is filled once.
         if restored_volumes.contains(&volume) {
             continue;
@@ -388,5 +552,27 @@ pub(super) async fn restore(
         ));
         restored_volumes.push(volume);
     }
+    ctx.criu_images
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(criu);
     Ok(Some(done.join("; ")))
+}
+
+/// Verifies a staged CRIU checkpoint (its manifest, every blob's sha256) and imports its
+/// blobs into containerd; the CRIU image's blob.
+pub async fn restore_criu(
+    images: &dyn TaskImages,
+    container_dir: PathBuf,
+) -> Result<criu_image::Blob, String> {
+    let verified = checkpoint::verify(container_dir.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    if verified.manifest.content != checkpoint::manifest::Content::Criu {
+        return Err(format!(
+            "{}: the manifest does not say it holds a CRIU image",
+            container_dir.display()
+        ));
+    }
+    criu_image::import(images, &container_dir.join(checkpoint::CRIU)).await
 }

@@ -207,10 +207,12 @@ impl KubeletPods {
                 &ident,
                 req,
                 &c.container_name,
-                source,
-                hook.as_ref(),
-                timeout,
-                target,
+                super::checkpoints::Take::Application {
+                    source,
+                    hook: hook.as_ref(),
+                    timeout,
+                    target,
+                },
             )
             .await
             {
@@ -399,6 +401,9 @@ mod tests {
             pid: cgroup.map(|_| 42),
             cgroup_path: cgroup.map(str::to_owned),
             state: pb::ContainerState::Running,
+            exited: None,
+            restart_count: None,
+            spec_cgroup_path: None,
         }
     }
 

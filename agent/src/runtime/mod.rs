@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod checkpoints;
+pub mod criu;
 pub mod directives;
 pub mod freezer;
 pub mod image;
@@ -204,6 +205,7 @@ impl LocalRuntime {
             gate: tokio::sync::RwLock::new(()),
             frozen: watch::Sender::new(frozen),
             stopping: stopped.clone(),
+            criu_images: Mutex::new(BTreeMap::new()),
         });
         let mut pods = self.pods();
         // Another call may have won the race while containerd was asked.

@@ -119,6 +119,10 @@ pub(super) struct PodCtx {
     pub frozen: watch::Sender<bool>,
     /// Turns true when the pod is to stop (its deletion).
     pub stopping: watch::Receiver<bool>,
+    /// CRIU images of a restore (`aistor.io/restore-from` of a CRIU checkpoint), imported
+    /// into containerd's content store, by container: each one's first task is created
+    /// from it, and it is then dropped.
+    pub criu_images: Mutex<BTreeMap<String, crate::checkpoint::criu_image::Blob>>,
 }
 
 impl PodCtx {
@@ -290,7 +294,7 @@ async fn prepare(ctx: &PodCtx) -> Result<BTreeMap<String, String>, String> {
     let marker = ctx.paths.pod_volumes(&ctx.uid).join(RESTORED_MARKER);
     if !marker.exists()
         && let Some(done) =
-            super::checkpoints::restore(&ctx.checkpoints, &ctx.pod, &volumes).await?
+            super::checkpoints::restore(&ctx.checkpoints, &ctx.pod, &volumes, ctx).await?
     {
         std::fs::create_dir_all(ctx.paths.pod_volumes(&ctx.uid))
             .and_then(|()| std::fs::write(&marker, &done))
@@ -652,7 +656,17 @@ async fn start(
             .tasks
             .create(&id, &spec.image, config.chain_id.as_deref(), &oci, &labels)
             .await?;
-        ctx.tasks.start(&id, rootfs, &log).await
+        // A restored CRIU image is used by the container's first task only.
+        let checkpoint = if restarts == 0 {
+            ctx.criu_images
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&spec.name)
+        } else {
+            None
+        };
+        let checkpoint = checkpoint.as_ref().map(super::criu::checkpoint_descriptor);
+        ctx.tasks.start(&id, rootfs, &log, checkpoint).await
     }
     .await;
     if let Err(e) = created {

@@ -168,12 +168,14 @@ impl Tasks {
     }
 
     /// Creates and starts the task; stdout and stderr are appended to `log` by the shim
-    /// (`file://`), so output survives an agent restart. Returns the pid.
+    /// (`file://`), so output survives an agent restart. With `checkpoint` (a CRIU image
+    /// in containerd's content store) the task is restored from it. Returns the pid.
     pub async fn start(
         &self,
         id: &str,
         rootfs: Vec<containerd_client::types::Mount>,
         log: &Path,
+        checkpoint: Option<containerd_client::types::Descriptor>,
     ) -> Result<u32, RuntimeError> {
         let client = self.client().await?;
         let ns = self.namespace.as_str();
@@ -188,6 +190,7 @@ impl Tasks {
                         rootfs,
                         stdout: uri.clone(),
                         stderr: uri,
+                        checkpoint,
                         ..CreateTaskRequest::default()
                     },
                     ns,

@@ -64,6 +64,10 @@ pub mod labels {
     /// `sandbox` for a pod's pause container, `container` for the others.
     pub const KIND: &str = "io.cri-containerd.kind";
     pub const KIND_SANDBOX: &str = "sandbox";
+    /// How often the kubelet restarted this container name before this instance. The
+    /// kubelet sets it as a CRI annotation (the OCI spec's annotations); a label of the same
+    /// name is read first.
+    pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
 }
 
 /// Event topics that change what [`Containerd::list`] returns.
@@ -105,6 +109,25 @@ pub struct ContainerInfo {
     pub cgroup_path: Option<String>,
     /// RUNNING / PAUSED / STOPPED (task status), UNSPECIFIED if unknown.
     pub state: ContainerState,
+    /// How the container's task ended, when known: from its stopped task's status here,
+    /// and from `/tasks/exit` events remembered by discovery once the task is deleted.
+    pub exited: Option<Exited>,
+    /// [`labels::RESTART_COUNT`], from the label or else the OCI spec's annotation.
+    pub restart_count: Option<u32>,
+    /// The cgroup its OCI spec names (`linux.cgroupsPath`), relative to the cgroup root,
+    /// for containers without a running task: where it ran, which places an ended
+    /// container in its pod. `None` for running ones (see `cgroup_path`) and when the spec
+    /// names none or is unreadable.
+    pub spec_cgroup_path: Option<String>,
+}
+
+/// How a container's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited {
+    /// As the kubelet reads it: containerd's `exit_status` (128 + signal for a signal) as
+    /// an int32.
+    pub exit_code: i32,
+    pub finished_unix_nanos: u64,
 }
 
 /// containerd could not be asked; every message names the socket.
@@ -162,6 +185,20 @@ impl RuntimeError {
 pub struct RuntimeEvent {
     pub namespace: String,
     pub topic: String,
+    /// What the event says happened to one container, where discovery keeps it.
+    pub news: Option<ContainerNews>,
+}
+
+/// The part of an event's payload discovery remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerNews {
+    /// `/tasks/exit` or `/tasks/delete` of a container's init process.
+    Exited {
+        container_id: String,
+        exited: Exited,
+    },
+    /// `/containers/delete`.
+    Deleted { container_id: String },
 }
 
 type Subscription = Result<tonic::Response<tonic::Streaming<Envelope>>, tonic::Status>;
@@ -233,9 +270,11 @@ impl EventStream {
             if self.namespaces.contains(&envelope.namespace)
                 && EVENT_TOPICS.contains(&envelope.topic.as_str())
             {
+                let news = container_news(&envelope);
                 return Ok(Some(RuntimeEvent {
                     namespace: envelope.namespace,
                     topic: envelope.topic,
+                    news,
                 }));
             }
         }
@@ -256,6 +295,9 @@ pub struct Containerd {
     namespaces: Vec<String>,
     fs: HostFs,
     resolver: Arc<CgroupResolver>,
+    /// [`spec_facts`] per (namespace, container id): a container's spec does not change,
+    /// so each is parsed once. Holds only the containers of the latest list.
+    specs: Mutex<HashMap<(String, String), SpecFacts>>,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -280,6 +322,7 @@ impl Containerd {
             namespaces,
             resolver: Arc::new(CgroupResolver::new(fs.clone())),
             fs,
+            specs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -421,6 +464,8 @@ impl Containerd {
         let channel = self.conn.channel().await?;
         let client = containerd_client::Client::from(channel);
         let mut found = Vec::new();
+        let mut specs = std::mem::take(&mut *self.specs.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut kept = HashMap::new();
         for namespace in &self.namespaces {
             let containers = self
                 .conn
@@ -459,10 +504,18 @@ impl Containerd {
             for container in &containers {
                 if let Some(mut info) = container_info(namespace, container) {
                     apply_task(&mut info, tasks.get(container.id.as_str()).copied());
+                    let key = (namespace.clone(), container.id.clone());
+                    let facts = specs.remove(&key).unwrap_or_else(|| spec_facts(container));
+                    info.restart_count = info.restart_count.or(facts.restart_count);
+                    if info.pid.is_none() {
+                        info.spec_cgroup_path.clone_from(&facts.cgroup_path);
+                    }
+                    kept.insert(key, facts);
                     found.push(info);
                 }
             }
         }
+        *self.specs.lock().unwrap_or_else(|e| e.into_inner()) = kept;
         // /proc and cgroupfs reads (and, once, a directory walk) off the async threads.
         let pids: Vec<u32> = found.iter().filter_map(|c| c.pid).collect();
         let resolver = self.resolver.clone();
@@ -588,7 +641,168 @@ pub fn container_info(runtime_namespace: &str, container: &Container) -> Option<
         pid: None,
         cgroup_path: None,
         state: ContainerState::Unspecified,
+        exited: None,
+        restart_count: container
+            .labels
+            .get(labels::RESTART_COUNT)
+            .and_then(|v| v.parse().ok()),
+        spec_cgroup_path: None,
     })
+}
+
+/// What is read from a container's OCI spec.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SpecFacts {
+    /// The [`labels::RESTART_COUNT`] annotation.
+    pub restart_count: Option<u32>,
+    /// `linux.cgroupsPath` as a path relative to the cgroup root ([`spec_cgroup`]).
+    pub cgroup_path: Option<String>,
+}
+
+/// The facts of `container`'s OCI spec (JSON in a protobuf `Any`); nothing from a spec
+/// that does not parse.
+pub fn spec_facts(container: &Container) -> SpecFacts {
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        #[serde(default)]
+        annotations: HashMap<String, String>,
+        #[serde(default)]
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(default, rename = "cgroupsPath")]
+        cgroups_path: Option<String>,
+    }
+    let Some(spec) = container
+        .spec
+        .as_ref()
+        .and_then(|any| serde_json::from_slice::<Spec>(&any.value).ok())
+    else {
+        return SpecFacts::default();
+    };
+    SpecFacts {
+        restart_count: spec
+            .annotations
+            .get(labels::RESTART_COUNT)
+            .and_then(|v| v.parse().ok()),
+        cgroup_path: spec
+            .linux
+            .and_then(|l| l.cgroups_path)
+            .and_then(|p| spec_cgroup(&p)),
+    }
+}
+
+/// An OCI `linux.cgroupsPath` as a path relative to the cgroup root, as runc places it:
+/// a plain path (cgroupfs driver, `/kubepods/besteffort/pod<uid>/<id>`) as written; the
+/// systemd driver's `slice:prefix:name` as systemd nests it
+/// (`kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>` →
+/// `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice/cri-containerd-<id>.scope`).
+/// `None` for an empty path, one with `..` or an ill-formed slice.
+pub fn spec_cgroup(cgroups_path: &str) -> Option<String> {
+    let parts: Vec<&str> = cgroups_path.split(':').collect();
+    let path = match parts.as_slice() {
+        [plain] => plain.trim_matches('/').to_owned(),
+        [slice, prefix, name] => {
+            let unit = if name.ends_with(".slice") {
+                (*name).to_owned()
+            } else if prefix.is_empty() {
+                format!("{name}.scope")
+            } else {
+                format!("{prefix}-{name}.scope")
+            };
+            let slice = if slice.is_empty() {
+                "system.slice"
+            } else {
+                slice
+            };
+            join(&expand_slice(slice)?, &unit)
+        }
+        _ => return None,
+    };
+    (!path.is_empty() && !path.split('/').any(|c| c == ".." || c == ".")).then_some(path)
+}
+
+/// A systemd slice name as its directory path: `a-b-c.slice` → `a.slice/a-b.slice/a-b-c.slice`;
+/// `-.slice` (the root slice) → "". `None` when not a well-formed slice name.
+fn expand_slice(slice: &str) -> Option<String> {
+    let stem = slice.strip_suffix(".slice")?;
+    if stem == "-" {
+        return Some(String::new());
+    }
+    if stem.is_empty()
+        || stem.contains('/')
+        || stem.starts_with('-')
+        || stem.ends_with('-')
+        || stem.contains("--")
+    {
+        return None;
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for component in stem.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(component);
+        path = join(&path, &format!("{prefix}.slice"));
+    }
+    Some(path)
+}
+
+/// Unix nanoseconds of a protobuf timestamp; `None` for an unset (zero) one or one before
+/// 1970.
+pub fn unix_nanos(t: &prost_types::Timestamp) -> Option<u64> {
+    let seconds = u64::try_from(t.seconds).ok()?;
+    let nanos = u64::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let total = seconds.checked_mul(1_000_000_000)?.checked_add(nanos)?;
+    (total != 0).then_some(total)
+}
+
+fn exited(exit_status: u32, exited_at: Option<&prost_types::Timestamp>) -> Option<Exited> {
+    Some(Exited {
+        // As the CRI plugin does (int32(exitStatus)).
+        exit_code: exit_status as i32,
+        finished_unix_nanos: unix_nanos(exited_at?)?,
+    })
+}
+
+/// What an event's payload says about one container: the init process's exit (`/tasks/exit`,
+/// `/tasks/delete`; an exec's exit is not the container's) or the container's deletion.
+/// `None` for other topics, a payload that does not decode, or an exit without its time.
+pub fn container_news(envelope: &Envelope) -> Option<ContainerNews> {
+    use containerd_client::events::{ContainerDelete, TaskDelete, TaskExit};
+    use prost::Message;
+    let payload = envelope.event.as_ref()?;
+    // The init process's exec id is the container id (or empty).
+    let init = |container_id: &str, id: &str| id.is_empty() || id == container_id;
+    match envelope.topic.as_str() {
+        "/tasks/exit" => {
+            let e = TaskExit::decode(payload.value.as_slice()).ok()?;
+            if !init(&e.container_id, &e.id) || e.container_id.is_empty() {
+                return None;
+            }
+            Some(ContainerNews::Exited {
+                exited: exited(e.exit_status, e.exited_at.as_ref())?,
+                container_id: e.container_id,
+            })
+        }
+        "/tasks/delete" => {
+            let e = TaskDelete::decode(payload.value.as_slice()).ok()?;
+            if !init(&e.container_id, &e.id) || e.container_id.is_empty() {
+                return None;
+            }
+            Some(ContainerNews::Exited {
+                exited: exited(e.exit_status, e.exited_at.as_ref())?,
+                container_id: e.container_id,
+            })
+        }
+        "/containers/delete" => {
+            let e = ContainerDelete::decode(payload.value.as_slice()).ok()?;
+            (!e.id.is_empty()).then_some(ContainerNews::Deleted { container_id: e.id })
+        }
+        _ => None,
+    }
 }
 
 /// Maps a containerd task status to ours. `CREATED` (not yet started) and unknown values
@@ -605,12 +819,16 @@ pub fn task_state(status: i32) -> ContainerState {
 /// Fills state and pid from the container's task; no task means the container exists but
 /// does not run (STOPPED).
 pub fn apply_task(info: &mut ContainerInfo, task: Option<&Process>) {
+    info.exited = None;
     let Some(task) = task else {
         info.state = ContainerState::Stopped;
         info.pid = None;
         return;
     };
     info.state = task_state(task.status);
+    if info.state == ContainerState::Stopped {
+        info.exited = exited(task.exit_status, task.exited_at.as_ref());
+    }
     let has_process = matches!(
         Status::try_from(task.status),
         Ok(Status::Running | Status::Paused | Status::Pausing | Status::Created)
@@ -863,6 +1081,9 @@ mod tests {
         assert_eq!(info.image, "docker.io/library/busybox:1.36");
         assert_eq!(info.pid, None);
         assert_eq!(info.state, ContainerState::Unspecified);
+        assert_eq!(info.exited, None);
+        assert_eq!(info.restart_count, None);
+        assert_eq!(info.spec_cgroup_path, None);
     }
 
     #[test]
@@ -902,6 +1123,271 @@ mod tests {
         assert_eq!((info.state, info.pid), (ContainerState::Stopped, None));
         assert_eq!(task_state(99), ContainerState::Unspecified);
         assert_eq!(task_state(-1), ContainerState::Unspecified);
+    }
+
+    #[test]
+    fn a_stopped_task_carries_its_exit() {
+        let mut info = container_info("k8s.io", &container("a", &[])).unwrap();
+        let at = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
+        let stopped = Process {
+            container_id: "a".to_owned(),
+            pid: 42,
+            status: Status::Stopped as i32,
+            exit_status: 3,
+            exited_at: Some(at),
+            ..Process::default()
+        };
+        apply_task(&mut info, Some(&stopped));
+        assert_eq!(
+            info.exited,
+            Some(Exited {
+                exit_code: 3,
+                finished_unix_nanos: 1_700_000_000_000_000_005
+            })
+        );
+        // Without its time the exit is not known.
+        apply_task(
+            &mut info,
+            Some(&Process {
+                exited_at: None,
+                ..stopped.clone()
+            }),
+        );
+        assert_eq!(info.exited, None);
+        // A running task or none at all: no exit here.
+        apply_task(&mut info, Some(&stopped));
+        apply_task(
+            &mut info,
+            Some(&Process {
+                status: Status::Running as i32,
+                ..stopped.clone()
+            }),
+        );
+        assert_eq!(info.exited, None);
+        apply_task(&mut info, Some(&stopped));
+        apply_task(&mut info, None);
+        assert_eq!(info.exited, None);
+        // containerd's uint32 as the kubelet's int32.
+        apply_task(
+            &mut info,
+            Some(&Process {
+                exit_status: u32::MAX,
+                ..stopped
+            }),
+        );
+        assert_eq!(info.exited.unwrap().exit_code, -1);
+    }
+
+    #[test]
+    fn timestamps_to_unix_nanos() {
+        let t = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        assert_eq!(unix_nanos(&t(2, 7)), Some(2_000_000_007));
+        assert_eq!(unix_nanos(&t(0, 1)), Some(1));
+        assert_eq!(unix_nanos(&t(0, 0)), None, "unset");
+        assert_eq!(unix_nanos(&t(-1, 0)), None);
+        assert_eq!(unix_nanos(&t(1, -1)), None);
+        assert_eq!(unix_nanos(&t(1, 1_000_000_000)), None);
+        assert_eq!(unix_nanos(&t(1, 999_999_999)), Some(1_999_999_999));
+        assert_eq!(unix_nanos(&t(i64::MAX, 0)), None, "overflow");
+        assert_eq!(unix_nanos(&t(18_446_744_073, 709_551_615)), Some(u64::MAX));
+        assert_eq!(unix_nanos(&t(18_446_744_073, 709_551_616)), None);
+    }
+
+    fn envelope(topic: &str, type_url: &str, payload: Vec<u8>) -> Envelope {
+        Envelope {
+            timestamp: None,
+            namespace: "k8s.io".to_owned(),
+            topic: topic.to_owned(),
+            event: Some(prost_types::Any {
+                type_url: type_url.to_owned(),
+                value: payload,
+            }),
+        }
+    }
+
+    #[test]
+    fn events_say_which_container_ended_or_went() {
+        use containerd_client::events::{ContainerDelete, TaskDelete, TaskExit, TaskOom};
+        use prost::Message;
+        let at = Some(prost_types::Timestamp {
+            seconds: 10,
+            nanos: 0,
+        });
+        let exit = |id: &str, status| TaskExit {
+            container_id: "c1".to_owned(),
+            id: id.to_owned(),
+            pid: 9,
+            exit_status: status,
+            exited_at: at,
+        };
+        let ended = |code| {
+            Some(ContainerNews::Exited {
+                container_id: "c1".to_owned(),
+                exited: Exited {
+                    exit_code: code,
+                    finished_unix_nanos: 10_000_000_000,
+                },
+            })
+        };
+        let news = |topic, payload: Vec<u8>| {
+            container_news(&envelope(topic, "containerd.events.X", payload))
+        };
+        assert_eq!(news("/tasks/exit", exit("c1", 3).encode_to_vec()), ended(3));
+        assert_eq!(news("/tasks/exit", exit("", 0).encode_to_vec()), ended(0));
+        assert_eq!(
+            news("/tasks/exit", exit("exec-1", 1).encode_to_vec()),
+            None,
+            "an exec's exit is not the container's"
+        );
+        let no_time = TaskExit {
+            exited_at: None,
+            ..exit("c1", 3)
+        };
+        assert_eq!(news("/tasks/exit", no_time.encode_to_vec()), None);
+        let no_container = TaskExit {
+            container_id: String::new(),
+            ..exit("", 3)
+        };
+        assert_eq!(news("/tasks/exit", no_container.encode_to_vec()), None);
+        let delete = |id: &str| TaskDelete {
+            container_id: "c1".to_owned(),
+            pid: 9,
+            exit_status: 2,
+            exited_at: at,
+            id: id.to_owned(),
+        };
+        assert_eq!(news("/tasks/delete", delete("").encode_to_vec()), ended(2));
+        assert_eq!(
+            news("/tasks/delete", delete("c1").encode_to_vec()),
+            ended(2)
+        );
+        assert_eq!(news("/tasks/delete", delete("e").encode_to_vec()), None);
+        let no_container = TaskDelete {
+            container_id: String::new(),
+            ..delete("")
+        };
+        assert_eq!(news("/tasks/delete", no_container.encode_to_vec()), None);
+        let gone = ContainerDelete {
+            id: "c1".to_owned(),
+        };
+        assert_eq!(
+            news("/containers/delete", gone.encode_to_vec()),
+            Some(ContainerNews::Deleted {
+                container_id: "c1".to_owned()
+            })
+        );
+        assert_eq!(
+            news(
+                "/containers/delete",
+                ContainerDelete::default().encode_to_vec()
+            ),
+            None
+        );
+        let oom = TaskOom {
+            container_id: "c1".to_owned(),
+        };
+        assert_eq!(news("/tasks/oom", oom.encode_to_vec()), None);
+        // Garbage and a missing payload are nothing, not a panic.
+        assert_eq!(news("/tasks/exit", vec![0xff, 0xff, 0xff]), None);
+        assert_eq!(news("/tasks/delete", vec![0x0a, 0x10]), None);
+        assert_eq!(news("/containers/delete", vec![0x0a, 0x10]), None);
+        let mut bare = envelope("/tasks/exit", "", vec![]);
+        bare.event = None;
+        assert_eq!(container_news(&bare), None);
+    }
+
+    #[test]
+    fn spec_cgroups_path_as_runc_places_it() {
+        assert_eq!(
+            spec_cgroup("/kubepods/besteffort/pod1/abc").as_deref(),
+            Some("kubepods/besteffort/pod1/abc")
+        );
+        assert_eq!(spec_cgroup("kubepods/x").as_deref(), Some("kubepods/x"));
+        assert_eq!(
+            spec_cgroup("kubepods-besteffort-pod1_2.slice:cri-containerd:abc").as_deref(),
+            Some(
+                "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1_2.slice/cri-containerd-abc.scope"
+            )
+        );
+        assert_eq!(
+            spec_cgroup("kubepods.slice:cri-containerd:abc").as_deref(),
+            Some("kubepods.slice/cri-containerd-abc.scope")
+        );
+        assert_eq!(
+            spec_cgroup("-.slice:docker:abc").as_deref(),
+            Some("docker-abc.scope")
+        );
+        assert_eq!(
+            spec_cgroup(":docker:abc").as_deref(),
+            Some("system.slice/docker-abc.scope")
+        );
+        assert_eq!(
+            spec_cgroup("a.slice::abc").as_deref(),
+            Some("a.slice/abc.scope")
+        );
+        assert_eq!(
+            spec_cgroup("a-b.slice:x:c.slice").as_deref(),
+            Some("a.slice/a-b.slice/c.slice")
+        );
+        for bad in [
+            "",
+            "/",
+            "/a/../b",
+            "./a",
+            "a:b",
+            "a:b:c:d",
+            "notaslice:p:n",
+            "-a.slice:p:n",
+            "a-.slice:p:n",
+            "a--b.slice:p:n",
+            "a/b.slice:p:n",
+            ".slice:p:n",
+            "a.slice::../../etc",
+            "a.slice:p:x/../../../etc",
+        ] {
+            assert_eq!(spec_cgroup(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn spec_facts_read_the_annotation_and_the_cgroup() {
+        let with_spec = |json: &[u8], labels: &[(&str, &str)]| Container {
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".to_owned(),
+                value: json.to_vec(),
+            }),
+            ..container("a", labels)
+        };
+        let spec = br#"{"ociVersion":"1.0.2","annotations":{"io.kubernetes.container.restartCount":"4"},"linux":{"cgroupsPath":"/kubepods/pod1/a","resources":{}}}"#;
+        assert_eq!(
+            spec_facts(&with_spec(spec, &[])),
+            SpecFacts {
+                restart_count: Some(4),
+                cgroup_path: Some("kubepods/pod1/a".to_owned())
+            }
+        );
+        assert_eq!(
+            spec_facts(&with_spec(
+                br#"{"annotations":{"io.kubernetes.container.restartCount":"x"}}"#,
+                &[]
+            )),
+            SpecFacts::default()
+        );
+        assert_eq!(
+            spec_facts(&with_spec(b"not json", &[])),
+            SpecFacts::default()
+        );
+        assert_eq!(spec_facts(&container("a", &[])), SpecFacts::default());
+        // The label is read by container_info itself.
+        let labelled =
+            container_info("k8s.io", &container("a", &[(labels::RESTART_COUNT, "2")])).unwrap();
+        assert_eq!(labelled.restart_count, Some(2));
+        let bad =
+            container_info("k8s.io", &container("a", &[(labels::RESTART_COUNT, "-1")])).unwrap();
+        assert_eq!(bad.restart_count, None);
     }
 
     fn membership(controllers: &str, escapes: usize, path: &str) -> CgroupMembership {
