@@ -783,4 +783,181 @@ mod tests {
         p.restore(&pb::NodeReport::default()).unwrap();
         assert!(p.restore(&compact).is_err());
     }
+
+    /// Any slow-cadence value that differs, or a different reading time or interval, is sent
+    /// again; the same ones are left out (and the fast values always go).
+    #[test]
+    fn slow_values_are_left_out_only_when_all_of_them_are_the_same() {
+        let base = usage(1000, 100, &[]);
+        type Change = fn(&mut pb::CgroupUsage);
+        let changes: [(&str, Change); 9] = [
+            ("reading time", |u| {
+                u.slow.as_mut().unwrap().monotonic_nanos += 1
+            }),
+            ("interval", |u| {
+                u.slow.as_mut().unwrap().interval_nanos = None
+            }),
+            ("periods", |u| {
+                u.cpu.as_mut().unwrap().periods_total = Some(9)
+            }),
+            ("throttled periods", |u| {
+                u.cpu.as_mut().unwrap().throttled_periods_total = Some(9)
+            }),
+            ("throttled nanos", |u| {
+                u.cpu.as_mut().unwrap().throttled_nanos_total = Some(9)
+            }),
+            ("cpu limit", |u| {
+                u.cpu.as_mut().unwrap().limit_millicores = None
+            }),
+            ("working set", |u| {
+                u.memory.as_mut().unwrap().working_set_bytes = Some(1)
+            }),
+            ("io", |u| u.io = None),
+            ("pressure", |u| u.pressure = None),
+        ];
+        for (what, change) in changes {
+            let mut entry = UsageEntry::default();
+            entry.compact(&base, false);
+            let mut next = base.clone();
+            change(&mut next);
+            let out = entry.compact(&next, true);
+            assert!(!out.slow.unwrap().unchanged, "{what}: sent again");
+            assert_eq!(out.io, next.io, "{what}");
+            // Sent as it is, then left out the next time.
+            let again = entry.compact(&next, true);
+            assert!(
+                again.slow.unwrap().unchanged,
+                "{what}: the same again is left out"
+            );
+        }
+        // Fast values only (CPU usage, memory usage) changing: the slow ones are left out,
+        // and stripped from what is sent.
+        let mut entry = UsageEntry::default();
+        entry.compact(&base, false);
+        let mut next = usage(2000, 100, &[]);
+        next.memory.as_mut().unwrap().usage_bytes = Some(77);
+        let out = entry.compact(&next, true);
+        let slow = out.slow.unwrap();
+        assert!(slow.unchanged);
+        assert_eq!((slow.monotonic_nanos, slow.interval_nanos), (0, None));
+        let cpu = out.cpu.unwrap();
+        assert_eq!(cpu.usage_nanos_total, Some(2000));
+        assert_eq!(
+            (
+                cpu.periods_total,
+                cpu.throttled_periods_total,
+                cpu.throttled_nanos_total,
+                cpu.limit_millicores
+            ),
+            (None, None, None, None)
+        );
+        let memory = out.memory.unwrap();
+        assert_eq!(memory.usage_bytes, Some(77));
+        assert_eq!(
+            memory,
+            pb::CgroupMemory {
+                usage_bytes: Some(77),
+                ..Default::default()
+            }
+        );
+        assert_eq!((out.io, out.pressure), (None, None));
+        // Unknown to the receiver (`known` false): everything is sent.
+        let out = entry.compact(&next, false);
+        assert!(!out.slow.unwrap().unchanged && out.io.is_some());
+        // No slow reading at all is never "unchanged".
+        let mut none = base.clone();
+        none.slow = None;
+        let mut entry = UsageEntry::default();
+        entry.compact(&none, false);
+        assert_eq!(entry.compact(&none, true).slow, None);
+    }
+
+    /// An empty `missing` list is sent as it is (empty), never as "unchanged".
+    #[test]
+    fn an_empty_missing_list_is_not_marked_unchanged() {
+        let mut entry = UsageEntry::default();
+        let u = usage(1, 1, &[]);
+        entry.compact(&u, false);
+        let out = entry.compact(&u, true);
+        assert!(!out.missing_unchanged && out.missing.is_empty());
+        let with = usage(1, 1, &[("io.rates", "why")]);
+        let out = entry.compact(&with, true);
+        assert!(
+            !out.missing_unchanged && out.missing.len() == 1,
+            "changed: sent"
+        );
+        let out = entry.compact(&with, true);
+        assert!(
+            out.missing_unchanged && out.missing.is_empty(),
+            "same: left out"
+        );
+    }
+
+    /// A pod's or a container's facts are left out only when every one of them is the same as
+    /// last sent; any that changed sends them all again.
+    #[test]
+    fn facts_are_left_out_only_when_every_fact_is_the_same() {
+        type PodChange = fn(&mut pb::Pod);
+        let pod_changes: [PodChange; 5] = [
+            |p| p.name.push('x'),
+            |p| p.namespace.push('x'),
+            |p| p.qos_class.push('x'),
+            |p| p.cgroup_path.push('x'),
+            |p| p.discovered_by.push('x'),
+        ];
+        for (i, change) in pod_changes.into_iter().enumerate() {
+            let mut sender = Picture::default();
+            let mut receiver = Picture::default();
+            let first = report(1, 100, "i");
+            receiver.restore(&sender.compact(&first)).unwrap();
+            let mut next = report(2, 100, "i");
+            change(&mut next.pods[0]);
+            let sent = sender.compact(&next);
+            assert!(!sent.pods[0].facts_unchanged, "pod fact {i}: sent again");
+            assert!(sent.pods[0].containers[0].facts_unchanged, "pod fact {i}");
+            assert_eq!(receiver.restore(&sent).unwrap(), next, "pod fact {i}");
+        }
+        type ContainerChange = fn(&mut pb::Container);
+        let container_changes: [ContainerChange; 5] = [
+            |c| c.name.push('x'),
+            |c| c.cgroup_path.push('x'),
+            |c| c.pid = Some(43),
+            |c| c.state = pb::ContainerState::Stopped as i32,
+            |c| c.image.push('x'),
+        ];
+        for (i, change) in container_changes.into_iter().enumerate() {
+            let mut sender = Picture::default();
+            let mut receiver = Picture::default();
+            receiver
+                .restore(&sender.compact(&report(1, 100, "i")))
+                .unwrap();
+            let mut next = report(2, 100, "i");
+            change(&mut next.pods[0].containers[0]);
+            let sent = sender.compact(&next);
+            let c = &sent.pods[0].containers[0];
+            assert!(!c.facts_unchanged, "container fact {i}: sent again");
+            assert!(sent.pods[0].facts_unchanged, "container fact {i}");
+            assert_eq!(receiver.restore(&sent).unwrap(), next, "container fact {i}");
+            // The same again: left out, every fact emptied.
+            let mut third = next.clone();
+            third.seq = 3;
+            let sent = sender.compact(&third);
+            let c = &sent.pods[0].containers[0];
+            assert!(
+                c.facts_unchanged,
+                "container fact {i}: the same is left out"
+            );
+            assert_eq!(
+                (
+                    c.name.as_str(),
+                    c.cgroup_path.as_str(),
+                    c.pid,
+                    c.state,
+                    c.image.as_str()
+                ),
+                ("", "", None, 0, ""),
+            );
+            assert_eq!(receiver.restore(&sent).unwrap(), third);
+        }
+    }
 }
