@@ -272,6 +272,8 @@ struct PlanFile {
     dir: usize,
     name: &'static str,
     state: FileState,
+    /// Read on every tick (decided at its first read): it has first claim on the budget.
+    every_tick: bool,
 }
 
 #[derive(Debug)]
@@ -654,16 +656,20 @@ impl CgroupReader {
             missing: Vec::new(),
             failed_reads: false,
             stale: false,
+            in_slow_part: false,
         };
         let srcs = ctx.plan.srcs;
         let unified = ctx.plan.unified;
         let mut cpu = CgroupCpuSample::default();
         self.cpu_usage(&mut ctx, srcs[0], &mut cpu);
         let (memory, io, pressure) = if slow {
+            ctx.in_slow_part = true;
             cpu_throttling(&mut ctx, srcs[1], &mut cpu);
             let memory = memory(&mut ctx, srcs[2]);
             let io = io(&mut ctx, srcs[3]);
-            (memory, io, pressure(&mut ctx, unified))
+            let pressure = pressure(&mut ctx, unified);
+            ctx.in_slow_part = false;
+            (memory, io, pressure)
         } else {
             let memory = CgroupMemorySample {
                 usage_bytes: memory_usage(&mut ctx, srcs[2]),
@@ -1120,20 +1126,20 @@ fn pressure(ctx: &mut Ctx<'_>, unified: Option<usize>) -> CgroupPressureSample {
     out
 }
 
-/// Whether `file` is read on every tick (see [`CgroupReader::read_fast`]); v2 `cpu.stat` is
-/// (CPU usage), v1's is not (throttling only), and counts as one here.
-fn every_tick_file(file: &str) -> bool {
-    matches!(
-        file,
+/// Whether `file` is read on every tick (see [`CgroupReader::read_fast`]). `cpu.stat` is on v2
+/// (CPU usage), not on v1 (throttling only, read with the slow-cadence values: `in_slow_part`).
+fn every_tick_file(file: &str, in_slow_part: bool) -> bool {
+    match file {
         "cpuacct.usage"
-            | "cpuacct.usage_user"
-            | "cpuacct.usage_sys"
-            | "cpuacct.stat"
-            | "cpu.stat"
-            | "memory.usage_in_bytes"
-            | "memory.current"
-            | "pids.current"
-    )
+        | "cpuacct.usage_user"
+        | "cpuacct.usage_sys"
+        | "cpuacct.stat"
+        | "memory.usage_in_bytes"
+        | "memory.current"
+        | "pids.current" => true,
+        "cpu.stat" => !in_slow_part,
+        _ => false,
+    }
 }
 
 /// One read's state: the cgroup's plan, the read buffer and the reasons collected so far.
@@ -1147,6 +1153,8 @@ struct Ctx<'a> {
     failed_reads: bool,
     /// A file the plan had read before failed.
     stale: bool,
+    /// The slow-cadence values are being read (for [`every_tick_file`]).
+    in_slow_part: bool,
 }
 
 /// A flat-keyed file as read, with its host path for "no such key" reasons.
@@ -1191,7 +1199,7 @@ impl Ctx<'_> {
             .iter()
             .position(|f| f.dir == dir && f.name == file);
         if let Some(i) = known {
-            let every_tick = every_tick_file(file);
+            let every_tick = self.plan.files[i].every_tick;
             let result = match &self.plan.files[i].state {
                 FileState::Absent(why) => return Err(why.clone()),
                 FileState::Kept(f) => {
@@ -1224,7 +1232,7 @@ impl Ctx<'_> {
         // The first read of this file for this plan.
         match self.read_by_path(dir, file) {
             Ok((len, f)) => {
-                let every_tick = every_tick_file(file);
+                let every_tick = every_tick_file(file, self.in_slow_part);
                 let keep = self.plan.dirs[dir].keep && self.reader.take_keep(every_tick);
                 let state = if keep {
                     self.plan.kept_one(every_tick);
@@ -1236,6 +1244,7 @@ impl Ctx<'_> {
                     dir,
                     name: file,
                     state,
+                    every_tick,
                 });
                 Ok(len)
             }
@@ -1247,6 +1256,7 @@ impl Ctx<'_> {
                     dir,
                     name: file,
                     state: FileState::Absent(why.clone()),
+                    every_tick: false,
                 });
                 Err(why)
             }
