@@ -537,6 +537,9 @@ mod tests {
         assert_eq!(rates.read_bytes_per_second, 4096.0);
         assert_eq!(rates.write_bytes_per_second, (4096.0 + 40960.0) / 2.0);
         assert_eq!(rates.writes_per_second, (1.0 + 10.0) / 2.0);
+        // 8:0 read 2 more operations (3 − 1), 8:16 none, over 2 s.
+        assert_eq!(rates.reads_per_second, 1.0);
+        assert_eq!(total.discards_total, Some(0));
         assert_eq!(io.devices.len(), 2);
         assert_eq!(
             io.devices[1]
@@ -607,6 +610,93 @@ mod tests {
             reasons(&u, "io.devices.counters.discards_total"),
             ["8:0: this kernel does not count discards"]
         );
+        // One of the two discard counters missing is enough to say so.
+        now.io = Some(BTreeMap::from([(
+            (8, 0),
+            DeviceCounters {
+                discard_bytes: Some(5),
+                ..Default::default()
+            },
+        )]));
+        let u = usage(None, &now);
+        assert_eq!(
+            reasons(&u, "io.devices.counters.discard_bytes_total"),
+            ["8:0: this kernel does not count discards"]
+        );
+        assert_eq!(u.io.unwrap().counters.unwrap().discards_total, None);
+    }
+
+    #[test]
+    fn memory_values_and_a_pressure_set_with_one_file() {
+        let mut now = sample(1_000, Some(1));
+        now.memory = CgroupMemorySample {
+            usage_bytes: Some(100),
+            working_set_bytes: Some(90),
+            rss_bytes: Some(1),
+            cache_bytes: Some(2),
+            anon_bytes: Some(3),
+            file_bytes: Some(4),
+            active_file_bytes: Some(5),
+            inactive_file_bytes: Some(10),
+            shmem_bytes: Some(6),
+            slab_reclaimable_bytes: Some(7),
+            slab_unreclaimable_bytes: Some(8),
+            kernel_bytes: Some(9),
+            swap_bytes: Some(11),
+            peak_bytes: Some(12),
+            limit_bytes: Some(13),
+            oom_events: Some(14),
+            oom_kill_events: Some(15),
+        };
+        let m = usage(None, &now).memory.unwrap();
+        assert_eq!(
+            m,
+            pb::CgroupMemory {
+                usage_bytes: Some(100),
+                working_set_bytes: Some(90),
+                rss_bytes: Some(1),
+                cache_bytes: Some(2),
+                anon_bytes: Some(3),
+                file_bytes: Some(4),
+                active_file_bytes: Some(5),
+                inactive_file_bytes: Some(10),
+                shmem_bytes: Some(6),
+                slab_reclaimable_bytes: Some(7),
+                slab_unreclaimable_bytes: Some(8),
+                kernel_bytes: Some(9),
+                swap_bytes: Some(11),
+                peak_bytes: Some(12),
+                limit_bytes: Some(13),
+                oom_events_total: Some(14),
+                oom_kill_events_total: Some(15),
+            }
+        );
+        // Any one pressure file makes a pressure set; none makes none.
+        let file = PressureFile {
+            some: Stall {
+                avg10: 1.0,
+                avg60: 0.0,
+                avg300: 0.0,
+                total_micros: 5,
+            },
+            full: None,
+        };
+        for which in 0..3 {
+            let mut p = CgroupPressureSample::default();
+            match which {
+                0 => p.cpu = Some(file),
+                1 => p.memory = Some(file),
+                _ => p.io = Some(file),
+            }
+            now.pressure = p;
+            let set = usage(None, &now).pressure.expect("one file is a set");
+            assert_eq!(
+                [set.cpu.is_some(), set.memory.is_some(), set.io.is_some()],
+                [which == 0, which == 1, which == 2]
+            );
+        }
+        now.pressure = CgroupPressureSample::default();
+        assert_eq!(usage(None, &now).pressure, None);
     }
 
     #[test]
