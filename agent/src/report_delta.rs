@@ -960,4 +960,79 @@ mod tests {
             assert_eq!(receiver.restore(&sent).unwrap(), third);
         }
     }
+
+    /// Either "unchanged" flag alone, for a cgroup the picture does not have, is refused by
+    /// `restore` and by `follow`; a pod dropped from a report is forgotten; after `clear`
+    /// everything is sent again; a changed pod fact is what later reports are compared with.
+    #[test]
+    fn one_flag_is_enough_to_refuse_and_what_left_is_forgotten() {
+        let mut sender = Picture::default();
+        sender.compact(&report(1, 100, "i"));
+        let compact = sender.compact(&report(2, 100, "i"));
+        let mut facts_sent = compact.clone();
+        facts_sent.pods[0].facts_unchanged = false;
+        facts_sent.pods[0].containers[0].facts_unchanged = false;
+        for (what, pod_only) in [
+            ("missing", true),
+            ("slow", true),
+            ("missing", false),
+            ("slow", false),
+        ] {
+            let mut r = facts_sent.clone();
+            let usages: Vec<&mut pb::CgroupUsage> = if pod_only {
+                r.pods[0].containers.clear();
+                vec![r.pods[0].usage.as_mut().unwrap()]
+            } else {
+                let pod = &mut r.pods[0];
+                pod.usage = Some(usage(1, 1, &[]));
+                vec![pod.containers[0].usage.as_mut().unwrap()]
+            };
+            for u in usages {
+                u.missing_unchanged = what == "missing";
+                u.slow = Some(pb::SlowReading {
+                    unchanged: what == "slow",
+                    ..Default::default()
+                });
+            }
+            assert!(
+                Picture::default().restore(&r).is_err(),
+                "{what} {pod_only}: restore"
+            );
+            assert!(
+                Picture::default().follow(&r).is_err(),
+                "{what} {pod_only}: follow"
+            );
+        }
+        // A pod that left a report is forgotten: when it comes back it is sent whole, and a
+        // report leaving it out no longer follows.
+        let mut s = Picture::default();
+        s.compact(&report(1, 100, "i"));
+        s.compact(&pb::NodeReport::default());
+        let back = s.compact(&report(3, 100, "i"));
+        assert!(!back.pods[0].facts_unchanged);
+        let mut f = Picture::default();
+        f.follow(&report(1, 100, "i")).unwrap();
+        f.follow(&pb::NodeReport::default()).unwrap();
+        assert!(f.follow(&compact).is_err(), "the pod was forgotten");
+        // After clear, everything is sent again.
+        let mut c = Picture::default();
+        c.compact(&report(1, 100, "i"));
+        c.clear();
+        assert!(!c.compact(&report(2, 100, "i")).pods[0].facts_unchanged);
+        // A pod fact changes: the new one is what the next reports are compared with and
+        // what the receiver restores.
+        let mut sender = Picture::default();
+        let mut receiver = Picture::default();
+        receiver
+            .restore(&sender.compact(&report(1, 100, "i")))
+            .unwrap();
+        let mut renamed = report(2, 100, "i");
+        renamed.pods[0].name = "api".into();
+        receiver.restore(&sender.compact(&renamed)).unwrap();
+        let mut again = renamed.clone();
+        again.seq = 3;
+        let sent = sender.compact(&again);
+        assert!(sent.pods[0].facts_unchanged, "the new name is known");
+        assert_eq!(receiver.restore(&sent).unwrap().pods[0].name, "api");
+    }
 }

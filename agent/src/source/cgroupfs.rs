@@ -167,7 +167,7 @@ const V1_READ: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
 /// file that does not fit is opened by path at every read (≈20 µs for open, read and close
 /// against ≈1 µs for a `pread`). Each kept cgroup file also holds ≈4.3 KiB of unreclaimable
 /// kernel slab (its seq_file buffer and open-file state; measured on 6.18, hack/bench/README.md
-/// §9), charged to the agent's memory cgroup.
+/// §9), outside RSS.
 const MAX_KEPT_FILES: usize = 16384;
 /// The files a cgroup reads every tick, at most (v1: `cpuacct.usage`, `cpuacct.usage_user`,
 /// `cpuacct.usage_sys`, `memory.usage_in_bytes`, `pids.current`, and a pod's freezer state):
