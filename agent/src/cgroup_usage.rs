@@ -537,6 +537,9 @@ mod tests {
         assert_eq!(rates.read_bytes_per_second, 4096.0);
         assert_eq!(rates.write_bytes_per_second, (4096.0 + 40960.0) / 2.0);
         assert_eq!(rates.writes_per_second, (1.0 + 10.0) / 2.0);
+        // 8:0 read 2 more operations (3 − 1), 8:16 none, over 2 s.
+        assert_eq!(rates.reads_per_second, 1.0);
+        assert_eq!(total.discards_total, Some(0));
         assert_eq!(io.devices.len(), 2);
         assert_eq!(
             io.devices[1]
@@ -607,6 +610,93 @@ mod tests {
             reasons(&u, "io.devices.counters.discards_total"),
             ["8:0: this kernel does not count discards"]
         );
+        // One of the two discard counters missing is enough to say so.
+        now.io = Some(BTreeMap::from([(
+            (8, 0),
+            DeviceCounters {
+                discard_bytes: Some(5),
+                ..Default::default()
+            },
+        )]));
+        let u = usage(None, &now);
+        assert_eq!(
+            reasons(&u, "io.devices.counters.discard_bytes_total"),
+            ["8:0: this kernel does not count discards"]
+        );
+        assert_eq!(u.io.unwrap().counters.unwrap().discards_total, None);
+    }
+
+    #[test]
+    fn memory_values_and_a_pressure_set_with_one_file() {
+        let mut now = sample(1_000, Some(1));
+        now.memory = CgroupMemorySample {
+            usage_bytes: Some(100),
+            working_set_bytes: Some(90),
+            rss_bytes: Some(1),
+            cache_bytes: Some(2),
+            anon_bytes: Some(3),
+            file_bytes: Some(4),
+            active_file_bytes: Some(5),
+            inactive_file_bytes: Some(10),
+            shmem_bytes: Some(6),
+            slab_reclaimable_bytes: Some(7),
+            slab_unreclaimable_bytes: Some(8),
+            kernel_bytes: Some(9),
+            swap_bytes: Some(11),
+            peak_bytes: Some(12),
+            limit_bytes: Some(13),
+            oom_events: Some(14),
+            oom_kill_events: Some(15),
+        };
+        let m = usage(None, &now).memory.unwrap();
+        assert_eq!(
+            m,
+            pb::CgroupMemory {
+                usage_bytes: Some(100),
+                working_set_bytes: Some(90),
+                rss_bytes: Some(1),
+                cache_bytes: Some(2),
+                anon_bytes: Some(3),
+                file_bytes: Some(4),
+                active_file_bytes: Some(5),
+                inactive_file_bytes: Some(10),
+                shmem_bytes: Some(6),
+                slab_reclaimable_bytes: Some(7),
+                slab_unreclaimable_bytes: Some(8),
+                kernel_bytes: Some(9),
+                swap_bytes: Some(11),
+                peak_bytes: Some(12),
+                limit_bytes: Some(13),
+                oom_events_total: Some(14),
+                oom_kill_events_total: Some(15),
+            }
+        );
+        // Any one pressure file makes a pressure set; none makes none.
+        let file = PressureFile {
+            some: Stall {
+                avg10: 1.0,
+                avg60: 0.0,
+                avg300: 0.0,
+                total_micros: 5,
+            },
+            full: None,
+        };
+        for which in 0..3 {
+            let mut p = CgroupPressureSample::default();
+            match which {
+                0 => p.cpu = Some(file),
+                1 => p.memory = Some(file),
+                _ => p.io = Some(file),
+            }
+            now.pressure = p;
+            let set = usage(None, &now).pressure.expect("one file is a set");
+            assert_eq!(
+                [set.cpu.is_some(), set.memory.is_some(), set.io.is_some()],
+                [which == 0, which == 1, which == 2]
+            );
+        }
+        now.pressure = CgroupPressureSample::default();
+        assert_eq!(usage(None, &now).pressure, None);
     }
 
     #[test]
@@ -645,5 +735,134 @@ mod tests {
         assert_eq!(io.full.unwrap().stalled_percent, Some(10.0));
         assert_eq!(p.memory, None);
         assert_eq!(usage(None, &sample(0, None)).pressure, None);
+    }
+
+    /// A usage with every slow-cadence and every fast value set, and one reason of each kind.
+    fn full_usage() -> pb::CgroupUsage {
+        pb::CgroupUsage {
+            cpu: Some(pb::CgroupCpu {
+                usage_nanos_total: Some(1),
+                user_nanos_total: Some(2),
+                system_nanos_total: Some(3),
+                usage_millicores: Some(4.0),
+                periods_total: Some(5),
+                throttled_periods_total: Some(6),
+                throttled_nanos_total: Some(7),
+                limit_millicores: Some(8.0),
+            }),
+            memory: Some(pb::CgroupMemory {
+                usage_bytes: Some(10),
+                working_set_bytes: Some(11),
+                limit_bytes: Some(12),
+                peak_bytes: Some(13),
+                ..Default::default()
+            }),
+            io: Some(pb::CgroupIo {
+                counters: Some(pb::IoCounters {
+                    read_bytes_total: 14,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            pressure: Some(pb::PressureSet {
+                cpu: Some(pb::Pressure::default()),
+                ..Default::default()
+            }),
+            pids_current: Some(15),
+            missing: vec![
+                miss("cpu.usage_millicores", "fast reason"),
+                miss("memory.slab_reclaimable_bytes", "slow reason"),
+            ],
+            slow: Some(pb::SlowReading {
+                monotonic_nanos: 16,
+                interval_nanos: Some(17),
+                unchanged: false,
+            }),
+            missing_unchanged: false,
+        }
+    }
+
+    #[test]
+    fn fast_fields_are_the_every_tick_ones() {
+        for field in FAST_FIELDS {
+            assert!(is_fast_field(field), "{field}");
+        }
+        for field in [
+            "cpu.periods_total",
+            "cpu.limit_millicores",
+            "memory.working_set_bytes",
+            "io.rates",
+            "pressure.cpu.some.stalled_percent",
+            "",
+        ] {
+            assert!(!is_fast_field(field), "{field}");
+        }
+    }
+
+    #[test]
+    fn the_slow_part_is_what_overlay_puts_back_over_a_fast_reading() {
+        let full = full_usage();
+        let slow = slow_part(&full);
+        let cpu = slow.cpu.unwrap();
+        assert_eq!(
+            (
+                cpu.periods_total,
+                cpu.throttled_periods_total,
+                cpu.throttled_nanos_total,
+                cpu.limit_millicores
+            ),
+            (Some(5), Some(6), Some(7), Some(8.0))
+        );
+        assert_eq!(
+            (
+                cpu.usage_nanos_total,
+                cpu.user_nanos_total,
+                cpu.usage_millicores
+            ),
+            (None, None, None),
+            "the fast CPU values are not part of it"
+        );
+        let memory = slow.memory.unwrap();
+        assert_eq!(memory.usage_bytes, None, "read every tick");
+        assert_eq!(memory.working_set_bytes, Some(11));
+        assert_eq!(memory.peak_bytes, Some(13));
+        assert_eq!(slow.io, full.io);
+        assert_eq!(slow.pressure, full.pressure);
+        assert_eq!(slow.pids_current, None);
+        assert_eq!(slow.slow, full.slow);
+        assert_eq!(
+            slow.missing,
+            [miss("memory.slab_reclaimable_bytes", "slow reason")]
+        );
+        // A fast reading (no slow values, its own fast reason) with the slow part laid over it
+        // is the full usage again, fast reasons first.
+        let mut fast = pb::CgroupUsage {
+            cpu: Some(pb::CgroupCpu {
+                usage_nanos_total: Some(1),
+                user_nanos_total: Some(2),
+                system_nanos_total: Some(3),
+                usage_millicores: Some(4.0),
+                ..Default::default()
+            }),
+            memory: Some(pb::CgroupMemory {
+                usage_bytes: Some(10),
+                ..Default::default()
+            }),
+            pids_current: Some(15),
+            missing: vec![
+                miss("cpu.usage_millicores", "fast reason"),
+                // A stale slow reason is replaced by the slow part's.
+                miss("io.rates", "old"),
+            ],
+            ..Default::default()
+        };
+        overlay_slow(&mut fast, &slow);
+        assert_eq!(fast, full);
+        // Without CPU or memory in the fast reading, the slow part's still go in.
+        let mut empty = pb::CgroupUsage::default();
+        overlay_slow(&mut empty, &slow);
+        assert_eq!(empty.cpu.unwrap().limit_millicores, Some(8.0));
+        assert_eq!(empty.memory.unwrap().usage_bytes, None);
+        assert_eq!(empty.memory.unwrap().working_set_bytes, Some(11));
     }
 }

@@ -37,7 +37,10 @@ pub struct PodCollection {
     sampler: PodSampler,
     /// How often the kubelet's cgroup layout is scanned, and the latest scan.
     rescan_every: Duration,
-    scanned: std::sync::Mutex<Option<(Instant, Vec<PodTarget>)>>,
+    scanned: std::sync::Mutex<Option<(Instant, Arc<Vec<PodTarget>>)>>,
+    /// containerd's pods as of the latest discovery seen by a tick, and its error: made again
+    /// only when discovery changes, not every tick.
+    from_containerd: Option<(Arc<Vec<PodTarget>>, Option<String>)>,
 }
 
 impl PodCollection {
@@ -55,6 +58,7 @@ impl PodCollection {
             sampler: PodSampler::default(),
             rescan_every: crate::pods::sampler::DEFAULT_SLOW_EVERY,
             scanned: std::sync::Mutex::new(None),
+            from_containerd: None,
         }
     }
 
@@ -68,36 +72,67 @@ impl PodCollection {
 
     /// The pods of the kubelet's cgroup layout, scanned again when the latest scan is older
     /// than `rescan_every`.
-    fn kubepods(&self) -> Vec<PodTarget> {
+    fn kubepods(&self) -> Arc<Vec<PodTarget>> {
         let mut scanned = self.scanned.lock().unwrap_or_else(|e| e.into_inner());
         match scanned.as_ref() {
-            Some((at, pods)) if at.elapsed() < self.rescan_every => pods.clone(),
+            Some((at, pods)) if at.elapsed() < self.rescan_every => Arc::clone(pods),
             _ => {
-                let pods = targets::scan_kubepods(&self.reader);
-                *scanned = Some((Instant::now(), pods.clone()));
+                let pods = Arc::new(targets::scan_kubepods(&self.reader));
+                *scanned = Some((Instant::now(), Arc::clone(&pods)));
                 pods
             }
         }
     }
 
     /// The pods to measure now, and why discovery is degraded if it is.
-    pub fn current_targets(&self) -> (Vec<PodTarget>, Option<String>) {
-        let (mut found, error) = match &self.discovery {
+    pub fn current_targets(&self) -> (Arc<Vec<PodTarget>>, Option<String>) {
+        let (found, error) = match &self.discovery {
             PodDiscovery::Containerd(rx) => {
                 let d = rx.borrow();
-                (targets::from_containers(&d.containers), d.error.clone())
+                (
+                    Arc::new(targets::from_containers(&d.containers)),
+                    d.error.clone(),
+                )
             }
             PodDiscovery::Cgroupfs => (self.kubepods(), None),
         };
-        found.extend(targets::scan_workloads(
+        (self.with_workloads(found), error)
+    }
+
+    /// `found` and the configured workload cgroups (the same `Arc` when there are none).
+    fn with_workloads(&self, found: Arc<Vec<PodTarget>>) -> Arc<Vec<PodTarget>> {
+        if self.workload_cgroups.is_empty() {
+            return found;
+        }
+        let mut all = Vec::clone(&found);
+        all.extend(targets::scan_workloads(
             &self.reader,
             &self.workload_cgroups,
         ));
-        (found, error)
+        Arc::new(all)
+    }
+
+    /// [`Self::current_targets`] for a tick: containerd's pods are grouped again only when
+    /// discovery changed since the previous tick.
+    fn tick_targets(&mut self) -> (Arc<Vec<PodTarget>>, Option<String>) {
+        let PodDiscovery::Containerd(rx) = &mut self.discovery else {
+            return self.current_targets();
+        };
+        // An error: discovery has ended (its sender is gone); its latest stays.
+        let changed = rx.has_changed().unwrap_or(false);
+        if changed || self.from_containerd.is_none() {
+            let d = rx.borrow_and_update();
+            self.from_containerd = Some((
+                Arc::new(targets::from_containers(&d.containers)),
+                d.error.clone(),
+            ));
+        }
+        let (found, error) = self.from_containerd.clone().unwrap_or_default();
+        (self.with_workloads(found), error)
     }
 
     fn collect(&mut self, report: &mut pb::NodeReport) {
-        let (found, error) = self.current_targets();
+        let (found, error) = self.tick_targets();
         if let Some(error) = error {
             report.missing.push(pb::Missing {
                 field: "pods".into(),
@@ -110,46 +145,7 @@ impl PodCollection {
             .map(|d| ((d.major, d.minor), d.name.clone()))
             .collect();
         report.pods = self.sampler.sample(&self.reader, &found, &devices);
-        if let Some(freezer) = Freezer::of(&self.reader) {
-            for pod in &mut report.pods {
-                pod.frozen = freezer.frozen(&pod.cgroup_path);
-            }
-        }
-        self.targets.send_replace(Arc::new(found));
-    }
-}
-
-/// Where pods' freezer state is read: the freezer hierarchy, and whether it is v2
-/// (`cgroup.events`) or v1 (`freezer.state`). Decided once per tick, not per pod.
-struct Freezer {
-    dir: std::path::PathBuf,
-    v2: bool,
-}
-
-impl Freezer {
-    fn of(reader: &CgroupReader) -> Option<Self> {
-        let dir = reader.hierarchy_dir("freezer")?;
-        let v2 = dir.join("cgroup.controllers").is_file();
-        Some(Self { dir, v2 })
-    }
-
-    /// Whether the cgroup `path` is frozen now, as its freezer says: v2 `cgroup.events`
-    /// (`frozen 1`); v1 and hybrid the freezer controller's `freezer.state` (`FROZEN`).
-    /// False when the file is missing or unreadable (no freezer: nothing froze it).
-    fn frozen(&self, path: &str) -> bool {
-        use crate::runtime::freezer::{FreezerState, parse_events, parse_v1_state};
-        let cgroup = self.dir.join(path.trim_matches('/'));
-        if self.v2 {
-            std::fs::read_to_string(cgroup.join("cgroup.events"))
-                .ok()
-                .and_then(|t| parse_events(&t))
-                .unwrap_or(false)
-        } else {
-            std::fs::read_to_string(cgroup.join("freezer.state"))
-                .ok()
-                .and_then(|t| parse_v1_state(&t))
-                == Some(FreezerState::Frozen)
-        }
+        self.targets.send_replace(found);
     }
 }
 

@@ -788,4 +788,256 @@ mod tests {
         p.restore(&pb::NodeReport::default()).unwrap();
         assert!(p.restore(&compact).is_err());
     }
+
+    /// Any slow-cadence value that differs, or a different reading time or interval, is sent
+    /// again; the same ones are left out (and the fast values always go).
+    #[test]
+    fn slow_values_are_left_out_only_when_all_of_them_are_the_same() {
+        let base = usage(1000, 100, &[]);
+        type Change = fn(&mut pb::CgroupUsage);
+        let changes: [(&str, Change); 9] = [
+            ("reading time", |u| {
+                u.slow.as_mut().unwrap().monotonic_nanos += 1
+            }),
+            ("interval", |u| {
+                u.slow.as_mut().unwrap().interval_nanos = None
+            }),
+            ("periods", |u| {
+                u.cpu.as_mut().unwrap().periods_total = Some(9)
+            }),
+            ("throttled periods", |u| {
+                u.cpu.as_mut().unwrap().throttled_periods_total = Some(9)
+            }),
+            ("throttled nanos", |u| {
+                u.cpu.as_mut().unwrap().throttled_nanos_total = Some(9)
+            }),
+            ("cpu limit", |u| {
+                u.cpu.as_mut().unwrap().limit_millicores = None
+            }),
+            ("working set", |u| {
+                u.memory.as_mut().unwrap().working_set_bytes = Some(1)
+            }),
+            ("io", |u| u.io = None),
+            ("pressure", |u| u.pressure = None),
+        ];
+        for (what, change) in changes {
+            let mut entry = UsageEntry::default();
+            entry.compact(&base, false);
+            let mut next = base.clone();
+            change(&mut next);
+            let out = entry.compact(&next, true);
+            assert!(!out.slow.unwrap().unchanged, "{what}: sent again");
+            assert_eq!(out.io, next.io, "{what}");
+            // Sent as it is, then left out the next time.
+            let again = entry.compact(&next, true);
+            assert!(
+                again.slow.unwrap().unchanged,
+                "{what}: the same again is left out"
+            );
+        }
+        // Fast values only (CPU usage, memory usage) changing: the slow ones are left out,
+        // and stripped from what is sent.
+        let mut entry = UsageEntry::default();
+        entry.compact(&base, false);
+        let mut next = usage(2000, 100, &[]);
+        next.memory.as_mut().unwrap().usage_bytes = Some(77);
+        let out = entry.compact(&next, true);
+        let slow = out.slow.unwrap();
+        assert!(slow.unchanged);
+        assert_eq!((slow.monotonic_nanos, slow.interval_nanos), (0, None));
+        let cpu = out.cpu.unwrap();
+        assert_eq!(cpu.usage_nanos_total, Some(2000));
+        assert_eq!(
+            (
+                cpu.periods_total,
+                cpu.throttled_periods_total,
+                cpu.throttled_nanos_total,
+                cpu.limit_millicores
+            ),
+            (None, None, None, None)
+        );
+        let memory = out.memory.unwrap();
+        assert_eq!(memory.usage_bytes, Some(77));
+        assert_eq!(
+            memory,
+            pb::CgroupMemory {
+                usage_bytes: Some(77),
+                ..Default::default()
+            }
+        );
+        assert_eq!((out.io, out.pressure), (None, None));
+        // Unknown to the receiver (`known` false): everything is sent.
+        let out = entry.compact(&next, false);
+        assert!(!out.slow.unwrap().unchanged && out.io.is_some());
+        // No slow reading at all is never "unchanged".
+        let mut none = base.clone();
+        none.slow = None;
+        let mut entry = UsageEntry::default();
+        entry.compact(&none, false);
+        assert_eq!(entry.compact(&none, true).slow, None);
+    }
+
+    /// An empty `missing` list is sent as it is (empty), never as "unchanged".
+    #[test]
+    fn an_empty_missing_list_is_not_marked_unchanged() {
+        let mut entry = UsageEntry::default();
+        let u = usage(1, 1, &[]);
+        entry.compact(&u, false);
+        let out = entry.compact(&u, true);
+        assert!(!out.missing_unchanged && out.missing.is_empty());
+        let with = usage(1, 1, &[("io.rates", "why")]);
+        let out = entry.compact(&with, true);
+        assert!(
+            !out.missing_unchanged && out.missing.len() == 1,
+            "changed: sent"
+        );
+        let out = entry.compact(&with, true);
+        assert!(
+            out.missing_unchanged && out.missing.is_empty(),
+            "same: left out"
+        );
+    }
+
+    /// A pod's or a container's facts are left out only when every one of them is the same as
+    /// last sent; any that changed sends them all again.
+    #[test]
+    fn facts_are_left_out_only_when_every_fact_is_the_same() {
+        type PodChange = fn(&mut pb::Pod);
+        let pod_changes: [PodChange; 5] = [
+            |p| p.name.push('x'),
+            |p| p.namespace.push('x'),
+            |p| p.qos_class.push('x'),
+            |p| p.cgroup_path.push('x'),
+            |p| p.discovered_by.push('x'),
+        ];
+        for (i, change) in pod_changes.into_iter().enumerate() {
+            let mut sender = Picture::default();
+            let mut receiver = Picture::default();
+            let first = report(1, 100, "i");
+            receiver.restore(&sender.compact(&first)).unwrap();
+            let mut next = report(2, 100, "i");
+            change(&mut next.pods[0]);
+            let sent = sender.compact(&next);
+            assert!(!sent.pods[0].facts_unchanged, "pod fact {i}: sent again");
+            assert!(sent.pods[0].containers[0].facts_unchanged, "pod fact {i}");
+            assert_eq!(receiver.restore(&sent).unwrap(), next, "pod fact {i}");
+        }
+        type ContainerChange = fn(&mut pb::Container);
+        let container_changes: [ContainerChange; 5] = [
+            |c| c.name.push('x'),
+            |c| c.cgroup_path.push('x'),
+            |c| c.pid = Some(43),
+            |c| c.state = pb::ContainerState::Stopped as i32,
+            |c| c.image.push('x'),
+        ];
+        for (i, change) in container_changes.into_iter().enumerate() {
+            let mut sender = Picture::default();
+            let mut receiver = Picture::default();
+            receiver
+                .restore(&sender.compact(&report(1, 100, "i")))
+                .unwrap();
+            let mut next = report(2, 100, "i");
+            change(&mut next.pods[0].containers[0]);
+            let sent = sender.compact(&next);
+            let c = &sent.pods[0].containers[0];
+            assert!(!c.facts_unchanged, "container fact {i}: sent again");
+            assert!(sent.pods[0].facts_unchanged, "container fact {i}");
+            assert_eq!(receiver.restore(&sent).unwrap(), next, "container fact {i}");
+            // The same again: left out, every fact emptied.
+            let mut third = next.clone();
+            third.seq = 3;
+            let sent = sender.compact(&third);
+            let c = &sent.pods[0].containers[0];
+            assert!(
+                c.facts_unchanged,
+                "container fact {i}: the same is left out"
+            );
+            assert_eq!(
+                (
+                    c.name.as_str(),
+                    c.cgroup_path.as_str(),
+                    c.pid,
+                    c.state,
+                    c.image.as_str()
+                ),
+                ("", "", None, 0, ""),
+            );
+            assert_eq!(receiver.restore(&sent).unwrap(), third);
+        }
+    }
+
+    /// Either "unchanged" flag alone, for a cgroup the picture does not have, is refused by
+    /// `restore` and by `follow`; a pod dropped from a report is forgotten; after `clear`
+    /// everything is sent again; a changed pod fact is what later reports are compared with.
+    #[test]
+    fn one_flag_is_enough_to_refuse_and_what_left_is_forgotten() {
+        let mut sender = Picture::default();
+        sender.compact(&report(1, 100, "i"));
+        let compact = sender.compact(&report(2, 100, "i"));
+        let mut facts_sent = compact.clone();
+        facts_sent.pods[0].facts_unchanged = false;
+        facts_sent.pods[0].containers[0].facts_unchanged = false;
+        for (what, pod_only) in [
+            ("missing", true),
+            ("slow", true),
+            ("missing", false),
+            ("slow", false),
+        ] {
+            let mut r = facts_sent.clone();
+            let usages: Vec<&mut pb::CgroupUsage> = if pod_only {
+                r.pods[0].containers.clear();
+                vec![r.pods[0].usage.as_mut().unwrap()]
+            } else {
+                let pod = &mut r.pods[0];
+                pod.usage = Some(usage(1, 1, &[]));
+                vec![pod.containers[0].usage.as_mut().unwrap()]
+            };
+            for u in usages {
+                u.missing_unchanged = what == "missing";
+                u.slow = Some(pb::SlowReading {
+                    unchanged: what == "slow",
+                    ..Default::default()
+                });
+            }
+            assert!(
+                Picture::default().restore(&r).is_err(),
+                "{what} {pod_only}: restore"
+            );
+            assert!(
+                Picture::default().follow(&r).is_err(),
+                "{what} {pod_only}: follow"
+            );
+        }
+        // A pod that left a report is forgotten: when it comes back it is sent whole, and a
+        // report leaving it out no longer follows.
+        let mut s = Picture::default();
+        s.compact(&report(1, 100, "i"));
+        s.compact(&pb::NodeReport::default());
+        let back = s.compact(&report(3, 100, "i"));
+        assert!(!back.pods[0].facts_unchanged);
+        let mut f = Picture::default();
+        f.follow(&report(1, 100, "i")).unwrap();
+        f.follow(&pb::NodeReport::default()).unwrap();
+        assert!(f.follow(&compact).is_err(), "the pod was forgotten");
+        // After clear, everything is sent again.
+        let mut c = Picture::default();
+        c.compact(&report(1, 100, "i"));
+        c.clear();
+        assert!(!c.compact(&report(2, 100, "i")).pods[0].facts_unchanged);
+        // A pod fact changes: the new one is what the next reports are compared with and
+        // what the receiver restores.
+        let mut sender = Picture::default();
+        let mut receiver = Picture::default();
+        receiver
+            .restore(&sender.compact(&report(1, 100, "i")))
+            .unwrap();
+        let mut renamed = report(2, 100, "i");
+        renamed.pods[0].name = "api".into();
+        receiver.restore(&sender.compact(&renamed)).unwrap();
+        let mut again = renamed.clone();
+        again.seq = 3;
+        let sent = sender.compact(&again);
+        assert!(sent.pods[0].facts_unchanged, "the new name is known");
+        assert_eq!(receiver.restore(&sent).unwrap().pods[0].name, "api");
+    }
 }

@@ -748,3 +748,170 @@ fn the_sampler_reads_slow_values_on_their_cadence_and_says_when() {
         }
     }
 }
+
+/// Every file of the v2 fixture says where it comes from (v2/PROVENANCE): captured files are
+/// byte for byte their source in the hybrid capture, written ones name what they follow.
+#[test]
+fn every_v2_fixture_file_states_its_provenance() {
+    fn files(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, base, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let v2 = root("v2");
+    let manifest = std::fs::read_to_string(v2.join("PROVENANCE")).expect("v2/PROVENANCE");
+    let mut listed = BTreeMap::new();
+    for line in manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let mut parts = line.splitn(3, ' ');
+        let (kind, file, basis) = (parts.next(), parts.next(), parts.next());
+        let (Some(kind), Some(file), Some(basis)) = (kind, file, basis) else {
+            panic!("PROVENANCE: {line:?} is not `<captured|written> <file> <source>`");
+        };
+        match kind {
+            "captured" => assert_eq!(
+                std::fs::read(v2.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),
+                std::fs::read(Path::new(FIXTURES).join(basis))
+                    .unwrap_or_else(|e| panic!("{file}'s source {basis}: {e}")),
+                "{file} is listed as captured from {basis} but differs from it"
+            ),
+            "written" => assert!(
+                basis.trim().len() > 10,
+                "{file}: say what it is written from"
+            ),
+            other => panic!("PROVENANCE: {file} is {other:?}, neither captured nor written"),
+        }
+        assert!(
+            listed.insert(file.to_owned(), kind).is_none(),
+            "{file} listed twice"
+        );
+    }
+    let mut present = Vec::new();
+    files(&v2, &v2, &mut present);
+    present.retain(|f| f != "PROVENANCE");
+    present.sort();
+    let listed_files: Vec<&String> = listed.keys().collect();
+    assert_eq!(
+        present.iter().collect::<Vec<_>>(),
+        listed_files,
+        "v2/PROVENANCE lists exactly the files of v2/"
+    );
+}
+
+/// A pod's `frozen` comes from its freezer (v2: `cgroup.events`), read again every tick.
+#[test]
+fn the_sampler_reads_a_pods_freezer_state_every_tick() {
+    use aistor_agent::pods::sampler::PodSampler;
+    use aistor_agent::pods::targets::PodTarget;
+    let dir = copy_fixture("v2");
+    let r = reader(dir.path());
+    let targets = [PodTarget {
+        uid: "0f6a3c2e-9b1d-4e6f-8a2b-5c7d9e1f3a4b".into(),
+        name: String::new(),
+        namespace: String::new(),
+        qos_class: "burstable".into(),
+        cgroup_path: POD.into(),
+        discovered_by: "cgroupfs",
+        containers: Vec::new(),
+    }];
+    let events = dir
+        .path()
+        .join("sys/fs/cgroup")
+        .join(POD)
+        .join("cgroup.events");
+    let mut sampler = PodSampler::new(Duration::from_secs(10));
+    let devices = Default::default();
+    for frozen in [true, false, true] {
+        std::fs::write(
+            &events,
+            format!("populated 1\nfrozen {}\n", u8::from(frozen)),
+        )
+        .unwrap();
+        let pods = sampler.sample(&r, &targets, &devices);
+        assert_eq!(pods[0].frozen, frozen);
+    }
+    // Unreadable content or no file: not frozen.
+    std::fs::write(&events, "populated 1\nfrozen maybe\n").unwrap();
+    assert!(!sampler.sample(&r, &targets, &devices)[0].frozen);
+    std::fs::remove_file(&events).unwrap();
+    assert!(!sampler.sample(&r, &targets, &devices)[0].frozen);
+}
+
+/// `read_kept` reads a file beside a cgroup's values every time; an absent one is looked for
+/// again on its back-off (1 s, then 2 s, ...), not on every read.
+#[test]
+fn read_kept_looks_for_an_absent_file_again_on_a_back_off() {
+    let dir = copy_fixture("v2");
+    let r = reader(dir.path());
+    let mount = r.layout().unified.clone().unwrap();
+    let file = dir
+        .path()
+        .join("sys/fs/cgroup")
+        .join(POD)
+        .join("cgroup.events");
+    let read = |at: Duration| {
+        r.read_kept(POD, &mount, "cgroup.events", at, |t| {
+            Some(t.trim().to_owned())
+        })
+    };
+    present(r.read(POD, AT));
+    assert_eq!(read(AT), None, "absent");
+    std::fs::write(&file, "frozen 1\n").unwrap();
+    assert_eq!(
+        read(AT + Duration::from_millis(900)),
+        None,
+        "not looked for yet"
+    );
+    assert_eq!(
+        read(AT + Duration::from_secs(1)).as_deref(),
+        Some("frozen 1")
+    );
+    std::fs::write(&file, "frozen 0\n").unwrap();
+    assert_eq!(
+        read(AT + Duration::from_secs(1)).as_deref(),
+        Some("frozen 0"),
+        "read again"
+    );
+    // Gone again: absent, and the next look is 1 s later (the back-off starts over).
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(read(AT + Duration::from_secs(2)), None);
+    std::fs::write(&file, "frozen 1\n").unwrap();
+    assert_eq!(read(AT + Duration::from_millis(2900)), None);
+    assert_eq!(
+        read(AT + Duration::from_secs(3)).as_deref(),
+        Some("frozen 1")
+    );
+    // Absent twice in a row: the back-off doubles (1 s, then 2 s).
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(read(AT + Duration::from_secs(4)), None);
+    assert_eq!(
+        read(AT + Duration::from_secs(5)),
+        None,
+        "looked again after 1 s"
+    );
+    std::fs::write(&file, "frozen 0\n").unwrap();
+    assert_eq!(
+        read(AT + Duration::from_millis(6900)),
+        None,
+        "next look after 2 s"
+    );
+    assert_eq!(
+        read(AT + Duration::from_secs(7)).as_deref(),
+        Some("frozen 0")
+    );
+    // Without a plan for the cgroup (never read): by path.
+    let fresh = reader(dir.path());
+    assert_eq!(
+        fresh
+            .read_kept(POD, &mount, "cgroup.events", AT, |t| Some(t.len()))
+            .unwrap(),
+        9
+    );
+}

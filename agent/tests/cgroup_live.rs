@@ -469,3 +469,76 @@ fn whole_disk_of(path: &std::path::Path) -> Option<(u32, u32)> {
     let (ma, mi) = whole.trim().split_once(':')?;
     Some((ma.parse().ok()?, mi.parse().ok()?))
 }
+
+/// With too small a budget of open files, the files read every tick have first claim: after a
+/// few reads of everything every cgroup's every-tick files are kept open (the first cgroup read
+/// took the budget for its slow-cadence files, and gave it up), and the budget is never exceeded.
+#[test]
+fn every_tick_files_are_kept_open_first_when_the_budget_is_short() {
+    become_helper_if_asked();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((reader, a)) = setup("budget-a") else {
+        return;
+    };
+    let (b, c) = (
+        LiveCgroup::create(&reader, "budget-b").expect("second cgroup"),
+        LiveCgroup::create(&reader, "budget-c").expect("third cgroup"),
+    );
+    let v2 = reader.layout().mode == CgroupMode::V2;
+    let every_tick: &[&str] = if v2 {
+        &["cpu.stat", "memory.current", "pids.current"]
+    } else {
+        &[
+            "cpuacct.usage",
+            "cpuacct.usage_user",
+            "cpuacct.usage_sys",
+            "memory.usage_in_bytes",
+            "pids.current",
+        ]
+    };
+    // Room for the three cgroups' every-tick files and two more.
+    let budget = 3 * every_tick.len() + 2;
+    let reader = reader.with_keep_budget(budget);
+    // Open files of this process by target path.
+    let open_files = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect()
+    };
+    let cgroups = [&a.rel, &b.rel, &c.rel];
+    for round in 0..3 {
+        for rel in cgroups {
+            // Every read reads everything (the slow-cadence files too).
+            sample(&reader, rel);
+            assert!(
+                reader.kept_files() <= budget,
+                "round {round}: over the budget"
+            );
+        }
+    }
+    let open = open_files();
+    for rel in cgroups {
+        for file in every_tick {
+            let suffix = format!("/{rel}/{file}");
+            assert!(
+                open.iter().any(|p| p.ends_with(&suffix)),
+                "{suffix} is not kept open: {:?}",
+                open.iter()
+                    .filter(|p| p.contains(rel.as_str()))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(reader.kept_files() >= 3 * every_tick.len());
+    // Reading goes on right: every-tick values still come from the kept files.
+    for rel in cgroups {
+        let s = sample(&reader, rel);
+        assert!(
+            s.cpu.usage_nanos.is_some() && s.pids_current.is_some(),
+            "{rel}"
+        );
+    }
+    drop((a, b, c));
+}

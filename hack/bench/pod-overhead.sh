@@ -5,7 +5,7 @@
 #   hack/bench/pod-overhead.sh [SECONDS]     (default 60; needs root)
 #
 # Creates kubepods/burstable/pod<uid>/<64-hex id> (the kubelet's cgroupfs-driver layout)
-# in every hierarchy the agent reads (v1/hybrid: cpu, cpuacct, memory, blkio, pids and
+# in every hierarchy the agent reads (v1/hybrid: cpu, cpuacct, memory, blkio, pids, freezer and
 # the unified one; v2: the unified one), with a `sleep` in every container cgroup and a
 # burner at 5 % of a core in 10 of them. Starts, on 127.0.0.1 only, a coordinator and two
 # agents at --interval 1s with no containerd socket, so pods come from the cgroup layout:
@@ -24,7 +24,10 @@
 #
 # Environment: WARMUP (seconds, default 5), PODS (110), CONTAINERS (3 per pod), BUSY (10),
 # INTERVAL (the agents' --interval, default 1s),
-# STRACE=0 skips the strace phase, KEEP_TMP=1 keeps the logs, AGENT_BIN, COORD_BIN and
+# STRACE=0 skips the strace phase, PERF=SECONDS profiles the pods agent that long with
+# `perf record` (cpu-clock at PERF_HZ, default 2999 Hz, DWARF call graphs; after the window,
+# like strace) and prints its top symbols, self and with callees (needs perf and a binary with
+# symbols: CARGO_PROFILE_RELEASE_STRIP=none; PERF_DATA_OUT=FILE keeps perf.data), KEEP_TMP=1 keeps the logs, AGENT_BIN, COORD_BIN and
 # BURNER_BIN use other builds (default: $CARGO_TARGET_DIR or target/, release).
 set -euo pipefail
 
@@ -120,7 +123,7 @@ while read -r point fstype opts; do
     case "$fstype" in
     cgroup2) UNIFIED="$point" ;;
     cgroup)
-        for controller in cpu cpuacct memory blkio pids; do
+        for controller in cpu cpuacct memory blkio pids freezer; do
             case ",$opts," in *",$controller,"*) add_mount "$point" ;; esac
         done
         ;;
@@ -333,6 +336,31 @@ if [ "${STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
         }' "$TMP/strace.log")"
 fi
 
+PERF_LINES=""
+if [ "${PERF:-0}" != 0 ] && command -v perf >/dev/null; then
+    # cpu-clock (VMs often lack hardware counters); -p samples only while the agent runs.
+    perf record -q -e cpu-clock -F "${PERF_HZ:-2999}" --call-graph dwarf,16384 -p "$PODS_PID" \
+        -o "$TMP/perf.data" -- sleep "$PERF" >/dev/null 2>&1 || true
+    set +o pipefail # head may close a pipe early
+    if [ -s "$TMP/perf.data" ]; then
+        perf report -i "$TMP/perf.data" --stdio --header-only >"$TMP/perf.header" 2>/dev/null || true
+        perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol -g none \
+            --percent-limit 0.7 >"$TMP/perf.self" 2>/dev/null || true
+        perf report -i "$TMP/perf.data" --stdio --children --sort symbol -g none \
+            --percent-limit 3 >"$TMP/perf.children" 2>/dev/null || true
+        samples_line="$(awk '/^# (Samples|Total Lost|sample)/' "$TMP/perf.header" | head -2 | tr '\n' ' ')"
+        PERF_LINES="perf record -p (pods agent) ${PERF} s at ${PERF_HZ:-2999} Hz, cpu-clock ${samples_line}
+top symbols by self time (% of the agent's samples):
+$(grep -v '^#' "$TMP/perf.self" | grep -v '^$' | head -40)
+top symbols with their callees (inclusive %):
+$(grep -v '^#' "$TMP/perf.children" | grep -v '^$' | head -60)"
+        [ -n "${PERF_DATA_OUT:-}" ] && cp "$TMP/perf.data" "$PERF_DATA_OUT"
+    else
+        PERF_LINES="perf: no samples recorded"
+    fi
+    set -o pipefail
+fi
+
 # --- report --------------------------------------------------------------------
 declare -A CPU_M CPU_S USER_S SYS_S RSS_MEAN RSS_PEAK TICKS
 WALL_S="$(awk -v ns=$((W1 - W0)) 'BEGIN { printf "%.2f", ns / 1e9 }')"
@@ -372,6 +400,7 @@ echo "cpu per container sample: ${US_TOTAL} µs all-in (agent cpu / (ticks x $TO
 echo "collect duration ms, pods/baseline agent (5 scrapes after the window):$DURATIONS"
 echo "report size KiB, on the stream/in full (pods agent's aistor_agent_report_bytes and _full_bytes, same 5 scrapes):$SIZES"
 echo "$STRACE_LINE"
+[ -n "$PERF_LINES" ] && echo "$PERF_LINES"
 echo "coordinator (GET /api/v1/pods): node bench-pods $REPORTED_PODS pods, $WITH_ALL with $CONTAINERS containers, $REPORTED_CONTAINERS containers; $BUSY_SEEN busy containers at ${BUSY_MC} mc in all; node bench-baseline $BASE_PODS pods"
 echo
 

@@ -4,8 +4,10 @@
 use super::targets::{ContainerTarget, PodTarget};
 use crate::cgroup_usage;
 use crate::clock;
+use crate::runtime::freezer::{FreezerKind, FreezerState};
 use crate::source::{CgroupRead, CgroupReader, CgroupSample};
 use aistor_proto::v1 as pb;
+use aistor_proto::v1::CgroupMode;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ pub const DEFAULT_SLOW_EVERY: Duration = Duration::from_secs(10);
 pub struct PodSampler {
     slow_every: Duration,
     tracked: HashMap<String, Tracked>,
+    /// Counts ticks: a cgroup not read in the latest one is forgotten.
+    generation: u64,
 }
 
 impl Default for PodSampler {
@@ -39,6 +43,8 @@ struct Tracked {
     slow: pb::CgroupUsage,
     /// When the next slow read is due.
     slow_due: Duration,
+    /// The tick that last read it.
+    seen: u64,
 }
 
 impl PodSampler {
@@ -48,21 +54,24 @@ impl PodSampler {
         Self {
             slow_every,
             tracked: HashMap::new(),
+            generation: 0,
         }
     }
 
     /// Pods and containers whose cgroup vanished since discovery ended: they are left
-    /// out, not reported as errors.
+    /// out, not reported as errors. A pod's `frozen` is read from its freezer every tick
+    /// (a migration waits for it), from a file kept open with the pod's cgroup.
     pub fn sample(
         &mut self,
         reader: &CgroupReader,
         targets: &[PodTarget],
         devices: &DeviceNames,
     ) -> Vec<pb::Pod> {
-        let mut seen = HashMap::with_capacity(self.tracked.len());
+        self.generation += 1;
+        let freezer = freezer_of(reader.layout());
         let mut pods = Vec::with_capacity(targets.len());
         for target in targets {
-            let Some(usage) = self.read(reader, &target.cgroup_path, devices, &mut seen) else {
+            let Some(usage) = self.read(reader, &target.cgroup_path, devices) else {
                 continue;
             };
             let containers = target
@@ -71,11 +80,20 @@ impl PodSampler {
                 .filter_map(|c| {
                     let usage = match c.terminated {
                         Some(_) => ended_usage(),
-                        None => self.read(reader, &c.cgroup_path, devices, &mut seen)?,
+                        None => self.read(reader, &c.cgroup_path, devices)?,
                     };
                     Some(container(c, usage))
                 })
                 .collect();
+            let frozen = freezer.is_some_and(|(kind, mount)| {
+                reader.read_kept(
+                    &target.cgroup_path,
+                    mount,
+                    kind.state_file(),
+                    clock::monotonic(),
+                    |text| kind.parse(text),
+                ) == Some(FreezerState::Frozen)
+            });
             pods.push(pb::Pod {
                 uid: target.uid.clone(),
                 name: target.name.clone(),
@@ -86,17 +104,20 @@ impl PodSampler {
                 containers,
                 gpus: Vec::new(),
                 discovered_by: target.discovered_by.to_owned(),
-                // read from the freezer by the collector
-                frozen: false,
+                frozen,
                 facts_unchanged: false,
             });
         }
         // Only what was read this tick is kept: ended workloads leave no state behind, and the
         // reader closes what it kept open for them.
-        for path in self.tracked.keys().filter(|p| !seen.contains_key(*p)) {
-            reader.forget(path);
-        }
-        self.tracked = seen;
+        let generation = self.generation;
+        self.tracked.retain(|path, t| {
+            let keep = t.seen == generation;
+            if !keep {
+                reader.forget(path);
+            }
+            keep
+        });
         pods
     }
 
@@ -105,71 +126,90 @@ impl PodSampler {
         reader: &CgroupReader,
         path: &str,
         devices: &DeviceNames,
-        seen: &mut HashMap<String, Tracked>,
     ) -> Option<pb::CgroupUsage> {
         // Each cgroup gets its own timestamp: rates use the time between *its* reads.
         let now = clock::monotonic();
-        let tracked = self.tracked.remove(path);
+        let slow_every = self.slow_every;
+        let generation = self.generation;
+        let tracked = self.tracked.get_mut(path);
         let slow_due = tracked.as_ref().is_none_or(|t| now >= t.slow_due);
         let current = match reader.read_tiered(path, now, slow_due) {
             CgroupRead::Present(s) => s,
             CgroupRead::Vanished => return None,
         };
-        let previous = tracked.as_ref().map(|t| &t.previous);
-        let (usage, tracked) = if current.slow {
-            let previous_slow = tracked.as_ref().map(|t| &t.previous_slow);
-            let mut usage = cgroup_usage::usage_tiered(previous, previous_slow, &current);
-            usage.slow = Some(pb::SlowReading {
-                monotonic_nanos: crate::report::duration_nanos(now),
-                interval_nanos: previous_slow
-                    .and_then(|p| now.checked_sub(p.monotonic))
-                    .map(crate::report::duration_nanos),
-                unchanged: false,
-            });
-            if let Some(io) = usage.io.as_mut() {
-                for d in io.devices.iter_mut().filter(|d| d.device.is_empty()) {
-                    if let Some(name) = devices.get(&(d.major, d.minor)) {
-                        d.device.clone_from(name);
-                    }
-                }
-            }
-            // The same order as on fast ticks: fast reasons first, then the slow ones.
-            usage
-                .missing
-                .sort_by_key(|m| !cgroup_usage::is_fast_field(&m.field));
-            let slow_due = match tracked.as_ref() {
-                // The first slow read of a cgroup: the next one at a point of the period
-                // that depends on the path, so cgroups found together spread over it.
-                None => now + self.slow_every.mul_f64(stagger(path)),
-                Some(t) if now.saturating_sub(t.slow_due) < self.slow_every => {
-                    t.slow_due + self.slow_every
-                }
-                Some(_) => now + self.slow_every,
-            };
-            let slow = cgroup_usage::slow_part(&usage);
-            // The reasons are in `slow`; the readings are kept for their values.
-            let mut current = current;
-            current.missing = Vec::new();
-            let kept = Tracked {
-                previous: current.clone(),
-                previous_slow: current,
-                slow,
-                slow_due,
-            };
-            (usage, kept)
-        } else {
+        if !current.slow {
             // Present only when a slow reading came first (`slow_due` is immediate otherwise).
-            let mut t = tracked?;
+            let t = tracked?;
             let mut usage = cgroup_usage::usage(Some(&t.previous), &current);
             cgroup_usage::overlay_slow(&mut usage, &t.slow);
             t.previous = CgroupSample {
                 missing: Vec::new(),
                 ..current
             };
-            (usage, t)
+            t.seen = generation;
+            return Some(usage);
+        }
+        let previous = tracked.as_ref().map(|t| &t.previous);
+        let previous_slow = tracked.as_ref().map(|t| &t.previous_slow);
+        let mut usage = cgroup_usage::usage_tiered(previous, previous_slow, &current);
+        usage.slow = Some(pb::SlowReading {
+            monotonic_nanos: crate::report::duration_nanos(now),
+            interval_nanos: previous_slow
+                .and_then(|p| now.checked_sub(p.monotonic))
+                .map(crate::report::duration_nanos),
+            unchanged: false,
+        });
+        if let Some(io) = usage.io.as_mut() {
+            for d in io.devices.iter_mut().filter(|d| d.device.is_empty()) {
+                if let Some(name) = devices.get(&(d.major, d.minor)) {
+                    d.device.clone_from(name);
+                }
+            }
+        }
+        // The same order as on fast ticks: fast reasons first, then the slow ones.
+        usage
+            .missing
+            .sort_by_key(|m| !cgroup_usage::is_fast_field(&m.field));
+        let slow_due = match tracked.as_ref() {
+            // The first slow read of a cgroup: the next one at a point of the period
+            // that depends on the path, so cgroups found together spread over it.
+            None => now + slow_every.mul_f64(stagger(path)),
+            Some(t) if now.saturating_sub(t.slow_due) < slow_every => t.slow_due + slow_every,
+            Some(_) => now + slow_every,
         };
-        seen.insert(path.to_owned(), tracked);
+        let slow = cgroup_usage::slow_part(&usage);
+        // The reasons are in `slow`; the readings are kept for their values.
+        let mut current = current;
+        current.missing = Vec::new();
+        let kept = Tracked {
+            previous: current.clone(),
+            previous_slow: current,
+            slow,
+            slow_due,
+            seen: generation,
+        };
+        match tracked {
+            Some(t) => *t = kept,
+            None => {
+                self.tracked.insert(path.to_owned(), kept);
+            }
+        }
         Some(usage)
+    }
+}
+
+/// Where pods' freezer state is read: on v2 the unified hierarchy (`cgroup.events`); on v1
+/// and hybrid the freezer controller's hierarchy (`freezer.state`), or the unified one when
+/// no v1 hierarchy has the freezer (its cgroups have the v2 freezer whatever the controllers).
+/// None without either.
+fn freezer_of(layout: &crate::parse::mountinfo::CgroupLayout) -> Option<(FreezerKind, &str)> {
+    let unified = || layout.unified.as_deref().map(|u| (FreezerKind::V2, u));
+    match layout.mode {
+        CgroupMode::V2 => unified(),
+        _ => match layout.v1.get("freezer") {
+            Some(m) => Some((FreezerKind::V1, m.as_str())),
+            None => unified(),
+        },
     }
 }
 
@@ -229,5 +269,69 @@ mod tests {
         let fields: Vec<_> = u.missing.iter().map(|m| m.field.as_str()).collect();
         assert_eq!(fields, ["cpu", "memory", "io", "pressure", "pids_current"]);
         assert!(u.missing.iter().all(|m| m.reason == "container ended"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::mountinfo::CgroupLayout;
+
+    fn layout(mode: CgroupMode, unified: Option<&str>, v1: &[(&str, &str)]) -> CgroupLayout {
+        CgroupLayout {
+            mode,
+            unified: unified.map(str::to_owned),
+            v1: v1
+                .iter()
+                .map(|(c, m)| ((*c).to_owned(), (*m).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_freezer_is_v2_on_v2_and_the_v1_controller_where_there_is_one() {
+        let v2 = layout(CgroupMode::V2, Some("/sys/fs/cgroup"), &[]);
+        assert_eq!(freezer_of(&v2), Some((FreezerKind::V2, "/sys/fs/cgroup")));
+        let freezer = [
+            ("freezer", "/sys/fs/cgroup/freezer"),
+            ("cpu", "/sys/fs/cgroup/cpu"),
+        ];
+        let hybrid = layout(CgroupMode::Hybrid, Some("/sys/fs/cgroup/unified"), &freezer);
+        assert_eq!(
+            freezer_of(&hybrid),
+            Some((FreezerKind::V1, "/sys/fs/cgroup/freezer"))
+        );
+        let no_v1_freezer = layout(
+            CgroupMode::Hybrid,
+            Some("/sys/fs/cgroup/unified"),
+            &freezer[1..],
+        );
+        assert_eq!(
+            freezer_of(&no_v1_freezer),
+            Some((FreezerKind::V2, "/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            freezer_of(&layout(CgroupMode::V1, None, &freezer)),
+            Some((FreezerKind::V1, "/sys/fs/cgroup/freezer"))
+        );
+        assert_eq!(
+            freezer_of(&layout(CgroupMode::V1, None, &freezer[1..])),
+            None
+        );
+    }
+
+    #[test]
+    fn stagger_is_a_fraction_in_zero_one_fixed_by_the_path() {
+        for path in [
+            "",
+            "a",
+            "kubepods/burstable/pod1",
+            "kubepods/burstable/pod2",
+        ] {
+            let f = stagger(path);
+            assert!(f > 0.0 && f <= 1.0, "{path}: {f}");
+            assert_eq!(f, stagger(path));
+        }
+        assert_ne!(stagger("kubepods/pod-a"), stagger("kubepods/pod-b"));
     }
 }

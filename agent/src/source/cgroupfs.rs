@@ -21,6 +21,7 @@ use crate::parse::cgroup::{Limit, parse_max_or_u64, parse_single_u64, v1, v2};
 use crate::parse::mountinfo::{CgroupLayout, cgroup_layout};
 use crate::parse::pressure::{PressureFile, parse_pressure};
 use crate::parse::stat::ticks_to_nanos;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -133,8 +134,11 @@ pub struct CgroupReader {
     ticks_per_second: u64,
     plans: Mutex<Plans>,
     /// Open files kept across reads, against [`Self::keep_budget`].
-    kept: Arc<AtomicUsize>,
+    kept: Arc<KeptFiles>,
     keep_budget: usize,
+    /// Cgroups with a plan (as of the latest read): their every-tick files have first claim on
+    /// the budget.
+    cgroups: AtomicUsize,
     /// `st_dev` of the cgroup and cgroup2 mounts this process sees (its own mountinfo): files
     /// are kept open only there, where a removed cgroup's files fail to read.
     cgroup_devs: Vec<u64>,
@@ -148,8 +152,9 @@ impl Clone for CgroupReader {
             layout: self.layout.clone(),
             ticks_per_second: self.ticks_per_second,
             plans: Mutex::default(),
-            kept: Arc::new(AtomicUsize::new(0)),
+            kept: Arc::default(),
             keep_budget: self.keep_budget,
+            cgroups: AtomicUsize::new(0),
             cgroup_devs: self.cgroup_devs.clone(),
         }
     }
@@ -159,9 +164,15 @@ impl Clone for CgroupReader {
 const V1_READ: [&str; 5] = ["cpuacct", "cpu", "memory", "blkio", "pids"];
 
 /// At most this many files are kept open (and never more than half of `RLIMIT_NOFILE`); a
-/// cgroup whose files do not fit is read by path. Each kept cgroup file also holds a page of
-/// kernel memory (its seq_file buffer).
-const MAX_KEPT_FILES: usize = 8192;
+/// file that does not fit is opened by path at every read (≈20 µs for open, read and close
+/// against ≈1 µs for a `pread`). Each kept cgroup file also holds ≈4.3 KiB of unreclaimable
+/// kernel slab (its seq_file buffer and open-file state; measured on 6.18, hack/bench/README.md
+/// §9), outside RSS.
+const MAX_KEPT_FILES: usize = 16384;
+/// The files a cgroup reads every tick, at most (v1: `cpuacct.usage`, `cpuacct.usage_user`,
+/// `cpuacct.usage_sys`, `memory.usage_in_bytes`, `pids.current`, and a pod's freezer state):
+/// so many are held back from slow-cadence files for every cgroup with a plan.
+const EVERY_TICK_FILES: usize = 6;
 /// Absent files and directories are probed again after this long, doubling up to the maximum.
 const RECHECK_FIRST: Duration = Duration::from_secs(1);
 const RECHECK_MAX: Duration = Duration::from_secs(64);
@@ -195,18 +206,53 @@ struct Plan {
     unified: Option<usize>,
     /// Every file read so far, in first-read order.
     files: Vec<PlanFile>,
+    /// The file [`CgroupReader::read_kept`] was last asked for.
+    extra: Option<ExtraFile>,
     /// Some directory or file is absent (or could not be opened).
     has_absent: bool,
     built_at: Duration,
     recheck_after: Duration,
     last_read: Duration,
+    /// Files this plan keeps open, and how many of them are every-tick files.
     kept: usize,
-    kept_total: Arc<AtomicUsize>,
+    kept_every_tick: usize,
+    kept_total: Arc<KeptFiles>,
+}
+
+/// Files kept open by all plans, and how many of them are read every tick.
+#[derive(Debug, Default)]
+struct KeptFiles {
+    all: AtomicUsize,
+    every_tick: AtomicUsize,
+}
+
+impl Plan {
+    /// Counts a file kept (its budget already taken).
+    fn kept_one(&mut self, every_tick: bool) {
+        self.kept += 1;
+        if every_tick {
+            self.kept_every_tick += 1;
+            self.kept_total.every_tick.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a kept file closed, and gives its place back to the budget.
+    fn closed_one(&mut self, every_tick: bool) {
+        self.kept -= 1;
+        self.kept_total.all.fetch_sub(1, Ordering::Relaxed);
+        if every_tick {
+            self.kept_every_tick -= 1;
+            self.kept_total.every_tick.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Plan {
     fn drop(&mut self) {
-        self.kept_total.fetch_sub(self.kept, Ordering::Relaxed);
+        self.kept_total.all.fetch_sub(self.kept, Ordering::Relaxed);
+        self.kept_total
+            .every_tick
+            .fetch_sub(self.kept_every_tick, Ordering::Relaxed);
     }
 }
 
@@ -226,6 +272,8 @@ struct PlanFile {
     dir: usize,
     name: &'static str,
     state: FileState,
+    /// Read on every tick (decided at its first read): it has first claim on the budget.
+    every_tick: bool,
 }
 
 #[derive(Debug)]
@@ -236,6 +284,18 @@ enum FileState {
     ByPath,
     /// Could not be opened when the plan was made: the reason, naming the path.
     Absent(String),
+}
+
+/// A file outside the values read, as kept by a cgroup's plan (see [`CgroupReader::read_kept`]).
+#[derive(Debug)]
+struct ExtraFile {
+    /// The hierarchy's mount point and the file's name.
+    mount: String,
+    name: &'static str,
+    state: FileState,
+    /// When it was opened (or found absent), and when an absent one is looked for again.
+    checked_at: Duration,
+    recheck_after: Duration,
 }
 
 /// How a reading of a cgroup ended.
@@ -250,18 +310,38 @@ enum Outcome {
 impl CgroupReader {
     /// `ticks_per_second` (USER_HZ, for v1 `cpuacct.stat`) is this machine's.
     pub fn new(fs: HostFs, layout: CgroupLayout) -> Self {
-        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        // The soft limit up to the hard one (as Go's runtime does): the files kept open are
+        // what makes a read cheap. Left as it is when that fails.
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            let _ = setrlimit(Resource::Nofile, limit);
+        }
+        let nofile = getrlimit(Resource::Nofile)
             .current
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Self {
             fs,
-            layout,
             ticks_per_second: rustix::param::clock_ticks_per_second(),
             plans: Mutex::default(),
-            kept: Arc::new(AtomicUsize::new(0)),
+            kept: Arc::default(),
             keep_budget: (nofile / 2).min(MAX_KEPT_FILES),
+            cgroups: AtomicUsize::new(0),
             cgroup_devs: cgroup_mount_devs(),
+            layout,
         }
+    }
+
+    /// At most `files` open files kept (instead of half of `RLIMIT_NOFILE`, at most 16384).
+    pub fn with_keep_budget(mut self, files: usize) -> Self {
+        self.keep_budget = files;
+        self
+    }
+
+    /// Open files kept across reads now.
+    pub fn kept_files(&self) -> usize {
+        self.kept.all.load(Ordering::Relaxed)
     }
 
     /// Overrides USER_HZ (used only when v1 `cpuacct.usage_user`/`usage_sys` are absent).
@@ -316,7 +396,7 @@ impl CgroupReader {
     /// again soon. Reading it later works as for a cgroup never read.
     pub fn forget(&self, path: &str) {
         if let Some(rel) = normalize(path) {
-            lock(&self.plans).by_path.remove(&rel);
+            lock(&self.plans).by_path.remove(&*rel);
         }
     }
 
@@ -342,7 +422,8 @@ impl CgroupReader {
         let cached = {
             let mut plans = lock(&self.plans);
             plans.sweep(monotonic);
-            plans.by_path.get(&rel).cloned()
+            self.cgroups.store(plans.by_path.len(), Ordering::Relaxed);
+            plans.by_path.get(&*rel).cloned()
         };
         let mut recheck_after = RECHECK_FIRST;
         if let Some(plan) = cached {
@@ -362,7 +443,7 @@ impl CgroupReader {
             }
         }
         // No plan, a stale one or one due for a new look: read the cgroup afresh.
-        lock(&self.plans).by_path.remove(&rel);
+        lock(&self.plans).by_path.remove(&*rel);
         let Some(mut plan) = self.plan(&rel, monotonic, recheck_after) else {
             return CgroupRead::Vanished;
         };
@@ -370,10 +451,144 @@ impl CgroupReader {
             Outcome::Read(sample) => {
                 lock(&self.plans)
                     .by_path
-                    .insert(rel, Arc::new(Mutex::new(plan)));
+                    .insert(rel.into_owned(), Arc::new(Mutex::new(plan)));
                 CgroupRead::Present(sample)
             }
             Outcome::Vanished | Outcome::Stale => CgroupRead::Vanished,
+        }
+    }
+
+    /// Reads `file` of the cgroup `path` in the hierarchy mounted at `mount` (a mount point of
+    /// [`Self::layout`]) and parses it: a file outside the values [`Self::read`] reads (a pod's
+    /// freezer state). None when it is absent or unreadable or `parse` says nothing. Read from the
+    /// kernel every time; the file is kept open with the cgroup's plan (made by a read of the
+    /// cgroup), so a cgroup read every tick costs one `pread` here instead of an open, a read and
+    /// a close. An absent file is looked for again on a back-off (1 s doubling to 64 s of
+    /// `monotonic`). A plan keeps one such file: the latest asked for.
+    pub fn read_kept<T>(
+        &self,
+        path: &str,
+        mount: &str,
+        file: &'static str,
+        monotonic: Duration,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let rel = normalize(path)?;
+        let host = || self.fs.path(&join(mount, &rel)).join(file);
+        let plan = lock(&self.plans).by_path.get(&*rel).cloned();
+        let mut buf = READ_BUF.take();
+        let len = match plan {
+            Some(plan) => {
+                self.extra_read(&mut lock(&plan), mount, file, &host, monotonic, &mut buf)
+            }
+            // Not read as a cgroup (yet): by path, nothing kept.
+            None => File::open(host())
+                .and_then(|f| read_whole(&f, &mut buf))
+                .ok(),
+        };
+        let value = len
+            .and_then(|len| std::str::from_utf8(&buf[..len]).ok())
+            .and_then(parse);
+        READ_BUF.set(buf);
+        value
+    }
+
+    /// Reads the plan's extra file into `buf`, opening it when the plan has none (or another),
+    /// when the kept one failed, or when an absent one is due for a new look; its length, None
+    /// when it is absent or unreadable.
+    fn extra_read(
+        &self,
+        plan: &mut Plan,
+        mount: &str,
+        file: &'static str,
+        host: &dyn Fn() -> PathBuf,
+        monotonic: Duration,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        if let Some(f) = plan
+            .extra
+            .as_ref()
+            .filter(|f| f.name == file && f.mount == mount)
+        {
+            match &f.state {
+                FileState::Kept(kept) => {
+                    if let Ok(len) = read_whole(kept, buf) {
+                        return Some(len);
+                    }
+                }
+                FileState::ByPath => {
+                    if let Ok(len) = File::open(host()).and_then(|f| read_whole(&f, buf)) {
+                        return Some(len);
+                    }
+                }
+                FileState::Absent(_) => {
+                    if monotonic.saturating_sub(f.checked_at) < f.recheck_after {
+                        return None;
+                    }
+                }
+            }
+        }
+        let recheck_after = match plan.extra.take() {
+            Some(ExtraFile {
+                state: FileState::Absent(_),
+                recheck_after,
+                ..
+            }) => (recheck_after * 2).min(RECHECK_MAX),
+            Some(ExtraFile {
+                state: FileState::Kept(_),
+                ..
+            }) => {
+                plan.closed_one(true);
+                RECHECK_FIRST
+            }
+            _ => RECHECK_FIRST,
+        };
+        let opened = File::open(host()).and_then(|f| Ok((read_whole(&f, buf)?, f)));
+        let (state, len) = match opened {
+            Ok((len, f)) => {
+                let on_cgroupfs = f
+                    .metadata()
+                    .is_ok_and(|m| self.cgroup_devs.contains(&m.dev()));
+                if on_cgroupfs && self.take_keep(true) {
+                    plan.kept_one(true);
+                    (FileState::Kept(f), Some(len))
+                } else {
+                    (FileState::ByPath, Some(len))
+                }
+            }
+            Err(e) => (FileState::Absent(e.to_string()), None),
+        };
+        plan.extra = Some(ExtraFile {
+            mount: mount.to_owned(),
+            name: file,
+            state,
+            checked_at: monotonic,
+            recheck_after,
+        });
+        len
+    }
+
+    /// Takes one open file from the keep budget; false when it is spent. A file read only on
+    /// the slow cadence may not take what every cgroup's every-tick files need.
+    fn take_keep(&self, every_tick: bool) -> bool {
+        let limit = self.keep_limit(every_tick);
+        self.kept
+            .all
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// How many files may be kept open when one more of that kind is to be: the budget, less
+    /// (for a slow-cadence file) the every-tick files of every cgroup not kept yet.
+    fn keep_limit(&self, every_tick: bool) -> usize {
+        let held_back = (EVERY_TICK_FILES * self.cgroups.load(Ordering::Relaxed))
+            .saturating_sub(self.kept.every_tick.load(Ordering::Relaxed));
+        if every_tick {
+            self.keep_budget
+        } else {
+            self.keep_budget.saturating_sub(held_back)
         }
     }
 
@@ -420,11 +635,13 @@ impl CgroupReader {
             srcs,
             unified,
             files: Vec::with_capacity(20),
+            extra: None,
             has_absent,
             built_at: monotonic,
             recheck_after,
             last_read: monotonic,
             kept: 0,
+            kept_every_tick: 0,
             kept_total: Arc::clone(&self.kept),
         })
     }
@@ -439,16 +656,20 @@ impl CgroupReader {
             missing: Vec::new(),
             failed_reads: false,
             stale: false,
+            in_slow_part: false,
         };
         let srcs = ctx.plan.srcs;
         let unified = ctx.plan.unified;
         let mut cpu = CgroupCpuSample::default();
         self.cpu_usage(&mut ctx, srcs[0], &mut cpu);
         let (memory, io, pressure) = if slow {
+            ctx.in_slow_part = true;
             cpu_throttling(&mut ctx, srcs[1], &mut cpu);
             let memory = memory(&mut ctx, srcs[2]);
             let io = io(&mut ctx, srcs[3]);
-            (memory, io, pressure(&mut ctx, unified))
+            let pressure = pressure(&mut ctx, unified);
+            ctx.in_slow_part = false;
+            (memory, io, pressure)
         } else {
             let memory = CgroupMemorySample {
                 usage_bytes: memory_usage(&mut ctx, srcs[2]),
@@ -905,6 +1126,22 @@ fn pressure(ctx: &mut Ctx<'_>, unified: Option<usize>) -> CgroupPressureSample {
     out
 }
 
+/// Whether `file` is read on every tick (see [`CgroupReader::read_fast`]). `cpu.stat` is on v2
+/// (CPU usage), not on v1 (throttling only, read with the slow-cadence values: `in_slow_part`).
+fn every_tick_file(file: &str, in_slow_part: bool) -> bool {
+    match file {
+        "cpuacct.usage"
+        | "cpuacct.usage_user"
+        | "cpuacct.usage_sys"
+        | "cpuacct.stat"
+        | "memory.usage_in_bytes"
+        | "memory.current"
+        | "pids.current" => true,
+        "cpu.stat" => !in_slow_part,
+        _ => false,
+    }
+}
+
 /// One read's state: the cgroup's plan, the read buffer and the reasons collected so far.
 struct Ctx<'a> {
     reader: &'a CgroupReader,
@@ -916,6 +1153,8 @@ struct Ctx<'a> {
     failed_reads: bool,
     /// A file the plan had read before failed.
     stale: bool,
+    /// The slow-cadence values are being read (for [`every_tick_file`]).
+    in_slow_part: bool,
 }
 
 /// A flat-keyed file as read, with its host path for "no such key" reasons.
@@ -960,10 +1199,30 @@ impl Ctx<'_> {
             .iter()
             .position(|f| f.dir == dir && f.name == file);
         if let Some(i) = known {
+            let every_tick = self.plan.files[i].every_tick;
             let result = match &self.plan.files[i].state {
                 FileState::Absent(why) => return Err(why.clone()),
-                FileState::Kept(f) => read_whole(f, &mut self.buf),
-                FileState::ByPath => self.read_by_path(dir, file).map(|(len, _)| len),
+                FileState::Kept(f) => {
+                    let over =
+                        !every_tick && self.reader.kept_files() > self.reader.keep_limit(false);
+                    if over {
+                        // Every-tick files of other cgroups need the budget: this one is
+                        // closed and read by path from now on.
+                        self.plan.files[i].state = FileState::ByPath;
+                        self.plan.closed_one(false);
+                        self.read_by_path(dir, file).map(|(len, _)| len)
+                    } else {
+                        read_whole(f, &mut self.buf)
+                    }
+                }
+                FileState::ByPath => self.read_by_path(dir, file).map(|(len, f)| {
+                    // Kept from now on if the budget has room again.
+                    if self.plan.dirs[dir].keep && self.reader.take_keep(every_tick) {
+                        self.plan.files[i].state = FileState::Kept(f);
+                        self.plan.kept_one(every_tick);
+                    }
+                    len
+                }),
             };
             return result.map_err(|e| {
                 self.stale = true;
@@ -973,16 +1232,10 @@ impl Ctx<'_> {
         // The first read of this file for this plan.
         match self.read_by_path(dir, file) {
             Ok((len, f)) => {
-                let keep = self.plan.dirs[dir].keep
-                    && self
-                        .reader
-                        .kept
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                            (n < self.reader.keep_budget).then_some(n + 1)
-                        })
-                        .is_ok();
+                let every_tick = every_tick_file(file, self.in_slow_part);
+                let keep = self.plan.dirs[dir].keep && self.reader.take_keep(every_tick);
                 let state = if keep {
-                    self.plan.kept += 1;
+                    self.plan.kept_one(every_tick);
                     FileState::Kept(f)
                 } else {
                     FileState::ByPath
@@ -991,6 +1244,7 @@ impl Ctx<'_> {
                     dir,
                     name: file,
                     state,
+                    every_tick,
                 });
                 Ok(len)
             }
@@ -1002,6 +1256,7 @@ impl Ctx<'_> {
                     dir,
                     name: file,
                     state: FileState::Absent(why.clone()),
+                    every_tick: false,
                 });
                 Err(why)
             }
@@ -1082,9 +1337,17 @@ impl Ctx<'_> {
 
 /// The cgroup path without leading, trailing or repeated '/' and "." components; None when it
 /// has a ".." component (it would leave the hierarchy) or a NUL byte.
-fn normalize(path: &str) -> Option<String> {
+/// A path that is already normalized (as every path discovery makes) is borrowed: no
+/// allocation on the read of every cgroup every tick.
+fn normalize(path: &str) -> Option<Cow<'_, str>> {
     if path.contains('\0') {
         return None;
+    }
+    let clean = !path.starts_with('/')
+        && !path.ends_with('/')
+        && path.split('/').all(|p| !matches!(p, "" | "." | ".."));
+    if clean || path.is_empty() {
+        return Some(Cow::Borrowed(path));
     }
     let mut parts = Vec::new();
     for part in path.split('/') {
@@ -1094,7 +1357,7 @@ fn normalize(path: &str) -> Option<String> {
             part => parts.push(part),
         }
     }
-    Some(parts.join("/"))
+    Some(Cow::Owned(parts.join("/")))
 }
 
 /// A hierarchy's mount point joined with a normalized relative cgroup path.
@@ -1118,6 +1381,12 @@ mod tests {
         assert_eq!(normalize("/").as_deref(), Some(""));
         assert_eq!(normalize("a/../b"), None);
         assert_eq!(normalize("a\0b"), None);
+        assert!(matches!(normalize("a/b"), Some(Cow::Borrowed("a/b"))));
+        assert_eq!(normalize("a/./b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("a/b/").as_deref(), Some("a/b"));
+        assert_eq!(normalize("a//b").as_deref(), Some("a/b"));
+        assert_eq!(normalize("./a").as_deref(), Some("a"));
+        assert_eq!(normalize(".."), None);
         assert_eq!(join("/sys/fs/cgroup/", ""), "/sys/fs/cgroup");
         assert_eq!(join("/sys/fs/cgroup", "a/b"), "/sys/fs/cgroup/a/b");
     }
