@@ -260,6 +260,7 @@ fn ended_usage() -> pb::CgroupUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::mountinfo::CgroupLayout;
 
     #[test]
     fn an_ended_container_has_no_figures_and_says_why() {
@@ -270,12 +271,6 @@ mod tests {
         assert_eq!(fields, ["cpu", "memory", "io", "pressure", "pids_current"]);
         assert!(u.missing.iter().all(|m| m.reason == "container ended"));
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse::mountinfo::CgroupLayout;
 
     fn layout(mode: CgroupMode, unified: Option<&str>, v1: &[(&str, &str)]) -> CgroupLayout {
         CgroupLayout {
