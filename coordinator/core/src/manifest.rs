@@ -1397,6 +1397,11 @@ mod tests {
                 "spec": {"containers": [{"name": "c", "image": "i"}]}}));
             assert_eq!(r.is_ok(), ok, "{id}: {r:?}");
         }
+        // 63 characters are allowed, 64 are not.
+        let longest = from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {RESTORE_ANNOTATION: "x".repeat(63)}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        assert!(longest.is_ok(), "{longest:?}");
         let e = error_of(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "annotations": {RESTORE_ANNOTATION: "x".repeat(64)}},
             "spec": {"containers": [{"name": "c", "image": "i"}]}}));
@@ -1429,6 +1434,10 @@ mod tests {
         assert!(e.contains("more than the 1048576 allowed"), "{e}");
         let ok = serde_json::to_vec(&pod_with(json!({"name": "c", "image": "i"}))).unwrap();
         assert!(parse(&ok).is_ok());
+        // Exactly the limit is allowed (trailing whitespace is still JSON).
+        let mut at_limit = ok.clone();
+        at_limit.resize(MAX_MANIFEST_BYTES, b' ');
+        assert!(parse(&at_limit).is_ok());
         let e = err("", "plain").to_string();
         assert_eq!(e, "plain");
     }
