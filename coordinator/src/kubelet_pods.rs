@@ -123,17 +123,8 @@ impl KubeletPods {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::staging::status;
     use tokio::sync::mpsc;
-
-    fn status(id: &str, container: &str, state: &str, bytes: u64) -> pb::CheckpointStatus {
-        pb::CheckpointStatus {
-            checkpoint_id: id.into(),
-            container: container.into(),
-            state: state.into(),
-            bytes,
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn followed_checkpoints_take_in_reports_and_frozen_pods_are_seen() {

@@ -112,19 +112,22 @@ impl<T, const KEEP: usize> Stagings<T, KEEP> {
     }
 }
 
+/// A container's reported progress, for tests here and in the modules that follow
+/// checkpoints.
+#[cfg(test)]
+pub(crate) fn status(id: &str, container: &str, state: &str, bytes: u64) -> pb::CheckpointStatus {
+    pb::CheckpointStatus {
+        checkpoint_id: id.into(),
+        container: container.into(),
+        state: state.into(),
+        bytes,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(id: &str, container: &str, state: &str, bytes: u64) -> pb::CheckpointStatus {
-        pb::CheckpointStatus {
-            checkpoint_id: id.into(),
-            container: container.into(),
-            state: state.into(),
-            bytes,
-            ..Default::default()
-        }
-    }
 
     fn failed(id: &str) -> pb::DirectiveResult {
         pb::DirectiveResult {
